@@ -1,0 +1,182 @@
+// Command edgegate is the gateway binary:
+//
+//	edgegate serve [-c FILE]     serve (the embedded default config without -c)
+//	edgegate validate -c FILE    check a config file; exit 1 with its errors
+//	edgegate routes [-c FILE]    print the route table
+//	edgegate version             print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/edgegate/edgegate/config"
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/gateway"
+	"github.com/edgegate/edgegate/internal/version"
+	"github.com/edgegate/edgegate/router"
+)
+
+const usage = `edgegate — a gRPC-first API edge gateway
+
+Usage:
+  edgegate serve [-c FILE]     serve (the embedded default config without -c)
+  edgegate validate -c FILE    check a config file: exit 0 when valid, 1 with its errors
+  edgegate routes [-c FILE]    print the route table
+  edgegate version             print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		args = []string{"serve"}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(rest, stderr)
+	case "validate":
+		return validate(rest, stdout, stderr)
+	case "routes":
+		return routes(rest, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, version.String())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "edgegate: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+// loadFlags parses -c and loads the file it names, or the embedded default
+// when it is absent and optional.
+func loadFlags(name string, args []string, stderr io.Writer, required bool) (*configv1.Config, int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("c", "", "config file (YAML); the embedded default when empty")
+	if err := fs.Parse(args); err != nil {
+		return nil, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "edgegate %s: unexpected argument %q\n", name, fs.Arg(0))
+		return nil, 2
+	}
+	if *file == "" && required {
+		fmt.Fprintf(stderr, "edgegate %s: -c FILE is required\n", name)
+		return nil, 2
+	}
+	var (
+		cfg *configv1.Config
+		err error
+	)
+	if *file == "" {
+		cfg, err = config.LoadDefault()
+	} else {
+		cfg, err = config.LoadFile(*file)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, 1
+	}
+	return cfg, 0
+}
+
+func validate(args []string, stdout, stderr io.Writer) int {
+	cfg, code := loadFlags("validate", args, stderr, true)
+	if cfg == nil {
+		return code
+	}
+	if _, err := router.Compile(cfg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ok: %d listeners, %d clusters, %d routes\n", len(cfg.GetListeners()), len(cfg.GetClusters()), len(cfg.GetRoutes()))
+	return 0
+}
+
+func routes(args []string, stdout, stderr io.Writer) int {
+	cfg, code := loadFlags("routes", args, stderr, false)
+	if cfg == nil {
+		return code
+	}
+	t, err := router.Compile(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := t.Write(stdout); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func newLogger(lc *configv1.Logging, w io.Writer) *slog.Logger {
+	level := map[configv1.Logging_Level]slog.Level{
+		configv1.Logging_LEVEL_DEBUG: slog.LevelDebug,
+		configv1.Logging_LEVEL_INFO:  slog.LevelInfo,
+		configv1.Logging_LEVEL_WARN:  slog.LevelWarn,
+		configv1.Logging_LEVEL_ERROR: slog.LevelError,
+	}[lc.GetLevel()]
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.GetFormat() == configv1.Logging_FORMAT_TEXT {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func serve(args []string, stderr io.Writer) int {
+	cfg, code := loadFlags("serve", args, stderr, false)
+	if cfg == nil {
+		return code
+	}
+	log := newLogger(cfg.GetLogging(), stderr)
+	slog.SetDefault(log)
+	gw, err := gateway.New(cfg, gateway.WithLogger(log))
+	if err != nil {
+		log.Error("config", slog.String("error", err.Error()))
+		return 1
+	}
+	if err := gw.Listen(); err != nil {
+		log.Error("listen", slog.String("error", err.Error()))
+		gw.Stop()
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- gw.Serve() }()
+	log.Info("edgegate ready", slog.String("version", version.String()))
+	select {
+	case err := <-errc:
+		if err != nil {
+			log.Error("serve", slog.String("error", err.Error()))
+			return 1
+		}
+		return 0
+	case <-ctx.Done():
+	}
+	stop()
+	grace := cfg.GetShutdownGracePeriod().AsDuration()
+	log.Info("draining", slog.Duration("grace_period", grace))
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := gw.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Error("shutdown", slog.String("error", err.Error()))
+	}
+	<-errc
+	log.Info("stopped")
+	return 0
+}

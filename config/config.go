@@ -1,0 +1,362 @@
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"buf.build/go/protoyaml"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+)
+
+// DefaultYAML is the embedded default configuration: the example shop API on
+// the example backends of cmd/shopd.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// DefaultPath is the name the embedded default configuration goes by in
+// errors and logs.
+const DefaultPath = "<embedded default>"
+
+// Defaults of the fields whose zero value means "the default".
+const (
+	DefaultMaxConcurrentStreams = 100
+	DefaultMaxHeaderListBytes   = 16 << 10
+	DefaultMaxMessageBytes      = 4 << 20
+	DefaultConnectionTimeout    = 10 * time.Second
+	DefaultMinPingInterval      = 30 * time.Second
+	DefaultMaxConnectionIdle    = 15 * time.Minute
+	DefaultKeepaliveTime        = 2 * time.Hour
+	DefaultKeepaliveTimeout     = 20 * time.Second
+	DefaultShutdownGracePeriod  = 15 * time.Second
+	DefaultConnectTimeout       = 5 * time.Second
+)
+
+// Error is a configuration error at one place of one file. Line and Column
+// are 1-based; they are 0 when the place is not known (the file as a whole).
+type Error struct {
+	File   string
+	Line   int
+	Column int
+	// Path is the field path, for example "routes[3].cluster"; empty for
+	// the file as a whole.
+	Path string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every error found in one file, in file order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// LoadFile reads and checks the configuration file at path.
+func LoadFile(path string) (*configv1.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Load(path, data)
+}
+
+// LoadDefault returns the embedded default configuration.
+func LoadDefault() (*configv1.Config, error) {
+	return Load(DefaultPath, DefaultYAML)
+}
+
+// validator adapts protovalidate to protoyaml, which then reports rule
+// violations at their place in the file.
+type validator struct{ v protovalidate.Validator }
+
+func (v validator) Validate(m proto.Message) error { return v.v.Validate(m) }
+
+var theValidator = func() validator {
+	v, err := protovalidate.New()
+	if err != nil {
+		panic(fmt.Sprintf("config: protovalidate: %v", err))
+	}
+	return validator{v}
+}()
+
+// Load parses and checks data, the contents of the file path. It returns the
+// configuration with every default filled in, or an error: a *Error or an
+// Errors, each naming path, line, column and field path.
+func Load(path string, data []byte) (*configv1.Config, error) {
+	cfg := &configv1.Config{}
+	opts := protoyaml.UnmarshalOptions{Path: path, Validator: theValidator}
+	if err := opts.Unmarshal(data, cfg); err != nil {
+		doc, _ := parseDoc(data)
+		return nil, fromProtoyaml(path, err, doc)
+	}
+	doc, err := parseDoc(data)
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	if errs := check(cfg); len(errs) > 0 {
+		for _, e := range errs {
+			e.File = path
+			e.Line, e.Column = doc.position(e.Path)
+		}
+		if len(errs) == 1 {
+			return nil, errs[0]
+		}
+		return nil, errs
+	}
+	applyDefaults(cfg)
+	return cfg, nil
+}
+
+// fromProtoyaml turns protoyaml's error text into Errors. protoyaml writes
+// one "PATH:LINE:COL [FIELD: ]MESSAGE" line per error, each followed by
+// source snippet lines, which are dropped; an error at a place already
+// reported (a value that failed to parse, then failed its rule) is reported
+// once.
+func fromProtoyaml(path string, err error, d doc) error {
+	head := regexp.MustCompile(`(?:^|\s)` + regexp.QuoteMeta(path) + `:(\d+):(\d+) (.*)$`)
+	var out Errors
+	seen := map[[2]int]bool{}
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		m := head.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		l, _ := strconv.Atoi(m[1])
+		c, _ := strconv.Atoi(m[2])
+		if seen[[2]int{l, c}] {
+			continue
+		}
+		seen[[2]int{l, c}] = true
+		e := &Error{File: path, Line: l, Column: c, Msg: strings.TrimSpace(m[3])}
+		if f, msg, ok := strings.Cut(e.Msg, ": "); ok && fieldPath.MatchString(f) {
+			e.Path, e.Msg = f, msg
+		} else {
+			e.Path = d.pathAt(l, c)
+		}
+		out = append(out, e)
+	}
+	switch len(out) {
+	case 0:
+		return &Error{File: path, Msg: err.Error()}
+	case 1:
+		return out[0]
+	default:
+		return out
+	}
+}
+
+var fieldPath = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_][a-z0-9_]*(\[\d+\])?)*$`)
+
+// check finds what the schema's field rules cannot: duplicate names, routes
+// to unknown clusters, duplicate matches, malformed endpoints.
+func check(cfg *configv1.Config) Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	listenerNames := map[string]bool{}
+	listenerAddrs := map[string]bool{}
+	for i, l := range cfg.GetListeners() {
+		p := fmt.Sprintf("listeners[%d]", i)
+		if l.GetName() != "" {
+			if listenerNames[l.GetName()] {
+				add(p+".name", "duplicate listener name %q", l.GetName())
+			}
+			listenerNames[l.GetName()] = true
+		}
+		if err := checkHostPort(l.GetAddress(), true); err != nil {
+			add(p+".address", "%v", err)
+		} else if listenerAddrs[l.GetAddress()] {
+			add(p+".address", "duplicate listener address %q", l.GetAddress())
+		}
+		listenerAddrs[l.GetAddress()] = true
+	}
+
+	clusters := map[string]bool{}
+	for i, c := range cfg.GetClusters() {
+		p := fmt.Sprintf("clusters[%d]", i)
+		if clusters[c.GetName()] {
+			add(p+".name", "duplicate cluster name %q", c.GetName())
+		}
+		clusters[c.GetName()] = true
+		eps := c.GetEndpoints()
+		for j, ep := range eps {
+			ep := ep
+			if target, ok := strings.CutPrefix(ep, "dns:///"); ok {
+				if len(eps) > 1 {
+					add(fmt.Sprintf("%s.endpoints[%d]", p, j), "a dns:/// endpoint must be the cluster's only endpoint")
+				}
+				if err := checkHostPort(target, false); err != nil {
+					add(fmt.Sprintf("%s.endpoints[%d]", p, j), "%v", err)
+				}
+				continue
+			}
+			if strings.Contains(ep, "://") {
+				add(fmt.Sprintf("%s.endpoints[%d]", p, j), "endpoint %q: want host:port or dns:///host:port", ep)
+				continue
+			}
+			if err := checkHostPort(ep, false); err != nil {
+				add(fmt.Sprintf("%s.endpoints[%d]", p, j), "%v", err)
+			}
+		}
+		if ka := c.GetKeepalive(); ka != nil && ka.GetTime() == nil {
+			add(p+".keepalive.time", "required when keepalive is set")
+		}
+	}
+
+	routeNames := map[string]bool{}
+	matches := map[string]int{}
+	for i, r := range cfg.GetRoutes() {
+		p := fmt.Sprintf("routes[%d]", i)
+		if r.GetName() != "" {
+			if routeNames[r.GetName()] {
+				add(p+".name", "duplicate route name %q", r.GetName())
+			}
+			routeNames[r.GetName()] = true
+		}
+		if !clusters[r.GetCluster()] {
+			add(p+".cluster", "unknown cluster %q", r.GetCluster())
+		}
+		key, field := matchKey(r.GetMatch())
+		if prev, dup := matches[key]; dup {
+			add(p+".match."+field, "routes[%d] already matches %s", prev, strings.Replace(key, ":", " ", 1))
+		} else {
+			matches[key] = i
+		}
+	}
+	return errs
+}
+
+// matchKey is a route match as a unique key and the name of its field.
+func matchKey(m *configv1.RouteMatch) (key, field string) {
+	switch k := m.GetKind().(type) {
+	case *configv1.RouteMatch_Method:
+		return "method:" + strings.TrimPrefix(k.Method, "/"), "method"
+	case *configv1.RouteMatch_Service:
+		return "service:" + k.Service, "service"
+	case *configv1.RouteMatch_Package:
+		return "package:" + k.Package, "package"
+	default:
+		return "default:", "default"
+	}
+}
+
+func checkHostPort(s string, listener bool) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("address %q: want host:port", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (!listener && n == 0) {
+		return fmt.Errorf("address %q: bad port %q", s, port)
+	}
+	if host == "" && !listener {
+		return fmt.Errorf("address %q: missing host", s)
+	}
+	return nil
+}
+
+func applyDefaults(cfg *configv1.Config) {
+	for i, l := range cfg.GetListeners() {
+		if l.GetName() == "" {
+			l.Name = fmt.Sprintf("listener-%d", i)
+		}
+	}
+	for i, r := range cfg.GetRoutes() {
+		if r.GetName() == "" {
+			r.Name = fmt.Sprintf("route-%d", i)
+		}
+	}
+	if cfg.Limits == nil {
+		cfg.Limits = &configv1.ServerLimits{}
+	}
+	lim := cfg.Limits
+	setU32(&lim.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
+	setU32(&lim.MaxHeaderListBytes, DefaultMaxHeaderListBytes)
+	setU32(&lim.MaxMessageBytes, DefaultMaxMessageBytes)
+	setDur(&lim.ConnectionTimeout, DefaultConnectionTimeout)
+	if lim.Keepalive == nil {
+		lim.Keepalive = &configv1.ServerKeepalive{}
+	}
+	ka := lim.Keepalive
+	setDur(&ka.MinPingInterval, DefaultMinPingInterval)
+	setDur(&ka.MaxConnectionIdle, DefaultMaxConnectionIdle)
+	setDur(&ka.Time, DefaultKeepaliveTime)
+	setDur(&ka.Timeout, DefaultKeepaliveTimeout)
+	setDur(&cfg.ShutdownGracePeriod, DefaultShutdownGracePeriod)
+	for _, c := range cfg.GetClusters() {
+		if c.LoadBalancing == configv1.LoadBalancing_LOAD_BALANCING_UNSPECIFIED {
+			c.LoadBalancing = configv1.LoadBalancing_LOAD_BALANCING_ROUND_ROBIN
+		}
+		setU32(&c.MaxMessageBytes, lim.GetMaxMessageBytes())
+		setDur(&c.ConnectTimeout, DefaultConnectTimeout)
+		if c.Keepalive != nil {
+			setDur(&c.Keepalive.Timeout, DefaultKeepaliveTimeout)
+		}
+	}
+	if cfg.Logging == nil {
+		cfg.Logging = &configv1.Logging{}
+	}
+	if cfg.Logging.Format == configv1.Logging_FORMAT_UNSPECIFIED {
+		cfg.Logging.Format = configv1.Logging_FORMAT_JSON
+	}
+	if cfg.Logging.Level == configv1.Logging_LEVEL_UNSPECIFIED {
+		cfg.Logging.Level = configv1.Logging_LEVEL_INFO
+	}
+}
+
+func setU32(p *uint32, def uint32) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+func setDur(p **durationpb.Duration, def time.Duration) {
+	if *p == nil {
+		*p = durationpb.New(def)
+	}
+}
+
+// Clone returns a deep copy of cfg.
+func Clone(cfg *configv1.Config) *configv1.Config {
+	return proto.CloneOf(cfg)
+}
+
+// IsConfigError reports whether err is (or wraps) a configuration error
+// with a place in the file.
+func IsConfigError(err error) bool {
+	var e *Error
+	var es Errors
+	return errors.As(err, &e) || errors.As(err, &es)
+}

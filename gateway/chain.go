@@ -1,0 +1,36 @@
+package gateway
+
+import (
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	"github.com/edgegate/edgegate/interceptors/accesslog"
+	"github.com/edgegate/edgegate/interceptors/recovery"
+	"github.com/edgegate/edgegate/interceptors/requestid"
+)
+
+// chain returns the interceptors that every call passes, from every door,
+// outermost first. Proxied calls are streams to grpc.Server, so the stream
+// chain is the one they run; the unary chain serves the gateway's own
+// unary methods (health). Keep both lists in the same order.
+//
+//  1. recovery   — a panic anywhere below becomes INTERNAL and a log line
+//  2. request id — x-request-id accepted or generated, echoed back
+//  3. access log — one line per call, after it ends
+//  4. extra      — interceptors added with WithInterceptors
+func chain(log, accessLog *slog.Logger, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	unary := []grpc.UnaryServerInterceptor{
+		recovery.UnaryServerInterceptor(log),
+		requestid.UnaryServerInterceptor(),
+		accesslog.UnaryServerInterceptor(accessLog),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		recovery.StreamServerInterceptor(log),
+		requestid.StreamServerInterceptor(),
+		accesslog.StreamServerInterceptor(accessLog),
+	}
+	unary = append(unary, o.unary...)
+	stream = append(stream, o.stream...)
+	return unary, stream
+}

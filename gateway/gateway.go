@@ -1,0 +1,219 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+
+	// Compressed calls: the gzip compressor registers itself.
+	_ "google.golang.org/grpc/encoding/gzip"
+
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/upstream"
+)
+
+// Gateway is a running (or ready to run) edgegate. Its methods are safe for
+// concurrent use.
+type Gateway struct {
+	cfg    *configv1.Config
+	log    *slog.Logger
+	proxy  *router.Proxy
+	server *grpc.Server
+	health *health.Server
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	serving   bool
+}
+
+// New builds a gateway from cfg, a configuration loaded by package config.
+// Nothing listens until Listen; upstream connections are made in the
+// background. It returns an error naming the part of cfg that is wrong.
+func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
+	o := &options{log: slog.Default()}
+	for _, opt := range opts {
+		opt(o)
+	}
+	if !o.accessSet {
+		o.accessLog = o.log
+		if cfg.GetLogging().GetDisableAccessLog() {
+			o.accessLog = nil
+		}
+	}
+	table, err := router.Compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := upstream.New(cfg.GetClusters(), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(router.NewCodec())))
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg:    cfg,
+		log:    o.log,
+		proxy:  router.NewProxy(&router.Snapshot{Table: table, Pool: pool}, o.log),
+		health: health.NewServer(),
+	}
+	unary, stream := chain(o.log, o.accessLog, o)
+	g.server = grpc.NewServer(append(serverOptions(cfg.GetLimits()),
+		grpc.ForceServerCodecV2(router.NewCodec()),
+		grpc.UnknownServiceHandler(g.proxy.Handler()),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	)...)
+	healthpb.RegisterHealthServer(g.server, g.health)
+	if !cfg.GetDisableReflection() {
+		ro := reflection.ServerOptions{Services: &reflectionServices{server: g.server, proxy: g.proxy}}
+		reflectionv1.RegisterServerReflectionServer(g.server, reflection.NewServerV1(ro))
+		reflectionv1alpha.RegisterServerReflectionServer(g.server, reflection.NewServer(ro))
+	}
+	return g, nil
+}
+
+// serverOptions are the edge limits of lim, a loaded config's limits.
+func serverOptions(lim *configv1.ServerLimits) []grpc.ServerOption {
+	ka := lim.GetKeepalive()
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(lim.GetMaxConcurrentStreams()),
+		grpc.MaxHeaderListSize(lim.GetMaxHeaderListBytes()),
+		grpc.MaxRecvMsgSize(int(lim.GetMaxMessageBytes())),
+		grpc.MaxSendMsgSize(int(lim.GetMaxMessageBytes())),
+		grpc.ConnectionTimeout(lim.GetConnectionTimeout().AsDuration()),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             ka.GetMinPingInterval().AsDuration(),
+			PermitWithoutStream: ka.GetPermitWithoutStream(),
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle:     ka.GetMaxConnectionIdle().AsDuration(),
+			MaxConnectionAge:      ka.GetMaxConnectionAge().AsDuration(),
+			MaxConnectionAgeGrace: ka.GetMaxConnectionAgeGrace().AsDuration(),
+			Time:                  ka.GetTime().AsDuration(),
+			Timeout:               ka.GetTimeout().AsDuration(),
+		}),
+	}
+}
+
+// Listen binds every listener of the configuration. On an error nothing is
+// left bound.
+func (g *Gateway) Listen() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.listeners) > 0 {
+		return errors.New("gateway: already listening")
+	}
+	for i, l := range g.cfg.GetListeners() {
+		ln, err := net.Listen("tcp", l.GetAddress())
+		if err != nil {
+			for _, prev := range g.listeners {
+				_ = prev.Close()
+			}
+			g.listeners = nil
+			return fmt.Errorf("listeners[%d] %q: %w", i, l.GetName(), err)
+		}
+		g.listeners = append(g.listeners, ln)
+	}
+	return nil
+}
+
+// Addrs returns the bound address of every listener, in configuration
+// order (useful with port 0).
+func (g *Gateway) Addrs() []net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]net.Addr, len(g.listeners))
+	for i, ln := range g.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// Serve serves on every bound listener (binding them first if Listen was
+// not called) until Shutdown or Stop, then returns nil; or it returns the
+// first listener's error.
+func (g *Gateway) Serve() error {
+	g.mu.Lock()
+	if len(g.listeners) == 0 {
+		g.mu.Unlock()
+		if err := g.Listen(); err != nil {
+			return err
+		}
+		g.mu.Lock()
+	}
+	g.serving = true
+	lns := g.listeners
+	g.mu.Unlock()
+	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+
+	errc := make(chan error, len(lns))
+	for i, ln := range lns {
+		g.log.Info("listening", slog.String("listener", g.cfg.GetListeners()[i].GetName()), slog.String("address", ln.Addr().String()))
+		go func() { errc <- g.server.Serve(ln) }()
+	}
+	var first error
+	for range lns {
+		if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) && first == nil {
+			first = err
+			g.server.Stop()
+		}
+	}
+	return first
+}
+
+// Shutdown drains the gateway: it reports NOT_SERVING on the health
+// service, stops accepting connections and waits for calls in flight to
+// finish. When ctx ends first, the remaining calls are cancelled. Upstream
+// connections are closed last.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		g.server.GracefulStop()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.server.Stop()
+		<-done
+		err = ctx.Err()
+	}
+	g.closeListeners()
+	if cerr := g.proxy.Snapshot().Pool.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Stop ends every call and connection at once and closes the upstreams.
+func (g *Gateway) Stop() {
+	g.health.Shutdown()
+	g.server.Stop()
+	g.closeListeners()
+	_ = g.proxy.Snapshot().Pool.Close()
+}
+
+func (g *Gateway) closeListeners() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.serving {
+		for _, ln := range g.listeners {
+			_ = ln.Close()
+		}
+	}
+}
+
+// Table returns the route table new calls use.
+func (g *Gateway) Table() *router.Table { return g.proxy.Snapshot().Table }

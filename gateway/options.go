@@ -1,0 +1,39 @@
+package gateway
+
+import (
+	"log/slog"
+
+	"google.golang.org/grpc"
+)
+
+type options struct {
+	log       *slog.Logger
+	accessLog *slog.Logger
+	accessSet bool
+	unary     []grpc.UnaryServerInterceptor
+	stream    []grpc.StreamServerInterceptor
+}
+
+// Option changes how New builds the gateway.
+type Option func(*options)
+
+// WithLogger sets the process log (startup, upstream failures, panics).
+// Default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.log = l }
+}
+
+// WithAccessLog sets where access log lines go; nil turns the access log
+// off. Default: the process log, unless the configuration disables it.
+func WithAccessLog(l *slog.Logger) Option {
+	return func(o *options) { o.accessLog, o.accessSet = l, true }
+}
+
+// WithInterceptors appends interceptors at the inner end of the chain,
+// after the built-in ones.
+func WithInterceptors(unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor) Option {
+	return func(o *options) {
+		o.unary = append(o.unary, unary...)
+		o.stream = append(o.stream, stream...)
+	}
+}

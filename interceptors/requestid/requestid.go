@@ -1,0 +1,105 @@
+// Package requestid gives every call a request id: the client's
+// x-request-id when it sends a usable one, else a new one. The id is put in
+// the call's record (package callinfo), forwarded upstream and returned to
+// the client in the response header x-request-id.
+package requestid
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/edgegate/edgegate/internal/callinfo"
+)
+
+// Key is the metadata key (and HTTP header) of the request id.
+const Key = "x-request-id"
+
+// MaxLen is the longest client-sent id accepted; a longer one is replaced.
+const MaxLen = 128
+
+var (
+	prefix  = newPrefix()
+	counter atomic.Uint64
+)
+
+func newPrefix() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("requestid: crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b[:]) + "-"
+}
+
+// New returns a new id, unique within the process and, with a random
+// per-process prefix, across processes.
+func New() string {
+	return prefix + strconv.FormatUint(counter.Add(1), 36)
+}
+
+// Valid reports whether a client-sent id is usable: 1 to MaxLen printable
+// ASCII characters without spaces.
+func Valid(id string) bool {
+	if len(id) == 0 || len(id) > MaxLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// FromIncoming returns the id for a call with incoming metadata md: the
+// client's own when Valid, else a new one.
+func FromIncoming(md metadata.MD) string {
+	if v := md.Get(Key); len(v) == 1 && Valid(v[0]) {
+		return v[0]
+	}
+	return New()
+}
+
+func assign(ctx context.Context) (context.Context, string) {
+	ctx, info := callinfo.Ensure(ctx, callinfo.DoorGRPC)
+	if info.RequestID == "" {
+		md, _ := metadata.FromIncomingContext(ctx)
+		info.RequestID = FromIncoming(md)
+	}
+	return ctx, info.RequestID
+}
+
+// UnaryServerInterceptor assigns the call's request id and sets the response
+// header. It always calls the handler.
+func UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, id := assign(ctx)
+		_ = grpc.SetHeader(ctx, metadata.Pairs(Key, id))
+		return handler(ctx, req)
+	}
+}
+
+// StreamServerInterceptor assigns the call's request id and sets the
+// response header. It always calls the handler.
+func StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, id := assign(ss.Context())
+		_ = ss.SetHeader(metadata.Pairs(Key, id))
+		if ctx == ss.Context() {
+			return handler(srv, ss)
+		}
+		return handler(srv, &wrapped{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type wrapped struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w *wrapped) Context() context.Context { return w.ctx }

@@ -1,0 +1,257 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/upstream"
+)
+
+// Snapshot is one configuration's routing state: its table and the
+// upstream clusters the table names. A Snapshot is immutable.
+type Snapshot struct {
+	Table *Table
+	Pool  *upstream.Pool
+}
+
+// Proxy forwards every call it is given to the upstream cluster of the
+// call's route, as raw frames: messages are neither decoded nor copied.
+// Request and response metadata, trailers, status (details included),
+// deadlines and cancellation pass through. It is safe for concurrent use.
+type Proxy struct {
+	current atomic.Pointer[Snapshot]
+	log     *slog.Logger
+}
+
+// NewProxy returns a proxy that routes by s. log receives upstream failures
+// (with the details the client is not told); nil means slog.Default().
+func NewProxy(s *Snapshot, log *slog.Logger) *Proxy {
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Proxy{log: log}
+	p.current.Store(s)
+	return p
+}
+
+// Snapshot returns the routing state new calls use.
+func (p *Proxy) Snapshot() *Snapshot { return p.current.Load() }
+
+// Swap makes s the routing state of new calls and returns the previous
+// one. Calls in flight finish on the snapshot they started with.
+func (p *Proxy) Swap(s *Snapshot) *Snapshot { return p.current.Swap(s) }
+
+// streamDesc makes every upstream call a bidirectional stream: the proxy
+// does not need to know a method's type to forward it.
+var streamDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
+
+// Handler returns the grpc.StreamHandler to install as the server's
+// UnknownServiceHandler. It answers UNIMPLEMENTED for a method with no route
+// and UNAVAILABLE, naming the cluster, when the cluster cannot be reached;
+// every other status is the upstream's own.
+func (p *Proxy) Handler() grpc.StreamHandler { return p.handle }
+
+func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
+	method, ok := grpc.MethodFromServerStream(ss)
+	if !ok {
+		return status.Error(codes.Internal, "edgegate: call has no method")
+	}
+	snap := p.current.Load()
+	rt := snap.Table.Lookup(method)
+	if rt == nil {
+		return status.Errorf(codes.Unimplemented, "edgegate: no route for method %s", method)
+	}
+	info := callinfo.FromContext(ss.Context())
+	if info != nil {
+		info.Route, info.Cluster = rt.Name, rt.Cluster
+	}
+	cl := snap.Pool.Get(rt.Cluster)
+	if cl == nil {
+		return status.Errorf(codes.Internal, "edgegate: route %q names unknown cluster %q", rt.Name, rt.Cluster)
+	}
+	return p.forward(ss, method, rt, cl, info)
+}
+
+func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upstream.Cluster, info *callinfo.Info) error {
+	ctx := ss.Context()
+	var cancel context.CancelFunc
+	if rt.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	in, _ := metadata.FromIncomingContext(ctx)
+	reqID := ""
+	if info != nil {
+		reqID = info.RequestID
+	}
+	ctx = metadata.NewOutgoingContext(ctx, ForwardMetadata(in, reqID))
+
+	cs, err := cl.Conn().NewStream(ctx, streamDesc, method)
+	if err != nil {
+		return p.upstreamError(err, cl, method)
+	}
+
+	// Client → upstream runs on its own goroutine; upstream → client on
+	// this one. A failure on the client side is stored before the upstream
+	// call is cancelled, so that this goroutine reports it instead of the
+	// cancellation it causes.
+	var clientErr atomic.Pointer[error]
+	go func() {
+		if err := toUpstream(ss, cs, info); err != nil {
+			clientErr.Store(&err)
+			cancel()
+		}
+	}()
+
+	err = toClient(cs, ss, info)
+	if e := clientErr.Load(); e != nil {
+		return status.Convert(*e).Err()
+	}
+	ss.SetTrailer(cs.Trailer())
+	if err != nil {
+		return p.upstreamError(err, cl, method)
+	}
+	return nil
+}
+
+// toUpstream copies the client's messages to the upstream until the client
+// half-closes (then it half-closes the upstream and returns nil) or fails
+// (it returns the error). When the upstream call has ended, it stops and
+// returns nil: the upstream's status reaches the client by toClient.
+func toUpstream(ss grpc.ServerStream, cs grpc.ClientStream, info *callinfo.Info) error {
+	f := &Frame{}
+	for {
+		if err := ss.RecvMsg(f); err != nil {
+			if errors.Is(err, io.EOF) {
+				return cs.CloseSend()
+			}
+			return err
+		}
+		n := int64(f.Len())
+		if err := cs.SendMsg(f); err != nil {
+			f.Free()
+			return nil
+		}
+		if info != nil {
+			info.BytesIn.Add(n)
+		}
+	}
+}
+
+// toClient sends the upstream's headers and messages to the client until
+// the upstream call ends: nil when it ended OK, else its error.
+func toClient(cs grpc.ClientStream, ss grpc.ServerStream, info *callinfo.Info) error {
+	// Headers first, as soon as the upstream sends them: a server stream
+	// that waits before its first message still shows its headers. nil
+	// means a trailers-only answer (or a failure), seen by RecvMsg below.
+	md, _ := cs.Header()
+	if md != nil {
+		if err := ss.SendHeader(ResponseMetadata(md)); err != nil {
+			return err
+		}
+	}
+	f := &Frame{}
+	for {
+		if err := cs.RecvMsg(f); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		n := int64(f.Len())
+		if err := ss.SendMsg(f); err != nil {
+			f.Free()
+			return err
+		}
+		if info != nil {
+			info.BytesOut.Add(n)
+		}
+	}
+}
+
+// upstreamError returns the status to give the client for err, an error of
+// the upstream call. The upstream's own statuses pass unchanged; a failure to
+// reach the cluster becomes UNAVAILABLE naming the cluster, never an
+// address, and the details go to the log.
+func (p *Proxy) upstreamError(err error, cl *upstream.Cluster, method string) error {
+	st := status.Convert(err)
+	if st.Code() == codes.Unavailable && isTransportFailure(st.Message()) {
+		p.log.Warn("upstream unavailable", slog.String("cluster", cl.Name()), slog.String("method", method), slog.String("error", st.Message()))
+		return status.Errorf(codes.Unavailable, "edgegate: upstream cluster %q is unavailable", cl.Name())
+	}
+	return st.Err()
+}
+
+// isTransportFailure reports whether an UNAVAILABLE message is grpc-go's
+// own (a connection that failed or broke) rather than the upstream's.
+func isTransportFailure(msg string) bool {
+	for _, prefix := range []string{
+		"connection error",
+		"error reading from server",
+		"transport is closing",
+		"transport:",
+		"last connection error",
+		"last resolver error",
+		"name resolver error",
+		"produced zero addresses",
+		"no children to pick from",
+		"connection closed",
+		"upstream connect error",
+	} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// ForwardMetadata returns the metadata to send upstream for a call that came
+// in with in: everything but HTTP/2 pseudo-headers and the headers the
+// transport sets itself, with x-request-id set to reqID when it is not
+// empty. in is not modified; value slices are shared.
+func ForwardMetadata(in metadata.MD, reqID string) metadata.MD {
+	out := make(metadata.MD, len(in)+1)
+	for k, v := range in {
+		if k == "" || k[0] == ':' || dropOnForward(k) {
+			continue
+		}
+		out[k] = v
+	}
+	if reqID != "" {
+		out["x-request-id"] = []string{reqID}
+	}
+	return out
+}
+
+// ResponseMetadata returns the upstream's response headers as they are sent
+// to the client: without the headers the gateway's own transport sets.
+func ResponseMetadata(md metadata.MD) metadata.MD {
+	for k := range md {
+		if k == "" || k[0] == ':' || dropOnForward(k) {
+			delete(md, k) // md is the client stream's own copy
+		}
+	}
+	return md
+}
+
+func dropOnForward(k string) bool {
+	switch k {
+	case "content-type", "user-agent", "te", "host", "connection",
+		"grpc-accept-encoding", "grpc-encoding", "grpc-timeout",
+		"grpc-status", "grpc-message", "grpc-status-details-bin":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,143 @@
+package router
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+)
+
+// Route is one compiled route. It is never modified after Compile.
+type Route struct {
+	// Name is the route's name from the configuration.
+	Name string
+	// Kind is what the route matches by: "method", "service", "package" or
+	// "default".
+	Kind string
+	// Pattern is the matched method ("pkg.Service/Method"), service or
+	// package; empty for the default route.
+	Pattern string
+	// Cluster is the name of the upstream cluster.
+	Cluster string
+	// Timeout, when positive, bounds every call on the route.
+	Timeout time.Duration
+}
+
+// Match describes what the route matches, for humans: "service shop.v1.S".
+func (r *Route) Match() string {
+	if r.Kind == "default" {
+		return "default"
+	}
+	return r.Kind + " " + r.Pattern
+}
+
+// Table maps a gRPC method to its route. It is immutable and safe for
+// concurrent use.
+type Table struct {
+	methods  map[string]*Route // by "/pkg.Service/Method"
+	services map[string]*Route // by "pkg.Service"
+	packages map[string]*Route // by "pkg"
+	def      *Route
+	routes   []*Route // in configuration order
+}
+
+// Compile builds the route table of cfg, which must have been loaded by
+// package config (names filled in, clusters checked). It returns an error
+// for a route whose match cannot be compiled or repeats another's.
+func Compile(cfg *configv1.Config) (*Table, error) {
+	t := &Table{
+		methods:  map[string]*Route{},
+		services: map[string]*Route{},
+		packages: map[string]*Route{},
+	}
+	for i, rc := range cfg.GetRoutes() {
+		r := &Route{Name: rc.GetName(), Cluster: rc.GetCluster(), Timeout: rc.GetTimeout().AsDuration()}
+		var (
+			m   map[string]*Route
+			key string
+		)
+		switch k := rc.GetMatch().GetKind().(type) {
+		case *configv1.RouteMatch_Method:
+			r.Kind, r.Pattern = "method", strings.TrimPrefix(k.Method, "/")
+			m, key = t.methods, "/"+r.Pattern
+		case *configv1.RouteMatch_Service:
+			r.Kind, r.Pattern = "service", k.Service
+			m, key = t.services, k.Service
+		case *configv1.RouteMatch_Package:
+			r.Kind, r.Pattern = "package", k.Package
+			m, key = t.packages, k.Package
+		case *configv1.RouteMatch_Default:
+			r.Kind = "default"
+			if t.def != nil {
+				return nil, fmt.Errorf("routes[%d].match.default: route %q is the default already", i, t.def.Name)
+			}
+			t.def = r
+		default:
+			return nil, fmt.Errorf("routes[%d].match: no match", i)
+		}
+		if m != nil {
+			if prev, dup := m[key]; dup {
+				return nil, fmt.Errorf("routes[%d].match.%s: route %q matches %s already", i, r.Kind, prev.Name, r.Pattern)
+			}
+			m[key] = r
+		}
+		t.routes = append(t.routes, r)
+	}
+	return t, nil
+}
+
+// Lookup returns the route of fullMethod ("/pkg.Service/Method"), or nil
+// when no route matches. The most specific match wins: the exact method,
+// then the service, then the longest package prefix, then the default
+// route. Lookup does not allocate.
+func (t *Table) Lookup(fullMethod string) *Route {
+	if r, ok := t.methods[fullMethod]; ok {
+		return r
+	}
+	svc := fullMethod
+	if strings.HasPrefix(svc, "/") {
+		svc = svc[1:]
+	}
+	if i := strings.LastIndexByte(svc, '/'); i >= 0 {
+		svc = svc[:i]
+	}
+	if r, ok := t.services[svc]; ok {
+		return r
+	}
+	if len(t.packages) > 0 {
+		pkg := svc
+		for {
+			i := strings.LastIndexByte(pkg, '.')
+			if i < 0 {
+				break
+			}
+			pkg = pkg[:i]
+			if r, ok := t.packages[pkg]; ok {
+				return r
+			}
+		}
+	}
+	return t.def
+}
+
+// Routes returns the routes in configuration order. The caller must not
+// modify them.
+func (t *Table) Routes() []*Route { return t.routes }
+
+// Write prints the table as aligned columns: route, match, cluster,
+// timeout, in configuration order.
+func (t *Table) Write(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTE\tMATCH\tCLUSTER\tTIMEOUT")
+	for _, r := range t.routes {
+		timeout := "-"
+		if r.Timeout > 0 {
+			timeout = r.Timeout.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Match(), r.Cluster, timeout)
+	}
+	return tw.Flush()
+}
