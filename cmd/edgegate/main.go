@@ -18,8 +18,8 @@ import (
 	"syscall"
 
 	"github.com/edgegate/edgegate/config"
-	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/gateway"
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/router"
 )

@@ -19,12 +19,12 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/edgegate/edgegate/examples/echo"
+	"github.com/edgegate/edgegate/examples/shop"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 	ordersv1 "github.com/edgegate/edgegate/gen/shop/orders/v1"
 	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
-	"github.com/edgegate/edgegate/examples/echo"
-	"github.com/edgegate/edgegate/examples/shop"
 )
 
 func main() {

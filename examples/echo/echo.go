@@ -23,17 +23,15 @@ type Server struct {
 	testingv1.UnimplementedEchoServiceServer
 	// Name is returned in every response's server field.
 	Name string
-	// Observe, when set, is called as every call ends, with the method name
-	// ("Unary", …), the call's incoming metadata, and the call context's
-	// error at that moment (non-nil when the client cancelled or its
-	// deadline passed).
-	Observe func(method string, md metadata.MD, ctxErr error)
+	// Observe, when set, is called as every call ends, with the call's
+	// context (its metadata, deadline, and error: non-nil when the client
+	// cancelled or its deadline passed) and the method name ("Unary", …).
+	Observe func(ctx context.Context, method string)
 }
 
 func (s *Server) observe(ctx context.Context, method string) {
 	if s.Observe != nil {
-		md, _ := metadata.FromIncomingContext(ctx)
-		s.Observe(method, md, ctx.Err())
+		s.Observe(ctx, method)
 	}
 }
 

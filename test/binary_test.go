@@ -1,0 +1,262 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds bin/edgegate and the pinned grpcurl once per test run.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "edgegate-test-bin")
+		if buildErr != nil {
+			return
+		}
+		for _, args := range [][]string{
+			{"build", "-o", filepath.Join(binDir, "edgegate"), "github.com/edgegate/edgegate/cmd/edgegate"},
+			{"build", "-C", "../tools", "-o", filepath.Join(binDir, "grpcurl"), "github.com/fullstorydev/grpcurl/cmd/grpcurl"},
+		} {
+			cmd := exec.Command("go", args...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// Proc is a running edgegate binary.
+type Proc struct {
+	Cmd  *exec.Cmd
+	Addr string
+	logs *LogBuffer
+	done chan error
+}
+
+// StartBinary runs `edgegate serve -c FILE` with yaml as FILE and waits
+// until it listens.
+func StartBinary(t *testing.T, yaml string) *Proc {
+	t.Helper()
+	dir := binaries(t)
+	file := filepath.Join(t.TempDir(), "edgegate.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(dir, "edgegate"), "serve", "-c", file)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{Cmd: cmd, logs: &LogBuffer{}, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			_, _ = p.logs.Write([]byte(line + "\n"))
+			var rec struct {
+				Msg     string `json:"msg"`
+				Address string `json:"address"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				select {
+				case addr <- rec.Address:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	select {
+	case p.Addr = <-addr:
+	case err := <-p.done:
+		t.Fatalf("edgegate exited: %v\n%s", err, p.logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("edgegate did not listen within 20s:\n%s", p.logs.String())
+	}
+	return p
+}
+
+// Wait waits up to d for the process to exit and returns its exit code.
+func (p *Proc) Wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		if err == nil {
+			return 0
+		}
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		t.Fatal(err)
+	case <-time.After(d):
+		t.Fatalf("edgegate still running after %v:\n%s", d, p.logs.String())
+	}
+	return -1
+}
+
+func TestGrpcurlThroughGateway(t *testing.T) {
+	dir := binaries(t)
+	_, _, gw := echoClient(t)
+	out, err := exec.Command(filepath.Join(dir, "grpcurl"), "-plaintext", gw.Addr, "list").CombinedOutput()
+	if err != nil {
+		t.Fatalf("grpcurl list: %v\n%s", err, out)
+	}
+	for _, want := range []string{"edgegate.testing.v1.EchoService", "grpc.health.v1.Health"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("grpcurl list lacks %s:\n%s", want, out)
+		}
+	}
+	// Routed services only: the shop API is compiled in but not routed here.
+	if strings.Contains(string(out), "shop.") {
+		t.Errorf("grpcurl list shows unrouted services:\n%s", out)
+	}
+	out, err = exec.Command(filepath.Join(dir, "grpcurl"), "-plaintext", "-d", `{"message":"via grpcurl"}`, gw.Addr, "edgegate.testing.v1.EchoService/Unary").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"message": "via grpcurl"`) {
+		t.Fatalf("grpcurl call: %v\n%s", err, out)
+	}
+	out, err = exec.Command(filepath.Join(dir, "grpcurl"), "-plaintext", gw.Addr, "grpc.health.v1.Health/Check").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SERVING") {
+		t.Fatalf("health check: %v\n%s", err, out)
+	}
+}
+
+func TestBinaryDrainsOnSIGTERM(t *testing.T) {
+	up := StartEcho(t, "up")
+	p := StartBinary(t, EchoConfig(up.Addr)+"shutdown_grace_period: 5s\n")
+	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
+	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	// A call in flight when SIGTERM arrives finishes.
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Unary(Ctx(t, 10*time.Second), &testingv1.EchoRequest{Delay: durationpb.New(time.Second)})
+		res <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("call in flight during drain: %v", err)
+	}
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	// Nothing listens any more.
+	if _, err := c.Unary(Ctx(t, 2*time.Second), &testingv1.EchoRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("after exit: %v, want UNAVAILABLE", err)
+	}
+}
+
+func TestBinaryGracePeriodBoundsDrain(t *testing.T) {
+	up := StartEcho(t, "up")
+	p := StartBinary(t, EchoConfig(up.Addr)+"shutdown_grace_period: 300ms\n")
+	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Unary(Ctx(t, 30*time.Second), &testingv1.EchoRequest{Delay: durationpb.New(20 * time.Second)})
+		res <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	if err := p.Cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if err := <-res; err == nil {
+		t.Fatal("a call longer than the grace period succeeded")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("drain took %v with a 300ms grace period", took)
+	}
+	if up.NextCall(t).CtxErr == nil {
+		t.Fatal("the upstream call was not cancelled")
+	}
+}
+
+func TestBinaryCLI(t *testing.T) {
+	dir := binaries(t)
+	bin := filepath.Join(dir, "edgegate")
+	good := filepath.Join(t.TempDir(), "good.yaml")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(good, []byte(EchoConfig("127.0.0.1:9")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(strings.Replace(EchoConfig("127.0.0.1:9"), "cluster: echo", "cluster: nope", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := run("validate", "-c", good); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("validate good: %d %s", code, out)
+	}
+	if out, code := run("validate", "-c", bad); code != 1 || !strings.Contains(out, bad+`:10:14: routes[0].cluster: unknown cluster "nope"`) {
+		t.Errorf("validate bad: %d %s", code, out)
+	}
+	if out, code := run("routes"); code != 0 || !strings.Contains(out, "service shop.catalog.v1.CatalogService") {
+		t.Errorf("routes (default config): %d %s", code, out)
+	}
+	if out, code := run("routes", "-c", good); code != 0 || !strings.Contains(strings.Join(strings.Fields(out), " "), "echo service edgegate.testing.v1.EchoService echo -") {
+		t.Errorf("routes -c: %d %s", code, out)
+	}
+	if out, code := run("version"); code != 0 || !strings.HasPrefix(out, "edgegate ") {
+		t.Errorf("version: %d %s", code, out)
+	}
+	if _, code := run("frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
