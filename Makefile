@@ -19,13 +19,12 @@ build: ## build bin/edgegate and bin/shopd (the example backends)
 	$(GO) build -o bin/ ./cmd/edgegate ./cmd/shopd
 
 .PHONY: run
-run: build ## build and start the example backends and the gateway (embedded default config)
+run: build $(BIN)/grpcurl ## build and start the example backends and the gateway (embedded default config)
 	@./scripts/run.sh
 
 .PHONY: test
-test: test-deps ## install what the tests need, then run every test
-	$(GO) vet ./...
-	$(GO) test -count=1 -race -timeout 30m ./...
+test: test-deps checkgenerate lint ## install what the tests need, check generated code and lint, then run every test
+	$(GO) test -count=1 -race -timeout 45m ./...
 
 .PHONY: test-deps
 test-deps: ## install the programs the tests use when missing (apt-get as root)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing: Debian packages through
+# apt-get (as root), nothing else. The Go modules and pinned tools come from
+# the Go module proxy when the tests build them.
+set -euo pipefail
+
+# need COMMAND PACKAGE: make sure COMMAND exists, installing PACKAGE if not.
+missing=()
+need() {
+  command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+}
+
+need go golang-go
+need npm npm            # make generate: google-proto-files from the npm registry
+need git git
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "test-deps: missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root" >&2
+    exit 1
+  fi
+fi
+echo "test-deps: ok"

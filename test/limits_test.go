@@ -1,0 +1,174 @@
+package test
+
+import (
+	"bytes"
+	"errors"
+	"net"
+
+	"context"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"strings"
+	"testing"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+)
+
+func TestMaxConcurrentStreams(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, EchoConfig(up.Addr)+"limits:\n  max_concurrent_streams: 2\n")
+	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	ctx := Ctx(t, 10*time.Second)
+	var open []testingv1.EchoService_BidiClient
+	for range 2 {
+		st, err := c.Bidi(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&testingv1.EchoRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, st)
+	}
+	// A third call on the same connection cannot start while two are open.
+	_, err := c.Unary(Ctx(t, 300*time.Millisecond), &testingv1.EchoRequest{})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("third stream: got %v, want it held back until its deadline", err)
+	}
+	if err := open[0].CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open[0].Recv(); err == nil {
+		t.Fatal("want EOF")
+	}
+	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+		t.Fatalf("after one stream closed: %v", err)
+	}
+}
+
+func TestMaxHeaderListSize(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, EchoConfig(up.Addr)+"limits:\n  max_header_list_bytes: 1024\n")
+	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	ctx := metadata.AppendToOutgoingContext(Ctx(t, 5*time.Second), "x-big", strings.Repeat("a", 4096))
+	_, err := c.Unary(ctx, &testingv1.EchoRequest{})
+	if err == nil {
+		t.Fatal("a 4 KiB header passed a 1 KiB limit")
+	}
+	t.Logf("oversized header: %v", err)
+	up.NoCall(t, 300*time.Millisecond)
+	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+		t.Fatalf("a small call after: %v", err)
+	}
+}
+
+func TestHealthReportsDraining(t *testing.T) {
+	_, _, gw := echoClient(t)
+	hc := healthpb.NewHealthClient(Dial(t, gw.Addr))
+	ctx, cancel := context.WithCancel(Ctx(t, 10*time.Second))
+	defer cancel()
+	w, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("before drain: %v %v", r, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gw.Shutdown(Ctx(t, 5*time.Second)) }()
+	if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("while draining: %v %v, want NOT_SERVING", r, err)
+	}
+	cancel() // the watch was the last call in flight
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// TestMaxHeaderListSizeRawClient sends an oversized header block from a raw
+// HTTP/2 client that ignores the gateway's SETTINGS: the gateway itself must
+// refuse it, not just well-behaved clients.
+func TestMaxHeaderListSizeRawClient(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, EchoConfig(up.Addr)+"limits:\n  max_header_list_bytes: 1024\n")
+	conn, err := net.DialTimeout("tcp", gw.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{
+		{":method", "POST"}, {":scheme", "http"}, {":path", "/edgegate.testing.v1.EchoService/Unary"},
+		{":authority", gw.Addr}, {"content-type", "application/grpc"}, {"te", "trailers"},
+		{"x-big", strings.Repeat("a", 4096)},
+	} {
+		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: false}); err != nil {
+		t.Fatal(err)
+	}
+	// An empty request message, so that a gateway that accepted the headers
+	// would answer the call.
+	_ = fr.WriteData(1, true, []byte{0, 0, 0, 0, 0})
+	// Read until the stream is refused (RST_STREAM, an error status, or the
+	// connection closed); it must never be answered with grpc-status 0.
+	refused := false
+	for !refused {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the gateway neither served nor refused the stream")
+			}
+			refused = true // connection closed by the gateway
+			break
+		}
+		switch f := f.(type) {
+		case *http2.RSTStreamFrame:
+			refused = f.StreamID == 1
+		case *http2.GoAwayFrame:
+			refused = true
+		case *http2.HeadersFrame:
+			if f.StreamID == 1 {
+				fields, err := hpack.NewDecoder(4096, nil).DecodeFull(f.HeaderBlockFragment())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, hf := range fields {
+					if hf.Name == "grpc-status" && hf.Value == "0" {
+						t.Fatal("oversized header block was served")
+					}
+					if hf.Name == ":status" && hf.Value != "200" || hf.Name == "grpc-status" {
+						refused = true
+					}
+				}
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		}
+	}
+	up.NoCall(t, 300*time.Millisecond)
+}
