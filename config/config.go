@@ -41,6 +41,10 @@ const (
 	DefaultKeepaliveTimeout     = 20 * time.Second
 	DefaultShutdownGracePeriod  = 15 * time.Second
 	DefaultConnectTimeout       = 5 * time.Second
+	DefaultReadHeaderTimeout    = 10 * time.Second
+	DefaultIdleTimeout          = 2 * time.Minute
+	DefaultOpenAPIPath          = "/openapi.json"
+	DefaultCORSMaxAge           = 10 * time.Minute
 )
 
 // Error is a configuration error at one place of one file. Line and Column
@@ -235,6 +239,19 @@ func check(cfg *configv1.Config) Errors {
 		}
 	}
 
+	if c := cfg.GetHttp().GetCors(); c != nil && c.GetAllowCredentials() {
+		for i, o := range c.GetAllowedOrigins() {
+			if o == "*" {
+				add(fmt.Sprintf("http.cors.allowed_origins[%d]", i), `"*" cannot be used with allow_credentials`)
+			}
+		}
+	}
+	for i, o := range cfg.GetHttp().GetCors().GetAllowedOrigins() {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			add(fmt.Sprintf("http.cors.allowed_origins[%d]", i), "origin %q: want \"*\" or scheme://host[:port]", o)
+		}
+	}
+
 	routeNames := map[string]bool{}
 	matches := map[string]int{}
 	for i, r := range cfg.GetRoutes() {
@@ -292,6 +309,9 @@ func applyDefaults(cfg *configv1.Config) {
 		if l.GetName() == "" {
 			l.Name = fmt.Sprintf("listener-%d", i)
 		}
+		if len(l.GetProtocols()) == 0 {
+			l.Protocols = []configv1.Protocol{configv1.Protocol_PROTOCOL_GRPC, configv1.Protocol_PROTOCOL_GRPC_WEB, configv1.Protocol_PROTOCOL_REST}
+		}
 	}
 	for i, r := range cfg.GetRoutes() {
 		if r.GetName() == "" {
@@ -324,6 +344,22 @@ func applyDefaults(cfg *configv1.Config) {
 		if c.Keepalive != nil {
 			setDur(&c.Keepalive.Timeout, DefaultKeepaliveTimeout)
 		}
+	}
+	if cfg.Http == nil {
+		cfg.Http = &configv1.HTTP{}
+	}
+	h := cfg.Http
+	if h.Rest == nil {
+		h.Rest = &configv1.REST{}
+	}
+	setDur(&h.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&h.IdleTimeout, DefaultIdleTimeout)
+	setU32(&h.MaxBodyBytes, lim.GetMaxMessageBytes())
+	if h.OpenapiPath == "" {
+		h.OpenapiPath = DefaultOpenAPIPath
+	}
+	if h.Cors != nil {
+		setDur(&h.Cors.MaxAge, DefaultCORSMaxAge)
 	}
 	if cfg.Logging == nil {
 		cfg.Logging = &configv1.Logging{}

@@ -34,3 +34,21 @@ func chain(log, accessLog *slog.Logger, o *options) ([]grpc.UnaryServerIntercept
 	stream = append(stream, o.stream...)
 	return unary, stream
 }
+
+// chainStream combines interceptors into one, the first outermost: the same
+// order grpc.ChainStreamInterceptor gives them, for the in-process calls of
+// the REST door, which do not pass through grpc.Server.
+func chainStream(ints []grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return ints[0](srv, ss, info, next(ints, 1, info, handler))
+	}
+}
+
+func next(ints []grpc.StreamServerInterceptor, i int, info *grpc.StreamServerInfo, final grpc.StreamHandler) grpc.StreamHandler {
+	if i == len(ints) {
+		return final
+	}
+	return func(srv any, ss grpc.ServerStream) error {
+		return ints[i](srv, ss, info, next(ints, i+1, info, final))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -19,7 +20,9 @@ import (
 	// Compressed calls: the gzip compressor registers itself.
 	_ "google.golang.org/grpc/encoding/gzip"
 
+	"github.com/edgegate/edgegate/frontdoor"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/gen/openapi"
 	"github.com/edgegate/edgegate/router"
 	"github.com/edgegate/edgegate/upstream"
 )
@@ -27,14 +30,17 @@ import (
 // Gateway is a running (or ready to run) edgegate. Its methods are safe for
 // concurrent use.
 type Gateway struct {
-	cfg    *configv1.Config
-	log    *slog.Logger
-	proxy  *router.Proxy
-	server *grpc.Server
-	health *health.Server
+	cfg     *configv1.Config
+	log     *slog.Logger
+	proxy   *router.Proxy
+	server  *grpc.Server
+	health  *health.Server
+	rest    http.Handler
+	grpcWeb frontdoor.GRPCWeb
 
 	mu        sync.Mutex
 	listeners []net.Listener
+	doors     []*frontdoor.Server // per listener; nil for a dedicated gRPC port
 	serving   bool
 }
 
@@ -73,6 +79,12 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	)...)
+	g.rest, err = frontdoor.NewREST(cfg.GetHttp().GetRest(), router.NewInProcess(chainStream(stream), g.proxy.Handler()))
+	if err != nil {
+		_ = pool.Close()
+		return nil, err
+	}
+	g.grpcWeb = frontdoor.NewGRPCWeb(g.server)
 	healthpb.RegisterHealthServer(g.server, g.health)
 	if !cfg.GetDisableReflection() {
 		ro := reflection.ServerOptions{Services: &reflectionServices{server: g.server, proxy: g.proxy}}
@@ -123,8 +135,59 @@ func (g *Gateway) Listen() error {
 			return fmt.Errorf("listeners[%d] %q: %w", i, l.GetName(), err)
 		}
 		g.listeners = append(g.listeners, ln)
+		g.doors = append(g.doors, g.door(l))
 	}
 	return nil
+}
+
+// door returns the server of a listener that shares its port between
+// doors, or nil for a dedicated native gRPC port.
+func (g *Gateway) door(l *configv1.Listener) *frontdoor.Server {
+	protos := map[configv1.Protocol]bool{}
+	for _, p := range l.GetProtocols() {
+		protos[p] = true
+	}
+	if len(protos) == 1 && protos[configv1.Protocol_PROTOCOL_GRPC] {
+		return nil
+	}
+	hc := g.cfg.GetHttp()
+	lim := g.cfg.GetLimits()
+	opts := frontdoor.HTTPOptions{
+		CORS:         frontdoor.NewCORS(hc.GetCors()),
+		MaxBodyBytes: int64(hc.GetMaxBodyBytes()),
+	}
+	if protos[configv1.Protocol_PROTOCOL_REST] {
+		opts.REST = g.rest
+		if !hc.GetDisableOpenapi() {
+			opts.OpenAPIPath, opts.OpenAPI = hc.GetOpenapiPath(), openapi.Spec
+		}
+	}
+	if protos[configv1.Protocol_PROTOCOL_GRPC_WEB] {
+		opts.GRPCWeb = g.grpcWeb
+	}
+	protocols := &http.Protocols{}
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	d := &frontdoor.Server{
+		HTTP: &http.Server{
+			Handler:           frontdoor.NewHTTPHandler(opts),
+			ReadHeaderTimeout: hc.GetReadHeaderTimeout().AsDuration(),
+			IdleTimeout:       hc.GetIdleTimeout().AsDuration(),
+			MaxHeaderBytes:    int(lim.GetMaxHeaderListBytes()),
+			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+			Protocols:         protocols,
+			HTTP2: &http.HTTP2Config{
+				MaxConcurrentStreams: int(lim.GetMaxConcurrentStreams()),
+			},
+		},
+		SniffTimeout: lim.GetConnectionTimeout().AsDuration(),
+		Log:          g.log,
+	}
+	if protos[configv1.Protocol_PROTOCOL_GRPC] {
+		d.GRPC = g.server
+	}
+	return d
 }
 
 // Addrs returns the bound address of every listener, in configuration
@@ -152,20 +215,24 @@ func (g *Gateway) Serve() error {
 		g.mu.Lock()
 	}
 	g.serving = true
-	lns := g.listeners
+	lns, doors := g.listeners, g.doors
 	g.mu.Unlock()
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 
 	errc := make(chan error, len(lns))
 	for i, ln := range lns {
 		g.log.Info("listening", slog.String("listener", g.cfg.GetListeners()[i].GetName()), slog.String("address", ln.Addr().String()))
-		go func() { errc <- g.server.Serve(ln) }()
+		if d := doors[i]; d != nil {
+			go func() { errc <- d.Serve(ln) }()
+		} else {
+			go func() { errc <- g.server.Serve(ln) }()
+		}
 	}
 	var first error
 	for range lns {
 		if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) && first == nil {
 			first = err
-			g.server.Stop()
+			g.Stop()
 		}
 	}
 	return first
@@ -177,6 +244,15 @@ func (g *Gateway) Serve() error {
 // connections are closed last.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.health.Shutdown()
+	doors := g.activeDoors()
+	for _, d := range doors {
+		d.StopAccepting()
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(doors))
+	for i, d := range doors {
+		wg.Go(func() { errs[i] = d.Shutdown(ctx) })
+	}
 	done := make(chan struct{})
 	go func() {
 		g.server.GracefulStop()
@@ -190,6 +266,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
+	wg.Wait()
+	if err == nil {
+		err = errors.Join(errs...)
+	}
 	g.closeListeners()
 	if cerr := g.proxy.Snapshot().Pool.Close(); cerr != nil && err == nil {
 		err = cerr
@@ -200,9 +280,24 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 // Stop ends every call and connection at once and closes the upstreams.
 func (g *Gateway) Stop() {
 	g.health.Shutdown()
+	for _, d := range g.activeDoors() {
+		d.Close()
+	}
 	g.server.Stop()
 	g.closeListeners()
 	_ = g.proxy.Snapshot().Pool.Close()
+}
+
+func (g *Gateway) activeDoors() []*frontdoor.Server {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*frontdoor.Server
+	for _, d := range g.doors {
+		if d != nil {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func (g *Gateway) closeListeners() {

@@ -873,10 +873,10 @@ const file_shop_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x11GENRE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rGENRE_FICTION\x10\x01\x12\x11\n" +
 	"\rGENRE_SCIENCE\x10\x02\x12\x11\n" +
-	"\rGENRE_HISTORY\x10\x032\xfc\x05\n" +
+	"\rGENRE_HISTORY\x10\x032\xa9\x06\n" +
 	"\x0eCatalogService\x12j\n" +
-	"\aGetBook\x12\x1f.shop.catalog.v1.GetBookRequest\x1a\x15.shop.catalog.v1.Book\"'\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=shelves/*/books/*}\x90\x02\x01\x12\x88\x01\n" +
-	"\tListBooks\x12!.shop.catalog.v1.ListBooksRequest\x1a\".shop.catalog.v1.ListBooksResponse\"4\x82\xd3\xe4\x93\x02+Z\v\x12\t/v1/books\x12\x1c/v1/{parent=shelves/*}/books\x90\x02\x01\x12s\n" +
+	"\aGetBook\x12\x1f.shop.catalog.v1.GetBookRequest\x1a\x15.shop.catalog.v1.Book\"'\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=shelves/*/books/*}\x90\x02\x01\x12\xb5\x01\n" +
+	"\tListBooks\x12!.shop.catalog.v1.ListBooksRequest\x1a\".shop.catalog.v1.ListBooksResponse\"a\x82\xd3\xe4\x93\x02XZ\v\x12\t/v1/booksZ+b\x05books\x12\"/v1/{parent=shelves/*}/books:array\x12\x1c/v1/{parent=shelves/*}/books\x90\x02\x01\x12s\n" +
 	"\n" +
 	"CreateBook\x12\".shop.catalog.v1.CreateBookRequest\x1a\x15.shop.catalog.v1.Book\"*\x82\xd3\xe4\x93\x02$:\x04book\"\x1c/v1/{parent=shelves/*}/books\x12x\n" +
 	"\n" +

@@ -1,0 +1,149 @@
+package frontdoor
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+)
+
+// Headers every CORS configuration allows and exposes.
+var (
+	baseAllowedHeaders = []string{"content-type", "authorization", "x-request-id", "x-grpc-web", "x-user-agent", "grpc-timeout", "traceparent", "tracestate"}
+	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id"}
+)
+
+// CORS answers preflight requests and marks responses for allowed origins.
+type CORS struct {
+	anyOrigin   bool
+	origins     map[string]bool
+	allowHdrs   string
+	exposeHdrs  string
+	exposeList  []string
+	maxAge      string
+	credentials bool
+}
+
+// NewCORS compiles c; nil (CORS off) when c is nil.
+func NewCORS(c *configv1.CORS) *CORS {
+	if c == nil {
+		return nil
+	}
+	out := &CORS{origins: map[string]bool{}, credentials: c.GetAllowCredentials()}
+	for _, o := range c.GetAllowedOrigins() {
+		if o == "*" {
+			out.anyOrigin = true
+		}
+		out.origins[strings.TrimSuffix(o, "/")] = true
+	}
+	allow := append(slices.Clone(baseAllowedHeaders), lower(c.GetAllowedHeaders())...)
+	out.exposeList = append(slices.Clone(baseExposedHeaders), lower(c.GetExposedHeaders())...)
+	out.allowHdrs = strings.Join(allow, ", ")
+	out.exposeHdrs = strings.Join(out.exposeList, ", ")
+	out.maxAge = strconv.Itoa(int(c.GetMaxAge().AsDuration().Seconds()))
+	return out
+}
+
+func lower(in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+func (c *CORS) allowed(origin string) bool {
+	return c.anyOrigin || c.origins[origin]
+}
+
+// handle applies CORS to r. It returns true when it answered r itself (a
+// preflight, or a disallowed origin).
+func (c *CORS) handle(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+	if !c.allowed(origin) {
+		if preflight {
+			Error(w, codes.PermissionDenied, http.StatusForbidden, "edgegate: origin "+strconv.Quote(origin)+" is not allowed")
+			return true
+		}
+		return false // no CORS headers: the browser withholds the answer
+	}
+	if c.anyOrigin && !c.credentials {
+		h.Set("Access-Control-Allow-Origin", "*")
+	} else {
+		h.Set("Access-Control-Allow-Origin", origin)
+	}
+	if c.credentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+	if preflight {
+		h.Add("Vary", "Access-Control-Request-Method")
+		h.Add("Vary", "Access-Control-Request-Headers")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", c.allowHdrs)
+		h.Set("Access-Control-Max-Age", c.maxAge)
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	h.Set("Access-Control-Expose-Headers", c.exposeHdrs)
+	return false
+}
+
+// exposeWriter keeps the configured exposed headers in
+// Access-Control-Expose-Headers when the wrapped handler rewrites it (the
+// gRPC-Web door lists the response's own headers there).
+type exposeWriter struct {
+	http.ResponseWriter
+	expose []string
+	done   bool
+}
+
+func (e *exposeWriter) WriteHeader(code int) {
+	if !e.done {
+		e.done = true
+		h := e.ResponseWriter.Header()
+		have := map[string]bool{}
+		var list []string
+		for _, v := range h.Values("Access-Control-Expose-Headers") {
+			for p := range strings.SplitSeq(v, ",") {
+				p = strings.ToLower(strings.TrimSpace(p))
+				if p != "" && !have[p] {
+					have[p] = true
+					list = append(list, p)
+				}
+			}
+		}
+		for _, p := range e.expose {
+			if !have[p] {
+				have[p] = true
+				list = append(list, p)
+			}
+		}
+		h.Set("Access-Control-Expose-Headers", strings.Join(list, ", "))
+	}
+	e.ResponseWriter.WriteHeader(code)
+}
+
+func (e *exposeWriter) Write(b []byte) (int, error) {
+	if !e.done {
+		e.WriteHeader(http.StatusOK)
+	}
+	return e.ResponseWriter.Write(b)
+}
+
+func (e *exposeWriter) Flush() {
+	if f, ok := e.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (e *exposeWriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }

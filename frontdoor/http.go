@@ -1,0 +1,124 @@
+package frontdoor
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+
+	"github.com/edgegate/edgegate/internal/callinfo"
+)
+
+// HTTPOptions are the parts of one listener's HTTP handler.
+type HTTPOptions struct {
+	// REST serves REST/JSON; nil when the listener has no REST door.
+	REST http.Handler
+	// GRPCWeb serves gRPC-Web; nil when the listener has no gRPC-Web door.
+	GRPCWeb GRPCWeb
+	// CORS is applied to every request when set.
+	CORS *CORS
+	// MaxBodyBytes bounds REST request bodies (413 above).
+	MaxBodyBytes int64
+	// OpenAPIPath, when set, serves OpenAPI (GET) at that path.
+	OpenAPIPath string
+	OpenAPI     []byte
+}
+
+// NewHTTPHandler returns the handler of one listener's HTTP requests: CORS
+// first, then gRPC-Web by content type, the OpenAPI spec by path, and REST
+// for the rest. Each request's context carries its call record (door) and
+// its peer, so the core's chain sees them as it sees native calls'.
+func NewHTTPHandler(o HTTPOptions) http.Handler {
+	return &handler{o: o}
+}
+
+type handler struct{ o HTTPOptions }
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.o.CORS != nil && h.o.CORS.handle(w, r) {
+		return
+	}
+	ctx := r.Context()
+	if addr := remoteAddr(r.RemoteAddr); addr != nil {
+		ctx = peer.NewContext(ctx, &peer.Peer{Addr: addr, LocalAddr: localAddr(r)})
+	}
+	ct := r.Header.Get("Content-Type")
+	switch {
+	case h.o.GRPCWeb != nil && h.o.GRPCWeb.IsGRPCWebRequest(r):
+		ctx = callinfo.NewContext(ctx, &callinfo.Info{Door: callinfo.DoorGRPCWeb})
+		if h.o.CORS != nil && r.Header.Get("Origin") != "" && h.o.CORS.allowed(r.Header.Get("Origin")) {
+			w = &exposeWriter{ResponseWriter: w, expose: h.o.CORS.exposeList}
+		}
+		h.o.GRPCWeb.ServeHTTP(w, r.WithContext(ctx))
+	case strings.HasPrefix(ct, "application/grpc"):
+		// Native gRPC or gRPC-Web on a listener without that door.
+		Error(w, codes.Unimplemented, http.StatusUnsupportedMediaType, fmt.Sprintf("edgegate: content type %q is not served on this listener", ct))
+	case h.o.OpenAPIPath != "" && r.URL.Path == h.o.OpenAPIPath:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			Error(w, codes.Unimplemented, http.StatusMethodNotAllowed, "edgegate: method "+r.Method+" not allowed for "+r.URL.Path)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(h.o.OpenAPI)))
+		_, _ = w.Write(h.o.OpenAPI)
+	case h.o.REST != nil:
+		if !h.limitBody(w, r) {
+			return
+		}
+		ctx = callinfo.NewContext(ctx, &callinfo.Info{Door: callinfo.DoorREST})
+		h.o.REST.ServeHTTP(w, r.WithContext(ctx))
+	default:
+		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
+	}
+}
+
+// limitBody reads a REST body of at most MaxBodyBytes into memory, so that
+// an oversized body is refused with 413 before anything is forwarded. It
+// answers the request itself and returns false when the body is refused.
+func (h *handler) limitBody(w http.ResponseWriter, r *http.Request) bool {
+	max := h.o.MaxBodyBytes
+	if max <= 0 || r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	tooLarge := func() bool {
+		Error(w, codes.InvalidArgument, http.StatusRequestEntityTooLarge, fmt.Sprintf("edgegate: request body is larger than %d bytes", max))
+		return false
+	}
+	if r.ContentLength > max {
+		return tooLarge()
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	_ = r.Body.Close()
+	if err != nil {
+		Error(w, codes.InvalidArgument, http.StatusBadRequest, "edgegate: reading the request body: "+err.Error())
+		return false
+	}
+	if int64(len(body)) > max {
+		return tooLarge()
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return true
+}
+
+func remoteAddr(s string) net.Addr {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(ap)
+}
+
+func localAddr(r *http.Request) net.Addr {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		return a
+	}
+	return nil
+}

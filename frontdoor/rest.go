@@ -1,0 +1,143 @@
+package frontdoor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
+	ordersv1 "github.com/edgegate/edgegate/gen/shop/orders/v1"
+	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
+)
+
+// registrations are the grpc-gateway handlers of the compiled-in API. Each
+// is registered with a client over the in-process connection, never with
+// Register…HandlerServer, which would skip the interceptor chain.
+var registrations = []func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error{
+	func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		return catalogv1.RegisterCatalogServiceHandlerClient(ctx, mux, catalogv1.NewCatalogServiceClient(cc))
+	},
+	func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		return ordersv1.RegisterOrdersServiceHandlerClient(ctx, mux, ordersv1.NewOrdersServiceClient(cc))
+	},
+	func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		return usersv1.RegisterUsersServiceHandlerClient(ctx, mux, usersv1.NewUsersServiceClient(cc))
+	},
+	func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		return testingv1.RegisterEchoServiceHandlerClient(ctx, mux, testingv1.NewEchoServiceClient(cc))
+	},
+}
+
+// Headers the REST door always forwards as metadata, and always exposes.
+var (
+	alwaysForward = []string{"authorization", "x-request-id", "traceparent", "tracestate"}
+	alwaysExpose  = []string{"x-request-id"}
+)
+
+// NewREST returns the REST/JSON door: grpc-gateway handlers for the
+// compiled-in API, calling cc (the in-process connection to the core).
+// Errors are google.rpc.Status JSON bodies with the mapped HTTP status;
+// unknown paths are 404 and wrong methods 405, as JSON too. A client that
+// sends Accept: text/event-stream gets server streams as Server-Sent
+// Events; otherwise streams are newline-delimited JSON.
+func NewREST(c *configv1.REST, cc grpc.ClientConnInterface) (http.Handler, error) {
+	json := &runtime.JSONPb{
+		MarshalOptions: protojson.MarshalOptions{
+			UseProtoNames:   c.GetUseProtoNames(),
+			EmitUnpopulated: c.GetEmitUnpopulated(),
+			UseEnumNumbers:  c.GetEnumsAsNumbers(),
+		},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: c.GetDiscardUnknownFields()},
+	}
+	forward := headerSet(alwaysForward, c.GetForwardRequestHeaders())
+	expose := headerSet(alwaysExpose, c.GetExposeResponseHeaders())
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, json),
+		runtime.WithMarshalerOption("text/event-stream", &sse{json}),
+		runtime.WithIncomingHeaderMatcher(func(k string) (string, bool) {
+			k = strings.ToLower(k)
+			return k, forward[k]
+		}),
+		runtime.WithOutgoingHeaderMatcher(func(k string) (string, bool) { return k, expose[k] }),
+		runtime.WithOutgoingTrailerMatcher(func(k string) (string, bool) { return k, expose[k] }),
+		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptSlash),
+	)
+	for _, register := range registrations {
+		if err := register(context.Background(), mux, cc); err != nil {
+			return nil, fmt.Errorf("register REST handlers: %w", err)
+		}
+	}
+	return mux, nil
+}
+
+func headerSet(base, extra []string) map[string]bool {
+	out := map[string]bool{}
+	for _, h := range slices.Concat(base, extra) {
+		out[strings.ToLower(h)] = true
+	}
+	return out
+}
+
+// routingError answers a request no REST route takes: 404 for an unknown
+// path, 405 (with Allow unknown) for a path that exists for other methods.
+func routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+	switch code {
+	case http.StatusNotFound:
+		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
+	case http.StatusMethodNotAllowed:
+		Error(w, codes.Unimplemented, http.StatusMethodNotAllowed, fmt.Sprintf("edgegate: method %s not allowed for %s", r.Method, r.URL.Path))
+	default:
+		Error(w, codes.InvalidArgument, code, http.StatusText(code))
+	}
+}
+
+// sse writes server streams as Server-Sent Events: one "data:" event per
+// message, and a final "event: error" with the google.rpc.Status when the
+// stream fails.
+type sse struct{ json *runtime.JSONPb }
+
+func (s *sse) ContentType(any) string { return "text/event-stream" }
+
+func (s *sse) Marshal(v any) ([]byte, error) {
+	event := ""
+	switch m := v.(type) {
+	case map[string]any:
+		if r, ok := m["result"]; ok {
+			v = r
+		}
+	case map[string]proto.Message:
+		if e, ok := m["error"]; ok {
+			v, event = e, "error"
+		}
+	}
+	b, err := s.json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if event != "" {
+		out.WriteString("event: " + event + "\n")
+	}
+	out.WriteString("data: ")
+	out.Write(bytes.ReplaceAll(b, []byte("\n"), []byte("\ndata: ")))
+	out.WriteString("\n")
+	return out.Bytes(), nil
+}
+
+func (s *sse) Unmarshal(data []byte, v any) error     { return s.json.Unmarshal(data, v) }
+func (s *sse) NewDecoder(r io.Reader) runtime.Decoder { return s.json.NewDecoder(r) }
+func (s *sse) NewEncoder(w io.Writer) runtime.Encoder { return s.json.NewEncoder(w) }
+func (s *sse) Delimiter() []byte                      { return []byte("\n") }

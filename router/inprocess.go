@@ -1,0 +1,367 @@
+package router
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// InProcess is a grpc.ClientConnInterface that serves calls without a
+// network hop: each call runs the core's stream interceptor chain and then
+// the core's handler (the proxy), in this process. It is how the REST door
+// reaches the core: grpc-gateway's generated clients call it like a
+// connection, the chain sees the call as it would see a native one, and the
+// typed request is marshalled exactly once, on its way to the upstream.
+//
+// The outgoing metadata of the caller's context becomes the call's incoming
+// metadata; the context's deadline, cancellation and values (peer, call
+// record) carry through. grpc.Header and grpc.Trailer call options receive
+// the response metadata. It is safe for concurrent use.
+type InProcess struct {
+	chain   grpc.StreamServerInterceptor
+	handler grpc.StreamHandler
+	codec   Codec
+}
+
+// NewInProcess returns an in-process connection that runs chain (the
+// chained stream interceptors; nil for none) around handler.
+func NewInProcess(chain grpc.StreamServerInterceptor, handler grpc.StreamHandler) *InProcess {
+	return &InProcess{chain: chain, handler: handler, codec: NewCodec()}
+}
+
+var _ grpc.ClientConnInterface = (*InProcess)(nil)
+
+func (c *InProcess) run(ss *serverSide, method string, desc *grpc.StreamDesc) error {
+	if c.chain == nil {
+		return c.handler(nil, ss)
+	}
+	info := &grpc.StreamServerInfo{FullMethod: method, IsClientStream: desc.ClientStreams, IsServerStream: desc.ServerStreams}
+	return c.chain(nil, ss, info, c.handler)
+}
+
+// incoming turns the caller's outgoing metadata into the call's incoming
+// metadata.
+func incoming(ctx context.Context) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	return metadata.NewIncomingContext(ctx, md)
+}
+
+// Invoke runs a unary call.
+func (c *InProcess) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	ss := &serverSide{method: method, codec: c.codec, req: args, reply: reply}
+	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), transportStream{ss})
+	err := c.run(ss, method, &grpc.StreamDesc{})
+	if err == nil && !ss.replied {
+		err = status.Error(codes.Internal, "edgegate: upstream sent no response message")
+	}
+	applyCallOptions(opts, ss.header, ss.trailer)
+	return err
+}
+
+func applyCallOptions(opts []grpc.CallOption, header, trailer metadata.MD) {
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = header
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = trailer
+		}
+	}
+}
+
+// serverSide is the core's view of an in-process call. For a unary call
+// it holds the one request and the one reply; for a stream it is connected
+// to a clientSide by channels.
+type serverSide struct {
+	ctx    context.Context
+	method string
+	codec  Codec
+
+	// Unary: the request (sent once) and the reply.
+	req     any
+	reqSent bool
+	reply   any
+	replied bool
+
+	// Streams.
+	pipe *pipe
+
+	mu         sync.Mutex
+	header     metadata.MD
+	trailer    metadata.MD
+	headerSent bool
+}
+
+func (s *serverSide) Context() context.Context { return s.ctx }
+func (s *serverSide) Method() string             { return s.method }
+
+func (s *serverSide) SetHeader(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.headerSent {
+		return status.Error(codes.Internal, "edgegate: header already sent")
+	}
+	s.header = metadata.Join(s.header, md)
+	return nil
+}
+
+func (s *serverSide) SendHeader(md metadata.MD) error {
+	s.mu.Lock()
+	if s.headerSent {
+		s.mu.Unlock()
+		return status.Error(codes.Internal, "edgegate: header already sent")
+	}
+	s.header = metadata.Join(s.header, md)
+	s.headerSent = true
+	hdr := s.header
+	s.mu.Unlock()
+	if s.pipe != nil {
+		s.pipe.sendHeader(hdr)
+	}
+	return nil
+}
+
+func (s *serverSide) SetTrailer(md metadata.MD) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.trailer = metadata.Join(s.trailer, md)
+}
+
+// SetTrailer of grpc.ServerTransportStream returns an error.
+type transportStream struct{ *serverSide }
+
+func (t transportStream) SetTrailer(md metadata.MD) error {
+	t.serverSide.SetTrailer(md)
+	return nil
+}
+
+// RecvMsg gives the core the next request message: marshalled into m when
+// m is a *Frame (the proxy), merged into m otherwise.
+func (s *serverSide) RecvMsg(m any) error {
+	var req any
+	if s.pipe != nil {
+		var err error
+		if req, err = s.pipe.recvRequest(s.ctx); err != nil {
+			return err
+		}
+	} else {
+		if s.reqSent {
+			return io.EOF
+		}
+		s.reqSent = true
+		req = s.req
+	}
+	return s.convert(req, m)
+}
+
+func (s *serverSide) convert(from, to any) error {
+	if f, ok := to.(*Frame); ok {
+		b, err := proto.Marshal(from.(proto.Message))
+		if err != nil {
+			return status.Errorf(codes.Internal, "edgegate: marshal request: %v", err)
+		}
+		f.SetBytes(b)
+		return nil
+	}
+	if src, ok := from.(*Frame); ok {
+		defer src.Free()
+		if err := s.codec.fallback.Unmarshal(src.data, to); err != nil {
+			return status.Errorf(codes.Internal, "edgegate: unmarshal response: %v", err)
+		}
+		return nil
+	}
+	dst, ok1 := to.(proto.Message)
+	src, ok2 := from.(proto.Message)
+	if !ok1 || !ok2 {
+		return status.Errorf(codes.Internal, "edgegate: cannot pass %T as %T", from, to)
+	}
+	proto.Reset(dst)
+	proto.Merge(dst, src)
+	return nil
+}
+
+// SendMsg hands a response message from the core to the caller.
+func (s *serverSide) SendMsg(m any) error {
+	s.mu.Lock()
+	s.headerSent = true
+	s.mu.Unlock()
+	if s.pipe != nil {
+		return s.pipe.sendResponse(s.ctx, m)
+	}
+	if s.replied {
+		return status.Error(codes.Internal, "edgegate: second response to a unary call")
+	}
+	s.replied = true
+	return s.convert(m, s.reply)
+}
+
+// NewStream starts a streaming call: the chain and handler run on their own
+// goroutine, connected to the returned stream by channels.
+func (c *InProcess) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	p := newPipe()
+	ss := &serverSide{method: method, codec: c.codec, pipe: p}
+	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), transportStream{ss})
+	cs := &clientSide{ctx: ctx, cancel: cancel, pipe: p, ss: ss, codec: c.codec}
+	go func() {
+		err := c.run(ss, method, desc)
+		ss.mu.Lock()
+		hdr, tlr := ss.header, ss.trailer
+		ss.mu.Unlock()
+		p.finish(hdr, tlr, err)
+		applyCallOptions(opts, hdr, tlr)
+	}()
+	return cs, nil
+}
+
+// pipe connects the two sides of an in-process stream.
+type pipe struct {
+	requests  chan any      // caller → core; closed on CloseSend
+	responses chan any      // core → caller
+	header    chan struct{} // closed when the header is known
+	done      chan struct{} // closed when the core's handler returned
+
+	headerOnce sync.Once
+	hdr        metadata.MD
+	tlr        metadata.MD
+	err        error
+}
+
+func newPipe() *pipe {
+	return &pipe{
+		requests:  make(chan any),
+		responses: make(chan any),
+		header:    make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+}
+
+func (p *pipe) sendHeader(md metadata.MD) {
+	p.headerOnce.Do(func() {
+		p.hdr = md
+		close(p.header)
+	})
+}
+
+func (p *pipe) finish(hdr, tlr metadata.MD, err error) {
+	p.headerOnce.Do(func() {
+		p.hdr = hdr
+		close(p.header)
+	})
+	p.tlr, p.err = tlr, err
+	close(p.done)
+}
+
+func (p *pipe) recvRequest(ctx context.Context) (any, error) {
+	select {
+	case m, ok := <-p.requests:
+		if !ok {
+			return nil, io.EOF
+		}
+		return m, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func (p *pipe) sendResponse(ctx context.Context, m any) error {
+	// The caller receives into its own message; hand over a Frame's bytes,
+	// or a clone of a message the handler may reuse.
+	if f, ok := m.(*Frame); ok {
+		own := &Frame{data: f.data}
+		f.data = nil
+		m = own
+	} else if pm, ok := m.(proto.Message); ok {
+		m = proto.Clone(pm)
+	}
+	select {
+	case p.responses <- m:
+		return nil
+	case <-ctx.Done():
+		if f, ok := m.(*Frame); ok {
+			f.Free()
+		}
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// clientSide is the caller's view of an in-process stream.
+type clientSide struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	pipe   *pipe
+	ss     *serverSide
+	codec  Codec
+
+	sendMu sync.Mutex
+	closed bool
+}
+
+func (c *clientSide) Header() (metadata.MD, error) {
+	select {
+	case <-c.pipe.header:
+		return c.pipe.hdr, nil
+	case <-c.ctx.Done():
+		return nil, status.FromContextError(c.ctx.Err()).Err()
+	}
+}
+
+func (c *clientSide) Trailer() metadata.MD {
+	select {
+	case <-c.pipe.done:
+		return c.pipe.tlr
+	default:
+		return nil
+	}
+}
+
+func (c *clientSide) CloseSend() error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if !c.closed {
+		c.closed = true
+		close(c.pipe.requests)
+	}
+	return nil
+}
+
+func (c *clientSide) Context() context.Context { return c.ctx }
+
+func (c *clientSide) SendMsg(m any) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.closed {
+		return status.Error(codes.Internal, "edgegate: SendMsg after CloseSend")
+	}
+	select {
+	case c.pipe.requests <- m:
+		return nil
+	case <-c.pipe.done:
+		return io.EOF // the call ended; its status comes from RecvMsg
+	case <-c.ctx.Done():
+		return status.FromContextError(c.ctx.Err()).Err()
+	}
+}
+
+func (c *clientSide) RecvMsg(m any) error {
+	select {
+	case r := <-c.pipe.responses:
+		return c.ss.convert(r, m)
+	case <-c.pipe.done:
+		// Responses sent before the handler returned were taken (the
+		// channel is unbuffered), so the call is over.
+		defer c.cancel()
+		if c.pipe.err != nil {
+			return c.pipe.err
+		}
+		return io.EOF
+	case <-c.ctx.Done():
+		return status.FromContextError(c.ctx.Err()).Err()
+	}
+}
