@@ -201,7 +201,7 @@ func check(cfg *configv1.Config) Errors {
 		}
 		if err := checkHostPort(l.GetAddress(), true); err != nil {
 			add(p+".address", "%v", err)
-		} else if listenerAddrs[l.GetAddress()] {
+		} else if listenerAddrs[l.GetAddress()] && !strings.HasSuffix(l.GetAddress(), ":0") {
 			add(p+".address", "duplicate listener address %q", l.GetAddress())
 		}
 		listenerAddrs[l.GetAddress()] = true

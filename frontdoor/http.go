@@ -2,6 +2,7 @@ package frontdoor
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -52,6 +53,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ct := r.Header.Get("Content-Type")
 	switch {
 	case h.o.GRPCWeb != nil && h.o.GRPCWeb.IsGRPCWebRequest(r):
+		if !h.checkWebBody(w, r) {
+			return
+		}
 		ctx = callinfo.NewContext(ctx, &callinfo.Info{Door: callinfo.DoorGRPCWeb})
 		if h.o.CORS != nil && r.Header.Get("Origin") != "" && h.o.CORS.allowed(r.Header.Get("Origin")) {
 			w = &exposeWriter{ResponseWriter: w, expose: h.o.CORS.exposeList}
@@ -106,6 +110,117 @@ func (h *handler) limitBody(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	return true
+}
+
+// checkWebBody reads a gRPC-Web request body (unary and server-streaming
+// calls send it whole), bounded by MaxBodyBytes, and checks that it is
+// well-formed: valid base64 in text mode, and a sequence of complete
+// length-prefixed frames. A malformed body is answered here, trailers-only,
+// with INVALID_ARGUMENT (RESOURCE_EXHAUSTED when too large) and a message
+// that says what is wrong; nothing is forwarded. It returns true, with the
+// body restored, when the body is good.
+func (h *handler) checkWebBody(w http.ResponseWriter, r *http.Request) bool {
+	max := h.o.MaxBodyBytes
+	if max <= 0 {
+		max = 4 << 20
+	}
+	ct := r.Header.Get("Content-Type")
+	text := strings.HasPrefix(ct, "application/grpc-web-text")
+	limit := max + 5
+	if text {
+		limit = (limit + 2) / 3 * 4
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	_ = r.Body.Close()
+	fail := func(code codes.Code, msg string) bool {
+		hdr := w.Header()
+		hdr.Set("Content-Type", ct)
+		hdr.Set("Grpc-Status", strconv.Itoa(int(code)))
+		hdr.Set("Grpc-Message", encodeGrpcMessage(msg))
+		hdr.Add("Access-Control-Expose-Headers", "grpc-status, grpc-message")
+		w.WriteHeader(http.StatusOK)
+		return false
+	}
+	if err != nil {
+		return fail(codes.InvalidArgument, "edgegate: reading the gRPC-Web request body: "+err.Error())
+	}
+	if int64(len(raw)) > limit {
+		return fail(codes.ResourceExhausted, fmt.Sprintf("edgegate: gRPC-Web request body is larger than %d bytes", max))
+	}
+	frames := raw
+	if text {
+		frames, err = decodeBase64Chunks(raw)
+		if err != nil {
+			return fail(codes.InvalidArgument, "edgegate: malformed gRPC-Web text body: "+err.Error())
+		}
+	}
+	if msg := checkFrames(frames); msg != "" {
+		return fail(codes.InvalidArgument, "edgegate: malformed gRPC-Web body: "+msg)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	r.ContentLength = int64(len(raw))
+	return true
+}
+
+// decodeBase64Chunks decodes gRPC-Web text: standard base64, possibly
+// several padded chunks one after another.
+func decodeBase64Chunks(b []byte) ([]byte, error) {
+	var out []byte
+	for len(b) > 0 {
+		end := len(b)
+		if i := bytes.IndexByte(b, '='); i >= 0 {
+			end = i
+			for end < len(b) && b[end] == '=' {
+				end++
+			}
+		}
+		chunk := b[:end]
+		b = b[end:]
+		dec := make([]byte, base64.StdEncoding.DecodedLen(len(chunk)))
+		n, err := base64.StdEncoding.Decode(dec, chunk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dec[:n]...)
+	}
+	return out, nil
+}
+
+// checkFrames returns what is wrong with a sequence of gRPC-Web request
+// frames, or "".
+func checkFrames(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	for off := 0; off < len(b); {
+		if len(b)-off < 5 {
+			return fmt.Sprintf("frame header at byte %d is %d bytes, want 5", off, len(b)-off)
+		}
+		if b[off]&0x80 != 0 {
+			return fmt.Sprintf("frame at byte %d is a trailer frame; requests carry none", off)
+		}
+		n := int(b[off+1])<<24 | int(b[off+2])<<16 | int(b[off+3])<<8 | int(b[off+4])
+		if n > len(b)-off-5 {
+			return fmt.Sprintf("frame at byte %d declares %d bytes, %d present", off, n, len(b)-off-5)
+		}
+		off += 5 + n
+	}
+	return ""
+}
+
+// encodeGrpcMessage percent-encodes a grpc-message value as the gRPC
+// protocol asks (printable ASCII but %, as is).
+func encodeGrpcMessage(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= ' ' && c <= '~' && c != '%' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 func remoteAddr(s string) net.Addr {

@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -42,7 +43,8 @@ var registrations = []func(context.Context, *runtime.ServeMux, grpc.ClientConnIn
 
 // Headers the REST door always forwards as metadata, and always exposes.
 var (
-	alwaysForward = []string{"authorization", "x-request-id", "traceparent", "tracestate"}
+	// authorization is forwarded by grpc-gateway itself.
+	alwaysForward = []string{"x-request-id", "traceparent", "tracestate"}
 	alwaysExpose  = []string{"x-request-id"}
 )
 
@@ -73,6 +75,7 @@ func NewREST(c *configv1.REST, cc grpc.ClientConnInterface) (http.Handler, error
 		runtime.WithOutgoingHeaderMatcher(func(k string) (string, bool) { return k, expose[k] }),
 		runtime.WithOutgoingTrailerMatcher(func(k string) (string, bool) { return k, expose[k] }),
 		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithErrorHandler(restError),
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptSlash),
 	)
 	for _, register := range registrations {
@@ -102,6 +105,18 @@ func routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 	default:
 		Error(w, codes.InvalidArgument, code, http.StatusText(code))
 	}
+}
+
+// restError writes err as a google.rpc.Status body with the mapped HTTP
+// status (grpc-gateway's default handler), with protojson's deliberately
+// unstable non-breaking spaces in parse errors made plain.
+func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok && strings.ContainsRune(st.Message(), '\u00a0') {
+		p := st.Proto()
+		p.Message = strings.ReplaceAll(p.Message, "\u00a0", " ")
+		err = status.FromProto(p).Err()
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
 
 // sse writes server streams as Server-Sent Events: one "data:" event per

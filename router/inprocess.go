@@ -99,7 +99,7 @@ type serverSide struct {
 }
 
 func (s *serverSide) Context() context.Context { return s.ctx }
-func (s *serverSide) Method() string             { return s.method }
+func (s *serverSide) Method() string           { return s.method }
 
 func (s *serverSide) SetHeader(md metadata.MD) error {
 	s.mu.Lock()

@@ -69,11 +69,17 @@ func StartEcho(t testing.TB, name string, opts ...grpc.ServerOption) *Upstream {
 // adds; it is stopped when the test ends.
 func StartServer(t testing.TB, register func(*grpc.Server)) string {
 	t.Helper()
+	return StartServerOpts(t, register)
+}
+
+// StartServerOpts is StartServer with server options.
+func StartServerOpts(t testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	register(s)
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(s.Stop)

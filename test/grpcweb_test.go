@@ -1,0 +1,296 @@
+package test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+)
+
+// webFrame frames msg as one gRPC-Web data frame.
+func webFrame(t *testing.T, msg proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 5, 5+len(b))
+	binary.BigEndian.PutUint32(out[1:], uint32(len(b)))
+	return append(out, b...)
+}
+
+// webAnswer is a parsed gRPC-Web response.
+type webAnswer struct {
+	code     int
+	header   http.Header
+	messages [][]byte
+	trailers map[string]string
+}
+
+// grpcStatus is the call's grpc-status, from the trailer frame or, for a
+// trailers-only answer, the headers.
+func (a webAnswer) grpcStatus() string {
+	if s, ok := a.trailers["grpc-status"]; ok {
+		return s
+	}
+	return a.header.Get("Grpc-Status")
+}
+
+func (a webAnswer) grpcMessage() string {
+	if s, ok := a.trailers["grpc-message"]; ok {
+		return s
+	}
+	return a.header.Get("Grpc-Message")
+}
+
+func postWeb(t *testing.T, client *http.Client, url, contentType string, body []byte, hdr map[string]string) webAnswer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(Ctx(t, 10*time.Second), "POST", url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("X-Grpc-Web", "1")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc-web-text") {
+		dec, err := decodeChunks(raw)
+		if err != nil {
+			t.Fatalf("response is not base64: %v: %q", err, raw)
+		}
+		raw = dec
+	}
+	a := webAnswer{code: resp.StatusCode, header: resp.Header, trailers: map[string]string{}}
+	for len(raw) >= 5 {
+		flag, n := raw[0], binary.BigEndian.Uint32(raw[1:5])
+		if int(n) > len(raw)-5 {
+			t.Fatalf("response frame length %d past the end (%d bytes left)", n, len(raw)-5)
+		}
+		payload := raw[5 : 5+n]
+		raw = raw[5+n:]
+		if flag&0x80 != 0 {
+			for _, line := range strings.Split(strings.TrimSpace(string(payload)), "\r\n") {
+				if k, v, ok := strings.Cut(line, ":"); ok {
+					a.trailers[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+				}
+			}
+			continue
+		}
+		a.messages = append(a.messages, payload)
+	}
+	if len(raw) != 0 {
+		t.Fatalf("%d stray bytes after the last frame", len(raw))
+	}
+	return a
+}
+
+func TestGRPCWebWire(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, doorsConfig(up.Addr))
+	url := "http://" + gw.Addr + "/edgegate.testing.v1.EchoService/"
+	frame := webFrame(t, &testingv1.EchoRequest{Message: "wire"})
+
+	check := func(t *testing.T, a webAnswer, msgs int) {
+		t.Helper()
+		if a.code != 200 || a.grpcStatus() != "0" || len(a.messages) != msgs {
+			t.Fatalf("HTTP %d, grpc-status %q, %d messages; want 200, 0, %d (trailers %v)", a.code, a.grpcStatus(), len(a.messages), msgs, a.trailers)
+		}
+		var resp testingv1.EchoResponse
+		if err := proto.Unmarshal(a.messages[0], &resp); err != nil || resp.GetMessage() != "wire" {
+			t.Fatalf("message %v %v", &resp, err)
+		}
+	}
+	t.Run("binary unary", func(t *testing.T) {
+		check(t, postWeb(t, nil, url+"Unary", "application/grpc-web+proto", frame, nil), 1)
+	})
+	t.Run("text unary", func(t *testing.T) {
+		a := postWeb(t, nil, url+"Unary", "application/grpc-web-text", []byte(base64.StdEncoding.EncodeToString(frame)), nil)
+		check(t, a, 1)
+		if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/grpc-web-text") {
+			t.Errorf("content type %q", ct)
+		}
+	})
+	t.Run("text server streaming", func(t *testing.T) {
+		f := webFrame(t, &testingv1.EchoRequest{Message: "wire", Repeat: 3})
+		check(t, postWeb(t, nil, url+"ServerStream", "application/grpc-web-text+proto", []byte(base64.StdEncoding.EncodeToString(f)), nil), 3)
+	})
+	t.Run("over HTTP/2", func(t *testing.T) {
+		h2c := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLSContext: dialPlain}}
+		check(t, postWeb(t, h2c, url+"Unary", "application/grpc-web", frame, nil), 1)
+	})
+	t.Run("trailers in the final frame, custom trailers too", func(t *testing.T) {
+		f := webFrame(t, &testingv1.EchoRequest{Message: "wire", EchoMetadata: true})
+		a := postWeb(t, nil, url+"Unary", "application/grpc-web", f, map[string]string{"x-custom": "c1"})
+		check(t, a, 1)
+		if a.trailers["echo-trailer-x-custom"] != "c1" {
+			t.Errorf("trailers %v", a.trailers)
+		}
+	})
+	t.Run("trailers-only error", func(t *testing.T) {
+		f := webFrame(t, &testingv1.EchoRequest{FailWith: statusProto(t, codes.NotFound, "nothing here", nil)})
+		a := postWeb(t, nil, url+"Unary", "application/grpc-web", f, nil)
+		if a.grpcStatus() != "5" || a.grpcMessage() != "nothing here" || len(a.messages) != 0 {
+			t.Fatalf("grpc-status %q %q, %d messages", a.grpcStatus(), a.grpcMessage(), len(a.messages))
+		}
+	})
+
+	for len(up.calls) > 0 {
+		<-up.calls
+	}
+	bad := []struct {
+		name, contentType string
+		body              []byte
+		want              string
+	}{
+		{"truncated frame", "application/grpc-web", frame[:len(frame)-3], "declares 6 bytes, 3 present"},
+		{"frame length past the end", "application/grpc-web", append([]byte{0, 0, 0, 1, 0}, frame[5:]...), "declares 256 bytes, 6 present"},
+		{"header shorter than 5 bytes", "application/grpc-web", []byte{0, 0}, "frame header at byte 0 is 2 bytes"},
+		{"bad base64", "application/grpc-web-text", []byte("!!!not base64###"), "malformed gRPC-Web text body: illegal base64"},
+		{"base64 of a truncated frame", "application/grpc-web-text", []byte(base64.StdEncoding.EncodeToString(frame[:4])), "frame header at byte 0 is 4 bytes"},
+		{"a trailer frame in a request", "application/grpc-web", []byte{0x80, 0, 0, 0, 0}, "trailer frame"},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			a := postWeb(t, nil, url+"Unary", c.contentType, c.body, nil)
+			if s := a.grpcStatus(); s != "3" {
+				t.Fatalf("grpc-status %q (HTTP %d), want 3 (INVALID_ARGUMENT)", s, a.code)
+			}
+			if !strings.Contains(a.grpcMessage(), c.want) {
+				t.Errorf("grpc-message %q, want it to say %q", a.grpcMessage(), c.want)
+			}
+			up.NoCall(t, 50*time.Millisecond)
+			// The gateway keeps serving.
+			check(t, postWeb(t, nil, url+"Unary", "application/grpc-web", frame, nil), 1)
+			up.NextCall(t)
+		})
+	}
+}
+
+func TestCORS(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, EchoConfig(up.Addr)+`
+http:
+  cors:
+    allowed_origins: ["https://app.example"]
+    allowed_headers: [x-custom]
+    exposed_headers: [echo-trailer-x-custom]
+    max_age: 60s
+`)
+	base := "http://" + gw.Addr
+	preflight := func(origin, path string) *http.Response {
+		req, _ := http.NewRequestWithContext(Ctx(t, 5*time.Second), "OPTIONS", base+path, nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type,x-grpc-web,x-custom")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, path := range []string{"/edgegate.testing.v1.EchoService/Unary", "/v1/echo:unary"} {
+		resp := preflight("https://app.example", path)
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("%s preflight: %d", path, resp.StatusCode)
+		}
+		h := resp.Header
+		if h.Get("Access-Control-Allow-Origin") != "https://app.example" || h.Get("Access-Control-Max-Age") != "60" ||
+			!strings.Contains(h.Get("Access-Control-Allow-Headers"), "x-grpc-web") || !strings.Contains(h.Get("Access-Control-Allow-Headers"), "x-custom") ||
+			!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") {
+			t.Errorf("%s preflight headers: %v", path, h)
+		}
+	}
+	if resp := preflight("https://evil.example", "/v1/echo:unary"); resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("disallowed origin: %d %v", resp.StatusCode, resp.Header)
+	}
+
+	// The actual gRPC-Web call exposes grpc-status, grpc-message, the
+	// configured custom trailer and the response's own headers.
+	f := webFrame(t, &testingv1.EchoRequest{EchoMetadata: true})
+	a := postWeb(t, nil, base+"/edgegate.testing.v1.EchoService/Unary", "application/grpc-web", f, map[string]string{"Origin": "https://app.example", "x-custom": "v"})
+	expose := strings.ToLower(a.header.Get("Access-Control-Expose-Headers"))
+	for _, h := range []string{"grpc-status", "grpc-message", "echo-trailer-x-custom", "x-request-id", "echo-x-custom"} {
+		if !strings.Contains(expose, h) {
+			t.Errorf("Access-Control-Expose-Headers %q lacks %s", expose, h)
+		}
+	}
+	if a.header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("Allow-Origin %q", a.header.Get("Access-Control-Allow-Origin"))
+	}
+	// REST answers carry CORS headers too.
+	r := doHTTP(t, nil, "POST", base+"/v1/echo:unary", `{"message":"x"}`, map[string]string{"Origin": "https://app.example"})
+	if r.code != 200 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example" || !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "x-request-id") {
+		t.Errorf("REST CORS: %d %v", r.code, r.header)
+	}
+}
+
+func TestListenerProtocols(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, strings.Replace(EchoConfig(up.Addr), "  - address: 127.0.0.1:0\n",
+		"  - {name: grpc-only, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC]}\n  - {name: web, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC_WEB]}\n", 1))
+	addrs := gw.Addrs()
+	grpcAddr, webAddr := addrs[0].String(), addrs[1].String()
+
+	// The dedicated gRPC port serves native gRPC only.
+	if _, err := testingv1.NewEchoServiceClient(Dial(t, grpcAddr)).Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+		t.Fatalf("native gRPC on the gRPC port: %v", err)
+	}
+	if _, err := http.Get("http://" + grpcAddr + "/v1/echo:unary"); err == nil {
+		t.Error("HTTP/1 was answered on the dedicated gRPC port")
+	}
+	// The gRPC-Web-only port: gRPC-Web yes, REST and native gRPC no.
+	a := postWeb(t, nil, "http://"+webAddr+"/edgegate.testing.v1.EchoService/Unary", "application/grpc-web", webFrame(t, &testingv1.EchoRequest{}), nil)
+	if a.grpcStatus() != "0" {
+		t.Fatalf("gRPC-Web: %v", a)
+	}
+	wantStatusJSON(t, doHTTP(t, nil, "POST", "http://"+webAddr+"/v1/echo:unary", "{}", nil), 404, codes.NotFound, "no route")
+	_, err := testingv1.NewEchoServiceClient(Dial(t, webAddr)).Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
+	if err == nil {
+		t.Error("native gRPC was served on a gRPC-Web-only port")
+	}
+}
+
+// decodeChunks decodes gRPC-Web text, which a server may send as several
+// padded base64 chunks (one per flush).
+func decodeChunks(b []byte) ([]byte, error) {
+	var out []byte
+	for len(b) > 0 {
+		end := len(b)
+		if i := bytes.IndexByte(b, '='); i >= 0 {
+			end = i
+			for end < len(b) && b[end] == '=' {
+				end++
+			}
+		}
+		dec, err := base64.StdEncoding.DecodeString(string(b[:end]))
+		if err != nil {
+			return nil, err
+		}
+		out, b = append(out, dec...), b[end:]
+	}
+	return out, nil
+}
