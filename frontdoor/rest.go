@@ -14,7 +14,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
@@ -26,19 +29,75 @@ import (
 // registrations are the grpc-gateway handlers of the compiled-in API. Each
 // is registered with a client over the in-process connection, never with
 // Register…HandlerServer, which would skip the interceptor chain.
-var registrations = []func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error{
-	func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+var registrations = []struct {
+	service  string
+	register func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error
+}{
+	{catalogv1.CatalogService_ServiceDesc.ServiceName, func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
 		return catalogv1.RegisterCatalogServiceHandlerClient(ctx, mux, catalogv1.NewCatalogServiceClient(cc))
-	},
-	func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+	}},
+	{ordersv1.OrdersService_ServiceDesc.ServiceName, func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
 		return ordersv1.RegisterOrdersServiceHandlerClient(ctx, mux, ordersv1.NewOrdersServiceClient(cc))
-	},
-	func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+	}},
+	{usersv1.UsersService_ServiceDesc.ServiceName, func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
 		return usersv1.RegisterUsersServiceHandlerClient(ctx, mux, usersv1.NewUsersServiceClient(cc))
-	},
-	func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+	}},
+	{testingv1.EchoService_ServiceDesc.ServiceName, func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
 		return testingv1.RegisterEchoServiceHandlerClient(ctx, mux, testingv1.NewEchoServiceClient(cc))
-	},
+	}},
+}
+
+// RESTRoute is one HTTP binding of the REST door.
+type RESTRoute struct {
+	Verb string // GET, POST, …
+	Path string // the google.api.http template, "/v1/{name=shelves/*/books/*}"
+	// FullMethod is the gRPC method, "/shop.catalog.v1.CatalogService/GetBook".
+	FullMethod string
+}
+
+// RESTRoutes lists the HTTP bindings of the compiled-in API, additional
+// bindings included, in service and method order.
+func RESTRoutes() []RESTRoute {
+	var out []RESTRoute
+	for _, reg := range registrations {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(reg.service))
+		if err != nil {
+			continue
+		}
+		sd := d.(protoreflect.ServiceDescriptor)
+		for i := range sd.Methods().Len() {
+			md := sd.Methods().Get(i)
+			rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
+			if rule == nil {
+				continue
+			}
+			full := "/" + reg.service + "/" + string(md.Name())
+			for _, r := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
+				if verb, path := httpBinding(r); verb != "" {
+					out = append(out, RESTRoute{Verb: verb, Path: path, FullMethod: full})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func httpBinding(r *annotations.HttpRule) (verb, path string) {
+	switch p := r.GetPattern().(type) {
+	case *annotations.HttpRule_Get:
+		return http.MethodGet, p.Get
+	case *annotations.HttpRule_Post:
+		return http.MethodPost, p.Post
+	case *annotations.HttpRule_Put:
+		return http.MethodPut, p.Put
+	case *annotations.HttpRule_Patch:
+		return http.MethodPatch, p.Patch
+	case *annotations.HttpRule_Delete:
+		return http.MethodDelete, p.Delete
+	case *annotations.HttpRule_Custom:
+		return p.Custom.GetKind(), p.Custom.GetPath()
+	}
+	return "", ""
 }
 
 // Headers the REST door always forwards as metadata, and always exposes.
@@ -78,8 +137,8 @@ func NewREST(c *configv1.REST, cc grpc.ClientConnInterface) (http.Handler, error
 		runtime.WithErrorHandler(restError),
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptSlash),
 	)
-	for _, register := range registrations {
-		if err := register(context.Background(), mux, cc); err != nil {
+	for _, reg := range registrations {
+		if err := reg.register(context.Background(), mux, cc); err != nil {
 			return nil, fmt.Errorf("register REST handlers: %w", err)
 		}
 	}

@@ -127,6 +127,26 @@ func (t *Table) Lookup(fullMethod string) *Route {
 // modify them.
 func (t *Table) Routes() []*Route { return t.routes }
 
+// HTTPRoute is one REST binding, for WriteHTTP.
+type HTTPRoute struct {
+	Verb, Path, FullMethod string
+}
+
+// WriteHTTP prints REST bindings with the route and cluster each one's
+// method takes: "GET /v1/... → pkg.Service/Method → cluster".
+func (t *Table) WriteHTTP(w io.Writer, routes []HTTPRoute) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	fmt.Fprintln(tw, "HTTP\tPATH\t\tMETHOD\t\tCLUSTER")
+	for _, hr := range routes {
+		cluster := "(no route: 501)"
+		if r := t.Lookup(hr.FullMethod); r != nil {
+			cluster = r.Cluster
+		}
+		fmt.Fprintf(tw, "%s\t%s\t→\t%s\t→\t%s\n", hr.Verb, hr.Path, strings.TrimPrefix(hr.FullMethod, "/"), cluster)
+	}
+	return tw.Flush()
+}
+
 // Write prints the table as aligned columns: route, match, cluster,
 // timeout, in configuration order.
 func (t *Table) Write(w io.Writer) error {

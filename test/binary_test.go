@@ -247,10 +247,12 @@ func TestBinaryCLI(t *testing.T) {
 	if out, code := run("validate", "-c", bad); code != 1 || !strings.Contains(out, bad+`:10:14: routes[0].cluster: unknown cluster "nope"`) {
 		t.Errorf("validate bad: %d %s", code, out)
 	}
-	if out, code := run("routes"); code != 0 || !strings.Contains(out, "service shop.catalog.v1.CatalogService") {
+	if out, code := run("routes"); code != 0 || !strings.Contains(out, "service shop.catalog.v1.CatalogService") ||
+		!strings.Contains(strings.Join(strings.Fields(out), " "), "GET /v1/{name=shelves/*/books/*} → shop.catalog.v1.CatalogService/GetBook → catalog") {
 		t.Errorf("routes (default config): %d %s", code, out)
 	}
-	if out, code := run("routes", "-c", good); code != 0 || !strings.Contains(strings.Join(strings.Fields(out), " "), "echo service edgegate.testing.v1.EchoService echo -") {
+	if out, code := run("routes", "-c", good); code != 0 || !strings.Contains(strings.Join(strings.Fields(out), " "), "echo service edgegate.testing.v1.EchoService echo -") ||
+		!strings.Contains(strings.Join(strings.Fields(out), " "), "GET /v1/users/{user_id} → shop.users.v1.UsersService/GetUser → (no route: 501)") {
 		t.Errorf("routes -c: %d %s", code, out)
 	}
 	if out, code := run("version"); code != 0 || !strings.HasPrefix(out, "edgegate ") {

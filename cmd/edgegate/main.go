@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/edgegate/edgegate/config"
+	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/gateway"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/internal/version"
@@ -29,7 +30,7 @@ const usage = `edgegate — a gRPC-first API edge gateway
 Usage:
   edgegate serve [-c FILE]     serve (the embedded default config without -c)
   edgegate validate -c FILE    check a config file: exit 0 when valid, 1 with its errors
-  edgegate routes [-c FILE]    print the route table
+  edgegate routes [-c FILE]    print the route table and the REST routes
   edgegate version             print the version
 `
 
@@ -118,6 +119,14 @@ func routes(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err := t.Write(stdout); err != nil {
+		return 1
+	}
+	var hr []router.HTTPRoute
+	for _, r := range frontdoor.RESTRoutes() {
+		hr = append(hr, router.HTTPRoute{Verb: r.Verb, Path: r.Path, FullMethod: r.FullMethod})
+	}
+	fmt.Fprintln(stdout)
+	if err := t.WriteHTTP(stdout, hr); err != nil {
 		return 1
 	}
 	return 0

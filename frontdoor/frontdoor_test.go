@@ -1,0 +1,141 @@
+package frontdoor
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+)
+
+func TestIsNativeGRPC(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/grpc":                true,
+		"application/grpc+proto":          true,
+		"application/grpc;charset=utf-8":  true,
+		"application/grpc-web":            false,
+		"application/grpc-web-text+proto": false,
+		"application/json":                false,
+		"application/grpcx":               false,
+		"":                                false,
+	} {
+		if got := isNativeGRPC(ct); got != want {
+			t.Errorf("isNativeGRPC(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
+
+func TestCheckFrames(t *testing.T) {
+	for _, c := range []struct {
+		in   []byte
+		want string
+	}{
+		{nil, ""},
+		{[]byte{0, 0, 0, 0, 0}, ""},
+		{[]byte{0, 0, 0, 0, 2, 'a', 'b', 0, 0, 0, 0, 1, 'c'}, ""},
+		{[]byte{0, 0, 0, 0, 3, 'a'}, "frame at byte 0 declares 3 bytes, 1 present"},
+		{[]byte{0, 0, 0, 0, 0, 0, 0}, "frame header at byte 5 is 2 bytes, want 5"},
+		{[]byte{0x80, 0, 0, 0, 0}, "frame at byte 0 is a trailer frame; requests carry none"},
+		{[]byte{0, 0xff, 0xff, 0xff, 0xff}, "frame at byte 0 declares 4294967295 bytes, 0 present"},
+	} {
+		if got := checkFrames(c.in); got != c.want {
+			t.Errorf("checkFrames(%v) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestDecodeBase64Chunks(t *testing.T) {
+	a, b := []byte{1, 2, 3, 4}, []byte{5}
+	in := base64.StdEncoding.EncodeToString(a) + base64.StdEncoding.EncodeToString(b)
+	got, err := decodeBase64Chunks([]byte(in))
+	if err != nil || !bytes.Equal(got, []byte{1, 2, 3, 4, 5}) {
+		t.Fatalf("got %v %v", got, err)
+	}
+	if _, err := decodeBase64Chunks([]byte("@@@@")); err == nil {
+		t.Fatal("want an error for bad base64")
+	}
+}
+
+func TestEncodeGrpcMessage(t *testing.T) {
+	if got := encodeGrpcMessage("a b%c\né"); got != "a b%25c%0A%C3%A9" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestAckFilterConn checks that exactly the first SETTINGS ACK is removed
+// and every other byte passes in order.
+func TestAckFilterConn(t *testing.T) {
+	settings := []byte{0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100}
+	ack := []byte{0, 0, 0, 4, 1, 0, 0, 0, 0}
+	headers := []byte{0, 0, 2, 1, 4, 0, 0, 0, 1, 0x82, 0x86}
+	var in bytes.Buffer
+	in.WriteString(http2.ClientPreface)
+	in.Write(settings)
+	in.Write(headers)
+	in.Write(ack)
+	in.Write(ack) // a second ACK belongs to the HTTP/2 server
+	in.Write(headers)
+	client, server := net.Pipe()
+	go func() {
+		_, _ = client.Write(in.Bytes())
+		_ = client.Close()
+	}()
+	fc := &ackFilterConn{Conn: server, br: bufioReader(server), preface: len(http2.ClientPreface)}
+	got, err := io.ReadAll(fc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	want.WriteString(http2.ClientPreface)
+	want.Write(settings)
+	want.Write(headers)
+	want.Write(ack)
+	want.Write(headers)
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("got %x\nwant %x", got, want.Bytes())
+	}
+}
+
+func TestCORSPreflight(t *testing.T) {
+	c := NewCORS(&configv1.CORS{AllowedOrigins: []string{"https://a.example"}, MaxAge: durationpb.New(time.Minute), AllowCredentials: true})
+	req := httptest.NewRequest("OPTIONS", "/x", nil)
+	req.Header.Set("Origin", "https://a.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	rec := httptest.NewRecorder()
+	if !c.handle(rec, req) || rec.Code != http.StatusNoContent {
+		t.Fatalf("preflight: handled=%v code=%d", true, rec.Code)
+	}
+	h := rec.Header()
+	if h.Get("Access-Control-Allow-Origin") != "https://a.example" || h.Get("Access-Control-Allow-Credentials") != "true" || h.Get("Access-Control-Max-Age") != "60" {
+		t.Fatalf("headers %v", h)
+	}
+	// A simple request from an allowed origin is marked and passed on.
+	req = httptest.NewRequest("GET", "/x", nil)
+	req.Header.Set("Origin", "https://a.example")
+	rec = httptest.NewRecorder()
+	if c.handle(rec, req) || !strings.Contains(rec.Header().Get("Access-Control-Expose-Headers"), "grpc-status") {
+		t.Fatalf("simple request: %v", rec.Header())
+	}
+	// Another origin: no CORS headers; its preflight is refused.
+	req = httptest.NewRequest("GET", "/x", nil)
+	req.Header.Set("Origin", "https://b.example")
+	rec = httptest.NewRecorder()
+	if c.handle(rec, req) || rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("disallowed origin was marked")
+	}
+	if NewCORS(nil) != nil {
+		t.Fatal("NewCORS(nil) must be nil")
+	}
+}
+
+func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
