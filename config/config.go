@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,11 +128,21 @@ func Load(path string, data []byte) (*configv1.Config, error) {
 	if err != nil {
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
+	if doc.root == nil || doc.root.Kind == 0 {
+		// protoyaml does not validate a file with no YAML document in it.
+		return nil, &Error{File: path, Msg: "the file holds no configuration: listeners: at least one is required"}
+	}
 	if errs := check(cfg); len(errs) > 0 {
 		for _, e := range errs {
 			e.File = path
 			e.Line, e.Column = doc.position(e.Path)
 		}
+		slices.SortStableFunc(errs, func(a, b *Error) int {
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Column - b.Column
+		})
 		if len(errs) == 1 {
 			return nil, errs[0]
 		}

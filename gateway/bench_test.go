@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/edgegate/edgegate/config"
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	"github.com/edgegate/edgegate/examples/echo"
+	"github.com/edgegate/edgegate/frontdoor"
+	"github.com/edgegate/edgegate/router"
+)
+
+// benchGateway starts an echo upstream and a gateway with a shared-port
+// listener (all doors) and a dedicated gRPC listener, access log off.
+func benchGateway(b *testing.B) *Gateway {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	up := grpc.NewServer()
+	testingv1.RegisterEchoServiceServer(up, &echo.Server{Name: "bench"})
+	go func() { _ = up.Serve(ln) }()
+	b.Cleanup(up.Stop)
+	cfg, err := config.Load("bench.yaml", fmt.Appendf(nil, `
+listeners:
+  - {name: shared, address: 127.0.0.1:0}
+  - {name: dedicated, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC]}
+clusters:
+  - {name: echo, endpoints: [%q]}
+routes:
+  - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
+logging: {disable_access_log: true}
+`, ln.Addr().String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := g.Listen(); err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = g.Serve() }()
+	b.Cleanup(g.Stop)
+	return g
+}
+
+// BenchmarkNativeGRPC compares a unary call through the shared port (the
+// connection sniffed once) with one through a dedicated gRPC port.
+func BenchmarkNativeGRPC(b *testing.B) {
+	g := benchGateway(b)
+	addrs := g.Addrs()
+	for i, name := range []string{"shared-port", "dedicated-port"} {
+		b.Run(name, func(b *testing.B) {
+			conn, err := grpc.NewClient(addrs[i].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			c := testingv1.NewEchoServiceClient(conn)
+			req := &testingv1.EchoRequest{Payload: make([]byte, 100)}
+			if _, err := c.Unary(context.Background(), req); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Unary(context.Background(), req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkRESTToCore compares the two ways the REST door can reach the
+// core: the in-process connection (chain and proxy called directly, no
+// socket, no second marshal) and a bufconn loopback to the core
+// grpc.Server (a full HTTP/2 hop in memory). The gateway uses the first.
+func BenchmarkRESTToCore(b *testing.B) {
+	g := benchGateway(b)
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = g.server.Serve(lis) }()
+	loop, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer loop.Close()
+	_, stream := chain(g.log, nil, &options{})
+	for _, c := range []struct {
+		name string
+		conn grpc.ClientConnInterface
+	}{
+		{"in-process", router.NewInProcess(chainStream(stream), g.proxy.Handler())},
+		{"bufconn", loop},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			rest, err := frontdoor.NewREST(g.cfg.GetHttp().GetRest(), c.conn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := frontdoor.NewHTTPHandler(frontdoor.HTTPOptions{REST: rest, MaxBodyBytes: 1 << 20})
+			body := `{"message":"` + strings.Repeat("x", 100) + `"}`
+			do := func() {
+				req := httptest.NewRequest("POST", "/v1/echo:unary", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("%d %s", rec.Code, rec.Body)
+				}
+			}
+			do()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				do()
+			}
+		})
+	}
+}
+
