@@ -23,10 +23,16 @@ done
 
 cat <<EOT
 
-edgegate is serving on $GW (native gRPC), in front of the example backends:
-  catalog 127.0.0.1:9101, orders 127.0.0.1:9102, users 127.0.0.1:9103, echo 127.0.0.1:9104
+edgegate is serving native gRPC, gRPC-Web and REST/JSON on $GW, in front of the example
+backends: catalog 127.0.0.1:9101, orders 127.0.0.1:9102, users 127.0.0.1:9103, echo 127.0.0.1:9104
 
 Try, in another terminal:
+  curl -s $GW/v1/shelves/1/books/1
+  curl -s '$GW/v1/books?genre=GENRE_SCIENCE&tags=physics'
+  curl -s -X POST $GW/v1/orders -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":2}]}'
+  curl -s -X POST $GW/v1/orders -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":50}]}'
+  curl -sN -H 'Accept: text/event-stream' $GW/v1/orders/o-1:track
+  curl -s $GW/openapi.json | head -20
   $GRPCURL -plaintext $GW list
   $GRPCURL -plaintext -d '{"name":"shelves/1/books/1"}' $GW shop.catalog.v1.CatalogService/GetBook
   $GRPCURL -plaintext -d '{"parent":"shelves/1"}' $GW shop.catalog.v1.CatalogService/ListBooks
