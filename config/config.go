@@ -1,7 +1,9 @@
 package config
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -46,6 +48,8 @@ const (
 	DefaultIdleTimeout          = 2 * time.Minute
 	DefaultOpenAPIPath          = "/openapi.json"
 	DefaultCORSMaxAge           = 10 * time.Minute
+	DefaultAdminAddress         = "127.0.0.1:9901"
+	DefaultServiceName          = "edgegate"
 )
 
 // Error is a configuration error at one place of one file. Line and Column
@@ -250,6 +254,18 @@ func check(cfg *configv1.Config) Errors {
 		}
 	}
 
+	if a := cfg.GetAdmin().GetAddress(); a != "" {
+		if err := checkHostPort(a, true); err != nil {
+			add("admin.address", "%v", err)
+		} else if listenerAddrs[a] && !strings.HasSuffix(a, ":0") {
+			add("admin.address", "address %q is a listener's too", a)
+		}
+	}
+	if t := cfg.GetTracing(); t != nil {
+		if err := checkHostPort(t.GetEndpoint(), false); err != nil {
+			add("tracing.endpoint", "%v", err)
+		}
+	}
 	if c := cfg.GetHttp().GetCors(); c != nil && c.GetAllowCredentials() {
 		for i, o := range c.GetAllowedOrigins() {
 			if o == "*" {
@@ -372,8 +388,25 @@ func applyDefaults(cfg *configv1.Config) {
 	if h.Cors != nil {
 		setDur(&h.Cors.MaxAge, DefaultCORSMaxAge)
 	}
+	if cfg.Admin == nil {
+		cfg.Admin = &configv1.Admin{}
+	}
+	if cfg.Admin.Address == "" {
+		cfg.Admin.Address = DefaultAdminAddress
+	}
+	if t := cfg.Tracing; t != nil {
+		if t.SampleRatio == nil {
+			t.SampleRatio = proto.Float64(1)
+		}
+		if t.ServiceName == "" {
+			t.ServiceName = DefaultServiceName
+		}
+	}
 	if cfg.Logging == nil {
 		cfg.Logging = &configv1.Logging{}
+	}
+	if cfg.Logging.AccessLogSampleRatio == nil {
+		cfg.Logging.AccessLogSampleRatio = proto.Float64(1)
 	}
 	if cfg.Logging.Format == configv1.Logging_FORMAT_UNSPECIFIED {
 		cfg.Logging.Format = configv1.Logging_FORMAT_JSON
@@ -393,6 +426,17 @@ func setDur(p **durationpb.Duration, def time.Duration) {
 	if *p == nil {
 		*p = durationpb.New(def)
 	}
+}
+
+// Hash returns the SHA-256 (hex) of cfg's deterministic binary encoding:
+// the same for the same effective configuration.
+func Hash(cfg *configv1.Config) string {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
+	if err != nil {
+		return "unknown"
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Clone returns a deep copy of cfg.

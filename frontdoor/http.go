@@ -10,10 +10,12 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 
+	"github.com/edgegate/edgegate/interceptors/accesslog"
 	"github.com/edgegate/edgegate/internal/callinfo"
 )
 
@@ -30,6 +32,8 @@ type HTTPOptions struct {
 	// OpenAPIPath, when set, serves OpenAPI (GET) at that path.
 	OpenAPIPath string
 	OpenAPI     []byte
+	// AccessLog gets one line per request, after the answer is written.
+	AccessLog *accesslog.Logger
 }
 
 // NewHTTPHandler returns the handler of one listener's HTTP requests: CORS
@@ -42,7 +46,24 @@ func NewHTTPHandler(o HTTPOptions) http.Handler {
 
 type handler struct{ o HTTPOptions }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	info := &callinfo.Info{
+		Door:       callinfo.DoorREST,
+		Start:      time.Now(),
+		Peer:       r.RemoteAddr,
+		UserAgent:  r.UserAgent(),
+		HTTPMethod: r.Method,
+		HTTPPath:   r.URL.Path,
+	}
+	w := &statusWriter{ResponseWriter: rw}
+	h.serve(w, r, info)
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	h.o.AccessLog.Write(r.Context(), info, w.code)
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.Info) {
 	if h.o.CORS != nil && h.o.CORS.handle(w, r) {
 		return
 	}
@@ -53,10 +74,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ct := r.Header.Get("Content-Type")
 	switch {
 	case h.o.GRPCWeb != nil && h.o.GRPCWeb.IsGRPCWebRequest(r):
+		info.Door = callinfo.DoorGRPCWeb
 		if !h.checkWebBody(w, r) {
 			return
 		}
-		ctx = callinfo.NewContext(ctx, &callinfo.Info{Door: callinfo.DoorGRPCWeb})
+		ctx = callinfo.NewContext(ctx, info)
 		if h.o.CORS != nil && r.Header.Get("Origin") != "" && h.o.CORS.allowed(r.Header.Get("Origin")) {
 			w = &exposeWriter{ResponseWriter: w, expose: h.o.CORS.exposeList}
 		}
@@ -76,12 +98,40 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !h.limitBody(w, r) {
 			return
 		}
-		ctx = callinfo.NewContext(ctx, &callinfo.Info{Door: callinfo.DoorREST})
+		ctx = callinfo.NewContext(ctx, info)
 		h.o.REST.ServeHTTP(w, r.WithContext(ctx))
 	default:
 		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
 	}
 }
+
+// statusWriter remembers the status of the answer.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // limitBody reads a REST body of at most MaxBodyBytes into memory, so that
 // an oversized body is refused with 413 before anything is forwarded. It

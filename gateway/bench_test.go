@@ -16,9 +16,9 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/edgegate/edgegate/config"
-	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	"github.com/edgegate/edgegate/examples/echo"
 	"github.com/edgegate/edgegate/frontdoor"
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	"github.com/edgegate/edgegate/router"
 )
 
@@ -43,6 +43,7 @@ clusters:
 routes:
   - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
 logging: {disable_access_log: true}
+admin: {disable: true}
 `, ln.Addr().String()))
 	if err != nil {
 		b.Fatal(err)
@@ -105,7 +106,7 @@ func BenchmarkRESTToCore(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer loop.Close()
-	_, stream := chain(g.log, nil, &options{})
+	_, stream := chain(g.log, nil, nil, g.metrics, &options{})
 	for _, c := range []struct {
 		name string
 		conn grpc.ClientConnInterface
@@ -138,4 +139,3 @@ func BenchmarkRESTToCore(b *testing.B) {
 		})
 	}
 }
-

@@ -8,6 +8,8 @@ import (
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	"github.com/edgegate/edgegate/interceptors/recovery"
 	"github.com/edgegate/edgegate/interceptors/requestid"
+	"github.com/edgegate/edgegate/interceptors/tracing"
+	"github.com/edgegate/edgegate/metrics"
 )
 
 // chain returns the interceptors that every call passes, from every door,
@@ -16,19 +18,27 @@ import (
 // unary methods (health). Keep both lists in the same order.
 //
 //  1. recovery   — a panic anywhere below becomes INTERNAL and a log line
-//  2. request id — x-request-id accepted or generated, echoed back
-//  3. access log — one line per call, after it ends
-//  4. extra      — interceptors added with WithInterceptors
-func chain(log, accessLog *slog.Logger, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+//  2. request id — x-request-id accepted or generated, echoed back; the
+//     call's record (door, timing) exists from here on
+//  3. tracing    — the gateway's server span, parent from traceparent
+//  4. metrics    — calls started, handled, in flight, latency
+//  5. access log — the call's method and outcome into its record; one line
+//     per native call (the HTTP doors write theirs after answering)
+//  6. extra      — interceptors added with WithInterceptors
+func chain(log *slog.Logger, al *accesslog.Logger, tr *tracing.Tracer, m *metrics.Metrics, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	unary := []grpc.UnaryServerInterceptor{
 		recovery.UnaryServerInterceptor(log),
 		requestid.UnaryServerInterceptor(),
-		accesslog.UnaryServerInterceptor(accessLog),
+		tr.UnaryServerInterceptor(),
+		m.UnaryServerInterceptor(),
+		al.UnaryServerInterceptor(),
 	}
 	stream := []grpc.StreamServerInterceptor{
 		recovery.StreamServerInterceptor(log),
 		requestid.StreamServerInterceptor(),
-		accesslog.StreamServerInterceptor(accessLog),
+		tr.StreamServerInterceptor(),
+		m.StreamServerInterceptor(),
+		al.StreamServerInterceptor(),
 	}
 	unary = append(unary, o.unary...)
 	stream = append(stream, o.stream...)

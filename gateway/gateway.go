@@ -7,7 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -20,9 +27,15 @@ import (
 	// Compressed calls: the gzip compressor registers itself.
 	_ "google.golang.org/grpc/encoding/gzip"
 
+	"github.com/edgegate/edgegate/admin"
+	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/frontdoor"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/gen/openapi"
+	"github.com/edgegate/edgegate/interceptors/accesslog"
+	"github.com/edgegate/edgegate/interceptors/tracing"
+	"github.com/edgegate/edgegate/internal/version"
+	"github.com/edgegate/edgegate/metrics"
 	"github.com/edgegate/edgegate/router"
 	"github.com/edgegate/edgegate/upstream"
 )
@@ -30,18 +43,24 @@ import (
 // Gateway is a running (or ready to run) edgegate. Its methods are safe for
 // concurrent use.
 type Gateway struct {
-	cfg     *configv1.Config
-	log     *slog.Logger
-	proxy   *router.Proxy
-	server  *grpc.Server
-	health  *health.Server
-	rest    http.Handler
-	grpcWeb frontdoor.GRPCWeb
+	cfg       *configv1.Config
+	log       *slog.Logger
+	proxy     *router.Proxy
+	server    *grpc.Server
+	health    *health.Server
+	rest      http.Handler
+	grpcWeb   frontdoor.GRPCWeb
+	accessLog *accesslog.Logger
+	metrics   *metrics.Metrics
+	tp        *sdktrace.TracerProvider // built from the config; nil otherwise
 
 	mu        sync.Mutex
 	listeners []net.Listener
 	doors     []*frontdoor.Server // per listener; nil for a dedicated gRPC port
+	admin     *http.Server
+	adminLn   net.Listener
 	serving   bool
+	draining  bool
 }
 
 // New builds a gateway from cfg, a configuration loaded by package config.
@@ -62,17 +81,42 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	g := &Gateway{
+		cfg:       cfg,
+		log:       o.log,
+		health:    health.NewServer(),
+		accessLog: accesslog.New(o.accessLog, cfg.GetLogging().GetAccessLogSampleRatio()),
+		metrics:   metrics.New(version.Version),
+	}
+	var tp trace.TracerProvider
+	if o.tpSet {
+		tp = o.tp
+	} else if cfg.GetTracing() != nil {
+		if g.tp, err = tracing.NewProvider(context.Background(), cfg.GetTracing()); err != nil {
+			return nil, err
+		}
+		tp = g.tp
+	}
+	tracer := tracing.New(tp)
 	pool, err := upstream.New(cfg.GetClusters(), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(router.NewCodec())))
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{
-		cfg:    cfg,
-		log:    o.log,
-		proxy:  router.NewProxy(&router.Snapshot{Table: table, Pool: pool}, o.log),
-		health: health.NewServer(),
+	popts := router.ProxyOptions{Log: o.log, UpstreamDone: g.metrics.UpstreamDone}
+	if tracer != nil {
+		popts.Inject = tracing.Inject
 	}
-	unary, stream := chain(o.log, o.accessLog, o)
+	g.proxy = router.NewProxy(&router.Snapshot{Table: table, Pool: pool}, popts)
+	var exact []string
+	for _, r := range table.Routes() {
+		if r.Kind == "method" {
+			exact = append(exact, r.Pattern)
+		}
+	}
+	g.metrics.KnowMethods(metrics.ExactMethods(exact))
+	g.metrics.SetConfig(config.Hash(cfg))
+	g.metrics.SetHealth(g.clusterHealth)
+	unary, stream := chain(o.log, g.accessLog, tracer, g.metrics, o)
 	g.server = grpc.NewServer(append(serverOptions(cfg.GetLimits()),
 		grpc.ForceServerCodecV2(router.NewCodec()),
 		grpc.UnknownServiceHandler(g.proxy.Handler()),
@@ -137,7 +181,113 @@ func (g *Gateway) Listen() error {
 		g.listeners = append(g.listeners, ln)
 		g.doors = append(g.doors, g.door(l))
 	}
+	if a := g.cfg.GetAdmin(); !a.GetDisable() {
+		ln, err := net.Listen("tcp", a.GetAddress())
+		if err != nil {
+			for _, prev := range g.listeners {
+				_ = prev.Close()
+			}
+			g.listeners, g.doors = nil, nil
+			return fmt.Errorf("admin.address: %w", err)
+		}
+		g.adminLn = ln
+		g.admin = &http.Server{
+			Handler: admin.Handler(admin.Options{
+				Registry: g.metrics.Registry,
+				Ready:    g.Ready,
+				Routes:   g.routesJSON,
+				Config:   func() proto.Message { return g.cfg },
+			}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+	}
 	return nil
+}
+
+// AdminAddr returns the admin server's bound address, or nil when it is
+// disabled or not bound yet.
+func (g *Gateway) AdminAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.adminLn == nil {
+		return nil
+	}
+	return g.adminLn.Addr()
+}
+
+// clusterHealth reports, per cluster, whether it has a connected endpoint.
+func (g *Gateway) clusterHealth() map[string]bool {
+	out := map[string]bool{}
+	for _, c := range g.proxy.Snapshot().Pool.Clusters() {
+		out[c.Name()] = c.Ready()
+	}
+	return out
+}
+
+// Ready reports whether the gateway should get traffic: it serves, is not
+// draining, and every cluster not marked optional has a connected
+// endpoint. When not, it says why.
+func (g *Gateway) Ready() (bool, string) {
+	g.mu.Lock()
+	serving, draining := g.serving, g.draining
+	g.mu.Unlock()
+	switch {
+	case draining:
+		return false, "draining"
+	case !serving:
+		return false, "not serving yet"
+	}
+	health := g.clusterHealth()
+	var down []string
+	for _, c := range g.cfg.GetClusters() {
+		if !c.GetOptional() && !health[c.GetName()] {
+			down = append(down, c.GetName())
+		}
+	}
+	if len(down) > 0 {
+		slices.Sort(down)
+		return false, "no healthy endpoint in cluster(s) " + strings.Join(down, ", ")
+	}
+	return true, ""
+}
+
+type routeJSON struct {
+	Name             string `json:"name"`
+	Match            string `json:"match"`
+	Cluster          string `json:"cluster"`
+	Timeout          string `json:"timeout,omitempty"`
+	DisableAccessLog bool   `json:"disable_access_log,omitempty"`
+}
+
+type restRouteJSON struct {
+	HTTP    string `json:"http"`
+	Path    string `json:"path"`
+	Method  string `json:"method"`
+	Cluster string `json:"cluster,omitempty"`
+}
+
+// routesJSON is the route table and the REST bindings, for /routes.
+func (g *Gateway) routesJSON() any {
+	t := g.proxy.Snapshot().Table
+	out := struct {
+		Routes []routeJSON     `json:"routes"`
+		REST   []restRouteJSON `json:"rest"`
+	}{Routes: []routeJSON{}, REST: []restRouteJSON{}}
+	for _, r := range t.Routes() {
+		rj := routeJSON{Name: r.Name, Match: r.Match(), Cluster: r.Cluster, DisableAccessLog: r.DisableAccessLog}
+		if r.Timeout > 0 {
+			rj.Timeout = r.Timeout.String()
+		}
+		out.Routes = append(out.Routes, rj)
+	}
+	for _, hr := range frontdoor.RESTRoutes() {
+		rr := restRouteJSON{HTTP: hr.Verb, Path: hr.Path, Method: hr.FullMethod}
+		if r := t.Lookup(hr.FullMethod); r != nil {
+			rr.Cluster = r.Cluster
+		}
+		out.REST = append(out.REST, rr)
+	}
+	return out
 }
 
 // door returns the server of a listener that shares its port between
@@ -155,6 +305,7 @@ func (g *Gateway) door(l *configv1.Listener) *frontdoor.Server {
 	opts := frontdoor.HTTPOptions{
 		CORS:         frontdoor.NewCORS(hc.GetCors()),
 		MaxBodyBytes: int64(hc.GetMaxBodyBytes()),
+		AccessLog:    g.accessLog,
 	}
 	if protos[configv1.Protocol_PROTOCOL_REST] {
 		opts.REST = g.rest
@@ -219,6 +370,13 @@ func (g *Gateway) Serve() error {
 	g.mu.Unlock()
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 
+	g.mu.Lock()
+	adm, admLn := g.admin, g.adminLn
+	g.mu.Unlock()
+	if adm != nil {
+		g.log.Info("admin listening", slog.String("address", admLn.Addr().String()))
+		go func() { _ = adm.Serve(admLn) }()
+	}
 	errc := make(chan error, len(lns))
 	for i, ln := range lns {
 		g.log.Info("listening", slog.String("listener", g.cfg.GetListeners()[i].GetName()), slog.String("address", ln.Addr().String()))
@@ -243,6 +401,9 @@ func (g *Gateway) Serve() error {
 // finish. When ctx ends first, the remaining calls are cancelled. Upstream
 // connections are closed last.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.draining = true
+	g.mu.Unlock()
 	g.health.Shutdown()
 	doors := g.activeDoors()
 	for _, d := range doors {
@@ -274,7 +435,25 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if cerr := g.proxy.Snapshot().Pool.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
+	g.closeTelemetry(ctx)
 	return err
+}
+
+// closeTelemetry stops the admin server and flushes queued spans.
+func (g *Gateway) closeTelemetry(ctx context.Context) {
+	g.mu.Lock()
+	adm := g.admin
+	g.mu.Unlock()
+	if adm != nil {
+		_ = adm.Close()
+	}
+	if g.tp != nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := g.tp.Shutdown(fctx); err != nil {
+			g.log.Warn("flushing spans", slog.String("error", err.Error()))
+		}
+	}
 }
 
 // Stop ends every call and connection at once and closes the upstreams.
@@ -286,6 +465,7 @@ func (g *Gateway) Stop() {
 	g.server.Stop()
 	g.closeListeners()
 	_ = g.proxy.Snapshot().Pool.Close()
+	g.closeTelemetry(context.Background())
 }
 
 func (g *Gateway) activeDoors() []*frontdoor.Server {
@@ -307,8 +487,14 @@ func (g *Gateway) closeListeners() {
 		for _, ln := range g.listeners {
 			_ = ln.Close()
 		}
+		if g.adminLn != nil {
+			_ = g.adminLn.Close()
+		}
 	}
 }
+
+// Metrics returns the gateway's Prometheus collectors.
+func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }
 
 // Table returns the route table new calls use.
 func (g *Gateway) Table() *router.Table { return g.proxy.Snapshot().Table }

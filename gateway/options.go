@@ -3,6 +3,8 @@ package gateway
 import (
 	"log/slog"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"google.golang.org/grpc"
 )
 
@@ -12,6 +14,8 @@ type options struct {
 	accessSet bool
 	unary     []grpc.UnaryServerInterceptor
 	stream    []grpc.StreamServerInterceptor
+	tp        trace.TracerProvider
+	tpSet     bool
 }
 
 // Option changes how New builds the gateway.
@@ -36,4 +40,11 @@ func WithInterceptors(unary []grpc.UnaryServerInterceptor, stream []grpc.StreamS
 		o.unary = append(o.unary, unary...)
 		o.stream = append(o.stream, stream...)
 	}
+}
+
+// WithTracerProvider sets the tracer provider of the gateway's spans,
+// instead of the one the configuration's tracing section builds (tests use
+// an in-memory exporter this way). nil turns tracing off.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tp, o.tpSet = tp, true }
 }

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/edgegate/edgegate/internal/callinfo"
@@ -30,16 +32,26 @@ type Snapshot struct {
 // deadlines and cancellation pass through. It is safe for concurrent use.
 type Proxy struct {
 	current atomic.Pointer[Snapshot]
-	log     *slog.Logger
+	o       ProxyOptions
 }
 
-// NewProxy returns a proxy that routes by s. log receives upstream failures
-// (with the details the client is not told); nil means slog.Default().
-func NewProxy(s *Snapshot, log *slog.Logger) *Proxy {
-	if log == nil {
-		log = slog.Default()
+// ProxyOptions are the proxy's hooks; every field is optional.
+type ProxyOptions struct {
+	// Log receives upstream failures (with the details the client is not
+	// told); nil means slog.Default().
+	Log *slog.Logger
+	// Inject adds to the metadata sent upstream (the trace context).
+	Inject func(ctx context.Context, md metadata.MD)
+	// UpstreamDone is told of every upstream call when it ends.
+	UpstreamDone func(cluster, endpoint string, code codes.Code, d time.Duration)
+}
+
+// NewProxy returns a proxy that routes by s.
+func NewProxy(s *Snapshot, o ProxyOptions) *Proxy {
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
-	p := &Proxy{log: log}
+	p := &Proxy{o: o}
 	p.current.Store(s)
 	return p
 }
@@ -73,7 +85,7 @@ func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
 	}
 	info := callinfo.FromContext(ss.Context())
 	if info != nil {
-		info.Route, info.Cluster = rt.Name, rt.Cluster
+		info.Route, info.Cluster, info.NoAccessLog = rt.Name, rt.Cluster, rt.DisableAccessLog
 	}
 	cl := snap.Pool.Get(rt.Cluster)
 	if cl == nil {
@@ -96,10 +108,17 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	if info != nil {
 		reqID = info.RequestID
 	}
-	ctx = metadata.NewOutgoingContext(ctx, ForwardMetadata(in, reqID))
+	out := ForwardMetadata(in, reqID)
+	if p.o.Inject != nil {
+		p.o.Inject(ctx, out)
+	}
+	ctx = metadata.NewOutgoingContext(ctx, out)
 
-	cs, err := cl.Conn().NewStream(ctx, streamDesc, method)
+	start := time.Now()
+	var pr peer.Peer
+	cs, err := cl.Conn().NewStream(ctx, streamDesc, method, grpc.Peer(&pr))
 	if err != nil {
+		p.done(cl, info, &pr, err, start)
 		return p.upstreamError(err, cl, method)
 	}
 
@@ -116,6 +135,7 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	}()
 
 	err = toClient(cs, ss, info)
+	p.done(cl, info, &pr, err, start)
 	if e := clientErr.Load(); e != nil {
 		return status.Convert(*e).Err()
 	}
@@ -124,6 +144,21 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 		return p.upstreamError(err, cl, method)
 	}
 	return nil
+}
+
+// done records the end of an upstream call: its endpoint in the call's
+// record, and the UpstreamDone hook.
+func (p *Proxy) done(cl *upstream.Cluster, info *callinfo.Info, pr *peer.Peer, err error, start time.Time) {
+	endpoint := ""
+	if pr.Addr != nil {
+		endpoint = pr.Addr.String()
+	}
+	if info != nil {
+		info.Endpoint = endpoint
+	}
+	if p.o.UpstreamDone != nil {
+		p.o.UpstreamDone(cl.Name(), endpoint, status.Code(err), time.Since(start))
+	}
 }
 
 // toUpstream copies the client's messages to the upstream until the client
@@ -188,7 +223,7 @@ func toClient(cs grpc.ClientStream, ss grpc.ServerStream, info *callinfo.Info) e
 func (p *Proxy) upstreamError(err error, cl *upstream.Cluster, method string) error {
 	st := status.Convert(err)
 	if st.Code() == codes.Unavailable && isTransportFailure(st.Message()) {
-		p.log.Warn("upstream unavailable", slog.String("cluster", cl.Name()), slog.String("method", method), slog.String("error", st.Message()))
+		p.o.Log.Warn("upstream unavailable", slog.String("cluster", cl.Name()), slog.String("method", method), slog.String("error", st.Message()))
 		return status.Errorf(codes.Unavailable, "edgegate: upstream cluster %q is unavailable", cl.Name())
 	}
 	return st.Err()

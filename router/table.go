@@ -24,6 +24,8 @@ type Route struct {
 	Cluster string
 	// Timeout, when positive, bounds every call on the route.
 	Timeout time.Duration
+	// DisableAccessLog turns the access log off for the route's calls.
+	DisableAccessLog bool
 }
 
 // Match describes what the route matches, for humans: "service shop.v1.S".
@@ -54,7 +56,7 @@ func Compile(cfg *configv1.Config) (*Table, error) {
 		packages: map[string]*Route{},
 	}
 	for i, rc := range cfg.GetRoutes() {
-		r := &Route{Name: rc.GetName(), Cluster: rc.GetCluster(), Timeout: rc.GetTimeout().AsDuration()}
+		r := &Route{Name: rc.GetName(), Cluster: rc.GetCluster(), Timeout: rc.GetTimeout().AsDuration(), DisableAccessLog: rc.GetDisableAccessLog()}
 		var (
 			m   map[string]*Route
 			key string

@@ -74,6 +74,9 @@ func StartBinary(t *testing.T, yaml string) *Proc {
 	t.Helper()
 	dir := binaries(t)
 	file := filepath.Join(t.TempDir(), "edgegate.yaml")
+	if !strings.Contains(yaml, "\nadmin:") {
+		yaml += "\nadmin: {address: 127.0.0.1:0}\n"
+	}
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -132,6 +132,9 @@ type Gateway struct {
 // lines (access log included) are kept in Logs.
 func StartGateway(t testing.TB, yaml string, opts ...gateway.Option) *Gateway {
 	t.Helper()
+	if !strings.Contains(yaml, "\nadmin:") {
+		yaml += "\nadmin: {address: 127.0.0.1:0}\n"
+	}
 	cfg, err := config.Load("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -108,6 +108,10 @@ func dial(cc *configv1.Cluster, extra []grpc.DialOption) (*Cluster, error) {
 			MinConnectTimeout: cc.GetConnectTimeout().AsDuration(),
 		}),
 		grpc.WithUserAgent("edgegate"),
+		// Never idle: the connection state is the cluster's health
+		// (readiness, metrics), and the first call after a lull should not
+		// wait for a reconnect.
+		grpc.WithIdleTimeout(0),
 	}
 	if ka := cc.GetKeepalive(); ka != nil {
 		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{

@@ -1,14 +1,25 @@
-// Package accesslog writes one structured log line per call when the call
-// ends: door, method, route, upstream cluster, code, duration, bytes in and
-// out, peer and request id.
+// Package accesslog writes one structured log line per call when it ends:
+// time, request id, trace id, door, HTTP method, path and status where
+// there are some, gRPC method, route, upstream cluster and endpoint, gRPC
+// code, duration, bytes in and out, principal, client IP and user agent.
+// No header value is ever logged, so no secret (authorization, API keys,
+// cookies) can be.
+//
+// Native gRPC calls are logged by the interceptor when the handler
+// returns; calls of the HTTP doors by the door (Logger.Write), after the
+// HTTP answer is written, so that the line has the real HTTP status.
 package accesslog
 
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -18,74 +29,133 @@ import (
 // Message is the log message of every access log line.
 const Message = "call"
 
-type logger struct{ log *slog.Logger }
+// Logger writes access log lines. A nil *Logger writes nothing.
+type Logger struct {
+	log    *slog.Logger
+	sample float64
+}
 
-func (l logger) write(ctx context.Context, method string, start time.Time, err error) {
-	if !l.log.Enabled(ctx, slog.LevelInfo) {
+// New returns a logger writing to log, keeping sampleRatio (0 to 1) of the
+// successful calls' lines; failed calls are always logged. A nil log gives
+// a nil Logger.
+func New(log *slog.Logger, sampleRatio float64) *Logger {
+	if log == nil {
+		return nil
+	}
+	return &Logger{log: log, sample: sampleRatio}
+}
+
+// Write writes the line of the call info, answered with httpStatus (0 for
+// native gRPC), unless the call's route disables the log or sampling drops
+// it.
+func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int) {
+	if l == nil || info == nil || info.NoAccessLog || !l.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	st, _ := status.FromError(err)
-	attrs := make([]slog.Attr, 0, 12)
-	info := callinfo.FromContext(ctx)
-	if info != nil {
-		attrs = append(attrs,
-			slog.String("door", info.Door),
-			slog.String("request_id", info.RequestID),
-		)
+	failed := info.Err != nil || httpStatus >= 400
+	if !failed && l.sample < 1 && rand.Float64() >= l.sample {
+		return
 	}
-	attrs = append(attrs, slog.String("method", method))
-	if info != nil {
-		attrs = append(attrs,
-			slog.String("route", info.Route),
-			slog.String("upstream", info.Cluster),
-		)
+	attrs := make([]slog.Attr, 0, 22)
+	str := func(k, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(k, v))
+		}
+	}
+	str("request_id", info.RequestID)
+	str("trace_id", info.TraceID)
+	str("door", info.Door)
+	str("http_method", info.HTTPMethod)
+	str("http_path", info.HTTPPath)
+	if httpStatus != 0 {
+		attrs = append(attrs, slog.Int("http_status", httpStatus))
+	}
+	str("method", info.Method)
+	str("route", info.Route)
+	str("upstream", info.Cluster)
+	str("endpoint", info.Endpoint)
+	if info.Method != "" {
+		attrs = append(attrs, slog.String("code", status.Code(info.Err).String()))
 	}
 	attrs = append(attrs,
-		slog.String("code", st.Code().String()),
-		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("duration_ms", float64(time.Since(info.Start).Microseconds())/1000),
+		slog.Int64("bytes_in", info.BytesIn.Load()),
+		slog.Int64("bytes_out", info.BytesOut.Load()),
 	)
-	if info != nil {
-		attrs = append(attrs,
-			slog.Int64("bytes_in", info.BytesIn.Load()),
-			slog.Int64("bytes_out", info.BytesOut.Load()),
-		)
+	str("principal", info.Principal)
+	if info.Peer != "" {
+		attrs = append(attrs, slog.String("peer", info.Peer), slog.String("client_ip", hostOf(info.Peer)))
 	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		attrs = append(attrs, slog.String("peer", p.Addr.String()))
-	}
-	if err != nil {
-		attrs = append(attrs, slog.String("error", st.Message()))
+	str("user_agent", info.UserAgent)
+	if info.Err != nil {
+		attrs = append(attrs, slog.String("error", status.Convert(info.Err).Message()))
 	}
 	l.log.LogAttrs(ctx, slog.LevelInfo, Message, attrs...)
 }
 
-// UnaryServerInterceptor logs every unary call after the handler returns.
-// A nil log disables it (the handler is called directly).
-func UnaryServerInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
-	l := logger{log}
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if log == nil {
-			return handler(ctx, req)
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// begin fills in what the chain knows of a call as it starts.
+func begin(ctx context.Context, method string) (context.Context, *callinfo.Info) {
+	ctx, info := callinfo.Ensure(ctx, callinfo.DoorGRPC)
+	info.Method = method
+	if info.Peer == "" {
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			info.Peer = p.Addr.String()
 		}
-		ctx, _ = callinfo.Ensure(ctx, callinfo.DoorGRPC)
-		start := time.Now()
+	}
+	if info.UserAgent == "" {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if ua := md.Get("user-agent"); len(ua) > 0 {
+				info.UserAgent = ua[0]
+			}
+		}
+	}
+	return ctx, info
+}
+
+// UnaryServerInterceptor records the call's end in its record and, for
+// native gRPC, writes its line. It always calls the handler.
+func (l *Logger) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, si *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, info := begin(ctx, si.FullMethod)
 		resp, err := handler(ctx, req)
-		l.write(ctx, info.FullMethod, start, err)
+		info.Err = err
+		if info.Door == callinfo.DoorGRPC {
+			l.Write(ctx, info, 0)
+		}
 		return resp, err
 	}
 }
 
-// StreamServerInterceptor logs every streaming or proxied call after the
-// handler returns. A nil log disables it.
-func StreamServerInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
-	l := logger{log}
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if log == nil {
-			return handler(srv, ss)
+// StreamServerInterceptor is UnaryServerInterceptor for streaming and
+// proxied calls.
+func (l *Logger) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, info := begin(ss.Context(), si.FullMethod)
+		if ctx != ss.Context() {
+			ss = &wrapped{ServerStream: ss, ctx: ctx}
 		}
-		start := time.Now()
 		err := handler(srv, ss)
-		l.write(ss.Context(), info.FullMethod, start, err)
+		info.Err = err
+		if info.Door == callinfo.DoorGRPC {
+			l.Write(ctx, info, 0)
+		}
 		return err
 	}
 }
+
+type wrapped struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w *wrapped) Context() context.Context { return w.ctx }
+
+// CodeOf is the gRPC code of a finished call's record.
+func CodeOf(info *callinfo.Info) codes.Code { return status.Code(info.Err) }

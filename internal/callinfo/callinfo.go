@@ -1,12 +1,14 @@
 // Package callinfo carries the facts of one call through the gateway: the
-// door it came in by, the route and cluster it went to, and the bytes it
-// moved. The outermost interceptor creates the record; the router fills it
-// in; the access log and metrics read it when the call ends.
+// door it came in by, the route and cluster it went to, the bytes it moved,
+// how it ended. The first to see a call creates the record (the HTTP door
+// for REST and gRPC-Web, the first interceptor for native gRPC); the chain
+// and the router fill it in; the access log and metrics read it.
 package callinfo
 
 import (
 	"context"
 	"sync/atomic"
+	"time"
 )
 
 // The doors a call can come in by.
@@ -16,17 +18,38 @@ const (
 	DoorREST    = "rest"
 )
 
-// Info is the record of one call. Door, Route, Cluster and RequestID are
-// written before the call reaches the upstream and read after it ends, by
-// the goroutine that handles the call; the byte counters may be written by
-// the proxy's second goroutine and are atomic.
+// Info is the record of one call. Its plain fields are written before the
+// call reaches the upstream, or when it ends, by the goroutine that runs
+// the chain, and read after the call ends; the byte counters may be written
+// by the proxy's second goroutine and are atomic.
 type Info struct {
 	Door      string
+	Start     time.Time
 	RequestID string
-	Route     string
-	Cluster   string
-	BytesIn   atomic.Int64 // message bytes received from the client
-	BytesOut  atomic.Int64 // message bytes sent to the client
+	TraceID   string
+	// Method is the gRPC method, "/pkg.Service/Method"; empty when the
+	// call never reached the chain (an HTTP request refused before it).
+	Method string
+	// Route and Cluster are the route and upstream cluster the router
+	// chose; Endpoint is the upstream address that served the call.
+	Route    string
+	Cluster  string
+	Endpoint string
+	// NoAccessLog is set when the call's route disables the access log.
+	NoAccessLog bool
+	// Err is how the chain's handler ended (nil: OK).
+	Err error
+	// Principal is the authenticated caller, when there is one.
+	Principal string
+	// Peer is the client's address; UserAgent its user agent.
+	Peer      string
+	UserAgent string
+	// HTTPMethod and HTTPPath are the request line of an HTTP door's call.
+	HTTPMethod string
+	HTTPPath   string
+
+	BytesIn  atomic.Int64 // message bytes received from the client
+	BytesOut atomic.Int64 // message bytes sent to the client
 }
 
 type key struct{}
@@ -48,6 +71,6 @@ func Ensure(ctx context.Context, door string) (context.Context, *Info) {
 	if info := FromContext(ctx); info != nil {
 		return ctx, info
 	}
-	info := &Info{Door: door}
+	info := &Info{Door: door, Start: time.Now()}
 	return NewContext(ctx, info), info
 }

@@ -1,0 +1,244 @@
+// Package metrics is edgegate's Prometheus instrumentation: calls by door,
+// method, route and code, latency, calls in flight, upstream calls by
+// cluster and endpoint, upstream health, policy rejections, config reloads,
+// build info, and the Go runtime and process collectors.
+//
+// Label values are bounded: a method label is the method's name only when
+// the gateway knows it (a compiled-in descriptor or an exact-method route),
+// else "other"; routes, clusters and endpoints come from the configuration;
+// no path or principal is ever a label.
+package metrics
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/edgegate/edgegate/internal/callinfo"
+)
+
+// OtherMethod is the method label of calls to methods the gateway does not
+// know.
+const OtherMethod = "other"
+
+// Metrics holds the gateway's collectors and their registry. Its methods
+// are safe for concurrent use.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	callsStarted     *prometheus.CounterVec
+	callsHandled     *prometheus.CounterVec
+	callDuration     *prometheus.HistogramVec
+	inFlight         *prometheus.GaugeVec
+	upstreamCalls    *prometheus.CounterVec
+	upstreamDuration *prometheus.HistogramVec
+	rejections       *prometheus.CounterVec
+	reloads          *prometheus.CounterVec
+	configInfo       *prometheus.GaugeVec
+
+	mu     sync.RWMutex
+	known  map[string]bool
+	health func() map[string]bool
+}
+
+// New returns the collectors, registered with a new registry along with
+// build info (version) and the Go and process collectors.
+func New(version string) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		callsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgegate_calls_started_total", Help: "Calls that entered the interceptor chain.",
+		}, []string{"door", "method"}),
+		callsHandled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgegate_calls_handled_total", Help: "Calls that finished, by gRPC code.",
+		}, []string{"door", "method", "route", "code"}),
+		callDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "edgegate_call_duration_seconds", Help: "Time from a call entering the chain to its end.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"door", "route"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "edgegate_calls_in_flight", Help: "Calls in the chain now.",
+		}, []string{"door"}),
+		upstreamCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgegate_upstream_calls_total", Help: "Calls forwarded to upstreams, by cluster, endpoint and gRPC code.",
+		}, []string{"cluster", "endpoint", "code"}),
+		upstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "edgegate_upstream_call_duration_seconds", Help: "Time of the upstream leg of calls.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"cluster", "endpoint"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgegate_policy_rejections_total", Help: "Calls rejected by a policy (auth, rate limit, …), by kind and policy name.",
+		}, []string{"kind", "policy", "door"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgegate_config_reloads_total", Help: "Configuration loads after the first, by result (ok, failed).",
+		}, []string{"result"}),
+		configInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "edgegate_config_info", Help: "1 for the configuration in force, labelled by its SHA-256 hash.",
+		}, []string{"hash"}),
+		known: map[string]bool{},
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "edgegate_build_info", Help: "1, labelled with the version of edgegate.",
+	}, []string{"version"})
+	build.WithLabelValues(version).Set(1)
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("failed")
+	m.Registry.MustRegister(m.callsStarted, m.callsHandled, m.callDuration, m.inFlight,
+		m.upstreamCalls, m.upstreamDuration, m.rejections, m.reloads, m.configInfo, build,
+		&healthCollector{m: m},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		for i := range fd.Services().Len() {
+			sd := fd.Services().Get(i)
+			for j := range sd.Methods().Len() {
+				m.known["/"+string(sd.FullName())+"/"+string(sd.Methods().Get(j).Name())] = true
+			}
+		}
+		return true
+	})
+	return m
+}
+
+// KnowMethods adds methods (exact-method routes) to the ones labelled by
+// name.
+func (m *Metrics) KnowMethods(methods []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, x := range methods {
+		m.known[x] = true
+	}
+}
+
+func (m *Metrics) methodLabel(method string) string {
+	m.mu.RLock()
+	ok := m.known[method]
+	m.mu.RUnlock()
+	if ok {
+		return method
+	}
+	return OtherMethod
+}
+
+// SetConfig records the hash of the configuration in force.
+func (m *Metrics) SetConfig(hash string) {
+	m.configInfo.Reset()
+	m.configInfo.WithLabelValues(hash).Set(1)
+}
+
+// Reloaded counts a configuration reload: ok or failed.
+func (m *Metrics) Reloaded(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues("ok").Inc()
+	} else {
+		m.reloads.WithLabelValues("failed").Inc()
+	}
+}
+
+// Rejected counts a call rejected by the policy of kind ("auth",
+// "ratelimit", …) called policy, from door.
+func (m *Metrics) Rejected(kind, policy, door string) {
+	m.rejections.WithLabelValues(kind, policy, door).Inc()
+}
+
+// SetHealth sets the function that reports, per cluster, whether it has a
+// healthy endpoint; it is called at every scrape.
+func (m *Metrics) SetHealth(f func() map[string]bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.health = f
+}
+
+// UpstreamDone records one finished upstream call.
+func (m *Metrics) UpstreamDone(cluster, endpoint string, code codes.Code, d time.Duration) {
+	if endpoint == "" {
+		endpoint = "none"
+	}
+	m.upstreamCalls.WithLabelValues(cluster, endpoint, code.String()).Inc()
+	m.upstreamDuration.WithLabelValues(cluster, endpoint).Observe(d.Seconds())
+}
+
+func (m *Metrics) observe(ctx context.Context, method string, call func(context.Context) error) error {
+	info := callinfo.FromContext(ctx)
+	door := callinfo.DoorGRPC
+	if info != nil {
+		door = info.Door
+	}
+	label := m.methodLabel(method)
+	m.callsStarted.WithLabelValues(door, label).Inc()
+	g := m.inFlight.WithLabelValues(door)
+	g.Inc()
+	start := time.Now()
+	err := call(ctx)
+	g.Dec()
+	route := ""
+	if info != nil {
+		route = info.Route
+	}
+	m.callsHandled.WithLabelValues(door, label, route, status.Code(err).String()).Inc()
+	m.callDuration.WithLabelValues(door, route).Observe(time.Since(start).Seconds())
+	return err
+}
+
+// UnaryServerInterceptor counts and times every unary call. It always
+// calls the handler.
+func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, si *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		var resp any
+		err := m.observe(ctx, si.FullMethod, func(ctx context.Context) error {
+			var err error
+			resp, err = handler(ctx, req)
+			return err
+		})
+		return resp, err
+	}
+}
+
+// StreamServerInterceptor counts and times every streaming and proxied
+// call. It always calls the handler.
+func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return m.observe(ss.Context(), si.FullMethod, func(context.Context) error { return handler(srv, ss) })
+	}
+}
+
+// healthCollector reports edgegate_upstream_healthy per cluster at scrape
+// time.
+type healthCollector struct{ m *Metrics }
+
+var healthDesc = prometheus.NewDesc("edgegate_upstream_healthy", "1 when the cluster has at least one connected endpoint.", []string{"cluster"}, nil)
+
+func (h *healthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- healthDesc }
+
+func (h *healthCollector) Collect(ch chan<- prometheus.Metric) {
+	h.m.mu.RLock()
+	f := h.m.health
+	h.m.mu.RUnlock()
+	if f == nil {
+		return
+	}
+	for cluster, ok := range f() {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, v, cluster)
+	}
+}
+
+// ExactMethods lists the methods of exact-method routes, for KnowMethods.
+func ExactMethods(patterns []string) []string {
+	out := make([]string, 0, len(patterns))
+	for _, p := range patterns {
+		out = append(out, "/"+strings.TrimPrefix(p, "/"))
+	}
+	return out
+}
