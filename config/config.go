@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -121,16 +122,33 @@ var theValidator = func() validator {
 // Load parses and checks data, the contents of the file path. It returns the
 // configuration with every default filled in, or an error: a *Error or an
 // Errors, each naming path, line, column and field path.
-func Load(path string, data []byte) (*configv1.Config, error) {
-	cfg := &configv1.Config{}
+func Load(path string, data []byte) (cfg *configv1.Config, err error) {
+	defer func() {
+		// The YAML parser must never take the gateway down; report what it
+		// choked on instead.
+		if p := recover(); p != nil {
+			cfg, err = nil, &Error{File: path, Msg: fmt.Sprintf("cannot parse the file: %v", p)}
+		}
+	}()
+	// protoyaml indexes the file's lines by the parser's line numbers: give
+	// it one line ending.
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		data = append(data, '\n')
+	}
+	cfg = &configv1.Config{}
 	opts := protoyaml.UnmarshalOptions{Path: path, Validator: theValidator}
 	if err := opts.Unmarshal(data, cfg); err != nil {
-		doc, _ := parseDoc(data)
+		doc, derr := parseDoc(data)
+		if derr != nil {
+			return nil, yamlError(path, derr)
+		}
 		return nil, fromProtoyaml(path, err, doc)
 	}
 	doc, err := parseDoc(data)
 	if err != nil {
-		return nil, &Error{File: path, Msg: err.Error()}
+		return nil, yamlError(path, err)
 	}
 	if doc.root == nil || doc.root.Kind == 0 {
 		// protoyaml does not validate a file with no YAML document in it.
@@ -192,6 +210,28 @@ func fromProtoyaml(path string, err error, d doc) error {
 	default:
 		return out
 	}
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+)(?::(\d+))?: `)
+
+// yamlError places a YAML syntax error (or a structural one of parseDoc)
+// at its line, and its column when known.
+func yamlError(path string, err error) *Error {
+	var pe *posError
+	if errors.As(err, &pe) {
+		return &Error{File: path, Line: pe.line, Column: pe.col, Msg: pe.msg}
+	}
+	e := &Error{File: path, Msg: err.Error()}
+	if m := yamlLine.FindStringSubmatch(e.Msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Column = 1
+		if m[2] != "" {
+			e.Column, _ = strconv.Atoi(m[2])
+		}
+		e.Msg = strings.TrimPrefix(yamlLine.ReplaceAllString(e.Msg, ""), "yaml: ")
+		e.Msg = "yaml: " + e.Msg
+	}
+	return e
 }
 
 var fieldPath = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_][a-z0-9_]*(\[\d+\])?)*$`)
@@ -294,7 +334,7 @@ func check(cfg *configv1.Config) Errors {
 		}
 		key, field := matchKey(r.GetMatch())
 		if prev, dup := matches[key]; dup {
-			add(p+".match."+field, "routes[%d] already matches %s", prev, strings.Replace(key, ":", " ", 1))
+			add(p+".match."+field, "routes[%d] already matches %s", prev, strings.TrimSpace(strings.Replace(key, ":", " ", 1)))
 		} else {
 			matches[key] = i
 		}
@@ -422,8 +462,11 @@ func setU32(p *uint32, def uint32) {
 	}
 }
 
+// setDur fills in def when *p is absent or zero: a zero duration means the
+// default, as the schema says (a zero connection timeout would fail every
+// handshake).
 func setDur(p **durationpb.Duration, def time.Duration) {
-	if *p == nil {
+	if *p == nil || (*p).AsDuration() == 0 {
 		*p = durationpb.New(def)
 	}
 }

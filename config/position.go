@@ -1,7 +1,10 @@
 package config
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -11,15 +14,57 @@ import (
 // doc is a parsed YAML document, kept to find where a field path stands.
 type doc struct{ root *yaml.Node }
 
+// posError is a structural error at a place in the file.
+type posError struct {
+	line, col int
+	msg       string
+}
+
+func (e *posError) Error() string { return e.msg }
+
+// parseDoc parses data as exactly one YAML document whose mappings have no
+// repeated key (protoyaml would silently ignore later documents and merge
+// repeated keys).
 func parseDoc(data []byte) (doc, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var n yaml.Node
-	if err := yaml.Unmarshal(data, &n); err != nil {
-		return doc{}, fmt.Errorf("yaml: %w", err)
+	if err := dec.Decode(&n); err != nil && !errors.Is(err, io.EOF) {
+		return doc{}, err
 	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return doc{}, &posError{line: extra.Line, col: extra.Column, msg: "a second YAML document: the file must hold one"}
+	}
+	d := doc{root: &n}
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		return doc{root: n.Content[0]}, nil
+		d.root = n.Content[0]
 	}
-	return doc{root: &n}, nil
+	if err := noRepeatedKeys(d.root); err != nil {
+		return doc{}, err
+	}
+	return d, nil
+}
+
+func noRepeatedKeys(n *yaml.Node) error {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.MappingNode {
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if seen[k.Value] {
+				return &posError{line: k.Line, col: k.Column, msg: fmt.Sprintf("key %q repeated", k.Value)}
+			}
+			seen[k.Value] = true
+		}
+	}
+	for _, c := range n.Content {
+		if err := noRepeatedKeys(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // position returns the line and column of the YAML node at path (for

@@ -177,14 +177,18 @@ func (m *Metrics) observe(ctx context.Context, method string, call func(context.
 	g := m.inFlight.WithLabelValues(door)
 	g.Inc()
 	start := time.Now()
+	code := codes.Internal // what a panic below becomes
+	defer func() {
+		g.Dec()
+		route := ""
+		if info != nil {
+			route = info.Route
+		}
+		m.callsHandled.WithLabelValues(door, label, route, code.String()).Inc()
+		m.callDuration.WithLabelValues(door, route).Observe(time.Since(start).Seconds())
+	}()
 	err := call(ctx)
-	g.Dec()
-	route := ""
-	if info != nil {
-		route = info.Route
-	}
-	m.callsHandled.WithLabelValues(door, label, route, status.Code(err).String()).Inc()
-	m.callDuration.WithLabelValues(door, route).Observe(time.Since(start).Seconds())
+	code = status.Code(err)
 	return err
 }
 

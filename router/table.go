@@ -39,7 +39,7 @@ func (r *Route) Match() string {
 // Table maps a gRPC method to its route. It is immutable and safe for
 // concurrent use.
 type Table struct {
-	methods  map[string]*Route // by "/pkg.Service/Method"
+	methods  map[string]*Route // by "pkg.Service/Method"
 	services map[string]*Route // by "pkg.Service"
 	packages map[string]*Route // by "pkg"
 	def      *Route
@@ -64,7 +64,7 @@ func Compile(cfg *configv1.Config) (*Table, error) {
 		switch k := rc.GetMatch().GetKind().(type) {
 		case *configv1.RouteMatch_Method:
 			r.Kind, r.Pattern = "method", strings.TrimPrefix(k.Method, "/")
-			m, key = t.methods, "/"+r.Pattern
+			m, key = t.methods, r.Pattern
 		case *configv1.RouteMatch_Service:
 			r.Kind, r.Pattern = "service", k.Service
 			m, key = t.services, k.Service
@@ -91,17 +91,14 @@ func Compile(cfg *configv1.Config) (*Table, error) {
 	return t, nil
 }
 
-// Lookup returns the route of fullMethod ("/pkg.Service/Method"), or nil
-// when no route matches. The most specific match wins: the exact method,
+// Lookup returns the route of fullMethod ("/pkg.Service/Method"; the
+// leading slash is optional), or nil when no route matches. The most specific match wins: the exact method,
 // then the service, then the longest package prefix, then the default
 // route. Lookup does not allocate.
 func (t *Table) Lookup(fullMethod string) *Route {
-	if r, ok := t.methods[fullMethod]; ok {
+	svc := strings.TrimPrefix(fullMethod, "/")
+	if r, ok := t.methods[svc]; ok {
 		return r
-	}
-	svc := fullMethod
-	if strings.HasPrefix(svc, "/") {
-		svc = svc[1:]
 	}
 	if i := strings.LastIndexByte(svc, '/'); i >= 0 {
 		svc = svc[:i]

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/edgegate/edgegate/interceptors/recovery"
 	"github.com/edgegate/edgegate/internal/callinfo"
 )
 
@@ -119,34 +120,43 @@ func begin(ctx context.Context, method string) (context.Context, *callinfo.Info)
 	return ctx, info
 }
 
+// finish records how the call ended and, for native gRPC, writes its
+// line. Deferred: a panic below is recorded as the INTERNAL status the
+// recovery interceptor will turn it into, then goes on up.
+func (l *Logger) finish(ctx context.Context, info *callinfo.Info, err *error) {
+	p := recover()
+	if p != nil {
+		*err = status.Error(codes.Internal, recovery.Message)
+	}
+	info.Err = *err
+	if info.Door == callinfo.DoorGRPC {
+		l.Write(ctx, info, 0)
+	}
+	if p != nil {
+		panic(p)
+	}
+}
+
 // UnaryServerInterceptor records the call's end in its record and, for
 // native gRPC, writes its line. It always calls the handler.
 func (l *Logger) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, si *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return func(ctx context.Context, req any, si *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		ctx, info := begin(ctx, si.FullMethod)
-		resp, err := handler(ctx, req)
-		info.Err = err
-		if info.Door == callinfo.DoorGRPC {
-			l.Write(ctx, info, 0)
-		}
-		return resp, err
+		defer l.finish(ctx, info, &err)
+		return handler(ctx, req)
 	}
 }
 
 // StreamServerInterceptor is UnaryServerInterceptor for streaming and
 // proxied calls.
 func (l *Logger) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		ctx, info := begin(ss.Context(), si.FullMethod)
 		if ctx != ss.Context() {
 			ss = &wrapped{ServerStream: ss, ctx: ctx}
 		}
-		err := handler(srv, ss)
-		info.Err = err
-		if info.Door == callinfo.DoorGRPC {
-			l.Write(ctx, info, 0)
-		}
-		return err
+		defer l.finish(ctx, info, &err)
+		return handler(srv, ss)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/edgegate/edgegate/interceptors/accesslog"
+	"github.com/edgegate/edgegate/interceptors/recovery"
 	"github.com/edgegate/edgegate/internal/callinfo"
 )
 
@@ -397,4 +399,25 @@ func TestDisabledLevel(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Errorf("logged at level WARN: %s", buf)
 	}
+}
+
+// A handler that panics, in the gateway's chain order (recovery outermost,
+// access log inside it): the call is logged as INTERNAL and its record
+// says so.
+func TestPanicIsLogged(t *testing.T) {
+	l, buf := newLogger(slog.LevelInfo, 1)
+	rec := recovery.UnaryServerInterceptor(slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	al := l.UnaryServerInterceptor()
+	si := &grpc.UnaryServerInfo{FullMethod: "/shop.v1.S/Get"}
+	ctx, info := callinfo.Ensure(context.Background(), callinfo.DoorGRPC)
+	_, err := rec(ctx, "req", si, func(ctx context.Context, req any) (any, error) {
+		return al(ctx, req, si, func(context.Context, any) (any, error) { panic("boom") })
+	})
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("got %v, want INTERNAL", err)
+	}
+	if status.Code(info.Err) != codes.Internal {
+		t.Fatalf("record says %v", info.Err)
+	}
+	checkLine(t, oneLine(t, buf), map[string]any{"code": "Internal", "method": si.FullMethod})
 }
