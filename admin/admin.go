@@ -29,6 +29,9 @@ type Options struct {
 	// Config returns the configuration in force; /config shows it with
 	// every field marked debug_redact cleared.
 	Config func() proto.Message
+	// Reload, when set, serves POST /reload: 200 when the configuration
+	// was reloaded, 422 with the error when it was rejected.
+	Reload func() error
 }
 
 // Handler returns the admin HTTP handler.
@@ -58,6 +61,15 @@ func Handler(o Options) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(b)
 	})
+	if o.Reload != nil {
+		mux.HandleFunc("POST /reload", func(w http.ResponseWriter, _ *http.Request) {
+			if err := o.Reload(); err != nil {
+				writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"status": "rejected", "error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+		})
+	}
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

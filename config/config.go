@@ -51,6 +51,9 @@ const (
 	DefaultCORSMaxAge           = 10 * time.Minute
 	DefaultAdminAddress         = "127.0.0.1:9901"
 	DefaultServiceName          = "edgegate"
+	DefaultRedisTimeout         = 50 * time.Millisecond
+	DefaultRetryAttempts        = 3
+	DefaultRetryBudgetRatio     = 0.1
 )
 
 // Error is a configuration error at one place of one file. Line and Column
@@ -212,6 +215,8 @@ func fromProtoyaml(path string, err error, d doc) error {
 	}
 }
 
+var methodPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/[A-Za-z_][A-Za-z0-9_]*$`)
+
 var yamlLine = regexp.MustCompile(`line (\d+)(?::(\d+))?: `)
 
 // yamlError places a YAML syntax error (or a structural one of parseDoc)
@@ -319,6 +324,37 @@ func check(cfg *configv1.Config) Errors {
 		}
 	}
 
+	policies := map[string]bool{}
+	for i, rl := range cfg.GetRateLimits() {
+		p := fmt.Sprintf("rate_limits[%d]", i)
+		if policies[rl.GetName()] {
+			add(p+".name", "duplicate rate limit name %q", rl.GetName())
+		}
+		policies[rl.GetName()] = true
+		if rl.GetBackend() == configv1.RateLimitBackend_RATE_LIMIT_BACKEND_REDIS && cfg.GetRedis() == nil {
+			add(p+".backend", "RATE_LIMIT_BACKEND_REDIS needs the redis section")
+		}
+	}
+	if r := cfg.GetRedis(); r != nil {
+		if err := checkHostPort(r.GetAddress(), false); err != nil {
+			add("redis.address", "%v", err)
+		}
+	}
+	for i, c := range cfg.GetClusters() {
+		rp := c.GetRetry()
+		if rp == nil {
+			continue
+		}
+		if n := rp.GetMaxAttempts(); n == 1 {
+			add(fmt.Sprintf("clusters[%d].retry.max_attempts", i), "must be 2 to 5 (or 0 for the default, 3)")
+		}
+		for j, m := range rp.GetMethods() {
+			if !methodPattern.MatchString(strings.TrimPrefix(m, "/")) {
+				add(fmt.Sprintf("clusters[%d].retry.methods[%d]", i, j), "%q: want pkg.Service/Method", m)
+			}
+		}
+	}
+
 	routeNames := map[string]bool{}
 	matches := map[string]int{}
 	for i, r := range cfg.GetRoutes() {
@@ -331,6 +367,11 @@ func check(cfg *configv1.Config) Errors {
 		}
 		if !clusters[r.GetCluster()] {
 			add(p+".cluster", "unknown cluster %q", r.GetCluster())
+		}
+		for j, name := range r.GetRateLimits() {
+			if !policies[name] {
+				add(fmt.Sprintf("%s.rate_limits[%d]", p, j), "unknown rate limit policy %q", name)
+			}
 		}
 		key, field := matchKey(r.GetMatch())
 		if prev, dup := matches[key]; dup {
@@ -411,6 +452,12 @@ func applyDefaults(cfg *configv1.Config) {
 		if c.Keepalive != nil {
 			setDur(&c.Keepalive.Timeout, DefaultKeepaliveTimeout)
 		}
+		if r := c.Retry; r != nil {
+			setU32(&r.MaxAttempts, DefaultRetryAttempts)
+			if r.BudgetRatio == nil {
+				r.BudgetRatio = proto.Float64(DefaultRetryBudgetRatio)
+			}
+		}
 	}
 	if cfg.Http == nil {
 		cfg.Http = &configv1.HTTP{}
@@ -427,6 +474,20 @@ func applyDefaults(cfg *configv1.Config) {
 	}
 	if h.Cors != nil {
 		setDur(&h.Cors.MaxAge, DefaultCORSMaxAge)
+	}
+	if r := cfg.Redis; r != nil {
+		setDur(&r.Timeout, DefaultRedisTimeout)
+	}
+	for _, rl := range cfg.GetRateLimits() {
+		if rl.Backend == configv1.RateLimitBackend_RATE_LIMIT_BACKEND_UNSPECIFIED {
+			rl.Backend = configv1.RateLimitBackend_RATE_LIMIT_BACKEND_MEMORY
+		}
+		for _, l := range rl.GetLimits() {
+			setU32(&l.Burst, l.GetRequests())
+		}
+	}
+	if cfg.Reload == nil {
+		cfg.Reload = &configv1.Reload{}
 	}
 	if cfg.Admin == nil {
 		cfg.Admin = &configv1.Admin{}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,6 +25,7 @@ import (
 	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 	ordersv1 "github.com/edgegate/edgegate/gen/shop/orders/v1"
 	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
+	"github.com/edgegate/edgegate/router"
 )
 
 // registrations are the grpc-gateway handlers of the compiled-in API. Each
@@ -104,7 +106,7 @@ func httpBinding(r *annotations.HttpRule) (verb, path string) {
 var (
 	// authorization is forwarded by grpc-gateway itself.
 	alwaysForward = []string{"x-request-id", "traceparent", "tracestate"}
-	alwaysExpose  = []string{"x-request-id"}
+	alwaysExpose  = []string{"x-request-id", "retry-after", "ratelimit", "ratelimit-policy"}
 )
 
 // NewREST returns the REST/JSON door: grpc-gateway handlers for the
@@ -170,12 +172,32 @@ func routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 // status (grpc-gateway's default handler), with protojson's deliberately
 // unstable non-breaking spaces in parse errors made plain.
 func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if st, ok := status.FromError(err); ok && strings.ContainsRune(st.Message(), '\u00a0') {
+	st, ok := status.FromError(err)
+	if ok && strings.ContainsRune(st.Message(), '\u00a0') {
 		p := st.Proto()
 		p.Message = strings.ReplaceAll(p.Message, "\u00a0", " ")
-		err = status.FromProto(p).Err()
+		st = status.FromProto(p)
+		err = st.Err()
+	}
+	if ok && shedByConcurrency(st) {
+		// Load shedding is the server's trouble, not the client's rate:
+		// 503, not 429.
+		err = &runtime.HTTPStatusError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// shedByConcurrency reports whether st is a concurrency limit's refusal.
+func shedByConcurrency(st *status.Status) bool {
+	if st.Code() != codes.ResourceExhausted {
+		return false
+	}
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetReason() == router.ReasonConcurrencyLimit {
+			return true
+		}
+	}
+	return false
 }
 
 // sse writes server streams as Server-Sent Events: one "data:" event per

@@ -10,6 +10,7 @@ import (
 	"github.com/edgegate/edgegate/interceptors/requestid"
 	"github.com/edgegate/edgegate/interceptors/tracing"
 	"github.com/edgegate/edgegate/metrics"
+	"github.com/edgegate/edgegate/router"
 )
 
 // chain returns the interceptors that every call passes, from every door,
@@ -20,12 +21,19 @@ import (
 //  1. recovery   — a panic anywhere below becomes INTERNAL and a log line
 //  2. request id — x-request-id accepted or generated, echoed back; the
 //     call's record (door, timing) exists from here on
-//  3. tracing    — the gateway's server span, parent from traceparent
-//  4. metrics    — calls started, handled, in flight, latency
-//  5. access log — the call's method and outcome into its record; one line
+//  3. resolve    — the configuration snapshot and route of the call, held
+//     until it ends (stream chain only: the gateway's own unary methods
+//     have no route)
+//  4. tracing    — the gateway's server span, parent from traceparent
+//  5. metrics    — calls started, handled, in flight, latency
+//  6. access log — the call's method and outcome into its record; one line
 //     per native call (the HTTP doors write theirs after answering)
-//  6. extra      — interceptors added with WithInterceptors
-func chain(log *slog.Logger, al *accesslog.Logger, tr *tracing.Tracer, m *metrics.Metrics, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+//  7. rate limit — the route's rate limit policies
+//  8. extra      — interceptors added with WithInterceptors
+//
+// The proxy (the handler) then sheds calls over the route's and the
+// cluster's concurrency limits and forwards the rest.
+func chain(log *slog.Logger, p *router.Proxy, al *accesslog.Logger, tr *tracing.Tracer, m *metrics.Metrics, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	unary := []grpc.UnaryServerInterceptor{
 		recovery.UnaryServerInterceptor(log),
 		requestid.UnaryServerInterceptor(),
@@ -36,6 +44,7 @@ func chain(log *slog.Logger, al *accesslog.Logger, tr *tracing.Tracer, m *metric
 	stream := []grpc.StreamServerInterceptor{
 		recovery.StreamServerInterceptor(log),
 		requestid.StreamServerInterceptor(),
+		p.Resolve(),
 		tr.StreamServerInterceptor(),
 		m.StreamServerInterceptor(),
 		al.StreamServerInterceptor(),

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -37,7 +38,6 @@ import (
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/metrics"
 	"github.com/edgegate/edgegate/router"
-	"github.com/edgegate/edgegate/upstream"
 )
 
 // Gateway is a running (or ready to run) edgegate. Its methods are safe for
@@ -61,6 +61,10 @@ type Gateway struct {
 	adminLn   net.Listener
 	serving   bool
 	draining  bool
+
+	reloadMu sync.Mutex                      // one reload at a time
+	reloader func() error                    // POST /reload; nil: none
+	current  atomic.Pointer[configv1.Config] // the configuration in force
 }
 
 // New builds a gateway from cfg, a configuration loaded by package config.
@@ -77,10 +81,6 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 			o.accessLog = nil
 		}
 	}
-	table, err := router.Compile(cfg)
-	if err != nil {
-		return nil, err
-	}
 	g := &Gateway{
 		cfg:       cfg,
 		log:       o.log,
@@ -88,6 +88,9 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 		accessLog: accesslog.New(o.accessLog, cfg.GetLogging().GetAccessLogSampleRatio()),
 		metrics:   metrics.New(version.Version),
 	}
+	g.current.Store(cfg)
+	g.reloader = o.reload
+	var err error
 	var tp trace.TracerProvider
 	if o.tpSet {
 		tp = o.tp
@@ -98,25 +101,20 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 		tp = g.tp
 	}
 	tracer := tracing.New(tp)
-	pool, err := upstream.New(cfg.GetClusters(), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(router.NewCodec())))
+	snap, err := g.buildSnapshot(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
+	pool := snap.Pool
 	popts := router.ProxyOptions{Log: o.log, UpstreamDone: g.metrics.UpstreamDone}
 	if tracer != nil {
 		popts.Inject = tracing.Inject
 	}
-	g.proxy = router.NewProxy(&router.Snapshot{Table: table, Pool: pool}, popts)
-	var exact []string
-	for _, r := range table.Routes() {
-		if r.Kind == "method" {
-			exact = append(exact, r.Pattern)
-		}
-	}
-	g.metrics.KnowMethods(metrics.ExactMethods(exact))
+	g.proxy = router.NewProxy(snap, popts)
+	knowRoutes(g.metrics, snap.Table)
 	g.metrics.SetConfig(config.Hash(cfg))
 	g.metrics.SetHealth(g.clusterHealth)
-	unary, stream := chain(o.log, g.accessLog, tracer, g.metrics, o)
+	unary, stream := chain(o.log, g.proxy, g.accessLog, tracer, g.metrics, o)
 	g.server = grpc.NewServer(append(serverOptions(cfg.GetLimits()),
 		grpc.ForceServerCodecV2(router.NewCodec()),
 		grpc.UnknownServiceHandler(g.proxy.Handler()),
@@ -196,7 +194,8 @@ func (g *Gateway) Listen() error {
 				Registry: g.metrics.Registry,
 				Ready:    g.Ready,
 				Routes:   g.routesJSON,
-				Config:   func() proto.Message { return g.cfg },
+				Config:   func() proto.Message { return g.current.Load() },
+				Reload:   g.reloader,
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
@@ -239,7 +238,7 @@ func (g *Gateway) Ready() (bool, string) {
 	}
 	health := g.clusterHealth()
 	var down []string
-	for _, c := range g.cfg.GetClusters() {
+	for _, c := range g.current.Load().GetClusters() {
 		if !c.GetOptional() && !health[c.GetName()] {
 			down = append(down, c.GetName())
 		}

@@ -16,6 +16,7 @@ type options struct {
 	stream    []grpc.StreamServerInterceptor
 	tp        trace.TracerProvider
 	tpSet     bool
+	reload    func() error
 }
 
 // Option changes how New builds the gateway.
@@ -47,4 +48,10 @@ func WithInterceptors(unary []grpc.UnaryServerInterceptor, stream []grpc.StreamS
 // an in-memory exporter this way). nil turns tracing off.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *options) { o.tp, o.tpSet = tp, true }
+}
+
+// WithReloader sets what POST /reload on the admin server does (the binary
+// reloads its config file); without it the admin server has no /reload.
+func WithReloader(f func() error) Option {
+	return func(o *options) { o.reload = f }
 }

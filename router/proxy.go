@@ -3,11 +3,15 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,12 +23,95 @@ import (
 	"github.com/edgegate/edgegate/upstream"
 )
 
-// Snapshot is one configuration's routing state: its table and the
-// upstream clusters the table names. A Snapshot is immutable.
+// Snapshot is one configuration's routing state: its table, the upstream
+// clusters the table names, and the rate limit policies its routes name.
+// Its fields are never changed after it is published. A call holds the
+// snapshot it started with until it ends; a snapshot replaced by Swap is
+// retired, and OnIdle runs once no call holds it any more.
 type Snapshot struct {
 	Table *Table
 	Pool  *upstream.Pool
+	// Policies are the gateway's compiled policies of this configuration
+	// (rate limits), opaque to the router.
+	Policies any
+	// OnIdle, when set, runs once after the snapshot is retired and its
+	// last call has ended (the gateway closes the clusters no newer
+	// snapshot uses).
+	OnIdle func()
+
+	refs    atomic.Int64
+	retired atomic.Bool
+	idle    sync.Once
 }
+
+func (s *Snapshot) release() {
+	if s.refs.Add(-1) == 0 && s.retired.Load() {
+		s.idleNow()
+	}
+}
+
+func (s *Snapshot) idleNow() {
+	s.idle.Do(func() {
+		if s.OnIdle != nil {
+			s.OnIdle()
+		}
+	})
+}
+
+// Acquire returns the current snapshot, held for a call until the returned
+// release func is called.
+func (p *Proxy) Acquire() (*Snapshot, func()) {
+	for {
+		s := p.current.Load()
+		s.refs.Add(1)
+		if !s.retired.Load() {
+			return s, s.release
+		}
+		s.release() // swapped meanwhile: take the new one
+	}
+}
+
+type resolvedKey struct{}
+
+type resolved struct {
+	snap  *Snapshot
+	route *Route
+}
+
+// FromContext returns the snapshot and route that Resolve chose for the
+// call of ctx; route is nil when no route matched, both are nil when
+// Resolve did not run.
+func FromContext(ctx context.Context) (*Snapshot, *Route) {
+	if r, ok := ctx.Value(resolvedKey{}).(*resolved); ok {
+		return r.snap, r.route
+	}
+	return nil, nil
+}
+
+// Resolve is the interceptor that picks a call's snapshot and route once,
+// early in the chain, so that the policies after it (rate limits) and the
+// proxy see the same route and the same configuration; the snapshot is
+// held until the call ends. It records the route in the call's record. It
+// always calls the handler (a call with no route is refused by the proxy).
+func (p *Proxy) Resolve() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		snap, release := p.Acquire()
+		defer release()
+		rt := snap.Table.Lookup(si.FullMethod)
+		if info := callinfo.FromContext(ss.Context()); info != nil && rt != nil {
+			info.Route, info.Cluster, info.NoAccessLog = rt.Name, rt.Cluster, rt.DisableAccessLog
+		}
+		ctx := context.WithValue(ss.Context(), resolvedKey{}, &resolved{snap: snap, route: rt})
+		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c *ctxStream) Context() context.Context { return c.ctx }
 
 // Proxy forwards every call it is given to the upstream cluster of the
 // call's route, as raw frames: messages are neither decoded nor copied.
@@ -59,9 +146,19 @@ func NewProxy(s *Snapshot, o ProxyOptions) *Proxy {
 // Snapshot returns the routing state new calls use.
 func (p *Proxy) Snapshot() *Snapshot { return p.current.Load() }
 
-// Swap makes s the routing state of new calls and returns the previous
-// one. Calls in flight finish on the snapshot they started with.
-func (p *Proxy) Swap(s *Snapshot) *Snapshot { return p.current.Swap(s) }
+// Swap makes s the routing state of new calls and retires the previous
+// one, which it returns. Calls in flight finish on the snapshot they
+// started with; the old snapshot's OnIdle runs after the last of them.
+func (p *Proxy) Swap(s *Snapshot) *Snapshot {
+	old := p.current.Swap(s)
+	if old != nil {
+		old.retired.Store(true)
+		if old.refs.Load() == 0 {
+			old.idleNow()
+		}
+	}
+	return old
+}
 
 // streamDesc makes every upstream call a bidirectional stream: the proxy
 // does not need to know a method's type to forward it.
@@ -78,8 +175,14 @@ func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
 	if !ok {
 		return status.Error(codes.Internal, "edgegate: call has no method")
 	}
-	snap := p.current.Load()
-	rt := snap.Table.Lookup(method)
+	snap, rt := FromContext(ss.Context())
+	if snap == nil {
+		// Not resolved by the chain (Resolve not installed): do it here.
+		var release func()
+		snap, release = p.Acquire()
+		defer release()
+		rt = snap.Table.Lookup(method)
+	}
 	if rt == nil {
 		return status.Errorf(codes.Unimplemented, "edgegate: no route for method %s", method)
 	}
@@ -91,7 +194,38 @@ func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
 	if cl == nil {
 		return status.Errorf(codes.Internal, "edgegate: route %q names unknown cluster %q", rt.Name, rt.Cluster)
 	}
+	if !acquireSlot(&rt.inFlight, rt.MaxConcurrent) {
+		return concurrencyError("route", rt.Name, rt.MaxConcurrent)
+	}
+	defer rt.inFlight.Add(-1)
+	if !cl.AcquireSlot() {
+		return concurrencyError("cluster", cl.Name(), cl.MaxConcurrent())
+	}
+	defer cl.ReleaseSlot()
 	return p.forward(ss, method, rt, cl, info)
+}
+
+// acquireSlot takes one of max slots of n; max <= 0 means unlimited.
+func acquireSlot(n *atomic.Int64, max int64) bool {
+	if max <= 0 {
+		n.Add(1)
+		return true
+	}
+	if n.Add(1) > max {
+		n.Add(-1)
+		return false
+	}
+	return true
+}
+
+// ReasonConcurrencyLimit is the google.rpc.ErrorInfo reason of a call shed
+// by a concurrency limit; the HTTP doors answer it with 503.
+const ReasonConcurrencyLimit = "CONCURRENCY_LIMIT"
+
+func concurrencyError(kind, name string, max int64) error {
+	st, _ := status.Newf(codes.ResourceExhausted, "edgegate: %s %q has %d calls in flight, its limit", kind, name, max).WithDetails(
+		&errdetails.ErrorInfo{Reason: ReasonConcurrencyLimit, Domain: "edgegate", Metadata: map[string]string{kind: name, "limit": fmt.Sprint(max)}})
+	return st.Err()
 }
 
 func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upstream.Cluster, info *callinfo.Info) error {

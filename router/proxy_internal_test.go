@@ -17,7 +17,7 @@ import (
 )
 
 func TestUpstreamError(t *testing.T) {
-	pool, err := upstream.New([]*configv1.Cluster{{Name: "users", Endpoints: []string{"127.0.0.1:1"}}})
+	pool, err := upstream.New([]upstream.Spec{{Config: &configv1.Cluster{Name: "users", Endpoints: []string{"127.0.0.1:1"}}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func (t transportStream) SetTrailer(md metadata.MD) error { return nil }
 
 func newProxy(t *testing.T, yamlText string) *router.Proxy {
 	t.Helper()
-	pool, err := upstream.New(nil)
+	pool, err := upstream.New(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

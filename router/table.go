@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -26,6 +27,12 @@ type Route struct {
 	Timeout time.Duration
 	// DisableAccessLog turns the access log off for the route's calls.
 	DisableAccessLog bool
+	// RateLimits names the rate limit policies of the route's calls.
+	RateLimits []string
+	// MaxConcurrent, when positive, bounds the route's calls in flight.
+	MaxConcurrent int64
+
+	inFlight atomic.Int64
 }
 
 // Match describes what the route matches, for humans: "service shop.v1.S".
@@ -56,7 +63,11 @@ func Compile(cfg *configv1.Config) (*Table, error) {
 		packages: map[string]*Route{},
 	}
 	for i, rc := range cfg.GetRoutes() {
-		r := &Route{Name: rc.GetName(), Cluster: rc.GetCluster(), Timeout: rc.GetTimeout().AsDuration(), DisableAccessLog: rc.GetDisableAccessLog()}
+		r := &Route{
+			Name: rc.GetName(), Cluster: rc.GetCluster(), Timeout: rc.GetTimeout().AsDuration(),
+			DisableAccessLog: rc.GetDisableAccessLog(), RateLimits: rc.GetRateLimits(),
+			MaxConcurrent: int64(rc.GetMaxConcurrentCalls()),
+		}
 		var (
 			m   map[string]*Route
 			key string

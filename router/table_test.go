@@ -151,7 +151,12 @@ routes:
   - {name: p, match: {package: c}, cluster: c, timeout: 100ms}
   - {name: def, match: {default: true}, cluster: d}
 `)
-	want := []router.Route{
+	type plain struct {
+		Name, Kind, Pattern, Cluster string
+		Timeout                      time.Duration
+		DisableAccessLog             bool
+	}
+	want := []plain{
 		{Name: "m", Kind: "method", Pattern: "a.v1.S/M", Cluster: "c", Timeout: 2 * time.Second, DisableAccessLog: true},
 		{Name: "route-1", Kind: "service", Pattern: "b.v1.S", Cluster: "d"},
 		{Name: "p", Kind: "package", Pattern: "c", Cluster: "c", Timeout: 100 * time.Millisecond},
@@ -163,8 +168,9 @@ routes:
 		t.Fatalf("got %d routes, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if *got[i] != want[i] {
-			t.Errorf("routes[%d] = %+v, want %+v", i, *got[i], want[i])
+		g := got[i]
+		if p := (plain{g.Name, g.Kind, g.Pattern, g.Cluster, g.Timeout, g.DisableAccessLog}); p != want[i] {
+			t.Errorf("routes[%d] = %+v, want %+v", i, p, want[i])
 		}
 		if m := got[i].Match(); m != wantMatch[i] {
 			t.Errorf("routes[%d].Match() = %q, want %q", i, m, wantMatch[i])

@@ -62,10 +62,12 @@ func TestMain(m *testing.M) {
 
 // Proc is a running edgegate binary.
 type Proc struct {
-	Cmd  *exec.Cmd
-	Addr string
-	logs *LogBuffer
-	done chan error
+	Cmd       *exec.Cmd
+	Addr      string
+	AdminAddr string
+	File      string
+	logs      *LogBuffer
+	done      chan error
 }
 
 // StartBinary runs `edgegate serve -c FILE` with yaml as FILE and waits
@@ -88,8 +90,9 @@ func StartBinary(t *testing.T, yaml string) *Proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Cmd: cmd, logs: &LogBuffer{}, done: make(chan error, 1)}
+	p := &Proc{Cmd: cmd, File: file, logs: &LogBuffer{}, done: make(chan error, 1)}
 	addr := make(chan string, 1)
+	admin := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -99,10 +102,13 @@ func StartBinary(t *testing.T, yaml string) *Proc {
 				Msg     string `json:"msg"`
 				Address string `json:"address"`
 			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				select {
-				case addr <- rec.Address:
-				default:
+			if json.Unmarshal([]byte(line), &rec) == nil {
+				target := map[string]chan string{"listening": addr, "admin listening": admin}[rec.Msg]
+				if target != nil {
+					select {
+					case target <- rec.Address:
+					default:
+					}
 				}
 			}
 		}
@@ -112,12 +118,17 @@ func StartBinary(t *testing.T, yaml string) *Proc {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 	})
-	select {
-	case p.Addr = <-addr:
-	case err := <-p.done:
-		t.Fatalf("edgegate exited: %v\n%s", err, p.logs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("edgegate did not listen within 20s:\n%s", p.logs.String())
+	for _, into := range []struct {
+		dst *string
+		ch  chan string
+	}{{&p.Addr, addr}, {&p.AdminAddr, admin}} {
+		select {
+		case *into.dst = <-into.ch:
+		case err := <-p.done:
+			t.Fatalf("edgegate exited: %v\n%s", err, p.logs.String())
+		case <-time.After(20 * time.Second):
+			t.Fatalf("edgegate did not listen within 20s:\n%s", p.logs.String())
+		}
 	}
 	return p
 }

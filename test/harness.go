@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,8 +39,13 @@ type Call struct {
 type Upstream struct {
 	Addr   string
 	Server *grpc.Server
+	Health *health.Server
 	calls  chan Call
+	count  atomic.Int64
 }
+
+// Count is how many calls the upstream has finished.
+func (u *Upstream) Count() int64 { return u.count.Load() }
 
 // StartEcho starts an echo upstream whose responses carry name; it is
 // stopped when the test ends.
@@ -52,6 +58,7 @@ func StartEcho(t testing.TB, name string, opts ...grpc.ServerOption) *Upstream {
 	u := &Upstream{Addr: ln.Addr().String(), calls: make(chan Call, 1024)}
 	u.Server = grpc.NewServer(opts...)
 	testingv1.RegisterEchoServiceServer(u.Server, &echo.Server{Name: name, Observe: func(ctx context.Context, m string) {
+		u.count.Add(1)
 		md, _ := metadata.FromIncomingContext(ctx)
 		dl, _ := ctx.Deadline()
 		select {
@@ -59,7 +66,8 @@ func StartEcho(t testing.TB, name string, opts ...grpc.ServerOption) *Upstream {
 		default:
 		}
 	}})
-	healthpb.RegisterHealthServer(u.Server, health.NewServer())
+	u.Health = health.NewServer()
+	healthpb.RegisterHealthServer(u.Server, u.Health)
 	go func() { _ = u.Server.Serve(ln) }()
 	t.Cleanup(u.Server.Stop)
 	return u

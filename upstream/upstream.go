@@ -7,17 +7,25 @@ package upstream
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	// The least_request_experimental balancer registers itself.
+	_ "google.golang.org/grpc/balancer/leastrequest"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	// Client-side health checking (healthCheckConfig) registers itself.
+	_ "google.golang.org/grpc/health"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -28,9 +36,29 @@ import (
 // Cluster is one upstream cluster and its connection. It is safe for
 // concurrent use.
 type Cluster struct {
-	name string
-	conn *grpc.ClientConn
+	name     string
+	conn     *grpc.ClientConn
+	key      string // what the cluster was dialled from; equal keys can share it
+	max      int64
+	inFlight atomic.Int64
 }
+
+// MaxConcurrent is the cluster's limit of calls in flight; 0: none.
+func (c *Cluster) MaxConcurrent() int64 { return c.max }
+
+// AcquireSlot counts a call in flight, or returns false when the cluster
+// is at its limit. Every true must be matched by ReleaseSlot.
+func (c *Cluster) AcquireSlot() bool {
+	n := c.inFlight.Add(1)
+	if c.max > 0 && n > c.max {
+		c.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+// ReleaseSlot ends a call counted by AcquireSlot.
+func (c *Cluster) ReleaseSlot() { c.inFlight.Add(-1) }
 
 // Name returns the cluster's name.
 func (c *Cluster) Name() string { return c.name }
@@ -47,20 +75,53 @@ type Pool struct {
 	clusters map[string]*Cluster
 }
 
-// New dials every cluster of cfgs (lazily: connections are made in the
-// background) with opts added to each dial. It returns an error naming the
-// cluster for a bad TLS file or target; nothing is left open then.
-func New(cfgs []*configv1.Cluster, opts ...grpc.DialOption) (*Pool, error) {
-	p := &Pool{clusters: make(map[string]*Cluster, len(cfgs))}
-	for i, cc := range cfgs {
-		c, err := dial(cc, opts)
-		if err != nil {
-			_ = p.Close()
-			return nil, fmt.Errorf("clusters[%d] %q: %w", i, cc.GetName(), err)
+// Spec is what a cluster is dialled from: its configuration, and the
+// methods (“/pkg.Service/Method”) its retry policy applies to, which the
+// gateway derives from the routes and the methods' descriptors.
+type Spec struct {
+	Config       *configv1.Cluster
+	RetryMethods []string
+}
+
+func (s Spec) key() string {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(s.Config)
+	return string(b) + "\x00" + strings.Join(s.RetryMethods, ",")
+}
+
+// New dials every cluster of specs (connections are made in the
+// background) with opts added to each dial. A cluster of reuse (may be nil)
+// whose spec is unchanged is shared, connection and all, instead of dialled
+// again. It returns an error naming the cluster for a bad TLS file or
+// target; nothing new is left open then.
+func New(specs []Spec, reuse *Pool, opts ...grpc.DialOption) (*Pool, error) {
+	p := &Pool{clusters: make(map[string]*Cluster, len(specs))}
+	for i, sp := range specs {
+		key := sp.key()
+		if reuse != nil {
+			if old := reuse.clusters[sp.Config.GetName()]; old != nil && old.key == key {
+				p.clusters[old.name] = old
+				continue
+			}
 		}
-		p.clusters[cc.GetName()] = c
+		c, err := dial(sp, key, opts)
+		if err != nil {
+			p.CloseExcept(reuse)
+			return nil, fmt.Errorf("clusters[%d] %q: %w", i, sp.Config.GetName(), err)
+		}
+		p.clusters[c.name] = c
 	}
 	return p, nil
+}
+
+// CloseExcept closes the connections of p that keep (may be nil) does not
+// share.
+func (p *Pool) CloseExcept(keep *Pool) {
+	for name, c := range p.clusters {
+		if keep != nil && keep.clusters[name] == c {
+			continue
+		}
+		_ = c.conn.Close()
+	}
 }
 
 // Get returns the cluster called name, or nil.
@@ -84,19 +145,57 @@ func (p *Pool) Close() error {
 	return errors.Join(errs...)
 }
 
-func dial(cc *configv1.Cluster, extra []grpc.DialOption) (*Cluster, error) {
+// serviceConfig is the gRPC service config of a cluster: load balancing,
+// health checks, retries of its safe methods and the retry budget.
+func serviceConfig(sp Spec) string {
+	cc := sp.Config
+	sc := map[string]any{}
+	switch cc.GetLoadBalancing() {
+	case configv1.LoadBalancing_LOAD_BALANCING_PICK_FIRST:
+		sc["loadBalancingConfig"] = []any{map[string]any{"pick_first": map[string]any{}}}
+	case configv1.LoadBalancing_LOAD_BALANCING_LEAST_REQUEST:
+		sc["loadBalancingConfig"] = []any{map[string]any{"least_request_experimental": map[string]any{"choiceCount": 2}}}
+	default:
+		sc["loadBalancingConfig"] = []any{map[string]any{"round_robin": map[string]any{}}}
+	}
+	if hc := cc.GetHealthCheck(); hc != nil {
+		sc["healthCheckConfig"] = map[string]any{"serviceName": hc.GetServiceName()}
+	}
+	if rp := cc.GetRetry(); rp != nil && len(sp.RetryMethods) > 0 {
+		var names []any
+		for _, m := range sp.RetryMethods {
+			svc, meth, _ := strings.Cut(strings.TrimPrefix(m, "/"), "/")
+			names = append(names, map[string]any{"service": svc, "method": meth})
+		}
+		sc["methodConfig"] = []any{map[string]any{
+			"name": names,
+			"retryPolicy": map[string]any{
+				"maxAttempts":          rp.GetMaxAttempts(),
+				"initialBackoff":       "0.02s",
+				"maxBackoff":           "0.5s",
+				"backoffMultiplier":    2,
+				"retryableStatusCodes": []string{"UNAVAILABLE"},
+			},
+		}}
+		sc["retryThrottling"] = map[string]any{"maxTokens": 10, "tokenRatio": rp.GetBudgetRatio()}
+	}
+	b, _ := json.Marshal(sc)
+	return string(b)
+}
+
+// ServiceConfig returns the service config JSON a spec is dialled with.
+func ServiceConfig(sp Spec) string { return serviceConfig(sp) }
+
+func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
+	cc := sp.Config
 	creds, err := transportCredentials(cc.GetTls())
 	if err != nil {
 		return nil, err
 	}
-	lb := "round_robin"
-	if cc.GetLoadBalancing() == configv1.LoadBalancing_LOAD_BALANCING_PICK_FIRST {
-		lb = "pick_first"
-	}
 	maxMsg := int(cc.GetMaxMessageBytes())
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]}`, lb)),
+		grpc.WithDefaultServiceConfig(serviceConfig(sp)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
@@ -141,7 +240,7 @@ func dial(cc *configv1.Cluster, extra []grpc.DialOption) (*Cluster, error) {
 		return nil, fmt.Errorf("dial %s: %w", target, err)
 	}
 	conn.Connect()
-	return &Cluster{name: cc.GetName(), conn: conn}, nil
+	return &Cluster{name: cc.GetName(), conn: conn, key: key, max: int64(cc.GetMaxConcurrentCalls())}, nil
 }
 
 func endpointsOf(addrs []resolver.Address) []resolver.Endpoint {

@@ -95,6 +95,15 @@ func loadFlags(name string, args []string, stderr io.Writer, required bool) (*co
 	return cfg, 0
 }
 
+// configFile returns the -c value of args (already parsed once).
+func configFile(args []string) string {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := fs.String("c", "", "")
+	_ = fs.Parse(args)
+	return *file
+}
+
 func validate(args []string, stdout, stderr io.Writer) int {
 	cfg, code := loadFlags("validate", args, stderr, true)
 	if cfg == nil {
@@ -151,9 +160,23 @@ func serve(args []string, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
+	file := configFile(args)
 	log := newLogger(cfg.GetLogging(), stderr)
 	slog.SetDefault(log)
-	gw, err := gateway.New(cfg, gateway.WithLogger(log))
+	var gw *gateway.Gateway
+	reload := func() error {
+		if file == "" {
+			return errors.New("the embedded default config cannot be reloaded: start with -c FILE")
+		}
+		next, err := config.LoadFile(file)
+		if err != nil {
+			gw.Metrics().Reloaded(false)
+			log.Error("config reload failed; the configuration in force stays", slog.String("error", err.Error()))
+			return err
+		}
+		return gw.Reload(next)
+	}
+	gw, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithReloader(reload))
 	if err != nil {
 		log.Error("config", slog.String("error", err.Error()))
 		return 1
@@ -165,6 +188,28 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading the config")
+				_ = reload()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if file != "" && !cfg.GetReload().GetDisableWatch() {
+		if err := config.Watch(ctx, file, func() {
+			log.Info("config file changed: reloading", slog.String("file", file))
+			_ = reload()
+		}); err != nil {
+			log.Warn("cannot watch the config file; SIGHUP and POST /reload still reload", slog.String("error", err.Error()))
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- gw.Serve() }()
 	log.Info("edgegate ready", slog.String("version", version.String()))

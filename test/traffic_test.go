@@ -1,0 +1,390 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/edgegate/edgegate/config"
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	"github.com/edgegate/edgegate/router"
+)
+
+func TestConcurrencyLimitSheds(t *testing.T) {
+	for _, c := range []struct{ name, cfg string }{
+		{"route", "    max_concurrent_calls: 2\n"},
+		{"cluster", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up := StartEcho(t, "up")
+			cfg := strings.Replace(doorsConfig(up.Addr), "    cluster: echo\n", "    cluster: echo\n"+c.cfg, 1)
+			if c.name == "cluster" {
+				cfg = strings.Replace(cfg, "endpoints: [", "max_concurrent_calls: 2\n    endpoints: [", 1)
+			}
+			gw := StartGateway(t, cfg)
+			cl := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Go(func() {
+					if _, err := cl.Unary(Ctx(t, 10*time.Second), &testingv1.EchoRequest{Delay: durationpb.New(time.Second)}); err != nil {
+						t.Errorf("a call within the limit: %v", err)
+					}
+				})
+			}
+			time.Sleep(300 * time.Millisecond)
+			start := time.Now()
+			_, err := cl.Unary(Ctx(t, 10*time.Second), &testingv1.EchoRequest{})
+			st := status.Convert(err)
+			if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "calls in flight") {
+				t.Fatalf("third call: %v, want RESOURCE_EXHAUSTED", err)
+			}
+			if took := time.Since(start); took > 500*time.Millisecond {
+				t.Errorf("the third call waited %v; it must be shed at once", took)
+			}
+			var reason string
+			for _, d := range st.Details() {
+				if ei, ok := d.(*errdetails.ErrorInfo); ok {
+					reason = ei.GetReason()
+				}
+			}
+			if reason != router.ReasonConcurrencyLimit {
+				t.Errorf("reason %q", reason)
+			}
+			// REST: 503 as JSON.
+			r := doHTTP(t, nil, "POST", "http://"+gw.Addr+"/v1/echo:unary", "{}", nil)
+			wantStatusJSON(t, r, 503, codes.ResourceExhausted, "calls in flight")
+			wg.Wait()
+			// Slots are given back.
+			if _, err := cl.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+				t.Fatalf("after the slow calls: %v", err)
+			}
+		})
+	}
+}
+
+func retryConfig(addrs ...string) string {
+	q := make([]string, len(addrs))
+	for i, a := range addrs {
+		q[i] = fmt.Sprintf("%q", a)
+	}
+	return fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - name: echo
+    endpoints: [%s]
+    retry:
+      max_attempts: 3
+      methods: [edgegate.testing.v1.EchoService/Unary]
+routes:
+  - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo, timeout: 5s}
+`, strings.Join(q, ", "))
+}
+
+func TestRetriesSurviveAnEndpointDying(t *testing.T) {
+	a, b := StartEcho(t, "a"), StartEcho(t, "b")
+	gw := StartGateway(t, retryConfig(a.Addr, b.Addr))
+	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	seen := map[string]int{}
+	for i := range 200 {
+		if i == 50 {
+			a.Server.Stop() // one endpoint dies mid-run
+		}
+		r, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
+		if err != nil {
+			t.Fatalf("call %d failed: %v", i, err)
+		}
+		seen[r.GetServer()]++
+	}
+	if seen["a"] == 0 || seen["b"] < 150 {
+		t.Fatalf("served by %v: want both before, only b after a died", seen)
+	}
+}
+
+func TestRetryOnlySafeMethodsAndBudget(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, retryConfig(up.Addr))
+	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	unavailable := statusProto(t, codes.Unavailable, "try later", nil)
+
+	// A safe method failing with UNAVAILABLE is tried max_attempts times.
+	before := up.Count()
+	_, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{FailWith: unavailable})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatal(err)
+	}
+	waitCount(t, up, before+3)
+	// A method not marked safe is tried once.
+	before = up.Count()
+	st, err := c.ServerStream(Ctx(t, 5*time.Second), &testingv1.EchoRequest{Repeat: 1, FailWith: unavailable})
+	for err == nil {
+		_, err = st.Recv()
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := up.Count() - before; n != 1 {
+		t.Fatalf("a method not marked safe was tried %d times, want 1", n)
+	}
+	// The budget: while every call fails, retries stop. 100 failing
+	// calls would make 300 attempts without it; with a budget of 10 tokens
+	// (retries stop below half) and ratio 0.1, allow the first few
+	// retries and nothing like 3x: at most 100 + 20 attempts.
+	before = up.Count()
+	for range 100 {
+		_, _ = c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{FailWith: unavailable})
+	}
+	time.Sleep(200 * time.Millisecond)
+	t.Logf("100 failing calls: %d upstream attempts", up.Count()-before)
+	if n := up.Count() - before; n < 100 || n > 120 {
+		t.Fatalf("100 failing calls made %d upstream attempts; want 100 to 120 with the retry budget", n)
+	}
+}
+
+func waitCount(t *testing.T, u *Upstream, want int64) {
+	t.Helper()
+	for range 100 {
+		if u.Count() >= want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("upstream count %d, want %d", u.Count(), want)
+}
+
+func TestRouteTimeoutOnEveryDoor(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, strings.Replace(doorsConfig(up.Addr), "    cluster: echo\n", "    cluster: echo\n    timeout: 200ms\n", 1))
+	base := "http://" + gw.Addr
+	for _, d := range []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base}, restDoor{base}} {
+		r := d.unary(t, &testingv1.EchoRequest{Delay: durationpb.New(5 * time.Second)}, nil, 0)
+		if r.st.Code() != codes.DeadlineExceeded {
+			t.Errorf("%s: %v, want DEADLINE_EXCEEDED", d.name(), r.st)
+		}
+		if d.name() == "rest" && r.http != 504 {
+			t.Errorf("rest: HTTP %d, want 504", r.http)
+		}
+	}
+}
+
+func TestHealthCheckedEndpointsAndLeastRequest(t *testing.T) {
+	a, b := StartEcho(t, "a"), StartEcho(t, "b")
+	gw := StartGateway(t, fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - name: echo
+    endpoints: [%q, %q]
+    load_balancing: LOAD_BALANCING_LEAST_REQUEST
+    health_check: {service_name: ""}
+routes:
+  - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
+`, a.Addr, b.Addr))
+	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	count := func(n int) map[string]int {
+		seen := map[string]int{}
+		for range n {
+			r, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[r.GetServer()]++
+		}
+		return seen
+	}
+	if seen := count(40); seen["a"] == 0 || seen["b"] == 0 {
+		t.Fatalf("both healthy: %v", seen)
+	}
+	a.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	time.Sleep(300 * time.Millisecond)
+	if seen := count(40); seen["a"] != 0 {
+		t.Fatalf("a NOT_SERVING endpoint still got calls: %v", seen)
+	}
+	a.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if count(20)["a"] > 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("a SERVING again got no calls")
+}
+
+// TestReloadUnderLoad reloads 20 times during about 10s of calls on the
+// three doors, one of them an invalid config, and changes a route: no call
+// fails.
+func TestReloadUnderLoad(t *testing.T) {
+	a, b := StartEcho(t, "a"), StartEcho(t, "b")
+	cfgFor := func(cluster string) string {
+		return fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - {name: a, endpoints: [%q]}
+  - {name: b, endpoints: [%q]}
+routes:
+  - {name: echo, match: {service: edgegate.testing.v1.EchoService}, cluster: %s}
+admin: {address: 127.0.0.1:0}
+`, a.Addr, b.Addr, cluster)
+	}
+	gw := StartGateway(t, cfgFor("a"))
+	base := "http://" + gw.Addr
+	doors := []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base}, restDoor{base}}
+	stop := make(chan struct{})
+	var calls, failed atomic.Int64
+	var wg sync.WaitGroup
+	for _, d := range doors {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// A stream across reloads too.
+				r := d.stream(t, &testingv1.EchoRequest{Repeat: 3, Delay: durationpb.New(5 * time.Millisecond)}, nil)
+				calls.Add(1)
+				if r.st.Code() != codes.OK || len(r.resps) != 3 {
+					failed.Add(1)
+					t.Errorf("%s: a call failed during reloads: %v", d.name(), r.st)
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		time.Sleep(500 * time.Millisecond)
+		if i == 10 {
+			bad, err := config.Load("bad.yaml", []byte(strings.Replace(cfgFor("a"), "cluster: a}", "cluster: nope}", 1)))
+			if err == nil {
+				t.Fatal("an invalid config loaded")
+			}
+			_ = bad
+			// Through the admin endpoint there is no reloader in-process;
+			// the binary test covers file, SIGHUP and POST /reload.
+			continue
+		}
+		next := map[bool]string{true: "b", false: "a"}[i%2 == 0]
+		cfg, err := config.Load("next.yaml", []byte(cfgFor(next)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gw.Reload(cfg); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		// The route change takes effect for new calls.
+		r, err := testingv1.NewEchoServiceClient(Dial(t, gw.Addr)).Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
+		if err != nil || r.GetServer() != next {
+			t.Fatalf("after reload %d: served by %q (%v), want %s", i, r.GetServer(), err, next)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || calls.Load() < 30 {
+		t.Fatalf("%d of %d calls failed", failed.Load(), calls.Load())
+	}
+	t.Logf("%d streaming calls across 19 reloads, none failed", calls.Load())
+	mfs := scrape(t, gw)
+	if got := counter(t, mfs, "edgegate_config_reloads_total", map[string]string{"result": "ok"}); got != 19 {
+		t.Errorf("reloads ok = %v, want 19", got)
+	}
+}
+
+// TestBinaryReload drives the binary's three reload triggers: the file
+// changing, SIGHUP, and POST /reload; and an invalid file, rejected with
+// the old routes still serving.
+func TestBinaryReload(t *testing.T) {
+	a, b := StartEcho(t, "a"), StartEcho(t, "b")
+	cfgFor := func(cluster string) string {
+		return fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - {name: a, endpoints: [%q]}
+  - {name: b, endpoints: [%q]}
+routes:
+  - {name: echo, match: {service: edgegate.testing.v1.EchoService}, cluster: %s}
+admin: {address: 127.0.0.1:0}
+`, a.Addr, b.Addr, cluster)
+	}
+	p := StartBinary(t, cfgFor("a"))
+	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
+	servedBy := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.GetServer() == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("still served by %s, want %s\n%s", r.GetServer(), want, p.logs.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	servedBy("a")
+	write := func(s string) {
+		// Replace the file by a rename, as config management tools do.
+		tmp := p.File + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, p.File); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(cfgFor("b"))
+	servedBy("b") // the file watch
+
+	// An invalid file: rejected, logged with its place, the old routes serve.
+	write(strings.Replace(cfgFor("a"), "cluster: a}", "cluster: nope}", 1))
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.logs.String(), `unknown cluster \"nope\"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rejection logged:\n%s", p.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	servedBy("b")
+
+	// SIGHUP, with the watch seeing nothing new: write without a watch
+	// event is impossible, so change the file and signal at once.
+	if err := os.WriteFile(p.File, []byte(cfgFor("a")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	servedBy("a")
+
+	// POST /reload on the admin server.
+	write(cfgFor("b"))
+	r := doHTTP(t, nil, "POST", "http://"+p.AdminAddr+"/reload", "", nil)
+	if r.code != 200 {
+		t.Fatalf("POST /reload: %d %s", r.code, r.body)
+	}
+	servedBy("b")
+	write("listeners: [{address: x}]\n")
+	r = doHTTP(t, nil, "POST", "http://"+p.AdminAddr+"/reload", "", nil)
+	if r.code != 422 || !strings.Contains(string(r.body), "listeners[0].address") {
+		t.Fatalf("POST /reload of a bad file: %d %s", r.code, r.body)
+	}
+	servedBy("b")
+
+}
