@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/edgegate/edgegate/interceptors/accesslog"
+	"github.com/edgegate/edgegate/interceptors/ratelimit"
 	"github.com/edgegate/edgegate/interceptors/recovery"
 	"github.com/edgegate/edgegate/interceptors/requestid"
 	"github.com/edgegate/edgegate/interceptors/tracing"
@@ -48,6 +49,12 @@ func chain(log *slog.Logger, p *router.Proxy, al *accesslog.Logger, tr *tracing.
 		tr.StreamServerInterceptor(),
 		m.StreamServerInterceptor(),
 		al.StreamServerInterceptor(),
+		ratelimit.StreamServerInterceptor(ratelimit.Options{
+			Policies:    policiesOf,
+			Rejected:    func(policy, door string) { m.Rejected("ratelimit", policy, door) },
+			StoreFailed: m.StoreFailed,
+			Log:         log,
+		}),
 	}
 	unary = append(unary, o.unary...)
 	stream = append(stream, o.stream...)

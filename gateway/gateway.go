@@ -62,6 +62,7 @@ type Gateway struct {
 	serving   bool
 	draining  bool
 
+	stores   *stores
 	reloadMu sync.Mutex                      // one reload at a time
 	reloader func() error                    // POST /reload; nil: none
 	current  atomic.Pointer[configv1.Config] // the configuration in force
@@ -90,6 +91,7 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 	}
 	g.current.Store(cfg)
 	g.reloader = o.reload
+	g.stores = newStores(cfg)
 	var err error
 	var tp trace.TracerProvider
 	if o.tpSet {
@@ -103,6 +105,7 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 	tracer := tracing.New(tp)
 	snap, err := g.buildSnapshot(cfg, nil)
 	if err != nil {
+		g.stores.close()
 		return nil, err
 	}
 	pool := snap.Pool
@@ -446,6 +449,7 @@ func (g *Gateway) closeTelemetry(ctx context.Context) {
 	if adm != nil {
 		_ = adm.Close()
 	}
+	g.stores.close()
 	if g.tp != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

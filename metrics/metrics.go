@@ -42,6 +42,7 @@ type Metrics struct {
 	upstreamCalls    *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	rejections       *prometheus.CounterVec
+	storeFailures    *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
 	configInfo       *prometheus.GaugeVec
 
@@ -78,6 +79,9 @@ func New(version string) *Metrics {
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edgegate_policy_rejections_total", Help: "Calls rejected by a policy (auth, rate limit, …), by kind and policy name.",
 		}, []string{"kind", "policy", "door"}),
+		storeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgegate_ratelimit_store_failures_total", Help: "Rate limit checks the store (Redis) could not decide in time, by policy.",
+		}, []string{"policy"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edgegate_config_reloads_total", Help: "Configuration loads after the first, by result (ok, failed).",
 		}, []string{"result"}),
@@ -93,7 +97,7 @@ func New(version string) *Metrics {
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("failed")
 	m.Registry.MustRegister(m.callsStarted, m.callsHandled, m.callDuration, m.inFlight,
-		m.upstreamCalls, m.upstreamDuration, m.rejections, m.reloads, m.configInfo, build,
+		m.upstreamCalls, m.upstreamDuration, m.rejections, m.storeFailures, m.reloads, m.configInfo, build,
 		&healthCollector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
@@ -147,6 +151,11 @@ func (m *Metrics) Reloaded(ok bool) {
 // "ratelimit", …) called policy, from door.
 func (m *Metrics) Rejected(kind, policy, door string) {
 	m.rejections.WithLabelValues(kind, policy, door).Inc()
+}
+
+// StoreFailed counts a rate limit check its store could not decide.
+func (m *Metrics) StoreFailed(policy string) {
+	m.storeFailures.WithLabelValues(policy).Inc()
 }
 
 // SetHealth sets the function that reports, per cluster, whether it has a

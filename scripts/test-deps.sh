@@ -13,6 +13,7 @@ need() {
 need go golang-go
 need npm npm            # make generate: google-proto-files from the npm registry
 need git git
+need redis-server redis-server   # global rate limit tests start a real one
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
