@@ -228,18 +228,7 @@ routes:
 // fails.
 func TestReloadUnderLoad(t *testing.T) {
 	a, b := StartEcho(t, "a"), StartEcho(t, "b")
-	cfgFor := func(cluster string) string {
-		return fmt.Sprintf(`
-listeners:
-  - address: 127.0.0.1:0
-clusters:
-  - {name: a, endpoints: [%q]}
-  - {name: b, endpoints: [%q]}
-routes:
-  - {name: echo, match: {service: edgegate.testing.v1.EchoService}, cluster: %s}
-admin: {address: 127.0.0.1:0}
-`, a.Addr, b.Addr, cluster)
-	}
+	cfgFor := func(cluster string) string { return twoClusters(a.Addr, b.Addr, cluster) }
 	gw := StartGateway(t, cfgFor("a"))
 	base := "http://" + gw.Addr
 	doors := []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base}, restDoor{base}}
@@ -307,18 +296,7 @@ admin: {address: 127.0.0.1:0}
 // the old routes still serving.
 func TestBinaryReload(t *testing.T) {
 	a, b := StartEcho(t, "a"), StartEcho(t, "b")
-	cfgFor := func(cluster string) string {
-		return fmt.Sprintf(`
-listeners:
-  - address: 127.0.0.1:0
-clusters:
-  - {name: a, endpoints: [%q]}
-  - {name: b, endpoints: [%q]}
-routes:
-  - {name: echo, match: {service: edgegate.testing.v1.EchoService}, cluster: %s}
-admin: {address: 127.0.0.1:0}
-`, a.Addr, b.Addr, cluster)
-	}
+	cfgFor := func(cluster string) string { return twoClusters(a.Addr, b.Addr, cluster) }
 	p := StartBinary(t, cfgFor("a"))
 	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
 	servedBy := func(want string) {
@@ -387,4 +365,19 @@ admin: {address: 127.0.0.1:0}
 	}
 	servedBy("b")
 
+}
+
+// twoClusters is a config with clusters a and b, the echo service routed
+// to cluster.
+func twoClusters(a, b, cluster string) string {
+	return fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - {name: a, endpoints: [%q]}
+  - {name: b, endpoints: [%q]}
+routes:
+  - {name: echo, match: {service: edgegate.testing.v1.EchoService}, cluster: %s}
+admin: {address: 127.0.0.1:0}
+`, a, b, cluster)
 }
