@@ -60,7 +60,9 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	h.o.AccessLog.Write(r.Context(), info, w.code)
+	if info.EndHTTP(w.code) {
+		h.o.AccessLog.Write(r.Context(), info, w.code)
+	}
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.Info) {

@@ -48,7 +48,8 @@ func New(log *slog.Logger, sampleRatio float64) *Logger {
 
 // Write writes the line of the call info, answered with httpStatus (0 for
 // native gRPC), unless the call's route disables the log or sampling drops
-// it.
+// it. The caller must be the last to touch info (callinfo's EndChain /
+// EndHTTP say who is).
 func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int) {
 	if l == nil || info == nil || info.NoAccessLog || !l.log.Enabled(ctx, slog.LevelInfo) {
 		return
@@ -104,6 +105,7 @@ func hostOf(addr string) string {
 // begin fills in what the chain knows of a call as it starts.
 func begin(ctx context.Context, method string) (context.Context, *callinfo.Info) {
 	ctx, info := callinfo.Ensure(ctx, callinfo.DoorGRPC)
+	info.Enter()
 	info.Method = method
 	if info.Peer == "" {
 		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -129,8 +131,8 @@ func (l *Logger) finish(ctx context.Context, info *callinfo.Info, err *error) {
 		*err = status.Error(codes.Internal, recovery.Message)
 	}
 	info.Err = *err
-	if info.Door == callinfo.DoorGRPC {
-		l.Write(ctx, info, 0)
+	if info.EndChain() {
+		l.Write(ctx, info, info.HTTPStatus)
 	}
 	if p != nil {
 		panic(p)

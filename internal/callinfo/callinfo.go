@@ -7,6 +7,7 @@ package callinfo
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -50,6 +51,46 @@ type Info struct {
 
 	BytesIn  atomic.Int64 // message bytes received from the client
 	BytesOut atomic.Int64 // message bytes sent to the client
+
+	// HTTPStatus is the HTTP door's answer; read it after EndChain or
+	// EndHTTP said so.
+	HTTPStatus int
+
+	mu         sync.Mutex
+	entered    bool
+	chainEnded bool
+	httpEnded  bool
+}
+
+// Enter marks the call as having entered the chain (from the chain's
+// goroutine).
+func (i *Info) Enter() {
+	i.mu.Lock()
+	i.entered = true
+	i.mu.Unlock()
+}
+
+// EndChain marks the chain's end of the call, after the chain wrote its
+// last field. It reports whether the caller is the one to write the
+// call's log line: always for native gRPC; for an HTTP door, when the door
+// has already answered (gRPC-Web can answer before the chain's goroutine
+// ends).
+func (i *Info) EndChain() (last bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.chainEnded = true
+	return i.Door == DoorGRPC || i.httpEnded
+}
+
+// EndHTTP records the HTTP door's answer. It reports whether the caller is
+// the one to write the call's log line: when the chain has ended, or was
+// never entered.
+func (i *Info) EndHTTP(status int) (last bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.httpEnded = true
+	i.HTTPStatus = status
+	return i.chainEnded || !i.entered
 }
 
 type key struct{}
