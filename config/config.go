@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/edgegate/edgegate/auth"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 )
 
@@ -355,6 +357,57 @@ func check(cfg *configv1.Config) Errors {
 		}
 	}
 
+	providers := map[string]bool{}
+	for i, ap := range cfg.GetAuthProviders() {
+		p := fmt.Sprintf("auth_providers[%d]", i)
+		if providers[ap.GetName()] {
+			add(p+".name", "duplicate auth provider name %q", ap.GetName())
+		}
+		providers[ap.GetName()] = true
+		if j := ap.GetJwt(); j != nil {
+			switch {
+			case (j.GetJwksFile() == "") == (j.GetJwksUrl() == ""):
+				add(p+".jwt", "exactly one of jwks_file and jwks_url is required")
+			case j.GetJwksUrl() != "" && !strings.HasPrefix(j.GetJwksUrl(), "https://"):
+				add(p+".jwt.jwks_url", "%q: want an https:// URL", j.GetJwksUrl())
+			}
+			for k, alg := range j.GetAlgorithms() {
+				if strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS") {
+					add(fmt.Sprintf("%s.jwt.algorithms[%d]", p, k), "%q is never accepted", alg)
+				}
+			}
+		}
+		if k := ap.GetApiKey(); k != nil {
+			seen := map[string]bool{}
+			for j, key := range k.GetKeys() {
+				if seen[key.GetSha256()] {
+					add(fmt.Sprintf("%s.api_key.keys[%d].sha256", p, j), "duplicate key")
+				}
+				seen[key.GetSha256()] = true
+			}
+		}
+	}
+	checkCIDRs := func(path string, list []string) {
+		for j, c := range list {
+			if _, err := ParsePrefix(c); err != nil {
+				add(fmt.Sprintf("%s[%d]", path, j), "%v", err)
+			}
+		}
+	}
+	checkCIDRs("ip_filter.allow", cfg.GetIpFilter().GetAllow())
+	checkCIDRs("ip_filter.block", cfg.GetIpFilter().GetBlock())
+	checkCIDRs("trusted_proxies", cfg.GetTrustedProxies())
+	for i, l := range cfg.GetListeners() {
+		if t := l.GetTls(); t != nil && t.GetClientAuth() == configv1.ClientAuth_CLIENT_AUTH_REQUIRE && t.GetClientCaFile() == "" {
+			add(fmt.Sprintf("listeners[%d].tls.client_ca_file", i), "required with CLIENT_AUTH_REQUIRE")
+		}
+	}
+	for i, c := range cfg.GetClusters() {
+		if t := c.GetTls(); t != nil && (t.GetCertFile() == "") != (t.GetKeyFile() == "") {
+			add(fmt.Sprintf("clusters[%d].tls", i), "cert_file and key_file go together")
+		}
+	}
+
 	routeNames := map[string]bool{}
 	matches := map[string]int{}
 	for i, r := range cfg.GetRoutes() {
@@ -373,6 +426,18 @@ func check(cfg *configv1.Config) Errors {
 				add(fmt.Sprintf("%s.rate_limits[%d]", p, j), "unknown rate limit policy %q", name)
 			}
 		}
+		for j, name := range r.GetAuth().GetProviders() {
+			if !providers[name] {
+				add(fmt.Sprintf("%s.auth.providers[%d]", p, j), "unknown auth provider %q", name)
+			}
+		}
+		if expr := r.GetAuth().GetCel(); expr != "" {
+			if _, err := auth.CompileCEL(expr); err != nil {
+				add(p+".auth.cel", "invalid CEL expression: %s", strings.ReplaceAll(err.Error(), "\n", " "))
+			}
+		}
+		checkCIDRs(p+".ip_filter.allow", r.GetIpFilter().GetAllow())
+		checkCIDRs(p+".ip_filter.block", r.GetIpFilter().GetBlock())
 		key, field := matchKey(r.GetMatch())
 		if prev, dup := matches[key]; dup {
 			add(p+".match."+field, "routes[%d] already matches %s", prev, strings.TrimSpace(strings.Replace(key, ":", " ", 1)))
@@ -381,6 +446,24 @@ func check(cfg *configv1.Config) Errors {
 		}
 	}
 	return errs
+}
+
+// ParsePrefix parses a CIDR ("10.0.0.0/8", "2001:db8::/32") or a single
+// address (as a /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // matchKey is a route match as a unique key and the name of its field.
@@ -484,6 +567,33 @@ func applyDefaults(cfg *configv1.Config) {
 		}
 		for _, l := range rl.GetLimits() {
 			setU32(&l.Burst, l.GetRequests())
+		}
+	}
+	for _, ap := range cfg.GetAuthProviders() {
+		if j := ap.GetJwt(); j != nil && j.Header == "" {
+			j.Header = "authorization"
+		}
+		if k := ap.GetApiKey(); k != nil && k.Header == "" {
+			k.Header = "x-api-key"
+		}
+	}
+	if cfg.ForwardedIdentity == nil {
+		cfg.ForwardedIdentity = &configv1.ForwardedIdentity{}
+	}
+	if cfg.ForwardedIdentity.PrincipalKey == "" {
+		cfg.ForwardedIdentity.PrincipalKey = "x-edgegate-principal"
+	}
+	if cfg.ForwardedIdentity.ClaimsKey == "" {
+		cfg.ForwardedIdentity.ClaimsKey = "x-edgegate-claims"
+	}
+	for _, l := range cfg.GetListeners() {
+		if t := l.GetTls(); t != nil {
+			if t.MinVersion == configv1.TLSVersion_TLS_VERSION_UNSPECIFIED {
+				t.MinVersion = configv1.TLSVersion_TLS_VERSION_1_2
+			}
+			if t.ClientAuth == configv1.ClientAuth_CLIENT_AUTH_UNSPECIFIED {
+				t.ClientAuth = configv1.ClientAuth_CLIENT_AUTH_NONE
+			}
 		}
 	}
 	if cfg.Reload == nil {

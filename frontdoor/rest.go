@@ -106,7 +106,7 @@ func httpBinding(r *annotations.HttpRule) (verb, path string) {
 var (
 	// authorization is forwarded by grpc-gateway itself.
 	alwaysForward = []string{"x-request-id", "traceparent", "tracestate"}
-	alwaysExpose  = []string{"x-request-id", "retry-after", "ratelimit", "ratelimit-policy"}
+	alwaysExpose  = []string{"x-request-id", "retry-after", "ratelimit", "ratelimit-policy", "www-authenticate"}
 )
 
 // NewREST returns the REST/JSON door: grpc-gateway handlers for the
@@ -115,7 +115,10 @@ var (
 // unknown paths are 404 and wrong methods 405, as JSON too. A client that
 // sends Accept: text/event-stream gets server streams as Server-Sent
 // Events; otherwise streams are newline-delimited JSON.
-func NewREST(c *configv1.REST, cc grpc.ClientConnInterface) (http.Handler, error) {
+//
+// extraForward are more request headers forwarded as metadata (the auth
+// providers' headers).
+func NewREST(c *configv1.REST, cc grpc.ClientConnInterface, extraForward ...string) (http.Handler, error) {
 	json := &runtime.JSONPb{
 		MarshalOptions: protojson.MarshalOptions{
 			UseProtoNames:   c.GetUseProtoNames(),
@@ -124,7 +127,8 @@ func NewREST(c *configv1.REST, cc grpc.ClientConnInterface) (http.Handler, error
 		},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: c.GetDiscardUnknownFields()},
 	}
-	forward := headerSet(alwaysForward, c.GetForwardRequestHeaders())
+	forward := headerSet(alwaysForward, append(extraForward, c.GetForwardRequestHeaders()...))
+	delete(forward, "authorization") // grpc-gateway forwards it itself
 	expose := headerSet(alwaysExpose, c.GetExposeResponseHeaders())
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, json),

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -38,9 +39,12 @@ type Server struct {
 	// HTTP serves the rest; its Handler is the HTTP door.
 	HTTP *http.Server
 	// SniffTimeout bounds how long a new connection may take to show what
-	// it is.
+	// it is (TLS handshake included).
 	SniffTimeout time.Duration
-	Log          *slog.Logger
+	// TLS, when set, terminates TLS on every connection before it is
+	// classified.
+	TLS *tls.Config
+	Log *slog.Logger
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -129,6 +133,17 @@ const (
 func (s *Server) route(c net.Conn) {
 	if s.SniffTimeout > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(s.SniffTimeout))
+	}
+	if s.TLS != nil {
+		tc := tls.Server(c, s.TLS)
+		if err := tc.Handshake(); err != nil {
+			if s.Log != nil {
+				s.Log.Debug("TLS handshake failed", slog.String("peer", c.RemoteAddr().String()), slog.String("error", err.Error()))
+			}
+			_ = c.Close()
+			return
+		}
+		c = tc
 	}
 	rec := &recorder{r: c}
 	k, err := sniff(c, rec)

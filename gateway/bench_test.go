@@ -106,7 +106,7 @@ func BenchmarkRESTToCore(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer loop.Close()
-	_, stream := chain(g.log, g.proxy, nil, nil, g.metrics, &options{})
+	_, stream := chain(deps{log: g.log, proxy: g.proxy, metrics: g.metrics, tls: frontdoor.TLSState}, &options{})
 	for _, c := range []struct {
 		name string
 		conn grpc.ClientConnInterface

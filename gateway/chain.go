@@ -1,11 +1,16 @@
 package gateway
 
 import (
+	"context"
+	"crypto/tls"
 	"log/slog"
+	"net/netip"
 
 	"google.golang.org/grpc"
 
 	"github.com/edgegate/edgegate/interceptors/accesslog"
+	authint "github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/interceptors/ipfilter"
 	"github.com/edgegate/edgegate/interceptors/ratelimit"
 	"github.com/edgegate/edgegate/interceptors/recovery"
 	"github.com/edgegate/edgegate/interceptors/requestid"
@@ -14,46 +19,77 @@ import (
 	"github.com/edgegate/edgegate/router"
 )
 
+// deps are what the chain's interceptors are built from.
+type deps struct {
+	log       *slog.Logger
+	proxy     *router.Proxy
+	accessLog *accesslog.Logger
+	tracer    *tracing.Tracer
+	metrics   *metrics.Metrics
+	strip     []string // identity metadata keys a client may not send
+	ipGlobal  *ipfilter.Filter
+	trusted   []netip.Prefix
+	tls       func(context.Context) *tls.ConnectionState
+}
+
 // chain returns the interceptors that every call passes, from every door,
 // outermost first. Proxied calls are streams to grpc.Server, so the stream
 // chain is the one they run; the unary chain serves the gateway's own
 // unary methods (health). Keep both lists in the same order.
 //
 //  1. recovery   — a panic anywhere below becomes INTERNAL and a log line
-//  2. request id — x-request-id accepted or generated, echoed back; the
+//  2. strip      — a client's copy of the forwarded-identity metadata goes
+//  3. request id — x-request-id accepted or generated, echoed back; the
 //     call's record (door, timing) exists from here on
-//  3. resolve    — the configuration snapshot and route of the call, held
+//  4. resolve    — the configuration snapshot and route of the call, held
 //     until it ends (stream chain only: the gateway's own unary methods
 //     have no route)
-//  4. tracing    — the gateway's server span, parent from traceparent
-//  5. metrics    — calls started, handled, in flight, latency
-//  6. access log — the call's method and outcome into its record; one line
+//  5. tracing    — the gateway's server span, parent from traceparent
+//  6. metrics    — calls started, handled, in flight, latency
+//  7. access log — the call's method and outcome into its record; one line
 //     per native call (the HTTP doors write theirs after answering)
-//  7. rate limit — the route's rate limit policies
-//  8. extra      — interceptors added with WithInterceptors
+//  8. IP filter  — the client IP (trusted proxies), global and route lists
+//  9. auth       — the route's providers, then its rules
+//  10. rate limit — the route's rate limit policies (keys may use the
+//     principal and client IP from above)
+//  11. extra      — interceptors added with WithInterceptors
 //
 // The proxy (the handler) then sheds calls over the route's and the
-// cluster's concurrency limits and forwards the rest.
-func chain(log *slog.Logger, p *router.Proxy, al *accesslog.Logger, tr *tracing.Tracer, m *metrics.Metrics, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+// cluster's concurrency limits, adds the forwarded identity and trace
+// context, and forwards the rest.
+func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	m := d.metrics
 	unary := []grpc.UnaryServerInterceptor{
-		recovery.UnaryServerInterceptor(log),
+		recovery.UnaryServerInterceptor(d.log),
 		requestid.UnaryServerInterceptor(),
-		tr.UnaryServerInterceptor(),
+		d.tracer.UnaryServerInterceptor(),
 		m.UnaryServerInterceptor(),
-		al.UnaryServerInterceptor(),
+		d.accessLog.UnaryServerInterceptor(),
 	}
 	stream := []grpc.StreamServerInterceptor{
-		recovery.StreamServerInterceptor(log),
+		recovery.StreamServerInterceptor(d.log),
+		authint.StripInterceptor(d.strip),
 		requestid.StreamServerInterceptor(),
-		p.Resolve(),
-		tr.StreamServerInterceptor(),
+		d.proxy.Resolve(),
+		d.tracer.StreamServerInterceptor(),
 		m.StreamServerInterceptor(),
-		al.StreamServerInterceptor(),
+		d.accessLog.StreamServerInterceptor(),
+		ipfilter.StreamServerInterceptor(ipfilter.Options{
+			Global:   d.ipGlobal,
+			Trusted:  d.trusted,
+			Route:    ipFilterOf,
+			Rejected: func(door string) { m.Rejected("ip_filter", "ip_filter", door) },
+		}),
+		authint.StreamServerInterceptor(authint.Options{
+			Policy:   authPolicyOf,
+			TLS:      d.tls,
+			Rejected: func(reason, door string) { m.Rejected("auth", reason, door) },
+		}),
 		ratelimit.StreamServerInterceptor(ratelimit.Options{
-			Policies:    policiesOf,
+			Policies:    rateLimitsOf,
 			Rejected:    func(policy, door string) { m.Rejected("ratelimit", policy, door) },
 			StoreFailed: m.StoreFailed,
-			Log:         log,
+			Log:         d.log,
 		}),
 	}
 	unary = append(unary, o.unary...)

@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"google.golang.org/grpc"
@@ -34,10 +37,13 @@ import (
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/gen/openapi"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
+	authint "github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/interceptors/ipfilter"
 	"github.com/edgegate/edgegate/interceptors/tracing"
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/metrics"
 	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/tlsconf"
 )
 
 // Gateway is a running (or ready to run) edgegate. Its methods are safe for
@@ -63,6 +69,7 @@ type Gateway struct {
 	draining  bool
 
 	stores   *stores
+	tlsSrv   []*tlsconf.Server               // per listener; nil for plaintext
 	reloadMu sync.Mutex                      // one reload at a time
 	reloader func() error                    // POST /reload; nil: none
 	current  atomic.Pointer[configv1.Config] // the configuration in force
@@ -103,30 +110,66 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 		tp = g.tp
 	}
 	tracer := tracing.New(tp)
+	for i, l := range cfg.GetListeners() {
+		var ts *tlsconf.Server
+		if t := l.GetTls(); t != nil {
+			if ts, err = newTLSServer(t, o.log); err != nil {
+				g.closeAll()
+				return nil, fmt.Errorf("listeners[%d].tls: %w", i, err)
+			}
+		}
+		g.tlsSrv = append(g.tlsSrv, ts)
+	}
 	snap, err := g.buildSnapshot(cfg, nil)
 	if err != nil {
-		g.stores.close()
+		g.closeAll()
 		return nil, err
 	}
-	pool := snap.Pool
-	popts := router.ProxyOptions{Log: o.log, UpstreamDone: g.metrics.UpstreamDone}
-	if tracer != nil {
-		popts.Inject = tracing.Inject
+	fi := cfg.GetForwardedIdentity()
+	identity := authint.Forward(fi.GetPrincipalKey(), fi.GetClaimsKey())
+	popts := router.ProxyOptions{
+		Log:          o.log,
+		UpstreamDone: g.metrics.UpstreamDone,
+		Drop:         []string{fi.GetPrincipalKey(), fi.GetClaimsKey()},
+		Inject: func(ctx context.Context, md metadata.MD) {
+			if tracer != nil {
+				tracing.Inject(ctx, md)
+			}
+			identity(ctx, md)
+		},
 	}
 	g.proxy = router.NewProxy(snap, popts)
 	knowRoutes(g.metrics, snap.Table)
 	g.metrics.SetConfig(config.Hash(cfg))
 	g.metrics.SetHealth(g.clusterHealth)
-	unary, stream := chain(o.log, g.proxy, g.accessLog, tracer, g.metrics, o)
+	ipGlobal, err := ipfilter.New(cfg.GetIpFilter().GetAllow(), cfg.GetIpFilter().GetBlock(), config.ParsePrefix)
+	if err != nil {
+		g.closeAll()
+		return nil, fmt.Errorf("ip_filter: %w", err)
+	}
+	var trusted []netip.Prefix
+	for _, t := range cfg.GetTrustedProxies() {
+		p, err := config.ParsePrefix(t)
+		if err != nil {
+			g.closeAll()
+			return nil, fmt.Errorf("trusted_proxies: %w", err)
+		}
+		trusted = append(trusted, p)
+	}
+	unary, stream := chain(deps{
+		log: o.log, proxy: g.proxy, accessLog: g.accessLog, tracer: tracer, metrics: g.metrics,
+		strip: popts.Drop, ipGlobal: ipGlobal, trusted: trusted, tls: frontdoor.TLSState,
+	}, o)
 	g.server = grpc.NewServer(append(serverOptions(cfg.GetLimits()),
+		grpc.Creds(frontdoor.Creds{}),
 		grpc.ForceServerCodecV2(router.NewCodec()),
 		grpc.UnknownServiceHandler(g.proxy.Handler()),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	)...)
-	g.rest, err = frontdoor.NewREST(cfg.GetHttp().GetRest(), router.NewInProcess(chainStream(stream), g.proxy.Handler()))
+	g.rest, err = frontdoor.NewREST(cfg.GetHttp().GetRest(), router.NewInProcess(chainStream(stream), g.proxy.Handler()), authHeaders(cfg)...)
 	if err != nil {
-		_ = pool.Close()
+		g.closeAll()
 		return nil, err
 	}
 	g.grpcWeb = frontdoor.NewGRPCWeb(g.server)
@@ -179,8 +222,12 @@ func (g *Gateway) Listen() error {
 			g.listeners = nil
 			return fmt.Errorf("listeners[%d] %q: %w", i, l.GetName(), err)
 		}
+		d := g.door(l, g.tlsSrv[i])
+		if d == nil && g.tlsSrv[i] != nil {
+			ln = tls.NewListener(ln, g.tlsSrv[i].TLSConfig())
+		}
 		g.listeners = append(g.listeners, ln)
-		g.doors = append(g.doors, g.door(l))
+		g.doors = append(g.doors, d)
 	}
 	if a := g.cfg.GetAdmin(); !a.GetDisable() {
 		ln, err := net.Listen("tcp", a.GetAddress())
@@ -294,7 +341,7 @@ func (g *Gateway) routesJSON() any {
 
 // door returns the server of a listener that shares its port between
 // doors, or nil for a dedicated native gRPC port.
-func (g *Gateway) door(l *configv1.Listener) *frontdoor.Server {
+func (g *Gateway) door(l *configv1.Listener, ts *tlsconf.Server) *frontdoor.Server {
 	protos := map[configv1.Protocol]bool{}
 	for _, p := range l.GetProtocols() {
 		protos[p] = true
@@ -329,6 +376,7 @@ func (g *Gateway) door(l *configv1.Listener) *frontdoor.Server {
 			IdleTimeout:       hc.GetIdleTimeout().AsDuration(),
 			MaxHeaderBytes:    int(lim.GetMaxHeaderListBytes()),
 			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+			ConnContext:       frontdoor.ConnContext,
 			Protocols:         protocols,
 			HTTP2: &http.HTTP2Config{
 				MaxConcurrentStreams: int(lim.GetMaxConcurrentStreams()),
@@ -336,6 +384,9 @@ func (g *Gateway) door(l *configv1.Listener) *frontdoor.Server {
 		},
 		SniffTimeout: lim.GetConnectionTimeout().AsDuration(),
 		Log:          g.log,
+	}
+	if ts != nil {
+		d.TLS = ts.TLSConfig()
 	}
 	if protos[configv1.Protocol_PROTOCOL_GRPC] {
 		d.GRPC = g.server
@@ -441,6 +492,21 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// closeAll releases what New built, when New fails.
+func (g *Gateway) closeAll() {
+	if s := g.proxy; s != nil {
+		_ = s.Snapshot().Pool.Close()
+	}
+	if g.stores != nil {
+		g.stores.close()
+	}
+	for _, ts := range g.tlsSrv {
+		if ts != nil {
+			ts.Close()
+		}
+	}
+}
+
 // closeTelemetry stops the admin server and flushes queued spans.
 func (g *Gateway) closeTelemetry(ctx context.Context) {
 	g.mu.Lock()
@@ -450,6 +516,14 @@ func (g *Gateway) closeTelemetry(ctx context.Context) {
 		_ = adm.Close()
 	}
 	g.stores.close()
+	for _, ts := range g.tlsSrv {
+		if ts != nil {
+			ts.Close()
+		}
+	}
+	if rp, ok := g.proxy.Snapshot().Policies.(*routePolicies); ok {
+		rp.close()
+	}
 	if g.tp != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

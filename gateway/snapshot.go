@@ -121,7 +121,12 @@ func (g *Gateway) Reload(cfg *configv1.Config) error {
 	if fixed := fixedChanges(g.cfg, cfg); len(fixed) > 0 {
 		g.log.Warn("config reload: these settings take effect at the next restart", slog.String("keys", strings.Join(fixed, ", ")))
 	}
-	old.OnIdle = func() { old.Pool.CloseExcept(snap.Pool) }
+	old.OnIdle = func() {
+		old.Pool.CloseExcept(snap.Pool)
+		if rp, ok := old.Policies.(*routePolicies); ok {
+			rp.close()
+		}
+	}
 	knowRoutes(g.metrics, snap.Table)
 	g.current.Store(cfg)
 	g.proxy.Swap(snap)

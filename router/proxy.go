@@ -127,8 +127,11 @@ type ProxyOptions struct {
 	// Log receives upstream failures (with the details the client is not
 	// told); nil means slog.Default().
 	Log *slog.Logger
-	// Inject adds to the metadata sent upstream (the trace context).
+	// Inject adds to the metadata sent upstream (the trace context, the
+	// caller's identity), after Drop.
 	Inject func(ctx context.Context, md metadata.MD)
+	// Drop are metadata keys never forwarded from a client.
+	Drop []string
 	// UpstreamDone is told of every upstream call when it ends.
 	UpstreamDone func(cluster, endpoint string, code codes.Code, d time.Duration)
 }
@@ -243,6 +246,9 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 		reqID = info.RequestID
 	}
 	out := ForwardMetadata(in, reqID)
+	for _, k := range p.o.Drop {
+		delete(out, k)
+	}
 	if p.o.Inject != nil {
 		p.o.Inject(ctx, out)
 	}

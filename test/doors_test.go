@@ -105,7 +105,10 @@ func (d grpcDoor) stream(t *testing.T, req *testingv1.EchoRequest, md map[string
 }
 
 // webDoor is connect-go's independent gRPC-Web client.
-type webDoor struct{ base string }
+type webDoor struct {
+	base   string
+	client *http.Client // nil: http.DefaultClient
+}
 
 func (webDoor) name() string { return "grpc-web" }
 
@@ -146,7 +149,7 @@ func (d webDoor) ctx(t *testing.T, timeout time.Duration) context.Context {
 }
 
 func (d webDoor) unary(t *testing.T, req *testingv1.EchoRequest, md map[string]string, timeout time.Duration) result {
-	c := connect.NewClient[testingv1.EchoRequest, testingv1.EchoResponse](http.DefaultClient, d.base+"/edgegate.testing.v1.EchoService/Unary", connect.WithGRPCWeb())
+	c := connect.NewClient[testingv1.EchoRequest, testingv1.EchoResponse](d.httpClient(), d.base+"/edgegate.testing.v1.EchoService/Unary", connect.WithGRPCWeb())
 	cr := connect.NewRequest(req)
 	for k, v := range md {
 		cr.Header().Set(k, v)
@@ -166,7 +169,7 @@ func (d webDoor) unary(t *testing.T, req *testingv1.EchoRequest, md map[string]s
 }
 
 func (d webDoor) stream(t *testing.T, req *testingv1.EchoRequest, md map[string]string) result {
-	c := connect.NewClient[testingv1.EchoRequest, testingv1.EchoResponse](http.DefaultClient, d.base+"/edgegate.testing.v1.EchoService/ServerStream", connect.WithGRPCWeb())
+	c := connect.NewClient[testingv1.EchoRequest, testingv1.EchoResponse](d.httpClient(), d.base+"/edgegate.testing.v1.EchoService/ServerStream", connect.WithGRPCWeb())
 	cr := connect.NewRequest(req)
 	for k, v := range md {
 		cr.Header().Set(k, v)
@@ -186,7 +189,10 @@ func (d webDoor) stream(t *testing.T, req *testingv1.EchoRequest, md map[string]
 }
 
 // restDoor is plain net/http against the REST door.
-type restDoor struct{ base string }
+type restDoor struct {
+	base   string
+	client *http.Client // nil: http.DefaultClient
+}
 
 func (restDoor) name() string { return "rest" }
 
@@ -209,7 +215,7 @@ func (d restDoor) do(t *testing.T, path string, req *testingv1.EchoRequest, md m
 	if timeout > 0 {
 		hreq.Header.Set("Grpc-Timeout", fmt.Sprintf("%dm", timeout.Milliseconds()))
 	}
-	resp, err := http.DefaultClient.Do(hreq)
+	resp, err := d.httpClient().Do(hreq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,8 +295,8 @@ func allDoors(t *testing.T) ([]door, *Upstream, *Gateway) {
 	base := "http://" + gw.Addr
 	return []door{
 		grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))},
-		webDoor{base},
-		restDoor{base},
+		webDoor{base: base},
+		restDoor{base: base},
 	}, up, gw
 }
 
@@ -407,7 +413,7 @@ func TestOneChainForAllDoors(t *testing.T) {
 	}
 	gw := StartGateway(t, doorsConfig(up.Addr), gatewayInterceptors(record))
 	base := "http://" + gw.Addr
-	for _, d := range []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base}, restDoor{base}} {
+	for _, d := range []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base: base}, restDoor{base: base}} {
 		if r := d.unary(t, &testingv1.EchoRequest{}, nil, 0); r.st.Code() != codes.OK {
 			t.Fatalf("%s: %v", d.name(), r.st)
 		}
@@ -425,4 +431,14 @@ func TestOneChainForAllDoors(t *testing.T) {
 			t.Errorf("no access log line for door %s", door)
 		}
 	}
+}
+
+func (d webDoor) httpClient() *http.Client  { return orDefault(d.client) }
+func (d restDoor) httpClient() *http.Client { return orDefault(d.client) }
+
+func orDefault(c *http.Client) *http.Client {
+	if c == nil {
+		return http.DefaultClient
+	}
+	return c
 }

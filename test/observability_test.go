@@ -150,7 +150,7 @@ func TestTracePropagation(t *testing.T) {
 	up := StartEcho(t, "up")
 	gw := StartGateway(t, doorsConfig(up.Addr), gateway.WithTracerProvider(tp))
 	base := "http://" + gw.Addr
-	doors := []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base}, restDoor{base}}
+	doors := []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base: base}, restDoor{base: base}}
 	for i, d := range doors {
 		traceID := fmt.Sprintf("%032x", 0xabc000+i)
 		clientSpan := fmt.Sprintf("%016x", 0x1234+i)

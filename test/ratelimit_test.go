@@ -41,7 +41,7 @@ func TestRateLimitOnEveryDoor(t *testing.T) {
     limits: [{requests: 2, period: 1s}]
 `))
 	base := "http://" + gw.Addr
-	doors := []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base}, restDoor{base}}
+	doors := []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base: base}, restDoor{base: base}}
 	for i, d := range doors {
 		t.Run(d.name(), func(t *testing.T) {
 			tenant := map[string]string{"x-tenant": "t" + strconv.Itoa(i)}

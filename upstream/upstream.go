@@ -5,12 +5,9 @@
 package upstream
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,6 +28,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/tlsconf"
 )
 
 // Cluster is one upstream cluster and its connection. It is safe for
@@ -255,17 +253,14 @@ func transportCredentials(t *configv1.UpstreamTLS) (credentials.TransportCredent
 	if t == nil {
 		return insecure.NewCredentials(), nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.GetServerName()}
-	if f := t.GetCaFile(); f != "" {
-		pem, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate found", f)
-		}
-		tc.RootCAs = pool
+	tc, err := tlsconf.NewClient(tlsconf.ClientConfig{
+		CAFile:     t.GetCaFile(),
+		CertFile:   t.GetCertFile(),
+		KeyFile:    t.GetKeyFile(),
+		ServerName: t.GetServerName(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
 	}
 	return credentials.NewTLS(tc), nil
 }

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -15,14 +16,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/gateway"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/tlsconf"
 )
 
 const usage = `edgegate — a gRPC-first API edge gateway
@@ -31,6 +35,8 @@ Usage:
   edgegate serve [-c FILE]     serve (the embedded default config without -c)
   edgegate validate -c FILE    check a config file: exit 0 when valid, 1 with its errors
   edgegate routes [-c FILE]    print the route table and the REST routes
+  edgegate hash-key [KEY]      print the SHA-256 to put in an api_key provider (KEY from stdin when absent)
+  edgegate certs dev DIR       write a local CA, a localhost server certificate and a client certificate
   edgegate version             print the version
 `
 
@@ -50,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(rest, stdout, stderr)
 	case "routes":
 		return routes(rest, stdout, stderr)
+	case "hash-key":
+		return hashKey(rest, os.Stdin, stdout, stderr)
+	case "certs":
+		return certs(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, version.String())
 		return 0
@@ -93,6 +103,69 @@ func loadFlags(name string, args []string, stderr io.Writer, required bool) (*co
 		return nil, 1
 	}
 	return cfg, 0
+}
+
+func hashKey(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var key string
+	switch len(args) {
+	case 0:
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			fmt.Fprintln(stderr, "edgegate hash-key:", err)
+			return 1
+		}
+		key = strings.TrimRight(line, "\r\n")
+	case 1:
+		key = args[0]
+	default:
+		fmt.Fprintln(stderr, "usage: edgegate hash-key [KEY]")
+		return 2
+	}
+	if key == "" {
+		fmt.Fprintln(stderr, "edgegate hash-key: empty key")
+		return 1
+	}
+	fmt.Fprintln(stdout, authint.HashKey(key))
+	return 0
+}
+
+func certs(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("certs dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	force := fs.Bool("force", false, "overwrite existing files")
+	hosts := fs.String("hosts", "localhost,127.0.0.1,::1", "names and IPs of the server certificate")
+	if len(args) == 0 || args[0] != "dev" {
+		fmt.Fprintln(stderr, "usage: edgegate certs dev [-force] [-hosts h1,h2] DIR")
+		return 2
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: edgegate certs dev [-force] [-hosts h1,h2] DIR")
+		return 2
+	}
+	files, err := tlsconf.WriteDevCerts(fs.Arg(0), strings.Split(*hosts, ","), *force)
+	if err != nil {
+		fmt.Fprintln(stderr, "edgegate certs dev:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, `wrote:
+  CA:     %s (key %s)
+  server: %s (key %s)
+  client: %s (key %s)
+
+Serve TLS and mutual TLS with, in the config:
+  listeners:
+    - address: 127.0.0.1:8443
+      tls:
+        certificates: [{cert_file: %s, key_file: %s}]
+        client_auth: CLIENT_AUTH_REQUIRE
+        client_ca_file: %s
+Then: curl --cacert %s --cert %s --key %s https://localhost:8443/v1/shelves/1/books/1
+`, files.CACert, files.CAKey, files.ServerCert, files.ServerKey, files.ClientCert, files.ClientKey,
+		files.ServerCert, files.ServerKey, files.CACert, files.CACert, files.ClientCert, files.ClientKey)
+	return 0
 }
 
 // configFile returns the -c value of args (already parsed once).

@@ -86,7 +86,11 @@ func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int)
 	)
 	str("principal", info.Principal)
 	if info.Peer != "" {
-		attrs = append(attrs, slog.String("peer", info.Peer), slog.String("client_ip", hostOf(info.Peer)))
+		ip := info.ClientIP
+		if ip == "" {
+			ip = hostOf(info.Peer)
+		}
+		attrs = append(attrs, slog.String("peer", info.Peer), slog.String("client_ip", ip))
 	}
 	str("user_agent", info.UserAgent)
 	if info.Err != nil {

@@ -54,6 +54,9 @@ func ClientIP(_ context.Context, _ metadata.MD, info *callinfo.Info) string {
 	if info == nil {
 		return ""
 	}
+	if info.ClientIP != "" {
+		return info.ClientIP
+	}
 	if h, _, err := net.SplitHostPort(info.Peer); err == nil {
 		return h
 	}

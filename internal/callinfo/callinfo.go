@@ -42,8 +42,11 @@ type Info struct {
 	Err error
 	// Principal is the authenticated caller, when there is one.
 	Principal string
-	// Peer is the client's address; UserAgent its user agent.
+	// Peer is the client's address; UserAgent its user agent. ClientIP
+	// is the client's IP: the peer's, or, behind a trusted proxy, the one
+	// X-Forwarded-For names.
 	Peer      string
+	ClientIP  string
 	UserAgent string
 	// HTTPMethod and HTTPPath are the request line of an HTTP door's call.
 	HTTPMethod string
