@@ -36,7 +36,9 @@ bench: ## Go micro-benchmarks of the hot paths
 
 .PHONY: fuzz
 fuzz: ## run each fuzz test for 30s
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./config
+	@set -e; for spec in config:FuzzLoad frontdoor:FuzzREST frontdoor:FuzzGRPCWeb auth/jwt:FuzzVerify ratelimit:FuzzGCRA tlsconf:FuzzParseFiles; do \
+	  pkg=$${spec%%:*}; fn=$${spec##*:}; echo "== $$fn ($$pkg)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime 30s ./$$pkg; done
 
 $(BIN)/%: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o $(BIN)/ $$($(GO) list -f '{{.ImportPath}}' tool | grep '/$*$$')

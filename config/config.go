@@ -398,8 +398,24 @@ func check(cfg *configv1.Config) Errors {
 	checkCIDRs("ip_filter.block", cfg.GetIpFilter().GetBlock())
 	checkCIDRs("trusted_proxies", cfg.GetTrustedProxies())
 	for i, l := range cfg.GetListeners() {
-		if t := l.GetTls(); t != nil && t.GetClientAuth() == configv1.ClientAuth_CLIENT_AUTH_REQUIRE && t.GetClientCaFile() == "" {
-			add(fmt.Sprintf("listeners[%d].tls.client_ca_file", i), "required with CLIENT_AUTH_REQUIRE")
+		t := l.GetTls()
+		if t == nil {
+			continue
+		}
+		p := fmt.Sprintf("listeners[%d].tls", i)
+		ca := t.GetClientCaFile() != ""
+		switch t.GetClientAuth() {
+		case configv1.ClientAuth_CLIENT_AUTH_REQUIRE:
+			if !ca {
+				add(p+".client_ca_file", "required with CLIENT_AUTH_REQUIRE")
+			}
+		case configv1.ClientAuth_CLIENT_AUTH_UNSPECIFIED, configv1.ClientAuth_CLIENT_AUTH_NONE:
+			if ca {
+				add(p+".client_ca_file", "set, but client_auth asks for no client certificate")
+			}
+		}
+		if t.GetCrlFile() != "" && !ca {
+			add(p+".crl_file", "needs client_ca_file")
 		}
 	}
 	for i, c := range cfg.GetClusters() {

@@ -1,0 +1,13 @@
+package tlsconf_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests when they leave goroutines running,
+// such as a Server's reload goroutine after Close.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
