@@ -24,7 +24,7 @@ type fakeStream struct {
 	ctx context.Context
 }
 
-func (f *fakeStream) Context() context.Context     { return f.ctx }
+func (f *fakeStream) Context() context.Context    { return f.ctx }
 func (f *fakeStream) SetHeader(metadata.MD) error { return nil }
 
 type verifier struct{ v *jwt.Verifier }
