@@ -296,6 +296,9 @@ func check(cfg *configv1.Config) Errors {
 				add(fmt.Sprintf("%s.endpoints[%d]", p, j), "%v", err)
 			}
 		}
+		if c.GetOutlierDetection() != nil && len(eps) == 1 && strings.HasPrefix(eps[0], "dns:///") {
+			add(p+".outlier_detection", "needs static endpoints (host:port), not a dns:/// target")
+		}
 		if ka := c.GetKeepalive(); ka != nil && ka.GetTime() == nil {
 			add(p+".keepalive.time", "required when keepalive is set")
 		}
@@ -550,6 +553,11 @@ func applyDefaults(cfg *configv1.Config) {
 		setDur(&c.ConnectTimeout, DefaultConnectTimeout)
 		if c.Keepalive != nil {
 			setDur(&c.Keepalive.Timeout, DefaultKeepaliveTimeout)
+		}
+		if od := c.OutlierDetection; od != nil {
+			setU32(&od.ConsecutiveFailures, 5)
+			setDur(&od.EjectionTime, 30*time.Second)
+			setU32(&od.MaxEjectionPercent, 50)
 		}
 		if r := c.Retry; r != nil {
 			setU32(&r.MaxAttempts, DefaultRetryAttempts)

@@ -30,7 +30,7 @@ func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool) (*ro
 	retry := retryMethods(cfg, table)
 	specs := make([]upstream.Spec, len(cfg.GetClusters()))
 	for i, c := range cfg.GetClusters() {
-		specs[i] = upstream.Spec{Config: c, RetryMethods: retry[c.GetName()]}
+		specs[i] = upstream.Spec{Config: c, RetryMethods: retry[c.GetName()], Log: g.log}
 	}
 	pool, err := upstream.New(specs, reuse, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(router.NewCodec())))
 	if err != nil {

@@ -296,6 +296,7 @@ func (p *Proxy) done(cl *upstream.Cluster, info *callinfo.Info, pr *peer.Peer, e
 	if info != nil {
 		info.Endpoint = endpoint
 	}
+	cl.Report(endpoint, status.Code(err))
 	if p.o.UpstreamDone != nil {
 		p.o.UpstreamDone(cl.Name(), endpoint, status.Code(err), time.Since(start))
 	}

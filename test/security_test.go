@@ -486,3 +486,49 @@ func TestCertsDevAndHashKeyCommands(t *testing.T) {
 		t.Fatalf("mTLS with the dev certificates: %v", err)
 	}
 }
+
+// TestUpstreamMutualTLS: the gateway verifies an upstream against its CA
+// (with a server-name override) and presents a client certificate to it.
+func TestUpstreamMutualTLS(t *testing.T) {
+	env := newTLSEnv(t)
+	sc, sk := env.ca.Issue(t, Leaf{CN: "echo.internal", DNS: []string{"echo.internal"}})
+	serverCert, err := tls.X509KeyPair(sc, sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := StartEcho(t, "secure", grpc.Creds(credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{serverCert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    env.pool(),
+	})))
+	gc, gk := env.ca.Issue(t, Leaf{CN: "gateway", URIs: []string{"spiffe://test/gateway"}, Client: true})
+	gcFile, gkFile := WriteFile(t, env.dir, "gw.pem", gc), WriteFile(t, env.dir, "gw-key.pem", gk)
+	cfg := fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - name: echo
+    endpoints: [%q]
+    tls: {ca_file: %q, server_name: echo.internal, cert_file: %q, key_file: %q}
+  - name: no-cert
+    endpoints: [%q]
+    tls: {ca_file: %q, server_name: echo.internal}
+routes:
+  - {match: {method: edgegate.testing.v1.EchoService/Unary}, cluster: echo}
+  - {match: {method: edgegate.testing.v1.EchoService/ServerStream}, cluster: no-cert}
+`, up.Addr, env.caFile, gcFile, gkFile, up.Addr, env.caFile)
+	gw := StartGateway(t, cfg)
+	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	r, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{Message: "m"})
+	if err != nil || r.GetServer() != "secure" {
+		t.Fatalf("through upstream mTLS: %v %v", r, err)
+	}
+	// Without the client certificate the upstream refuses the handshake.
+	st, err := c.ServerStream(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
+	if err == nil {
+		_, err = st.Recv()
+	}
+	if codeOf(err) != codes.Unavailable || !strings.Contains(err.Error(), `"no-cert"`) {
+		t.Fatalf("without a client certificate: %v, want UNAVAILABLE naming the cluster", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -388,4 +389,40 @@ routes:
   - {name: echo, match: {service: edgegate.testing.v1.EchoService}, cluster: %s}
 admin: {address: 127.0.0.1:0}
 `, a, b, cluster)
+}
+
+// TestOutlierEjection: an endpoint whose calls keep failing UNAVAILABLE
+// is taken out of the balancer; the other keeps serving every call.
+func TestOutlierEjection(t *testing.T) {
+	bad := StartServerOpts(t, func(*grpc.Server) {}, grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
+		return status.Error(codes.Unavailable, "down for maintenance")
+	}))
+	good := StartEcho(t, "good")
+	gw := StartGateway(t, fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - name: echo
+    endpoints: [%q, %q]
+    outlier_detection: {consecutive_failures: 3, ejection_time: 1h}
+routes:
+  - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
+`, bad, good.Addr))
+	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	failed := 0
+	for i := range 40 {
+		_, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
+		if err != nil {
+			failed++
+			if i >= 20 {
+				t.Fatalf("call %d failed after the bad endpoint should be ejected: %v", i, err)
+			}
+		}
+	}
+	if failed == 0 || failed > 3 {
+		t.Fatalf("%d calls failed; want the bad endpoint's first 3 (it answers every call with an error) and no more", failed)
+	}
+	if !strings.Contains(gw.Logs.String(), `"msg":"upstream endpoint ejected","cluster":"echo","endpoint":"`+bad+`"`) {
+		t.Errorf("no ejection logged:\n%s", gw.Logs.String())
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	// The least_request_experimental balancer registers itself.
 	_ "google.golang.org/grpc/balancer/leastrequest"
 	"google.golang.org/grpc/connectivity"
@@ -39,6 +41,30 @@ type Cluster struct {
 	key      string // what the cluster was dialled from; equal keys can share it
 	max      int64
 	inFlight atomic.Int64
+	outliers *outliers // nil without outlier detection
+}
+
+// Report tells the cluster how a call to endpoint ended (outlier
+// detection); it does nothing for clusters without it.
+func (c *Cluster) Report(endpoint string, code codes.Code) {
+	if c.outliers != nil {
+		c.outliers.report(endpoint, code)
+	}
+}
+
+// Ejected lists the endpoints outlier detection has taken out now.
+func (c *Cluster) Ejected() []string {
+	if c.outliers == nil {
+		return nil
+	}
+	return c.outliers.ejectedNow()
+}
+
+func (c *Cluster) close() error {
+	if c.outliers != nil {
+		c.outliers.close()
+	}
+	return c.conn.Close()
 }
 
 // MaxConcurrent is the cluster's limit of calls in flight; 0: none.
@@ -79,6 +105,8 @@ type Pool struct {
 type Spec struct {
 	Config       *configv1.Cluster
 	RetryMethods []string
+	// Log gets the cluster's events (outlier ejections); nil: slog.Default().
+	Log *slog.Logger
 }
 
 func (s Spec) key() string {
@@ -118,7 +146,7 @@ func (p *Pool) CloseExcept(keep *Pool) {
 		if keep != nil && keep.clusters[name] == c {
 			continue
 		}
-		_ = c.conn.Close()
+		_ = c.close()
 	}
 }
 
@@ -138,7 +166,7 @@ func (p *Pool) Clusters() []*Cluster {
 func (p *Pool) Close() error {
 	var errs []error
 	for _, c := range p.clusters {
-		errs = append(errs, c.conn.Close())
+		errs = append(errs, c.close())
 	}
 	return errors.Join(errs...)
 }
@@ -218,12 +246,13 @@ func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
 		}))
 	}
 	target := ""
+	var r *manual.Resolver
 	if eps := cc.GetEndpoints(); len(eps) == 1 && strings.HasPrefix(eps[0], "dns:///") {
 		target = eps[0]
 	} else {
 		// Static endpoints: a resolver of this cluster's own, so that no
 		// global registration is needed and every endpoint is balanced over.
-		r := manual.NewBuilderWithScheme("edgegate")
+		r = manual.NewBuilderWithScheme("edgegate")
 		addrs := make([]resolver.Address, len(eps))
 		for i, ep := range eps {
 			addrs[i] = resolver.Address{Addr: ep}
@@ -238,7 +267,14 @@ func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
 		return nil, fmt.Errorf("dial %s: %w", target, err)
 	}
 	conn.Connect()
-	return &Cluster{name: cc.GetName(), conn: conn, key: key, max: int64(cc.GetMaxConcurrentCalls())}, nil
+	c := &Cluster{name: cc.GetName(), conn: conn, key: key, max: int64(cc.GetMaxConcurrentCalls())}
+	if od := cc.GetOutlierDetection(); od != nil && r != nil {
+		c.outliers = newOutliers(r, cc.GetEndpoints(), od)
+		if sp.Log != nil {
+			c.outliers.log = sp.Log.With(slog.String("cluster", cc.GetName()))
+		}
+	}
+	return c, nil
 }
 
 func endpointsOf(addrs []resolver.Address) []resolver.Endpoint {
