@@ -31,7 +31,15 @@ test-deps: ## install the programs the tests use when missing (apt-get as root)
 	@./scripts/test-deps.sh
 
 .PHONY: bench
-bench: ## Go micro-benchmarks of the hot paths
+bench: bench-deps protos ## side by side with nginx, HAProxy and a bare grpc-gateway; table in bench/results/
+	$(GO) run ./bench/harness -runs $${RUNS:-3} -duration $${DURATION:-5s}
+
+.PHONY: bench-deps
+bench-deps: ## install the benchmark peers and tools when missing (apt-get as root)
+	@./scripts/test-deps.sh bench
+
+.PHONY: bench-go
+bench-go: ## Go micro-benchmarks of the hot paths (-benchmem)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: fuzz

@@ -14,6 +14,11 @@ need go golang-go
 need npm npm            # make generate: google-proto-files from the npm registry
 need git git
 need redis-server redis-server   # global rate limit tests start a real one
+if [ "${1:-}" = bench ]; then
+  need nginx nginx
+  need haproxy haproxy
+  need taskset util-linux
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
