@@ -34,6 +34,10 @@ test-deps: ## install the programs the tests use when missing (apt-get as root)
 bench: bench-deps protos ## side by side with nginx, HAProxy and a bare grpc-gateway; table in bench/results/
 	$(GO) run ./bench/harness -runs $${RUNS:-3} -duration $${DURATION:-5s}
 
+.PHONY: soak
+soak: ## 10 minutes at a fixed rate on all doors; RSS and goroutines to bench/results/soak.md
+	$(GO) run ./bench/soak -duration $${DURATION:-10m}
+
 .PHONY: bench-deps
 bench-deps: ## install the benchmark peers and tools when missing (apt-get as root)
 	@./scripts/test-deps.sh bench

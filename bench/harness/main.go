@@ -273,6 +273,7 @@ error_log stderr warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_requests 1000000;
   client_body_temp_path %s;
   upstream echo { server %s; keepalive 64; }
   server {
