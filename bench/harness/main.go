@@ -652,4 +652,3 @@ func countCores() int {
 	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
 	return n
 }
-

@@ -196,7 +196,7 @@ func post(hc *http.Client, url, ct string, body []byte) error {
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
-	if strings.HasPrefix(ct, "application/grpc-web") && !bytes.Contains(b, []byte("grpc-status:0")) && resp.Header.Get("Grpc-Status") != "0" {
+	if strings.HasPrefix(ct, "application/grpc-web") && !bytes.Contains(b, []byte("grpc-status: 0")) && resp.Header.Get("Grpc-Status") != "0" {
 		return fmt.Errorf("grpc-web call failed")
 	}
 	return nil
