@@ -24,7 +24,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +37,7 @@ import (
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgegate/edgegate/bench/internal/procs"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 )
 
@@ -130,43 +130,17 @@ func cpuTicks(pids []int) int64 {
 	return sum
 }
 
-// rssKiB is the resident memory of pids.
-func rssKiB(pids []int) int64 {
-	var sum int64
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			continue
-		}
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-				sum += n
-			}
-		}
-	}
-	return sum
-}
+func rssKiB(pids []int) int64 { return procs.RSSKiB(pids...) }
 
 func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := procs.FreePort()
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a
 }
 
-func waitPort(addr string) error {
-	for range 200 {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return fmt.Errorf("%s does not accept connections", addr)
-}
+func waitPort(addr string) error { return procs.WaitPort(addr) }
 
 // Result is one measurement of one peer on one workload.
 type Result struct {

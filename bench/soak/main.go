@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgegate/edgegate/bench/internal/procs"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 )
 
@@ -46,23 +46,17 @@ func main() {
 }
 
 func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := procs.FreePort()
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a
 }
 
 func waitPort(addr string) {
-	for range 200 {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
+	if err := procs.WaitPort(addr); err != nil {
+		log.Fatal(err)
 	}
-	log.Fatalf("%s does not accept connections", addr)
 }
 
 func run() error {
@@ -202,19 +196,7 @@ func post(hc *http.Client, url, ct string, body []byte) error {
 	return nil
 }
 
-func rss(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
-			return n / 1024
-		}
-	}
-	return 0
-}
+func rss(pid int) float64 { return float64(procs.RSSKiB(pid)) / 1024 }
 
 func goroutines(admin string) int {
 	resp, err := http.Get("http://" + admin + "/metrics")

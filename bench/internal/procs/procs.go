@@ -1,0 +1,52 @@
+// Package procs holds what the benchmark harness and the soak share:
+// loopback ports and /proc readings of the processes they start.
+package procs
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FreePort returns a loopback address nothing listens on.
+func FreePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// WaitPort waits up to 5 s for addr to accept connections.
+func WaitPort(addr string) error {
+	for range 200 {
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return fmt.Errorf("%s does not accept connections", addr)
+}
+
+// RSSKiB is the resident memory of pids, from /proc.
+func RSSKiB(pids ...int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+				sum += n
+			}
+		}
+	}
+	return sum
+}
