@@ -576,6 +576,7 @@ func applyDefaults(cfg *configv1.Config) {
 	setDur(&h.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&h.IdleTimeout, DefaultIdleTimeout)
 	setU32(&h.MaxBodyBytes, lim.GetMaxMessageBytes())
+	setU32(&h.MaxInFlight, 1000)
 	if h.OpenapiPath == "" {
 		h.OpenapiPath = DefaultOpenAPIPath
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -34,6 +35,8 @@ type HTTPOptions struct {
 	OpenAPI     []byte
 	// AccessLog gets one line per request, after the answer is written.
 	AccessLog *accesslog.Logger
+	// MaxInFlight bounds the requests served at once; 0: no bound.
+	MaxInFlight int64
 }
 
 // NewHTTPHandler returns the handler of one listener's HTTP requests: CORS
@@ -44,7 +47,10 @@ func NewHTTPHandler(o HTTPOptions) http.Handler {
 	return &handler{o: o}
 }
 
-type handler struct{ o HTTPOptions }
+type handler struct {
+	o        HTTPOptions
+	inFlight atomic.Int64
+}
 
 func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	info := &callinfo.Info{
@@ -56,7 +62,12 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		HTTPPath:   r.URL.Path,
 	}
 	w := &statusWriter{ResponseWriter: rw}
-	h.serve(w, r, info)
+	if n := h.inFlight.Add(1); h.o.MaxInFlight > 0 && n > h.o.MaxInFlight {
+		h.shed(w, r)
+	} else {
+		h.serve(w, r, info)
+	}
+	h.inFlight.Add(-1)
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
@@ -105,6 +116,22 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 	default:
 		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
 	}
+}
+
+// shed answers a request over the in-flight limit: UNAVAILABLE, as
+// gRPC-Web (trailers-only) or as JSON (503), with Retry-After.
+func (h *handler) shed(w http.ResponseWriter, r *http.Request) {
+	msg := fmt.Sprintf("edgegate: %d requests in flight, the listener's limit; retry", h.o.MaxInFlight)
+	w.Header().Set("Retry-After", "1")
+	if h.o.GRPCWeb != nil && h.o.GRPCWeb.IsGRPCWebRequest(r) {
+		hdr := w.Header()
+		hdr.Set("Content-Type", r.Header.Get("Content-Type"))
+		hdr.Set("Grpc-Status", strconv.Itoa(int(codes.Unavailable)))
+		hdr.Set("Grpc-Message", encodeGrpcMessage(msg))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	Error(w, codes.Unavailable, http.StatusServiceUnavailable, msg)
 }
 
 // statusWriter remembers the status of the answer.

@@ -355,6 +355,7 @@ func (g *Gateway) door(l *configv1.Listener, ts *tlsconf.Server) *frontdoor.Serv
 		CORS:         frontdoor.NewCORS(hc.GetCors()),
 		MaxBodyBytes: int64(hc.GetMaxBodyBytes()),
 		AccessLog:    g.accessLog,
+		MaxInFlight:  int64(hc.GetMaxInFlight()),
 	}
 	if protos[configv1.Protocol_PROTOCOL_REST] {
 		opts.REST = g.rest

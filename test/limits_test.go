@@ -172,3 +172,43 @@ func TestMaxHeaderListSizeRawClient(t *testing.T) {
 	}
 	up.NoCall(t, 300*time.Millisecond)
 }
+
+// TestHTTPInFlightLimit: the HTTP doors shed requests over the listener's
+// in-flight limit at once, so that an overload cannot queue without bound.
+func TestHTTPInFlightLimit(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, EchoConfig(up.Addr)+"http: {max_in_flight: 2}\n")
+	base := "http://" + gw.Addr
+	done := make(chan httpResult, 2)
+	for range 2 {
+		go func() {
+			done <- doHTTP(t, nil, "POST", base+"/v1/echo:unary", `{"delay":"1s"}`, nil)
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	r := doHTTP(t, nil, "POST", base+"/v1/echo:unary", "{}", nil)
+	wantStatusJSON(t, r, 503, codes.Unavailable, "2 requests in flight")
+	if r.header.Get("Retry-After") != "1" {
+		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	a := postWeb(t, nil, base+"/edgegate.testing.v1.EchoService/Unary", "application/grpc-web", webFrame(t, &testingv1.EchoRequest{}), nil)
+	if a.grpcStatus() != "14" {
+		t.Errorf("gRPC-Web over the limit: grpc-status %q, want 14", a.grpcStatus())
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("shedding took %v; it must be at once", took)
+	}
+	// Native gRPC is not an HTTP door request: it still passes.
+	if _, err := testingv1.NewEchoServiceClient(Dial(t, gw.Addr)).Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+		t.Errorf("native gRPC: %v", err)
+	}
+	for range 2 {
+		if r := <-done; r.code != 200 {
+			t.Errorf("a request within the limit: %d %s", r.code, r.body)
+		}
+	}
+	if r := doHTTP(t, nil, "POST", base+"/v1/echo:unary", "{}", nil); r.code != 200 {
+		t.Errorf("after: %d", r.code)
+	}
+}
