@@ -42,6 +42,7 @@ Try, in another terminal:
   $GRPCURL -plaintext -d '{"text":"hello"}' $GW shop.users.v1.UsersService/Chat
   $GRPCURL -plaintext -H 'x-request-id: my-id-1' -v -d '{"message":"hi"}' $GW edgegate.testing.v1.EchoService/Unary
   ./bin/edgegate routes
+  curl -s 127.0.0.1:9901/readyz; curl -s 127.0.0.1:9901/metrics | grep edgegate_calls_handled_total
 
 Ctrl-C stops both.
 EOT
