@@ -100,12 +100,14 @@ func knowRoutes(m *metrics.Metrics, t *router.Table) {
 }
 
 // Reload makes cfg, loaded by package config, the configuration in force:
-// routes, clusters (those whose settings did not change keep their
-// connections), rate limits and concurrency limits. It is built and
+// routes (with their auth rules and IP lists), clusters (those whose
+// settings did not change keep their connections), rate limits, auth
+// providers and concurrency limits. It is built and
 // checked whole first; on an error nothing changes, the error is returned,
 // logged and counted. Calls in flight finish on the configuration they
 // started with; clusters no longer used are closed after the last of them.
-// The listeners, edge limits, HTTP, admin, tracing and logging settings
+// The listeners, edge limits, global IP lists, trusted proxies, forwarded
+// identity keys and the HTTP, admin, tracing, logging and Redis settings
 // are fixed at start: a change to them is logged and ignored until a
 // restart.
 func (g *Gateway) Reload(cfg *configv1.Config) error {
@@ -151,10 +153,15 @@ func fixedChanges(a, b *configv1.Config) []string {
 		{"tracing", a.GetTracing(), b.GetTracing()},
 		{"logging", a.GetLogging(), b.GetLogging()},
 		{"redis", a.GetRedis(), b.GetRedis()},
+		{"ip_filter", a.GetIpFilter(), b.GetIpFilter()},
+		{"forwarded_identity", a.GetForwardedIdentity(), b.GetForwardedIdentity()},
 	} {
 		if !proto.Equal(f.x, f.y) {
 			out = append(out, f.name)
 		}
+	}
+	if !slices.Equal(a.GetTrustedProxies(), b.GetTrustedProxies()) {
+		out = append(out, "trusted_proxies")
 	}
 	if len(a.GetListeners()) != len(b.GetListeners()) {
 		out = append(out, "listeners")
