@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -102,16 +103,9 @@ func (p *Proxy) Resolve() grpc.StreamServerInterceptor {
 			info.Route, info.Cluster, info.NoAccessLog = rt.Name, rt.Cluster, rt.DisableAccessLog
 		}
 		ctx := context.WithValue(ss.Context(), resolvedKey{}, &resolved{snap: snap, route: rt})
-		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
 	}
 }
-
-type ctxStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (c *ctxStream) Context() context.Context { return c.ctx }
 
 // Proxy forwards every call it is given to the upstream cluster of the
 // call's route, as raw frames: messages are neither decoded nor copied.

@@ -17,6 +17,7 @@ import (
 	"net"
 	"time"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -159,19 +160,12 @@ func (l *Logger) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		ctx, info := begin(ss.Context(), si.FullMethod)
 		if ctx != ss.Context() {
-			ss = &wrapped{ServerStream: ss, ctx: ctx}
+			ss = &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx}
 		}
 		defer l.finish(ctx, info, &err)
 		return handler(srv, ss)
 	}
 }
-
-type wrapped struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (w *wrapped) Context() context.Context { return w.ctx }
 
 // CodeOf is the gRPC code of a finished call's record.
 func CodeOf(info *callinfo.Info) codes.Code { return status.Code(info.Err) }

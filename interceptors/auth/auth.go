@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"strings"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -233,7 +234,7 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 			info.Principal = p.ID
 		}
 		ctx = authpkg.NewContext(ctx, p)
-		return handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
 	}
 }
 
@@ -316,13 +317,6 @@ func authorize(pol *Policy, p *authpkg.Principal, method string, ctx context.Con
 	return nil
 }
 
-type ctxStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (c *ctxStream) Context() context.Context { return c.ctx }
-
 // StripInterceptor removes keys from every call's incoming metadata (the
 // identity metadata the gateway itself forwards), so that neither the
 // chain nor the upstream can ever see a client's copy. It always calls the
@@ -346,7 +340,7 @@ func StripInterceptor(keys []string) grpc.StreamServerInterceptor {
 		for _, k := range keys {
 			delete(clean, k)
 		}
-		return handler(srv, &ctxStream{ServerStream: ss, ctx: metadata.NewIncomingContext(ss.Context(), clean)})
+		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: metadata.NewIncomingContext(ss.Context(), clean)})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -93,13 +94,6 @@ func StreamServerInterceptor() grpc.StreamServerInterceptor {
 		if ctx == ss.Context() {
 			return handler(srv, ss)
 		}
-		return handler(srv, &wrapped{ServerStream: ss, ctx: ctx})
+		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
 	}
 }
-
-type wrapped struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (w *wrapped) Context() context.Context { return w.ctx }

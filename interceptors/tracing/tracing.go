@@ -9,6 +9,7 @@ import (
 	"context"
 	"strings"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -120,15 +121,8 @@ func (t *Tracer) StreamServerInterceptor() grpc.StreamServerInterceptor {
 			return handler(srv, ss)
 		}
 		ctx, span := t.start(ss.Context(), si.FullMethod)
-		err := handler(srv, &wrapped{ServerStream: ss, ctx: ctx})
+		err := handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
 		end(ctx, span, err)
 		return err
 	}
 }
-
-type wrapped struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (w *wrapped) Context() context.Context { return w.ctx }
