@@ -96,25 +96,31 @@ func TestMemoryConcurrentOneKey(t *testing.T) {
 	var allowed, denied atomic.Int64
 	var wg sync.WaitGroup
 	for range 50 {
-		wg.Go(func() {
-			for range 40 {
-				d, err := m.Allow(context.Background(), "hot", []Limit{l})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if d.Allowed {
-					allowed.Add(1)
-				} else {
-					denied.Add(1)
-				}
-			}
-		})
+		hammer(t, &wg, m, "hot", l, 40, &allowed, &denied)
 	}
 	wg.Wait()
 	if allowed.Load() != 100 || denied.Load() != 1900 {
 		t.Errorf("allowed %d, denied %d; want 100 and 1900", allowed.Load(), denied.Load())
 	}
+}
+
+// hammer starts a goroutine on wg that makes calls checks of key against
+// l on store, counting the allowed and denied ones.
+func hammer(t *testing.T, wg *sync.WaitGroup, store Store, key string, l Limit, calls int, allowed, denied *atomic.Int64) {
+	wg.Go(func() {
+		for range calls {
+			d, err := store.Allow(context.Background(), key, []Limit{l})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if d.Allowed {
+				allowed.Add(1)
+			} else {
+				denied.Add(1)
+			}
+		}
+	})
 }
 
 // TestMemoryConcurrentKeys runs many keys at once, with the real clock: each key is allowed

@@ -20,20 +20,7 @@ func TestRedisThreeReplicas(t *testing.T) {
 	for range 3 {
 		store := NewRedis(srv.Client(), WithTimeout(10*time.Second))
 		for range 10 {
-			wg.Go(func() {
-				for range 10 {
-					d, err := store.Allow(context.Background(), "shared", []Limit{l})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if d.Allowed {
-						allowed.Add(1)
-					} else {
-						denied.Add(1)
-					}
-				}
-			})
+			hammer(t, &wg, store, "shared", l, 10, &allowed, &denied)
 		}
 	}
 	wg.Wait()
