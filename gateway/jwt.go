@@ -22,6 +22,10 @@ func (j jwtVerifier) Verify(ctx context.Context, token string) (string, []string
 func (j jwtVerifier) Close() { j.v.Close() }
 
 func newJWTVerifier(c *configv1.JWTProvider, log *slog.Logger) (jwtVerifier, error) {
+	cacheSize := int(c.GetCacheSize()) // unset: 0, the default
+	if c.CacheSize != nil && cacheSize == 0 {
+		cacheSize = -1 // off
+	}
 	v, err := jwt.New(context.Background(), jwt.Config{
 		JWKSFile:           c.GetJwksFile(),
 		JWKSURL:            c.GetJwksUrl(),
@@ -35,6 +39,7 @@ func newJWTVerifier(c *configv1.JWTProvider, log *slog.Logger) (jwtVerifier, err
 		MaxTokenBytes:      int(c.GetMaxTokenBytes()),
 		SubjectClaim:       c.GetSubjectClaim(),
 		ScopesClaim:        c.GetScopesClaim(),
+		CacheSize:          cacheSize,
 	}, jwt.WithLogger(log))
 	if err != nil {
 		return jwtVerifier{}, err

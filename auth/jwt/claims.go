@@ -25,6 +25,8 @@ type Claims struct {
 	// Raw is every claim, as encoding/json decodes it into a map[string]any
 	// (numbers are float64).
 	Raw map[string]any
+
+	notBefore, issuedAt time.Time // "nbf" and "iat"; zero when absent
 }
 
 // Bounds of a NumericDate: the years 1 to 9999.
@@ -74,6 +76,7 @@ func (v *Verifier) checkClaims(payload []byte, now time.Time) (*Claims, *Error) 
 		if now.Add(skew).Before(nbf) {
 			return nil, fail(reasonNotYetValid, `token is not valid yet ("nbf")`)
 		}
+		c.notBefore = nbf
 	}
 	if iatV, ok := raw["iat"]; ok {
 		iat, ok := numericDate(iatV)
@@ -83,6 +86,7 @@ func (v *Verifier) checkClaims(payload []byte, now time.Time) (*Claims, *Error) 
 		if iat.After(now.Add(skew)) {
 			return nil, fail(reasonIssuedInFuture, `token is issued in the future ("iat")`)
 		}
+		c.issuedAt = iat
 	}
 
 	if issV, ok := raw["iss"]; ok {

@@ -51,6 +51,11 @@ type Config struct {
 	// ScopesClaim names the claim read into Claims.Scopes: a space-separated
 	// string or an array of strings. Default "scope".
 	ScopesClaim string
+	// CacheSize is how many verified tokens are remembered, so that a token
+	// seen again skips the signature check (its exp, nbf and iat are still
+	// checked on every call; a key set change forgets them). Default 1024;
+	// negative: no cache.
+	CacheSize int
 }
 
 const (
@@ -213,6 +218,9 @@ func normalize(cfg Config, o *options) (Config, error) {
 		bad("MaxTokenBytes: %d is negative", cfg.MaxTokenBytes)
 	} else if cfg.MaxTokenBytes == 0 {
 		cfg.MaxTokenBytes = defaultMaxTokenBytes
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = defaultCacheSize
 	}
 	if cfg.SubjectClaim == "" {
 		cfg.SubjectClaim = defaultSubjectClaim

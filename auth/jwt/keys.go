@@ -36,6 +36,7 @@ func (k *key) fits(alg string, f family) bool {
 type keySet struct {
 	byKID map[string][]*key
 	all   []*key
+	doc   []byte // the document it was read from
 }
 
 // byAlg returns the keys of the set that fit alg (of family f).
@@ -78,7 +79,7 @@ func parseJWKS(data []byte, log *slog.Logger, level slog.Level, source string) (
 	if doc.Keys == nil {
 		return nil, errors.New(`not a JSON Web Key Set: no "keys"`)
 	}
-	set := &keySet{byKID: make(map[string][]*key)}
+	set := &keySet{byKID: make(map[string][]*key), doc: data}
 	for i, raw := range doc.Keys {
 		if len(set.all) == maxKeys {
 			log.Log(context.Background(), level, "jwt: key set has too many keys; the rest are ignored", "source", source, "max", maxKeys)

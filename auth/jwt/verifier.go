@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +27,8 @@ type Verifier struct {
 	now         func() time.Time
 	log         *slog.Logger
 
-	keys atomic.Pointer[keySet] // never nil after New
+	keys  atomic.Pointer[keySet] // never nil after New
+	cache *cache                 // nil: off
 
 	mu          sync.Mutex
 	inflight    *refreshCall // the refresh running now, if any
@@ -69,6 +71,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Verifier, error) {
 	}
 	for _, a := range cfg.Algorithms {
 		v.algs = append(v.algs, jose.SignatureAlgorithm(a))
+	}
+	if cfg.CacheSize > 0 {
+		v.cache = newCache(cfg.CacheSize)
 	}
 	if cfg.JWKSFile != "" {
 		v.src = fileSource{path: cfg.JWKSFile}
@@ -113,7 +118,8 @@ func (v *Verifier) Close() {
 }
 
 // Verify checks token (the compact JWS, without "Bearer ") and returns its
-// claims. Every failure is an *Error. When the token names a key id that the
+// claims, which the caller must not modify (a token seen again gets the
+// same Claims from the cache). Every failure is an *Error. When the token names a key id that the
 // set lacks, Verify may refresh the set first (see MinRefreshInterval),
 // waiting for it at most 5s or until ctx ends.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
@@ -127,6 +133,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 func (v *Verifier) verify(ctx context.Context, token string) (*Claims, *Error) {
 	if len(token) > v.cfg.MaxTokenBytes {
 		return nil, fail(reasonTooLarge, "token is too large")
+	}
+	if v.cache != nil {
+		if e := v.cache.get(token, v.keys.Load()); e != nil {
+			if err := v.checkTimes(e, v.now()); err != nil {
+				return nil, err
+			}
+			return e.c, nil
+		}
 	}
 	head, rest, _ := strings.Cut(token, ".")
 	payload, sig, ok := strings.Cut(rest, ".")
@@ -164,7 +178,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, *Error) {
 		return nil, fail(reasonMalformed, "token header has an unencoded payload")
 	}
 
-	keys, ferr := v.keysFor(ctx, h.KeyID, alg, fam)
+	set, keys, ferr := v.keysFor(ctx, h.KeyID, alg, fam)
 	if ferr != nil {
 		return nil, ferr
 	}
@@ -177,28 +191,37 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, *Error) {
 	if verified == nil {
 		return nil, fail(reasonSignature, "token signature is invalid")
 	}
-	return v.checkClaims(verified, v.now())
+	c, ferr := v.checkClaims(verified, v.now())
+	if ferr != nil {
+		return nil, ferr
+	}
+	if v.cache != nil {
+		v.cache.put(&entry{token: token, set: set, c: c, exp: c.Expiry, nbf: c.notBefore, iat: c.issuedAt})
+	}
+	return c, nil
 }
 
 // keysFor returns the keys that may verify a token with kid and alg (of
-// family f), refreshing the set once when kid is unknown.
-func (v *Verifier) keysFor(ctx context.Context, kid, alg string, f family) ([]*key, *Error) {
+// family f), and the set they are from, refreshing the set once when kid is
+// unknown.
+func (v *Verifier) keysFor(ctx context.Context, kid, alg string, f family) (*keySet, []*key, *Error) {
 	set := v.keys.Load()
 	if kid == "" {
 		if ks := set.byAlg(alg, f); len(ks) == 1 {
-			return ks, nil
+			return set, ks, nil
 		}
-		return nil, fail(reasonMissingKID, "token has no key id and no single key fits its algorithm")
+		return nil, nil, fail(reasonMissingKID, "token has no key id and no single key fits its algorithm")
 	}
 	cands, ok := set.byKID[kid]
 	if !ok && v.refreshForUnknownKID(ctx) {
-		cands, ok = v.keys.Load().byKID[kid]
+		set = v.keys.Load()
+		cands, ok = set.byKID[kid]
 	}
 	if !ok {
-		return nil, fail(reasonUnknownKID, "token key id is unknown")
+		return nil, nil, fail(reasonUnknownKID, "token key id is unknown")
 	}
 	if len(cands) == 1 && cands[0].fits(alg, f) {
-		return cands, nil
+		return set, cands, nil
 	}
 	var fit []*key
 	for _, k := range cands {
@@ -207,9 +230,9 @@ func (v *Verifier) keysFor(ctx context.Context, kid, alg string, f family) ([]*k
 		}
 	}
 	if len(fit) == 0 {
-		return nil, fail(reasonKeyMismatch, "token algorithm does not fit its key")
+		return nil, nil, fail(reasonKeyMismatch, "token algorithm does not fit its key")
 	}
-	return fit, nil
+	return set, fit, nil
 }
 
 // refreshForUnknownKID waits for a refresh of the key set: the one in
@@ -290,6 +313,11 @@ func (v *Verifier) refresh(trigger string) {
 			v.log.Warn("jwt: key refresh failed; the last good keys stay in use",
 				"source", v.src.String(), "trigger", trigger, "error", err.Error())
 		}
+		return
+	}
+	if old := v.keys.Load(); bytes.Equal(old.doc, set.doc) {
+		// Unchanged: keep the old set, and the tokens it verified.
+		v.log.Debug("jwt: keys unchanged", "source", v.src.String(), "trigger", trigger)
 		return
 	}
 	v.keys.Store(set)

@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"google.golang.org/protobuf/proto"
+
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+)
+
+// cache_size: unset remembers verified tokens, 0 turns that off.
+func TestJWTVerifierCacheSize(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k", Algorithm: "ES256", Use: "sig"}}})
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(file, set, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := josejwt.Signed(signer).Claims(map[string]any{"sub": "a", "exp": time.Now().Add(time.Hour).Unix()}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		size   *uint32
+		shared bool
+	}{
+		{"unset", nil, true},
+		{"1", proto.Uint32(1), true},
+		{"0", proto.Uint32(0), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := newJWTVerifier(&configv1.JWTProvider{JwksFile: file, CacheSize: tc.size}, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			var claims [2]map[string]any
+			for i := range claims {
+				sub, _, c, err := v.Verify(context.Background(), tok)
+				if err != nil || sub != "a" {
+					t.Fatalf("Verify: %q, %v", sub, err)
+				}
+				claims[i] = c
+			}
+			if shared := reflect.ValueOf(claims[0]).Pointer() == reflect.ValueOf(claims[1]).Pointer(); shared != tc.shared {
+				t.Errorf("second Verify from the cache: %v, want %v", shared, tc.shared)
+			}
+		})
+	}
+}
