@@ -66,12 +66,6 @@ func TestDecodeBase64Chunks(t *testing.T) {
 	}
 }
 
-func TestEncodeGrpcMessage(t *testing.T) {
-	if got := encodeGrpcMessage("a b%c\né"); got != "a b%25c%0A%C3%A9" {
-		t.Fatalf("got %q", got)
-	}
-}
-
 // TestAckFilterConn checks that exactly the first SETTINGS ACK is removed
 // and every other byte passes in order.
 func TestAckFilterConn(t *testing.T) {

@@ -43,7 +43,7 @@ func answer(_ any, ss grpc.ServerStream) error {
 }
 
 func restHandler(t testing.TB) http.Handler {
-	rest, err := NewREST(&configv1.REST{}, router.NewInProcess(nil, answer))
+	rest, err := NewREST(&configv1.REST{}, router.NewInProcess(nil, answer, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,10 @@ import (
 	"net/http"
 
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
-	"google.golang.org/grpc"
 )
 
-// GRPCWeb translates gRPC-Web requests (binary and text) into calls on the
-// core grpc.Server: the one seam where the gRPC-Web implementation can be
+// GRPCWeb translates gRPC-Web requests (binary and text) into gRPC calls
+// on the core: the one seam where the gRPC-Web implementation can be
 // swapped.
 type GRPCWeb interface {
 	// IsGRPCWebRequest reports whether r is a gRPC-Web call.
@@ -17,11 +16,12 @@ type GRPCWeb interface {
 	ServeHTTP(w http.ResponseWriter, r *http.Request)
 }
 
-// NewGRPCWeb returns the gRPC-Web door of s, built on
-// github.com/improbable-eng/grpc-web. The calls it makes run s's
-// interceptor chain like native ones.
-func NewGRPCWeb(s *grpc.Server) GRPCWeb {
-	return improbable{grpcweb.WrapServer(s)}
+// NewGRPCWeb returns the gRPC-Web door in front of h, a handler of gRPC
+// over HTTP requests (application/grpc, the status in trailers; a
+// grpc.Server, or router.InProcess), built on
+// github.com/improbable-eng/grpc-web.
+func NewGRPCWeb(h http.Handler) GRPCWeb {
+	return improbable{grpcweb.WrapHandler(h)}
 }
 
 type improbable struct{ w *grpcweb.WrappedGrpcServer }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/router"
 )
 
 // HTTPOptions are the parts of one listener's HTTP handler.
@@ -127,7 +128,7 @@ func (h *handler) shed(w http.ResponseWriter, r *http.Request) {
 		hdr := w.Header()
 		hdr.Set("Content-Type", r.Header.Get("Content-Type"))
 		hdr.Set("Grpc-Status", strconv.Itoa(int(codes.Unavailable)))
-		hdr.Set("Grpc-Message", encodeGrpcMessage(msg))
+		hdr.Set("Grpc-Message", router.EncodeGrpcMessage(msg))
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -215,7 +216,7 @@ func (h *handler) checkWebBody(w http.ResponseWriter, r *http.Request) bool {
 		hdr := w.Header()
 		hdr.Set("Content-Type", ct)
 		hdr.Set("Grpc-Status", strconv.Itoa(int(code)))
-		hdr.Set("Grpc-Message", encodeGrpcMessage(msg))
+		hdr.Set("Grpc-Message", router.EncodeGrpcMessage(msg))
 		hdr.Add("Access-Control-Expose-Headers", "grpc-status, grpc-message")
 		w.WriteHeader(http.StatusOK)
 		return false
@@ -285,21 +286,6 @@ func checkFrames(b []byte) string {
 		off += 5 + n
 	}
 	return ""
-}
-
-// encodeGrpcMessage percent-encodes a grpc-message value as the gRPC
-// protocol asks (printable ASCII but %, as is).
-func encodeGrpcMessage(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= ' ' && c <= '~' && c != '%' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
 }
 
 func remoteAddr(s string) net.Addr {

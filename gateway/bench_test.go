@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/examples/echo"
@@ -111,7 +113,7 @@ func BenchmarkRESTToCore(b *testing.B) {
 		name string
 		conn grpc.ClientConnInterface
 	}{
-		{"in-process", router.NewInProcess(chainStream(stream), g.proxy.Handler())},
+		{"in-process", router.NewInProcess(chainStream(stream), g.proxy.Handler(), 0)},
 		{"bufconn", loop},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -128,6 +130,47 @@ func BenchmarkRESTToCore(b *testing.B) {
 				h.ServeHTTP(rec, req)
 				if rec.Code != http.StatusOK {
 					b.Fatalf("%d %s", rec.Code, rec.Body)
+				}
+			}
+			do()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				do()
+			}
+		})
+	}
+}
+
+// BenchmarkGRPCWebToCore compares the two ways the gRPC-Web door can reach
+// the core, both behind the same gRPC-Web translation and HTTP handler: the
+// core grpc.Server's ServeHTTP (its HTTP handler transport) and the
+// in-process call (chain and proxy run on the request's goroutine). The
+// gateway uses the second for proxied calls.
+func BenchmarkGRPCWebToCore(b *testing.B) {
+	g := benchGateway(b)
+	_, stream := chain(deps{log: g.log, proxy: g.proxy, metrics: g.metrics, tls: frontdoor.TLSState}, &options{})
+	frame, err := proto.Marshal(&testingv1.EchoRequest{Payload: make([]byte, 100)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := append([]byte{0, 0, 0, 0, byte(len(frame))}, frame...)
+	for _, c := range []struct {
+		name string
+		core http.Handler
+	}{
+		{"grpc.Server.ServeHTTP", g.server},
+		{"in-process", router.NewInProcess(chainStream(stream), g.proxy.Handler(), 4<<20)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := frontdoor.NewHTTPHandler(frontdoor.HTTPOptions{GRPCWeb: frontdoor.NewGRPCWeb(c.core), MaxBodyBytes: 1 << 20})
+			do := func() {
+				req := httptest.NewRequest("POST", "/edgegate.testing.v1.EchoService/Unary", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/grpc-web+proto")
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK || !bytes.Contains(rec.Body.Bytes(), []byte("grpc-status: 0")) {
+					b.Fatalf("%d %q", rec.Code, rec.Body)
 				}
 			}
 			do()

@@ -167,19 +167,39 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	)...)
-	g.rest, err = frontdoor.NewREST(cfg.GetHttp().GetRest(), router.NewInProcess(chainStream(stream), g.proxy.Handler()), authHeaders(cfg)...)
+	inProcess := router.NewInProcess(chainStream(stream), g.proxy.Handler(), int(cfg.GetLimits().GetMaxMessageBytes()))
+	g.rest, err = frontdoor.NewREST(cfg.GetHttp().GetRest(), inProcess, authHeaders(cfg)...)
 	if err != nil {
 		g.closeAll()
 		return nil, err
 	}
-	g.grpcWeb = frontdoor.NewGRPCWeb(g.server)
 	healthpb.RegisterHealthServer(g.server, g.health)
 	if !cfg.GetDisableReflection() {
 		ro := reflection.ServerOptions{Services: &reflectionServices{server: g.server, proxy: g.proxy}}
 		reflectionv1.RegisterServerReflectionServer(g.server, reflection.NewServerV1(ro))
 		reflectionv1alpha.RegisterServerReflectionServer(g.server, reflection.NewServer(ro))
 	}
+	g.grpcWeb = frontdoor.NewGRPCWeb(ownOrProxied(g.server, inProcess))
 	return g, nil
+}
+
+// ownOrProxied serves the gRPC calls of the gRPC-Web door: those of the
+// gateway's own services (health, reflection) by its grpc.Server, the
+// proxied ones in-process, which skips grpc.Server.ServeHTTP's transport
+// (BenchmarkGRPCWebToCore).
+func ownOrProxied(s *grpc.Server, p *router.InProcess) http.Handler {
+	own := make(map[string]bool)
+	for name := range s.GetServiceInfo() {
+		own[name] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		svc, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		if own[svc] {
+			s.ServeHTTP(w, r)
+			return
+		}
+		p.ServeHTTP(w, r)
+	})
 }
 
 // serverOptions are the edge limits of lim, a loaded config's limits.

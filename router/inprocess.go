@@ -24,15 +24,18 @@ import (
 // record) carry through. grpc.Header and grpc.Trailer call options receive
 // the response metadata. It is safe for concurrent use.
 type InProcess struct {
-	chain   grpc.StreamServerInterceptor
-	handler grpc.StreamHandler
-	codec   Codec
+	chain           grpc.StreamServerInterceptor
+	handler         grpc.StreamHandler
+	codec           Codec
+	maxMessageBytes int
 }
 
 // NewInProcess returns an in-process connection that runs chain (the
 // chained stream interceptors; nil for none) around handler.
-func NewInProcess(chain grpc.StreamServerInterceptor, handler grpc.StreamHandler) *InProcess {
-	return &InProcess{chain: chain, handler: handler, codec: NewCodec()}
+// maxMessageBytes bounds the messages of calls served by ServeHTTP (0: no
+// bound).
+func NewInProcess(chain grpc.StreamServerInterceptor, handler grpc.StreamHandler, maxMessageBytes int) *InProcess {
+	return &InProcess{chain: chain, handler: handler, codec: NewCodec(), maxMessageBytes: maxMessageBytes}
 }
 
 var _ grpc.ClientConnInterface = (*InProcess)(nil)
@@ -92,52 +95,71 @@ type serverSide struct {
 	// Streams.
 	pipe *pipe
 
+	callMeta
+}
+
+func (s *serverSide) Context() context.Context { return s.ctx }
+func (s *serverSide) Method() string           { return s.method }
+
+func (s *serverSide) SendHeader(md metadata.MD) error {
+	s.mu.Lock()
+	err := s.addHeaderLocked(md)
+	s.headerSent = err == nil
+	hdr := s.header
+	s.mu.Unlock()
+	if err == nil && s.pipe != nil {
+		s.pipe.sendHeader(hdr)
+	}
+	return err
+}
+
+// callMeta is the header and trailer metadata of a call the core serves
+// in-process.
+type callMeta struct {
 	mu         sync.Mutex
 	header     metadata.MD
 	trailer    metadata.MD
 	headerSent bool
 }
 
-func (s *serverSide) Context() context.Context { return s.ctx }
-func (s *serverSide) Method() string           { return s.method }
+func (m *callMeta) SetHeader(md metadata.MD) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addHeaderLocked(md)
+}
 
-func (s *serverSide) SetHeader(md metadata.MD) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.headerSent {
+// addHeaderLocked adds md to the header unless it was sent; m.mu is held.
+func (m *callMeta) addHeaderLocked(md metadata.MD) error {
+	if m.headerSent {
 		return status.Error(codes.Internal, "edgegate: header already sent")
 	}
-	s.header = metadata.Join(s.header, md)
+	m.header = metadata.Join(m.header, md)
 	return nil
 }
 
-func (s *serverSide) SendHeader(md metadata.MD) error {
-	s.mu.Lock()
-	if s.headerSent {
-		s.mu.Unlock()
-		return status.Error(codes.Internal, "edgegate: header already sent")
-	}
-	s.header = metadata.Join(s.header, md)
-	s.headerSent = true
-	hdr := s.header
-	s.mu.Unlock()
-	if s.pipe != nil {
-		s.pipe.sendHeader(hdr)
-	}
-	return nil
+func (m *callMeta) SetTrailer(md metadata.MD) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.trailer = metadata.Join(m.trailer, md)
 }
 
-func (s *serverSide) SetTrailer(md metadata.MD) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.trailer = metadata.Join(s.trailer, md)
+// transportStream is a stream served in-process as the
+// grpc.ServerTransportStream of its context (for grpc.SetHeader and
+// friends), whose SetTrailer returns an error.
+type transportStream struct {
+	s interface {
+		Method() string
+		SetHeader(metadata.MD) error
+		SendHeader(metadata.MD) error
+		SetTrailer(metadata.MD)
+	}
 }
 
-// SetTrailer of grpc.ServerTransportStream returns an error.
-type transportStream struct{ *serverSide }
-
+func (t transportStream) Method() string                  { return t.s.Method() }
+func (t transportStream) SetHeader(md metadata.MD) error  { return t.s.SetHeader(md) }
+func (t transportStream) SendHeader(md metadata.MD) error { return t.s.SendHeader(md) }
 func (t transportStream) SetTrailer(md metadata.MD) error {
-	t.serverSide.SetTrailer(md)
+	t.s.SetTrailer(md)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
@@ -154,6 +155,25 @@ func TestGRPCWebWire(t *testing.T) {
 		a := postWeb(t, nil, url+"Unary", "application/grpc-web", f, nil)
 		if a.grpcStatus() != "5" || a.grpcMessage() != "nothing here" || len(a.messages) != 0 {
 			t.Fatalf("grpc-status %q %q, %d messages", a.grpcStatus(), a.grpcMessage(), len(a.messages))
+		}
+	})
+
+	// The gateway's own services answer on the gRPC-Web door too (served by
+	// its grpc.Server, not proxied).
+	t.Run("gateway health", func(t *testing.T) {
+		a := postWeb(t, nil, "http://"+gw.Addr+"/grpc.health.v1.Health/Check", "application/grpc-web", webFrame(t, &healthpb.HealthCheckRequest{}), nil)
+		var resp healthpb.HealthCheckResponse
+		if a.code != 200 || a.grpcStatus() != "0" || len(a.messages) != 1 {
+			t.Fatalf("HTTP %d, grpc-status %q %q, %d messages", a.code, a.grpcStatus(), a.grpcMessage(), len(a.messages))
+		}
+		if err := proto.Unmarshal(a.messages[0], &resp); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health %v %v", &resp, err)
+		}
+	})
+	t.Run("unrouted method", func(t *testing.T) {
+		a := postWeb(t, nil, "http://"+gw.Addr+"/some.Other/Method", "application/grpc-web", frame, nil)
+		if a.grpcStatus() != "12" || !strings.Contains(a.grpcMessage(), "no route for method /some.Other/Method") {
+			t.Fatalf("grpc-status %q %q, want 12 (UNIMPLEMENTED)", a.grpcStatus(), a.grpcMessage())
 		}
 	})
 

@@ -1,0 +1,388 @@
+package router
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// ServeHTTP serves one gRPC call that arrives as an HTTP request in the
+// shape of gRPC over HTTP/2 (content type application/grpc, length-prefixed
+// messages in the body, the status in trailers): the shape the gRPC-Web
+// door's translation produces. The call runs the chain and the handler on
+// this goroutine, the request messages read from the body as raw frames and
+// the response messages written to w as they come, with no HTTP/2 server
+// transport in between (grpc.Server.ServeHTTP would add one, with a
+// goroutine and a channel hop per write).
+//
+// Request metadata is every header but the reserved ones (content-type,
+// te, grpc-*), -bin values decoded; grpc-timeout sets the deadline. The
+// response headers are sent with the first message (or when the handler
+// sends them); the status, message, details and trailer metadata go to
+// trailers, or to the headers of a trailers-only answer when nothing else
+// was sent.
+func (c *InProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	method := r.URL.Path
+	ctx := r.Context()
+	hs := &httpStream{w: w, body: r.Body, codec: c.codec, max: c.maxMessageBytes, method: method}
+	err := hs.prepare(r)
+	if err == nil {
+		var cancel context.CancelFunc
+		if d, ok, terr := timeoutOf(r.Header.Get("Grpc-Timeout")); terr != nil {
+			err = terr
+		} else if ok {
+			ctx, cancel = context.WithTimeout(ctx, d)
+		} else {
+			ctx, cancel = context.WithCancel(ctx)
+		}
+		if cancel != nil {
+			defer cancel()
+		}
+	}
+	if err == nil {
+		hs.ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, hs.incoming(r)), transportStream{hs})
+		err = c.runStream(hs, method)
+	}
+	hs.finish(err)
+}
+
+// runStream runs the chain and the handler on a call the caller serves.
+func (c *InProcess) runStream(ss grpc.ServerStream, method string) error {
+	if c.chain == nil {
+		return c.handler(nil, ss)
+	}
+	info := &grpc.StreamServerInfo{FullMethod: method, IsClientStream: true, IsServerStream: true}
+	return c.chain(nil, ss, info, c.handler)
+}
+
+// httpStream is the core's view of a call served by ServeHTTP.
+type httpStream struct {
+	ctx    context.Context
+	w      http.ResponseWriter
+	body   io.Reader
+	codec  Codec
+	max    int
+	method string
+	gzip   bool // the request's compressed messages are gzip
+
+	callMeta // headerSent: the HTTP headers are written
+
+	prefix [5]byte
+}
+
+// prepare checks what the request says of its messages: the method's form
+// and the compression of compressed messages.
+func (s *httpStream) prepare(r *http.Request) error {
+	if !strings.HasPrefix(s.method, "/") || strings.Count(s.method, "/") != 2 || strings.HasSuffix(s.method, "/") {
+		return status.Errorf(codes.Unimplemented, "edgegate: malformed method name %q", s.method)
+	}
+	switch enc := r.Header.Get("Grpc-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		s.gzip = true
+	default:
+		return status.Errorf(codes.Unimplemented, "edgegate: message compression %q is not supported", enc)
+	}
+	return nil
+}
+
+// reservedHeader reports whether an HTTP header is part of the gRPC
+// protocol, not metadata.
+func reservedHeader(k string) bool {
+	switch k {
+	case "content-type", "te", "connection", "content-length", "user-agent":
+		return true
+	}
+	return strings.HasPrefix(k, "grpc-")
+}
+
+// incoming is the call's metadata: the request's headers, lower-case,
+// -bin values decoded, plus :authority.
+func (s *httpStream) incoming(r *http.Request) metadata.MD {
+	md := make(metadata.MD, len(r.Header)+2)
+	for k, vs := range r.Header {
+		k = strings.ToLower(k)
+		if reservedHeader(k) {
+			continue
+		}
+		for _, v := range vs {
+			if strings.HasSuffix(k, "-bin") {
+				b, err := decodeBin(v)
+				if err != nil {
+					continue // as grpc-go: an undecodable value is dropped
+				}
+				v = string(b)
+			}
+			md[k] = append(md[k], v)
+		}
+	}
+	if ua := r.Header.Get("User-Agent"); ua != "" {
+		md["user-agent"] = []string{ua}
+	}
+	if r.Host != "" {
+		md[":authority"] = []string{r.Host}
+	}
+	return md
+}
+
+func decodeBin(v string) ([]byte, error) {
+	if len(v)%4 == 0 {
+		return base64.StdEncoding.DecodeString(v)
+	}
+	return base64.RawStdEncoding.DecodeString(v)
+}
+
+// timeoutOf parses a grpc-timeout header; ok is false when it is absent.
+func timeoutOf(v string) (d time.Duration, ok bool, err error) {
+	if v == "" {
+		return 0, false, nil
+	}
+	bad := status.Errorf(codes.InvalidArgument, "edgegate: malformed grpc-timeout %q", v)
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false, bad
+	}
+	n, perr := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if perr != nil || n < 0 {
+		return 0, false, bad
+	}
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false, bad
+	}
+	if n > int64((1<<63-1)/unit) {
+		return 1<<63 - 1, true, nil
+	}
+	return time.Duration(n) * unit, true, nil
+}
+
+func (s *httpStream) Context() context.Context { return s.ctx }
+func (s *httpStream) Method() string           { return s.method }
+
+func (s *httpStream) SendHeader(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.addHeaderLocked(md); err != nil {
+		return err
+	}
+	s.writeHeaderLocked()
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// writeHeaderLocked writes the HTTP response headers: the content type and
+// the header metadata.
+func (s *httpStream) writeHeaderLocked() {
+	h := s.w.Header()
+	h.Set("Content-Type", "application/grpc")
+	putMetadata(h, "", s.header)
+	s.w.WriteHeader(http.StatusOK)
+	s.headerSent = true
+}
+
+// putMetadata adds md to h, each key with prefix (http.TrailerPrefix for
+// trailers); -bin values are base64 encoded, reserved keys skipped.
+func putMetadata(h http.Header, prefix string, md metadata.MD) {
+	for k, vs := range md {
+		if reservedHeader(k) || strings.HasPrefix(k, ":") {
+			continue
+		}
+		bin := strings.HasSuffix(k, "-bin")
+		key := prefix + http.CanonicalHeaderKey(k)
+		for _, v := range vs {
+			if bin {
+				v = base64.RawStdEncoding.EncodeToString([]byte(v))
+			}
+			h[key] = append(h[key], v)
+		}
+	}
+}
+
+// RecvMsg reads the next request message: into m as raw bytes when m is a
+// *Frame (the proxy), unmarshalled otherwise. io.EOF at the end of the body.
+func (s *httpStream) RecvMsg(m any) error {
+	if _, err := io.ReadFull(s.body, s.prefix[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return io.EOF
+		}
+		return status.Error(codes.InvalidArgument, "edgegate: request body ends inside a message header")
+	}
+	n := binary.BigEndian.Uint32(s.prefix[1:])
+	if s.max > 0 && int64(n) > int64(s.max) {
+		return status.Errorf(codes.ResourceExhausted, "edgegate: received message larger than max (%d vs. %d)", n, s.max)
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(int(n))
+	if _, err := io.ReadFull(s.body, *buf); err != nil {
+		pool.Put(buf)
+		return status.Errorf(codes.InvalidArgument, "edgegate: request body ends inside a message (%d bytes declared)", n)
+	}
+	data := mem.BufferSlice{mem.NewBuffer(buf, pool)}
+	if s.prefix[0]&1 != 0 {
+		plain, err := s.decompress(data)
+		data.Free()
+		if err != nil {
+			return err
+		}
+		data = mem.BufferSlice{mem.SliceBuffer(plain)}
+	}
+	if f, ok := m.(*Frame); ok {
+		f.Free()
+		f.data = data
+		return nil
+	}
+	defer data.Free()
+	if err := s.codec.fallback.Unmarshal(data, m); err != nil {
+		return status.Errorf(codes.Internal, "edgegate: unmarshal request: %v", err)
+	}
+	return nil
+}
+
+// decompress inflates a compressed request message, bounded by the
+// largest message.
+func (s *httpStream) decompress(data mem.BufferSlice) ([]byte, error) {
+	if !s.gzip {
+		return nil, status.Error(codes.Internal, "edgegate: compressed message without grpc-encoding")
+	}
+	zr, err := gzip.NewReader(data.Reader())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "edgegate: decompressing a message: %v", err)
+	}
+	limit := int64(s.max)
+	if limit <= 0 {
+		limit = 1<<31 - 1
+	}
+	plain, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "edgegate: decompressing a message: %v", err)
+	}
+	if int64(len(plain)) > limit {
+		return nil, status.Errorf(codes.ResourceExhausted, "edgegate: received message after decompression larger than max (%d)", s.max)
+	}
+	return plain, nil
+}
+
+// SendMsg writes a response message, after the headers if they are not
+// written yet, and flushes it.
+func (s *httpStream) SendMsg(m any) error {
+	var data mem.BufferSlice
+	if f, ok := m.(*Frame); ok {
+		data, f.data = f.data, nil
+	} else {
+		var err error
+		if data, err = s.codec.fallback.Marshal(m); err != nil {
+			return status.Errorf(codes.Internal, "edgegate: marshal response: %v", err)
+		}
+	}
+	defer data.Free()
+	n := data.Len()
+	if s.max > 0 && n > s.max {
+		return status.Errorf(codes.ResourceExhausted, "edgegate: trying to send message larger than max (%d vs. %d)", n, s.max)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.headerSent {
+		s.writeHeaderLocked()
+	}
+	var prefix [5]byte
+	binary.BigEndian.PutUint32(prefix[1:], uint32(n))
+	if _, err := s.w.Write(prefix[:]); err != nil {
+		return status.FromContextError(context.Canceled).Err()
+	}
+	for _, b := range data {
+		if _, err := s.w.Write(b.ReadOnlyData()); err != nil {
+			return status.FromContextError(context.Canceled).Err()
+		}
+	}
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// finish writes the call's status: in trailers after headers or messages,
+// else in the headers of a trailers-only answer (not yet written: the
+// gRPC-Web translation writes them).
+func (s *httpStream) finish(err error) {
+	st := status.Convert(err)
+	if err != nil && st.Code() == codes.Unknown {
+		if c := status.FromContextError(err); c.Code() != codes.Unknown {
+			st = c
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.w.Header()
+	prefix := http.TrailerPrefix
+	if !s.headerSent {
+		// Trailers-only: everything in the headers.
+		prefix = ""
+		h.Set("Content-Type", "application/grpc")
+		putMetadata(h, "", s.header)
+	}
+	h[prefix+"Grpc-Status"] = []string{strconv.Itoa(int(st.Code()))}
+	if msg := st.Message(); msg != "" {
+		h[prefix+"Grpc-Message"] = []string{EncodeGrpcMessage(msg)}
+	}
+	if p := st.Proto(); len(p.GetDetails()) > 0 {
+		if b, merr := proto.Marshal(p); merr == nil {
+			h[prefix+"Grpc-Status-Details-Bin"] = []string{base64.RawStdEncoding.EncodeToString(b)}
+		}
+	}
+	putMetadata(h, prefix, s.trailer)
+}
+
+// EncodeGrpcMessage percent-encodes a grpc-message value as the gRPC
+// protocol asks: printable ASCII but '%' as is, every other byte %XX.
+func EncodeGrpcMessage(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '%' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b bytes.Buffer
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= ' ' && c <= '~' && c != '%' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}

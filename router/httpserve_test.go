@@ -1,0 +1,247 @@
+package router
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// frames prefixes each message as gRPC does (flag 0).
+func frames(msgs ...[]byte) []byte {
+	var b []byte
+	for _, m := range msgs {
+		b = append(b, 0, 0, 0, 0, 0)
+		binary.BigEndian.PutUint32(b[len(b)-4:], uint32(len(m)))
+		b = append(b, m...)
+	}
+	return b
+}
+
+// serveGRPC runs one request through InProcess.ServeHTTP with handler as
+// the core and no chain.
+func serveGRPC(t *testing.T, max int, handler grpc.StreamHandler, path string, hdr map[string]string, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/grpc")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	NewInProcess(nil, handler, max).ServeHTTP(rec, req)
+	return rec
+}
+
+// readAll receives every request message as a Frame.
+func readAll(ss grpc.ServerStream) ([][]byte, error) {
+	var out [][]byte
+	for {
+		f := &Frame{}
+		if err := ss.RecvMsg(f); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, f.Bytes())
+		f.Free()
+	}
+}
+
+func TestServeHTTPStream(t *testing.T) {
+	var gotMD metadata.MD
+	var gotMethod string
+	var deadline time.Duration
+	handler := func(_ any, ss grpc.ServerStream) error {
+		gotMD, _ = metadata.FromIncomingContext(ss.Context())
+		gotMethod, _ = grpc.MethodFromServerStream(ss)
+		if d, ok := ss.Context().Deadline(); ok {
+			deadline = time.Until(d)
+		}
+		msgs, err := readAll(ss)
+		if err != nil {
+			return err
+		}
+		if err := grpc.SetHeader(ss.Context(), metadata.Pairs("x-h", "hv", "x-b-bin", "\x00\xff")); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			f := &Frame{}
+			f.SetBytes(append([]byte("re:"), m...))
+			if err := ss.SendMsg(f); err != nil {
+				return err
+			}
+		}
+		ss.SetTrailer(metadata.Pairs("x-t", "tv"))
+		return nil
+	}
+	rec := serveGRPC(t, 0, handler, "/pkg.Svc/Method", map[string]string{
+		"X-Custom":     "c1",
+		"X-Data-Bin":   base64.StdEncoding.EncodeToString([]byte{1, 2}),
+		"X-Raw-Bin":    base64.RawStdEncoding.EncodeToString([]byte{3}),
+		"Grpc-Timeout": "200m",
+		"Te":           "trailers",
+		"User-Agent":   "ua/1",
+	}, frames([]byte("a"), []byte("bc")))
+
+	if gotMethod != "/pkg.Svc/Method" {
+		t.Errorf("method %q", gotMethod)
+	}
+	for k, want := range map[string]string{"x-custom": "c1", "x-data-bin": "\x01\x02", "x-raw-bin": "\x03", "user-agent": "ua/1", ":authority": "example.com"} {
+		if got := gotMD.Get(k); len(got) != 1 || got[0] != want {
+			t.Errorf("metadata %s = %q, want %q", k, got, want)
+		}
+	}
+	for _, k := range []string{"te", "grpc-timeout", "content-type"} {
+		if v := gotMD.Get(k); v != nil {
+			t.Errorf("reserved header %s reached the metadata: %q", k, v)
+		}
+	}
+	if deadline <= 0 || deadline > 200*time.Millisecond {
+		t.Errorf("deadline in %v, want within 200ms", deadline)
+	}
+
+	h := rec.Result().Header
+	if rec.Code != 200 || h.Get("Content-Type") != "application/grpc" {
+		t.Fatalf("HTTP %d, content type %q", rec.Code, h.Get("Content-Type"))
+	}
+	if h.Get("X-H") != "hv" || h.Get("X-B-Bin") != base64.RawStdEncoding.EncodeToString([]byte{0, 0xff}) {
+		t.Errorf("header metadata %v", h)
+	}
+	if want := frames([]byte("re:a"), []byte("re:bc")); !bytes.Equal(rec.Body.Bytes(), want) {
+		t.Errorf("body %q, want %q", rec.Body.Bytes(), want)
+	}
+	tl := rec.Result().Trailer
+	if tl.Get("Grpc-Status") != "0" || tl.Get("X-T") != "tv" {
+		t.Errorf("trailers %v", tl)
+	}
+	if h.Get("Grpc-Status") != "" {
+		t.Errorf("status in the headers of an answer with messages: %v", h)
+	}
+}
+
+func TestServeHTTPTrailersOnlyError(t *testing.T) {
+	st, err := status.New(codes.NotFound, "nothing at 100%\n").WithDetails(&errdetails.ErrorInfo{Reason: "GONE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := serveGRPC(t, 0, func(_ any, ss grpc.ServerStream) error {
+		ss.SetTrailer(metadata.Pairs("x-t", "tv"))
+		return st.Err()
+	}, "/pkg.Svc/Method", nil, frames([]byte("a")))
+	h := rec.Result().Header
+	if h.Get("Grpc-Status") != "5" || h.Get("Grpc-Message") != "nothing at 100%25%0A" || h.Get("X-T") != "tv" {
+		t.Fatalf("headers %v", h)
+	}
+	raw, err := base64.RawStdEncoding.DecodeString(h.Get("Grpc-Status-Details-Bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got spb.Status
+	if err := proto.Unmarshal(raw, &got); err != nil || !proto.Equal(&got, st.Proto()) {
+		t.Errorf("details %v (%v), want %v", &got, err, st.Proto())
+	}
+	if rec.Body.Len() != 0 {
+		t.Errorf("body %q", rec.Body.Bytes())
+	}
+}
+
+// Bad requests are answered with a status; the core never sees them.
+func TestServeHTTPRejects(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(bytes.Repeat([]byte("z"), 64))
+	_ = zw.Close()
+	compressed := append([]byte{1, 0, 0, 0, 0}, gz.Bytes()...)
+	binary.BigEndian.PutUint32(compressed[1:5], uint32(gz.Len()))
+
+	for _, tc := range []struct {
+		name, path string
+		hdr        map[string]string
+		body       []byte
+		code       codes.Code
+		msg        string
+		reached    bool // the handler runs (and its RecvMsg fails)
+	}{
+		{"malformed method", "/nomethod", nil, frames([]byte("a")), codes.Unimplemented, "malformed method name", false},
+		{"trailing slash", "/pkg.Svc/", nil, frames([]byte("a")), codes.Unimplemented, "malformed method name", false},
+		{"bad timeout unit", "/p.S/M", map[string]string{"Grpc-Timeout": "5x"}, frames([]byte("a")), codes.InvalidArgument, "malformed grpc-timeout", false},
+		{"timeout not a number", "/p.S/M", map[string]string{"Grpc-Timeout": "-1S"}, frames([]byte("a")), codes.InvalidArgument, "malformed grpc-timeout", false},
+		{"unknown compression", "/p.S/M", map[string]string{"Grpc-Encoding": "br"}, frames([]byte("a")), codes.Unimplemented, `compression "br"`, false},
+		{"message over the limit", "/p.S/M", nil, frames(make([]byte, 65)), codes.ResourceExhausted, "larger than max (65 vs. 64)", true},
+		{"inflated message over the limit", "/p.S/M", map[string]string{"Grpc-Encoding": "gzip"}, compressed, codes.ResourceExhausted, "after decompression larger than max (32)", true},
+		{"compressed without encoding", "/p.S/M", nil, compressed, codes.Internal, "without grpc-encoding", true},
+		{"truncated header", "/p.S/M", nil, []byte{0, 0, 0}, codes.InvalidArgument, "ends inside a message header", true},
+		{"truncated message", "/p.S/M", nil, frames([]byte("abcd"))[:7], codes.InvalidArgument, "ends inside a message (4 bytes declared)", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			max := 64
+			if strings.HasPrefix(tc.name, "inflated") {
+				max = 32
+			}
+			reached := false
+			rec := serveGRPC(t, max, func(_ any, ss grpc.ServerStream) error {
+				reached = true
+				_, err := readAll(ss)
+				return err
+			}, tc.path, tc.hdr, tc.body)
+			h := rec.Result().Header
+			if h.Get("Grpc-Status") != strconv.Itoa(int(tc.code)) {
+				t.Fatalf("grpc-status %q, want %d (%v); message %q", h.Get("Grpc-Status"), tc.code, tc.code, h.Get("Grpc-Message"))
+			}
+			if !strings.Contains(h.Get("Grpc-Message"), tc.msg) {
+				t.Errorf("grpc-message %q, want it to say %q", h.Get("Grpc-Message"), tc.msg)
+			}
+			if reached != tc.reached {
+				t.Errorf("handler ran: %v, want %v", reached, tc.reached)
+			}
+		})
+	}
+}
+
+func TestServeHTTPGzipRequest(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("hello"))
+	_ = zw.Close()
+	body := append([]byte{1, 0, 0, 0, 0}, gz.Bytes()...)
+	binary.BigEndian.PutUint32(body[1:5], uint32(gz.Len()))
+	var got [][]byte
+	rec := serveGRPC(t, 1<<20, func(_ any, ss grpc.ServerStream) error {
+		var err error
+		got, err = readAll(ss)
+		return err
+	}, "/p.S/M", map[string]string{"Grpc-Encoding": "gzip"}, body)
+	if rec.Result().Header.Get("Grpc-Status") != "0" || len(got) != 1 || string(got[0]) != "hello" {
+		t.Fatalf("status %q, messages %q", rec.Result().Header.Get("Grpc-Status"), got)
+	}
+}
+
+func TestEncodeGrpcMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text":  "plain text",
+		"a b%c\né":    "a b%25c%0A%C3%A9",
+		"":            "",
+		"tab\there ~": "tab%09here ~",
+	} {
+		if got := EncodeGrpcMessage(in); got != want {
+			t.Errorf("EncodeGrpcMessage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
