@@ -18,6 +18,10 @@
 // a REST stream can fail in its last line), so before measuring a row the
 // harness makes the row's call once itself and checks the whole answer;
 // a wrong answer stops the run.
+//
+// With -profile DIR, edgegate runs with its admin server on, and the
+// first closed-loop phase of each edgegate row is profiled through it
+// (CPU during the phase, allocations after it) into DIR.
 package main
 
 import (
@@ -61,6 +65,7 @@ var (
 	outDir   = flag.String("out", "bench/results", "where the table and JSON go")
 	bin      = flag.String("bin", ".cache/bench", "where binaries are built")
 	only     = flag.String("only", "", "measure only rows whose \"door workload peer\" contains this")
+	profile  = flag.String("profile", "", "write CPU and allocation profiles of each edgegate row's first closed-loop phase to this directory (enables edgegate's admin server; not for the table's figures)")
 )
 
 func main() {
@@ -169,11 +174,17 @@ type target struct {
 	addr  string
 	proc  *proc // nil for direct
 	token string
+	admin string // edgegate's admin server (pprof), with -profile only
 }
 
 func run() error {
 	if err := os.MkdirAll(*bin, 0o755); err != nil {
 		return err
+	}
+	if *profile != "" {
+		if err := os.MkdirAll(*profile, 0o755); err != nil {
+			return err
+		}
 	}
 	defer func() {
 		for _, p := range slices.Backward(started) {
@@ -222,6 +233,13 @@ rate_limits: [{name: never, key: [{client_ip: true}], limits: [{requests: 100000
 `, jwks)},
 	} {
 		addr := freePort()
+		// The admin server stays off unless profiling: it would add to
+		// the idle RSS the table reports.
+		admin, adminCfg := "", "admin: {disable: true}"
+		if *profile != "" {
+			admin = freePort()
+			adminCfg = fmt.Sprintf("admin: {address: %q}", admin)
+		}
 		cfg := fmt.Sprintf(`
 listeners: [{address: %q}]
 clusters: [{name: echo, endpoints: [%q]}]
@@ -230,9 +248,9 @@ routes:
     match: {service: edgegate.testing.v1.EchoService}
     cluster: echo
 %s
-admin: {disable: true}
+%s
 logging: {disable_access_log: %v}
-%s`, addr, echo, map[bool]string{true: "    auth: {providers: [users]}\n    rate_limits: [never]", false: ""}[gw.extra != ""], gw.extra == "", gw.extra)
+%s`, addr, echo, map[bool]string{true: "    auth: {providers: [users]}\n    rate_limits: [never]", false: ""}[gw.extra != ""], adminCfg, gw.extra == "", gw.extra)
 		file := filepath.Join(dir, gw.name+".yaml")
 		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 			return err
@@ -248,7 +266,7 @@ logging: {disable_access_log: %v}
 		if gw.extra != "" {
 			tok = token
 		}
-		targets = append(targets, target{peer: gw.name, addr: addr, proc: p, token: tok})
+		targets = append(targets, target{peer: gw.name, addr: addr, proc: p, token: tok, admin: admin})
 	}
 	nginxAddr, haAddr, bareAddr := freePort(), freePort(), freePort()
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), fmt.Appendf(nil, `
@@ -385,12 +403,17 @@ func measure(door, wl string, t target, l load) Result {
 	if t.proc != nil {
 		r.IdleRSSKiB = rssKiB(t.proc.pids())
 	}
-	for range *runs {
+	for i := range *runs {
 		var before int64
 		if t.proc != nil {
 			before = cpuTicks(t.proc.pids())
 		}
+		profiled := func() {}
+		if i == 0 {
+			profiled = profilePhase(door, wl, t)
+		}
 		rps, _, errs, err := l(t, false)
+		profiled()
 		if err != nil {
 			log.Printf("%s %s %s: %v", door, wl, t.peer, err)
 			r.Errors++
@@ -419,6 +442,86 @@ func measure(door, wl string, t target, l load) Result {
 	}
 	log.Printf("%-8s %-22s %-15s cpu/call %7.1fµs  peak %8.0f/s  p50 %.3fms p99 %.3fms  errors %d", door, wl, t.peer, r.CPUPerCall, r.PeakRPS, r.P50, r.P99, r.Errors)
 	return r
+}
+
+// profileDelay is how long after a closed-loop phase starts its CPU
+// profile does (the load tool's own start-up first).
+const profileDelay = 500 * time.Millisecond
+
+// profilePhase starts the CPU profile of t's closed-loop phase that is
+// about to begin, when -profile is set and t has an admin server (the
+// edgegate rows): profileDelay after now, for the phase's length less a
+// second (at least one). The func it returns, called when the phase is
+// over, waits for that profile, fetches the allocation profile, and writes
+// both to -profile as <door>_<workload>_<peer>.cpu.pprof and
+// .allocs.pprof, with `go tool pprof -top` of the CPU profile in .top.txt.
+// A profile that fails is logged; the measurement goes on.
+func profilePhase(door, wl string, t target) func() {
+	if *profile == "" || t.admin == "" {
+		return func() {}
+	}
+	base := filepath.Join(*profile, fileName(door+" "+wl+" "+t.peer))
+	secs := max(int((*duration - time.Second).Seconds()), 1)
+	cpu := make(chan error, 1)
+	go func() {
+		time.Sleep(profileDelay)
+		cpu <- fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.admin, secs), base+".cpu.pprof")
+	}()
+	return func() {
+		err := <-cpu
+		if err == nil {
+			err = pprofTop(base+".cpu.pprof", base+".top.txt")
+		}
+		if err != nil {
+			log.Printf("%s %s %s: CPU profile: %v", door, wl, t.peer, err)
+		}
+		if err := fetch("http://"+t.admin+"/debug/pprof/allocs", base+".allocs.pprof"); err != nil {
+			log.Printf("%s %s %s: allocation profile: %v", door, wl, t.peer, err)
+		}
+	}
+}
+
+// fileName is s with every rune but letters, digits, '.' and '-' made '_'
+// ("grpc server stream 10×100 B edgegate+chain" →
+// "grpc_server_stream_10_100_B_edgegate_chain").
+func fileName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-') {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// fetch GETs url into file.
+func fetch(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %.200q", url, resp.Status, body)
+	}
+	return os.WriteFile(file, body, 0o644)
+}
+
+// pprofTop writes `go tool pprof -top -nodecount=40` of a profile of the
+// edgegate binary the harness built.
+func pprofTop(prof, file string) error {
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=40", filepath.Join(*bin, "edgegate"), prof).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		return fmt.Errorf("go tool pprof: %w: %.300s", err, stderr)
+	}
+	return os.WriteFile(file, out, 0o644)
 }
 
 func median(v []float64) float64 {
