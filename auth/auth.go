@@ -35,6 +35,9 @@ type Principal struct {
 	Scopes []string
 	// Claims are a JWT's verified claims; nil for other kinds.
 	Claims map[string]any
+	// ClaimsJSON, when set, is Claims as JSON, encoded once by the
+	// provider (the forwarded identity uses it).
+	ClaimsJSON string
 	// MTLS reports whether the connection has a verified client
 	// certificate, whatever authenticated the caller.
 	MTLS bool

@@ -6,17 +6,18 @@ import (
 
 	"github.com/edgegate/edgegate/auth/jwt"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	authint "github.com/edgegate/edgegate/interceptors/auth"
 )
 
 // jwtVerifier adapts auth/jwt to the auth interceptor.
 type jwtVerifier struct{ v *jwt.Verifier }
 
-func (j jwtVerifier) Verify(ctx context.Context, token string) (string, []string, map[string]any, error) {
+func (j jwtVerifier) Verify(ctx context.Context, token string) (authint.Verified, error) {
 	c, err := j.v.Verify(ctx, token)
 	if err != nil {
-		return "", nil, nil, err
+		return authint.Verified{}, err
 	}
-	return c.Subject, c.Scopes, c.Raw, nil
+	return authint.Verified{Subject: c.Subject, Scopes: c.Scopes, Claims: c.Raw, ClaimsJSON: c.JSON()}, nil
 }
 
 func (j jwtVerifier) Close() { j.v.Close() }

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -35,7 +36,8 @@ func TestJWTVerifierCacheSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := josejwt.Signed(signer).Claims(map[string]any{"sub": "a", "exp": time.Now().Add(time.Hour).Unix()}).Serialize()
+	exp := time.Now().Add(time.Hour).Unix()
+	tok, err := josejwt.Signed(signer).Claims(map[string]any{"sub": "a", "exp": exp}).Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +58,11 @@ func TestJWTVerifierCacheSize(t *testing.T) {
 			defer v.Close()
 			var claims [2]map[string]any
 			for i := range claims {
-				sub, _, c, err := v.Verify(context.Background(), tok)
-				if err != nil || sub != "a" {
-					t.Fatalf("Verify: %q, %v", sub, err)
+				got, err := v.Verify(context.Background(), tok)
+				if err != nil || got.Subject != "a" || got.ClaimsJSON != `{"exp":`+fmt.Sprint(exp)+`,"sub":"a"}` {
+					t.Fatalf("Verify: %+v, %v", got, err)
 				}
-				claims[i] = c
+				claims[i] = got.Claims
 			}
 			if shared := reflect.ValueOf(claims[0]).Pointer() == reflect.ValueOf(claims[1]).Pointer(); shared != tc.shared {
 				t.Errorf("second Verify from the cache: %v, want %v", shared, tc.shared)

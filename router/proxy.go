@@ -234,7 +234,7 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
-	in, _ := metadata.FromIncomingContext(ctx)
+	in := callinfo.Incoming(ctx)
 	reqID := ""
 	if info != nil {
 		reqID = info.RequestID

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,6 +28,20 @@ type Claims struct {
 	Raw map[string]any
 
 	notBefore, issuedAt time.Time // "nbf" and "iat"; zero when absent
+
+	jsonOnce sync.Once
+	json     string
+}
+
+// JSON returns Raw encoded as JSON (keys sorted), encoded on the first
+// call only: the Claims of a remembered token are shared by its calls.
+func (c *Claims) JSON() string {
+	c.jsonOnce.Do(func() {
+		if b, err := json.Marshal(c.Raw); err == nil {
+			c.json = string(b)
+		}
+	})
+	return c.json
 }
 
 // Bounds of a NumericDate: the years 1 to 9999.

@@ -20,7 +20,6 @@ import (
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -118,10 +117,8 @@ func begin(ctx context.Context, method string) (context.Context, *callinfo.Info)
 		}
 	}
 	if info.UserAgent == "" {
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			if ua := md.Get("user-agent"); len(ua) > 0 {
-				info.UserAgent = ua[0]
-			}
+		if ua := callinfo.Incoming(ctx).Get("user-agent"); len(ua) > 0 {
+			info.UserAgent = ua[0]
 		}
 	}
 	return ctx, info

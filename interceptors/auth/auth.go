@@ -50,9 +50,19 @@ type Provider interface {
 	Authenticate(ctx context.Context, r Request) (*authpkg.Principal, error)
 }
 
+// Verified is what a Verifier found in a valid token.
+type Verified struct {
+	Subject string
+	Scopes  []string
+	Claims  map[string]any
+	// ClaimsJSON is Claims as JSON (forwarded upstream); the verifier
+	// keeps it with the token it remembers, so that it is encoded once.
+	ClaimsJSON string
+}
+
 // Verifier verifies a JWT (package auth/jwt).
 type Verifier interface {
-	Verify(ctx context.Context, token string) (subject string, scopes []string, claims map[string]any, err error)
+	Verify(ctx context.Context, token string) (Verified, error)
 }
 
 // JWT authenticates bearer tokens.
@@ -103,11 +113,11 @@ func (j *JWT) Authenticate(ctx context.Context, r Request) (*authpkg.Principal, 
 	if tok == "" {
 		return nil, nil
 	}
-	sub, scopes, claims, err := j.Verifier.Verify(ctx, tok)
+	v, err := j.Verifier.Verify(ctx, tok)
 	if err != nil {
 		return nil, fmt.Errorf("invalid token: %w", err)
 	}
-	return &authpkg.Principal{ID: sub, Provider: j.ProviderName, Kind: authpkg.KindJWT, Scopes: scopes, Claims: claims}, nil
+	return &authpkg.Principal{ID: v.Subject, Provider: j.ProviderName, Kind: authpkg.KindJWT, Scopes: v.Scopes, Claims: v.Claims, ClaimsJSON: v.ClaimsJSON}, nil
 }
 
 // APIKey authenticates API keys against their SHA-256 hashes, in
@@ -238,10 +248,7 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 	}
 }
 
-func mdOf(ctx context.Context) metadata.MD {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return md
-}
+func mdOf(ctx context.Context) metadata.MD { return callinfo.Incoming(ctx) }
 
 func authenticate(ctx context.Context, pol *Policy, r Request, mtls bool, ss grpc.ServerStream) (*authpkg.Principal, error) {
 	if pol == nil || len(pol.Providers) == 0 {
@@ -319,28 +326,30 @@ func authorize(pol *Policy, p *authpkg.Principal, method string, ctx context.Con
 
 // StripInterceptor removes keys from every call's incoming metadata (the
 // identity metadata the gateway itself forwards), so that neither the
-// chain nor the upstream can ever see a client's copy. It always calls the
-// handler.
+// chain nor the upstream can ever see a client's copy. It is the first
+// interceptor after recovery: it creates the call's record
+// (callinfo.Ensure) and records the cleaned metadata there, the one copy
+// the rest of the chain and the proxy read (callinfo.Incoming). It always
+// calls the handler.
 func StripInterceptor(keys []string) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		md, ok := metadata.FromIncomingContext(ss.Context())
-		if !ok {
-			return handler(srv, ss)
-		}
+		ctx, info := callinfo.Ensure(ss.Context(), callinfo.DoorGRPC)
+		md, _ := metadata.FromIncomingContext(ctx) // a copy: ours to change
 		found := false
 		for _, k := range keys {
 			if _, ok := md[k]; ok {
 				found = true
+				delete(md, k)
 			}
 		}
-		if !found {
-			return handler(srv, ss)
+		if found {
+			ctx = metadata.NewIncomingContext(ctx, md)
 		}
-		clean := md.Copy()
-		for _, k := range keys {
-			delete(clean, k)
+		info.SetIncoming(md)
+		if ctx != ss.Context() {
+			ss = &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx}
 		}
-		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: metadata.NewIncomingContext(ss.Context(), clean)})
+		return handler(srv, ss)
 	}
 }
 
@@ -357,6 +366,10 @@ func Forward(principalKey, claimsKey string) func(ctx context.Context, md metada
 			return
 		}
 		md[principalKey] = []string{p.ID}
+		if p.ClaimsJSON != "" {
+			md[claimsKey] = []string{p.ClaimsJSON}
+			return
+		}
 		claims := p.Claims
 		if claims == nil {
 			claims = map[string]any{"provider": p.Provider, "kind": p.Kind, "scopes": p.Scopes}

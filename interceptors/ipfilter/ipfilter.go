@@ -15,7 +15,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -135,7 +134,7 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 			peerAddr = p.Addr.String()
 		}
-		md, _ := metadata.FromIncomingContext(ctx)
+		md := callinfo.Incoming(ctx)
 		ip := ClientIP(peerAddr, md.Get("x-forwarded-for"), o.Trusted)
 		info := callinfo.FromContext(ctx)
 		if info != nil && ip.IsValid() {

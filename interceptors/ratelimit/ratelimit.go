@@ -162,7 +162,7 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 		if len(policies) == 0 {
 			return handler(srv, ss)
 		}
-		md, _ := metadata.FromIncomingContext(ctx)
+		md := callinfo.Incoming(ctx)
 		info := callinfo.FromContext(ctx)
 		var policyHdr, stateHdr []string
 		for _, p := range policies {

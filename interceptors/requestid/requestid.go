@@ -69,7 +69,7 @@ func FromIncoming(md metadata.MD) string {
 func assign(ctx context.Context) (context.Context, string) {
 	ctx, info := callinfo.Ensure(ctx, callinfo.DoorGRPC)
 	if info.RequestID == "" {
-		md, _ := metadata.FromIncomingContext(ctx)
+		md := callinfo.Incoming(ctx)
 		info.RequestID = FromIncoming(md)
 	}
 	return ctx, info.RequestID

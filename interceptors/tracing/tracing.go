@@ -62,7 +62,7 @@ func Inject(ctx context.Context, md metadata.MD) {
 }
 
 func (t *Tracer) start(ctx context.Context, method string) (context.Context, trace.Span) {
-	md, _ := metadata.FromIncomingContext(ctx)
+	md := callinfo.Incoming(ctx)
 	ctx = Propagator.Extract(ctx, carrier(md))
 	svc, m, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
 	door := callinfo.DoorGRPC

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/metadata"
 )
 
 // The doors a call can come in by.
@@ -58,6 +60,10 @@ type Info struct {
 	// HTTPStatus is the HTTP door's answer; read it after EndChain or
 	// EndHTTP said so.
 	HTTPStatus int
+
+	// incoming is the call's incoming metadata as the chain's first
+	// interceptor captured it (SetIncoming); read-only.
+	incoming metadata.MD
 
 	mu         sync.Mutex
 	entered    bool
@@ -117,4 +123,27 @@ func Ensure(ctx context.Context, door string) (context.Context, *Info) {
 	}
 	info := &Info{Door: door, Start: time.Now()}
 	return NewContext(ctx, info), info
+}
+
+// SetIncoming records md as the call's incoming metadata, which Incoming
+// then returns: the chain's first interceptor copies the metadata once
+// and every later reader shares that copy.
+func (i *Info) SetIncoming(md metadata.MD) {
+	if md == nil {
+		md = metadata.MD{}
+	}
+	i.incoming = md
+}
+
+// Incoming returns the incoming metadata of the call of ctx, which the
+// caller must not modify: the copy recorded by SetIncoming when there is
+// one, else a fresh copy from ctx (metadata.FromIncomingContext copies the
+// whole map on every call, which the chain would otherwise do once per
+// interceptor).
+func Incoming(ctx context.Context) metadata.MD {
+	if info := FromContext(ctx); info != nil && info.incoming != nil {
+		return info.incoming
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	return md
 }
