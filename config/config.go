@@ -304,6 +304,9 @@ func check(cfg *configv1.Config) Errors {
 		}
 	}
 
+	if r := cfg.GetRuntime(); r != nil && r.GetGcPercent() < 0 && r.MemoryLimitBytes == nil {
+		add("runtime.gc_percent", "-1 (collector off) needs runtime.memory_limit_bytes")
+	}
 	if a := cfg.GetAdmin().GetAddress(); a != "" {
 		if err := checkHostPort(a, true); err != nil {
 			add("admin.address", "%v", err)

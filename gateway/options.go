@@ -17,6 +17,7 @@ type options struct {
 	tp        trace.TracerProvider
 	tpSet     bool
 	reload    func() error
+	runtime   bool
 }
 
 // Option changes how New builds the gateway.
@@ -54,4 +55,12 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // reloads its config file); without it the admin server has no /reload.
 func WithReloader(f func() error) Option {
 	return func(o *options) { o.reload = f }
+}
+
+// WithRuntime makes the gateway set the process's garbage collector from
+// the config's runtime section, at start and on every reload. The
+// edgegate command uses it; a program that embeds the gateway tunes its own
+// runtime.
+func WithRuntime() Option {
+	return func(o *options) { o.runtime = true }
 }

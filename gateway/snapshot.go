@@ -102,7 +102,7 @@ func knowRoutes(m *metrics.Metrics, t *router.Table) {
 // Reload makes cfg, loaded by package config, the configuration in force:
 // routes (with their auth rules and IP lists), clusters (those whose
 // settings did not change keep their connections), rate limits, auth
-// providers and concurrency limits. It is built and
+// providers, concurrency limits and the runtime settings. It is built and
 // checked whole first; on an error nothing changes, the error is returned,
 // logged and counted. Calls in flight finish on the configuration they
 // started with; clusters no longer used are closed after the last of them.
@@ -130,6 +130,9 @@ func (g *Gateway) Reload(cfg *configv1.Config) error {
 		}
 	}
 	knowRoutes(g.metrics, snap.Table)
+	if g.runtime {
+		applyRuntime(cfg, g.log)
+	}
 	g.current.Store(cfg)
 	g.proxy.Swap(snap)
 	g.metrics.Reloaded(true)

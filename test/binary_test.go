@@ -2,18 +2,22 @@ package test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -274,5 +278,51 @@ func TestBinaryCLI(t *testing.T) {
 	}
 	if _, code := run("frobnicate"); code != 2 {
 		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+// The binary sets its garbage collector from the config's runtime section
+// (default gc_percent 400 unless GOGC is set), at start and on reload; the
+// Go collector's metrics show what is in force.
+func TestBinaryRuntimeSettings(t *testing.T) {
+	gauge := func(p *Proc, name string) float64 {
+		t.Helper()
+		r := doHTTP(t, nil, "GET", "http://"+p.AdminAddr+"/metrics", "", nil)
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := parser.TextToMetricFamilies(bytes.NewReader(r.body))
+		if err != nil || mfs[name] == nil {
+			t.Fatalf("/metrics: %v, no %s", err, name)
+		}
+		return mfs[name].GetMetric()[0].GetGauge().GetValue()
+	}
+	base := "listeners: [{address: 127.0.0.1:0}]\nadmin: {address: 127.0.0.1:0}\n"
+	p := StartBinary(t, base+"runtime: {gc_percent: 250, memory_limit_bytes: 1073741824}\n")
+	if got := gauge(p, "go_gc_gogc_percent"); got != 250 {
+		t.Errorf("gc percent %v, want 250", got)
+	}
+	if got := gauge(p, "go_gc_gomemlimit_bytes"); got != 1<<30 {
+		t.Errorf("memory limit %v, want %d", got, 1<<30)
+	}
+
+	// Without the section, the default (or the GOGC the test runs with).
+	if err := os.WriteFile(p.File, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := doHTTP(t, nil, "POST", "http://"+p.AdminAddr+"/reload", "", nil); r.code != 200 {
+		t.Fatalf("POST /reload: %d %s", r.code, r.body)
+	}
+	want := 400.0
+	if env := os.Getenv("GOGC"); env != "" {
+		n, err := strconv.Atoi(env)
+		if err != nil {
+			n = -1 // "off"
+		}
+		want = float64(n)
+	}
+	if got := gauge(p, "go_gc_gogc_percent"); got != want {
+		t.Errorf("gc percent after reload %v, want %v", got, want)
+	}
+	if got := gauge(p, "go_gc_gomemlimit_bytes"); got == 1<<30 {
+		t.Error("the memory limit stayed after its removal")
 	}
 }

@@ -249,7 +249,7 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		return gw.Reload(next)
 	}
-	gw, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithReloader(reload))
+	gw, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithReloader(reload), gateway.WithRuntime())
 	if err != nil {
 		log.Error("config", slog.String("error", err.Error()))
 		return 1
