@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/health/grpc_health_v1" // a unary and a streaming method's descriptors
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/router"
 )
 
 func TestIsNativeGRPC(t *testing.T) {
@@ -133,3 +136,41 @@ func TestCORSPreflight(t *testing.T) {
 }
 
 func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// flushCounter is a ResponseRecorder that counts flushes.
+type flushCounter struct {
+	*httptest.ResponseRecorder
+	flushes int
+}
+
+func (f *flushCounter) Flush() { f.flushes++; f.ResponseRecorder.Flush() }
+
+// A gRPC-Web call of a method known to answer with one message is written
+// whole when it ends; a streaming (or unknown) one is flushed as it goes.
+func TestGRPCWebFlushes(t *testing.T) {
+	core := router.NewInProcess(nil, func(_ any, ss grpc.ServerStream) error {
+		f := &router.Frame{}
+		if err := ss.RecvMsg(f); err != nil {
+			return err
+		}
+		f.SetBytes([]byte{})
+		return ss.SendMsg(f)
+	}, 0)
+	h := NewHTTPHandler(HTTPOptions{GRPCWeb: NewGRPCWeb(core), MaxBodyBytes: 1 << 10})
+	for method, flushed := range map[string]bool{
+		"/grpc.health.v1.Health/Check": false,
+		"/grpc.health.v1.Health/Watch": true,
+		"/unknown.Service/Method":      true,
+	} {
+		req := httptest.NewRequest(http.MethodPost, method, bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+		req.Header.Set("Content-Type", "application/grpc-web+proto")
+		w := &flushCounter{ResponseRecorder: httptest.NewRecorder()}
+		h.ServeHTTP(w, req)
+		if got := w.flushes > 0; got != flushed {
+			t.Errorf("%s: %d flushes, want flushed %v", method, w.flushes, flushed)
+		}
+		if body := w.Body.Bytes(); !bytes.HasPrefix(body, []byte{0, 0, 0, 0, 0, 0x80}) || !bytes.Contains(body, []byte("grpc-status: 0")) {
+			t.Errorf("%s: body %q, want an empty message and an OK trailer frame", method, body)
+		}
+	}
+}

@@ -96,6 +96,12 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		if h.o.CORS != nil && r.Header.Get("Origin") != "" && h.o.CORS.allowed(r.Header.Get("Origin")) {
 			w = &exposeWriter{ResponseWriter: w, expose: h.o.CORS.exposeList}
 		}
+		if router.KnownUnary(r.URL.Path) {
+			// One answer message: send the answer whole when the call
+			// ends, one write, instead of flushing the headers, the
+			// message and the trailers one by one.
+			w = holdWriter{w}
+		}
 		h.o.GRPCWeb.ServeHTTP(w, r.WithContext(ctx))
 	case strings.HasPrefix(ct, "application/grpc"):
 		// Native gRPC or gRPC-Web on a listener without that door.
@@ -162,6 +168,13 @@ func (s *statusWriter) Flush() {
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// holdWriter ignores flushes: what is written goes out when the handler
+// returns.
+type holdWriter struct{ http.ResponseWriter }
+
+func (holdWriter) Flush()                        {}
+func (h holdWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // limitBody reads a REST body of at most MaxBodyBytes into memory, so that
 // an oversized body is refused with 413 before anything is forwarded. It

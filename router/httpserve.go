@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // ServeHTTP serves one gRPC call that arrives as an HTTP request in the
@@ -194,10 +196,28 @@ func (s *httpStream) SendHeader(md metadata.MD) error {
 		return err
 	}
 	s.writeHeaderLocked()
+	s.flushLocked()
+	return nil
+}
+
+// flushLocked sends what was written (the headers, a message) at once.
+func (s *httpStream) flushLocked() {
 	if f, ok := s.w.(http.Flusher); ok {
 		f.Flush()
 	}
-	return nil
+}
+
+// KnownUnary reports whether method ("/pkg.Service/Method") is one whose
+// descriptor the gateway has (compiled in) and which answers with one
+// message: its answer can be sent whole when the call ends.
+func KnownUnary(method string) bool {
+	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(method, "/"), "/", "."))
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
+	if err != nil {
+		return false
+	}
+	m, ok := d.(protoreflect.MethodDescriptor)
+	return ok && !m.IsStreamingServer()
 }
 
 // writeHeaderLocked writes the HTTP response headers: the content type and
@@ -324,9 +344,7 @@ func (s *httpStream) SendMsg(m any) error {
 			return status.FromContextError(context.Canceled).Err()
 		}
 	}
-	if f, ok := s.w.(http.Flusher); ok {
-		f.Flush()
-	}
+	s.flushLocked()
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/health/grpc_health_v1" // a unary and a streaming method's descriptors
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -242,6 +243,20 @@ func TestEncodeGrpcMessage(t *testing.T) {
 	} {
 		if got := EncodeGrpcMessage(in); got != want {
 			t.Errorf("EncodeGrpcMessage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestKnownUnary(t *testing.T) {
+	for method, want := range map[string]bool{
+		"/grpc.health.v1.Health/Check": true,  // unary, compiled in
+		"/grpc.health.v1.Health/Watch": false, // server streaming
+		"/unknown.Service/Method":      false,
+		"/grpc.health.v1.Health":       false, // a service, not a method
+		"":                             false,
+	} {
+		if got := KnownUnary(method); got != want {
+			t.Errorf("KnownUnary(%q) = %v, want %v", method, got, want)
 		}
 	}
 }
