@@ -43,7 +43,9 @@ func answer(_ any, ss grpc.ServerStream) error {
 }
 
 func restHandler(t testing.TB) http.Handler {
-	rest, err := NewREST(&configv1.REST{}, router.NewInProcess(nil, answer, 0))
+	core := router.NewInProcess(nil, answer, 0)
+	t.Cleanup(core.Close)
+	rest, err := NewREST(&configv1.REST{}, core)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,9 @@ func serveGRPC(t *testing.T, max int, handler grpc.StreamHandler, path string, h
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
-	NewInProcess(nil, handler, max).ServeHTTP(rec, req)
+	c := NewInProcess(nil, handler, max)
+	defer c.Close()
+	c.ServeHTTP(rec, req)
 	return rec
 }
 
