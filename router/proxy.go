@@ -379,6 +379,10 @@ func isTransportFailure(msg string) bool {
 		"no children to pick from",
 		"connection closed",
 		"upstream connect error",
+		// A socket error grpc-go passes on as it is (a TLS 1.3 upstream
+		// that refused the client certificate after the handshake:
+		// "write tcp A->B: write: broken pipe"); it names addresses.
+		"write tcp", "read tcp", "dial tcp", "write unix", "read unix", "dial unix",
 	} {
 		if strings.HasPrefix(msg, prefix) {
 			return true
