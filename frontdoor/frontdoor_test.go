@@ -156,7 +156,6 @@ func TestGRPCWebFlushes(t *testing.T) {
 		f.SetBytes([]byte{})
 		return ss.SendMsg(f)
 	}, 0)
-	defer core.Close()
 	h := NewHTTPHandler(HTTPOptions{GRPCWeb: NewGRPCWeb(core), MaxBodyBytes: 1 << 10})
 	for method, flushed := range map[string]bool{
 		"/grpc.health.v1.Health/Check": false,

@@ -43,9 +43,7 @@ func answer(_ any, ss grpc.ServerStream) error {
 }
 
 func restHandler(t testing.TB) http.Handler {
-	core := router.NewInProcess(nil, answer, 0)
-	t.Cleanup(core.Close)
-	rest, err := NewREST(&configv1.REST{}, core)
+	rest, err := NewREST(&configv1.REST{}, router.NewInProcess(nil, answer, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,13 +69,11 @@ type Gateway struct {
 	draining  bool
 
 	stores   *stores
-	tlsSrv   []*tlsconf.Server // per listener; nil for plaintext
-	reloadMu sync.Mutex        // one reload at a time
-	reloader func() error      // POST /reload; nil: none
-	runtime  bool              // WithRuntime
-
-	inProcess *router.InProcess               // the REST and gRPC-Web doors' way to the core
-	current   atomic.Pointer[configv1.Config] // the configuration in force
+	tlsSrv   []*tlsconf.Server               // per listener; nil for plaintext
+	reloadMu sync.Mutex                      // one reload at a time
+	reloader func() error                    // POST /reload; nil: none
+	runtime  bool                            // WithRuntime
+	current  atomic.Pointer[configv1.Config] // the configuration in force
 }
 
 // New builds a gateway from cfg, a configuration loaded by package config.
@@ -176,7 +174,6 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 		grpc.ChainStreamInterceptor(stream...),
 	)...)
 	inProcess := router.NewInProcess(chainStream(stream), g.proxy.Handler(), int(cfg.GetLimits().GetMaxMessageBytes()))
-	g.inProcess = inProcess
 	g.rest, err = frontdoor.NewREST(cfg.GetHttp().GetRest(), inProcess, authHeaders(cfg)...)
 	if err != nil {
 		g.closeAll()
@@ -523,7 +520,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		err = errors.Join(errs...)
 	}
 	g.closeListeners()
-	g.inProcess.Close()
 	if cerr := g.proxy.Snapshot().Pool.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -533,7 +529,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 // closeAll releases what New built, when New fails.
 func (g *Gateway) closeAll() {
-	g.inProcess.Close()
 	if s := g.proxy; s != nil {
 		_ = s.Snapshot().Pool.Close()
 	}
@@ -581,7 +576,6 @@ func (g *Gateway) Stop() {
 	}
 	g.server.Stop()
 	g.closeListeners()
-	g.inProcess.Close()
 	_ = g.proxy.Snapshot().Pool.Close()
 	g.closeTelemetry(context.Background())
 }

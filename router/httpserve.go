@@ -59,7 +59,7 @@ func (c *InProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		hs.ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, hs.incoming(r)), transportStream{hs})
-		err = c.workers.do(func() error { return c.runStream(hs, method) })
+		err = c.runStream(hs, method)
 	}
 	hs.finish(err)
 }

@@ -45,9 +45,7 @@ func serveGRPC(t *testing.T, max int, handler grpc.StreamHandler, path string, h
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
-	c := NewInProcess(nil, handler, max)
-	defer c.Close()
-	c.ServeHTTP(rec, req)
+	NewInProcess(nil, handler, max).ServeHTTP(rec, req)
 	return rec
 }
 

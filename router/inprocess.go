@@ -28,27 +28,14 @@ type InProcess struct {
 	handler         grpc.StreamHandler
 	codec           Codec
 	maxMessageBytes int
-	workers         *workers
 }
-
-// inProcessWorkers is the number of long-lived goroutines that run the
-// unary and gRPC-over-HTTP calls (see workers).
-const inProcessWorkers = 64
 
 // NewInProcess returns an in-process connection that runs chain (the
 // chained stream interceptors; nil for none) around handler.
 // maxMessageBytes bounds the messages of calls served by ServeHTTP (0: no
-// bound). Close stops its worker goroutines.
+// bound).
 func NewInProcess(chain grpc.StreamServerInterceptor, handler grpc.StreamHandler, maxMessageBytes int) *InProcess {
-	return &InProcess{chain: chain, handler: handler, codec: NewCodec(), maxMessageBytes: maxMessageBytes, workers: newWorkers(inProcessWorkers)}
-}
-
-// Close stops the worker goroutines once the calls they run have ended;
-// later calls run on their callers' goroutines.
-func (c *InProcess) Close() {
-	if c != nil {
-		c.workers.close()
-	}
+	return &InProcess{chain: chain, handler: handler, codec: NewCodec(), maxMessageBytes: maxMessageBytes}
 }
 
 var _ grpc.ClientConnInterface = (*InProcess)(nil)
@@ -72,7 +59,7 @@ func incoming(ctx context.Context) context.Context {
 func (c *InProcess) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	ss := &serverSide{method: method, codec: c.codec, req: args, reply: reply}
 	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), transportStream{ss})
-	err := c.workers.do(func() error { return c.run(ss, method, &grpc.StreamDesc{}) })
+	err := c.run(ss, method, &grpc.StreamDesc{})
 	if err == nil && !ss.replied {
 		err = status.Error(codes.Internal, "edgegate: upstream sent no response message")
 	}
