@@ -40,7 +40,7 @@ func NewInProcess(chain grpc.StreamServerInterceptor, handler grpc.StreamHandler
 
 var _ grpc.ClientConnInterface = (*InProcess)(nil)
 
-func (c *InProcess) run(ss *serverSide, method string, desc *grpc.StreamDesc) error {
+func (c *InProcess) run(ss grpc.ServerStream, method string, desc *grpc.StreamDesc) error {
 	if c.chain == nil {
 		return c.handler(nil, ss)
 	}
@@ -104,7 +104,9 @@ func (s *serverSide) Method() string           { return s.method }
 func (s *serverSide) SendHeader(md metadata.MD) error {
 	s.mu.Lock()
 	err := s.addHeaderLocked(md)
-	s.headerSent = err == nil
+	if err == nil {
+		s.headerSent = true
+	}
 	hdr := s.header
 	s.mu.Unlock()
 	if err == nil && s.pipe != nil {

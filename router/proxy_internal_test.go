@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -101,5 +103,27 @@ func TestUpstreamError(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Once the header is sent, it stays sent: a second SendHeader and a later
+// SetHeader fail, on both kinds of in-process stream.
+func TestHeaderSentOnce(t *testing.T) {
+	for name, ss := range map[string]interface {
+		SetHeader(metadata.MD) error
+		SendHeader(metadata.MD) error
+	}{
+		"unary or pipe": &serverSide{},
+		"http":          &httpStream{w: httptest.NewRecorder()},
+	} {
+		if err := ss.SendHeader(metadata.Pairs("a", "1")); err != nil {
+			t.Fatalf("%s: first SendHeader: %v", name, err)
+		}
+		if err := ss.SendHeader(metadata.Pairs("b", "2")); status.Code(err) != codes.Internal {
+			t.Errorf("%s: second SendHeader: %v, want INTERNAL", name, err)
+		}
+		if err := ss.SetHeader(metadata.Pairs("c", "3")); status.Code(err) != codes.Internal {
+			t.Errorf("%s: SetHeader after sending: %v, want INTERNAL", name, err)
+		}
 	}
 }
