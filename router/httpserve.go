@@ -59,18 +59,10 @@ func (c *InProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		hs.ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, hs.incoming(r)), transportStream{hs})
-		err = c.runStream(hs, method)
+		// A gRPC-over-HTTP request may stream either way.
+		err = c.run(hs, method, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true})
 	}
 	hs.finish(err)
-}
-
-// runStream runs the chain and the handler on a call the caller serves.
-func (c *InProcess) runStream(ss grpc.ServerStream, method string) error {
-	if c.chain == nil {
-		return c.handler(nil, ss)
-	}
-	info := &grpc.StreamServerInfo{FullMethod: method, IsClientStream: true, IsServerStream: true}
-	return c.chain(nil, ss, info, c.handler)
 }
 
 // httpStream is the core's view of a call served by ServeHTTP.

@@ -119,9 +119,9 @@ func (v *Verifier) Close() {
 
 // Verify checks token (the compact JWS, without "Bearer ") and returns its
 // claims, which the caller must not modify (a token seen again gets the
-// same Claims from the cache). Every failure is an *Error. When the token names a key id that the
-// set lacks, Verify may refresh the set first (see MinRefreshInterval),
-// waiting for it at most 5s or until ctx ends.
+// same Claims from the cache). Every failure is an *Error. When the token
+// names a key id that the set lacks, Verify may refresh the set first (see
+// MinRefreshInterval), waiting for it at most 5s or until ctx ends.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	c, err := v.verify(ctx, token)
 	if err != nil {

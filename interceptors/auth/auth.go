@@ -226,7 +226,7 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 			tlsState = o.TLS(ctx)
 		}
 		_, mtls := tlsconf.PeerIdentity(tlsState)
-		p, err := authenticate(ctx, pol, Request{MD: mdOf(ctx), TLS: tlsState}, mtls, ss)
+		p, err := authenticate(ctx, pol, Request{MD: callinfo.Incoming(ctx), TLS: tlsState}, mtls, ss)
 		if err == nil {
 			err = authorize(pol, p, si.FullMethod, ctx, info)
 		}
@@ -247,8 +247,6 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
 	}
 }
-
-func mdOf(ctx context.Context) metadata.MD { return callinfo.Incoming(ctx) }
 
 func authenticate(ctx context.Context, pol *Policy, r Request, mtls bool, ss grpc.ServerStream) (*authpkg.Principal, error) {
 	if pol == nil || len(pol.Providers) == 0 {
@@ -307,7 +305,7 @@ func authorize(pol *Policy, p *authpkg.Principal, method string, ctx context.Con
 	}
 	if pol.CEL != nil {
 		headers := map[string]string{}
-		for k, v := range mdOf(ctx) {
+		for k, v := range callinfo.Incoming(ctx) {
 			if len(v) > 0 {
 				headers[k] = v[0]
 			}
