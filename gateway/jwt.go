@@ -9,20 +9,8 @@ import (
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 )
 
-// jwtVerifier adapts auth/jwt to the auth interceptor.
-type jwtVerifier struct{ v *jwt.Verifier }
-
-func (j jwtVerifier) Verify(ctx context.Context, token string) (authint.Verified, error) {
-	c, err := j.v.Verify(ctx, token)
-	if err != nil {
-		return authint.Verified{}, err
-	}
-	return authint.Verified{Subject: c.Subject, Scopes: c.Scopes, Claims: c.Raw, ClaimsJSON: c.JSON()}, nil
-}
-
-func (j jwtVerifier) Close() { j.v.Close() }
-
-func newJWTVerifier(c *configv1.JWTProvider, log *slog.Logger) (jwtVerifier, error) {
+// newJWTVerifier builds the verifier of a JWT provider.
+func newJWTVerifier(c *configv1.JWTProvider, log *slog.Logger) (authint.JWTVerifier, error) {
 	cacheSize := int(c.GetCacheSize()) // unset: 0, the default
 	if c.CacheSize != nil && cacheSize == 0 {
 		cacheSize = -1 // off
@@ -43,7 +31,7 @@ func newJWTVerifier(c *configv1.JWTProvider, log *slog.Logger) (jwtVerifier, err
 		CacheSize:          cacheSize,
 	}, jwt.WithLogger(log))
 	if err != nil {
-		return jwtVerifier{}, err
+		return authint.JWTVerifier{}, err
 	}
-	return jwtVerifier{v}, nil
+	return authint.JWTVerifier{Verifier: v}, nil
 }

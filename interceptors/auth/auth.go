@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authpkg "github.com/edgegate/edgegate/auth"
+	"github.com/edgegate/edgegate/auth/jwt"
 	"github.com/edgegate/edgegate/internal/callinfo"
 	"github.com/edgegate/edgegate/tlsconf"
 )
@@ -60,9 +61,22 @@ type Verified struct {
 	ClaimsJSON string
 }
 
-// Verifier verifies a JWT (package auth/jwt).
+// Verifier verifies a JWT (package auth/jwt, through JWTVerifier).
 type Verifier interface {
 	Verify(ctx context.Context, token string) (Verified, error)
+}
+
+// JWTVerifier is a Verifier of package auth/jwt; Close stops its key
+// refresher.
+type JWTVerifier struct{ *jwt.Verifier }
+
+// Verify verifies token and returns what the auth chain uses of it.
+func (j JWTVerifier) Verify(ctx context.Context, token string) (Verified, error) {
+	c, err := j.Verifier.Verify(ctx, token)
+	if err != nil {
+		return Verified{}, err
+	}
+	return Verified{Subject: c.Subject, Scopes: c.Scopes, Claims: c.Raw, ClaimsJSON: c.JSON()}, nil
 }
 
 // JWT authenticates bearer tokens.
