@@ -40,29 +40,30 @@ import (
 // trailers, or to the headers of a trailers-only answer when nothing else
 // was sent.
 func (c *InProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	method := r.URL.Path
-	ctx := r.Context()
-	hs := &httpStream{w: w, body: r.Body, codec: c.codec, max: c.maxMessageBytes, method: method}
-	err := hs.prepare(r)
-	if err == nil {
-		var cancel context.CancelFunc
-		if d, ok, terr := timeoutOf(r.Header.Get("Grpc-Timeout")); terr != nil {
-			err = terr
-		} else if ok {
-			ctx, cancel = context.WithTimeout(ctx, d)
-		} else {
-			ctx, cancel = context.WithCancel(ctx)
-		}
-		if cancel != nil {
-			defer cancel()
-		}
+	hs := &httpStream{w: w, body: r.Body, codec: c.codec, max: c.maxMessageBytes, method: r.URL.Path}
+	hs.finish(c.serveHTTP(hs, r))
+}
+
+// serveHTTP checks the request and runs the call; its error is the call's
+// status.
+func (c *InProcess) serveHTTP(hs *httpStream, r *http.Request) error {
+	if err := hs.prepare(r); err != nil {
+		return err
 	}
-	if err == nil {
-		hs.ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, hs.incoming(r)), transportStream{hs})
-		// A gRPC-over-HTTP request may stream either way.
-		err = c.run(hs, method, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true})
+	d, ok, err := timeoutOf(r.Header.Get("Grpc-Timeout"))
+	if err != nil {
+		return err
 	}
-	hs.finish(err)
+	ctx, cancel := r.Context(), context.CancelFunc(nil)
+	if ok {
+		ctx, cancel = context.WithTimeout(ctx, d)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	hs.ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, hs.incoming(r)), transportStream{hs})
+	// A gRPC-over-HTTP request may stream either way.
+	return c.run(hs, hs.method, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true})
 }
 
 // httpStream is the core's view of a call served by ServeHTTP.
