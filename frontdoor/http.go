@@ -200,7 +200,7 @@ func (h *handler) limitBody(w http.ResponseWriter, r *http.Request) bool {
 	if int64(len(body)) > max {
 		return tooLarge()
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = restBody{bytes.NewReader(body), body}
 	r.ContentLength = int64(len(body))
 	return true
 }

@@ -119,14 +119,14 @@ var (
 // extraForward are more request headers forwarded as metadata (the auth
 // providers' headers).
 func NewREST(c *configv1.REST, cc grpc.ClientConnInterface, extraForward ...string) (http.Handler, error) {
-	json := &runtime.JSONPb{
+	json := restJSON{&runtime.JSONPb{
 		MarshalOptions: protojson.MarshalOptions{
 			UseProtoNames:   c.GetUseProtoNames(),
 			EmitUnpopulated: c.GetEmitUnpopulated(),
 			UseEnumNumbers:  c.GetEnumsAsNumbers(),
 		},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: c.GetDiscardUnknownFields()},
-	}
+	}}
 	forward := headerSet(alwaysForward, append(extraForward, c.GetForwardRequestHeaders()...))
 	delete(forward, "authorization") // grpc-gateway forwards it itself
 	expose := headerSet(alwaysExpose, c.GetExposeResponseHeaders())
@@ -207,7 +207,7 @@ func shedByConcurrency(st *status.Status) bool {
 // sse writes server streams as Server-Sent Events: one "data:" event per
 // message, and a final "event: error" with the google.rpc.Status when the
 // stream fails.
-type sse struct{ json *runtime.JSONPb }
+type sse struct{ json restJSON }
 
 func (s *sse) ContentType(any) string { return "text/event-stream" }
 
