@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/internal/stack"
 	"github.com/edgegate/edgegate/router"
 )
 
@@ -54,6 +55,7 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	stack.Grow() // net/http runs each request on a new goroutine
 	info := &callinfo.Info{
 		Door:       callinfo.DoorREST,
 		Start:      time.Now(),

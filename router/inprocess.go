@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/edgegate/edgegate/internal/stack"
 )
 
 // InProcess is a grpc.ClientConnInterface that serves calls without a
@@ -234,6 +236,7 @@ func (c *InProcess) NewStream(ctx context.Context, desc *grpc.StreamDesc, method
 	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), transportStream{ss})
 	cs := &clientSide{ctx: ctx, cancel: cancel, pipe: p, ss: ss, codec: c.codec}
 	go func() {
+		stack.Grow()
 		err := c.run(ss, method, desc)
 		ss.mu.Lock()
 		hdr, tlr := ss.header, ss.trailer
