@@ -142,11 +142,12 @@ func BenchmarkRESTToCore(b *testing.B) {
 	}
 }
 
-// BenchmarkGRPCWebToCore compares the two ways the gRPC-Web door can reach
-// the core, both behind the same gRPC-Web translation and HTTP handler: the
-// core grpc.Server's ServeHTTP (its HTTP handler transport) and the
-// in-process call (chain and proxy run on the request's goroutine). The
-// gateway uses the second for proxied calls.
+// BenchmarkGRPCWebToCore compares the ways the gRPC-Web door can reach the
+// core, behind the same HTTP handler: improbable-eng's translation to gRPC
+// over HTTP in front of the core grpc.Server's ServeHTTP (its HTTP handler
+// transport) or in front of the in-process call (chain and proxy run on the
+// request's goroutine), and the in-process call speaking gRPC-Web itself.
+// The gateway uses the last for proxied calls.
 func BenchmarkGRPCWebToCore(b *testing.B) {
 	g := benchGateway(b)
 	_, stream := chain(deps{log: g.log, proxy: g.proxy, metrics: g.metrics, tls: frontdoor.TLSState}, &options{})
@@ -155,15 +156,17 @@ func BenchmarkGRPCWebToCore(b *testing.B) {
 		b.Fatal(err)
 	}
 	body := append([]byte{0, 0, 0, 0, byte(len(frame))}, frame...)
+	core := router.NewInProcess(chainStream(stream), g.proxy.Handler(), 4<<20)
 	for _, c := range []struct {
 		name string
-		core http.Handler
+		web  frontdoor.GRPCWeb
 	}{
-		{"grpc.Server.ServeHTTP", g.server},
-		{"in-process", router.NewInProcess(chainStream(stream), g.proxy.Handler(), 4<<20)},
+		{"improbable/grpc.Server.ServeHTTP", frontdoor.NewGRPCWeb(g.server)},
+		{"improbable/in-process", frontdoor.NewGRPCWeb(core)},
+		{"in-process", grpcWebDoor{GRPCWeb: frontdoor.NewGRPCWeb(g.server), core: core}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			h := frontdoor.NewHTTPHandler(frontdoor.HTTPOptions{GRPCWeb: frontdoor.NewGRPCWeb(c.core), MaxBodyBytes: 1 << 20})
+			h := frontdoor.NewHTTPHandler(frontdoor.HTTPOptions{GRPCWeb: c.web, MaxBodyBytes: 1 << 20})
 			do := func() {
 				req := httptest.NewRequest("POST", "/edgegate.testing.v1.EchoService/Unary", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/grpc-web+proto")

@@ -185,7 +185,7 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 		reflectionv1.RegisterServerReflectionServer(g.server, reflection.NewServerV1(ro))
 		reflectionv1alpha.RegisterServerReflectionServer(g.server, reflection.NewServer(ro))
 	}
-	g.grpcWeb = frontdoor.NewGRPCWeb(ownOrProxied(g.server, inProcess))
+	g.grpcWeb = newGRPCWebDoor(g.server, inProcess)
 	return g, nil
 }
 
@@ -197,23 +197,31 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 // profile (go run ./bench/harness -profile).
 const streamWorkers = 64
 
-// ownOrProxied serves the gRPC calls of the gRPC-Web door: those of the
-// gateway's own services (health, reflection) by its grpc.Server, the
-// proxied ones in-process, which skips grpc.Server.ServeHTTP's transport
-// (BenchmarkGRPCWebToCore).
-func ownOrProxied(s *grpc.Server, p *router.InProcess) http.Handler {
+// grpcWebDoor serves the gRPC-Web door. Calls to the gateway's own
+// services (health, reflection) go through improbable-eng's translation to
+// its grpc.Server; every proxied call goes to the in-process core, which
+// speaks gRPC-Web itself: no grpc.Server.ServeHTTP transport and no
+// translation of headers and trailers (BenchmarkGRPCWebToCore).
+type grpcWebDoor struct {
+	frontdoor.GRPCWeb // improbable-eng's, in front of the grpc.Server
+	own               map[string]bool
+	core              http.Handler
+}
+
+func newGRPCWebDoor(s *grpc.Server, core http.Handler) grpcWebDoor {
 	own := make(map[string]bool)
 	for name := range s.GetServiceInfo() {
 		own[name] = true
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		svc, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-		if own[svc] {
-			s.ServeHTTP(w, r)
-			return
-		}
-		p.ServeHTTP(w, r)
-	})
+	return grpcWebDoor{GRPCWeb: frontdoor.NewGRPCWeb(s), own: own, core: core}
+}
+
+func (d grpcWebDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if svc, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); d.own[svc] {
+		d.GRPCWeb.ServeHTTP(w, r)
+		return
+	}
+	d.core.ServeHTTP(w, r)
 }
 
 // serverOptions are the edge limits of lim, a loaded config's limits.

@@ -260,3 +260,120 @@ func TestKnownUnary(t *testing.T) {
 		}
 	}
 }
+
+// webFrames splits a gRPC-Web response body into its frames: flag and
+// payload each.
+func webFrames(t *testing.T, body []byte) (flags []byte, payloads [][]byte) {
+	t.Helper()
+	for len(body) > 0 {
+		if len(body) < 5 {
+			t.Fatalf("body ends inside a frame header: %q", body)
+		}
+		n := binary.BigEndian.Uint32(body[1:5])
+		if uint32(len(body)-5) < n {
+			t.Fatalf("body ends inside a frame: %q", body)
+		}
+		flags = append(flags, body[0])
+		payloads = append(payloads, body[5:5+n])
+		body = body[5+n:]
+	}
+	return flags, payloads
+}
+
+// ServeHTTP speaks gRPC-Web itself: the answer's headers listed for the
+// browser, the messages, then the status and trailer metadata in a trailer
+// frame of lower-case "key: value" lines; in text mode both bodies are
+// base64, one padded chunk per frame.
+func TestServeHTTPGRPCWeb(t *testing.T) {
+	handler := func(_ any, ss grpc.ServerStream) error {
+		msgs, err := readAll(ss)
+		if err != nil {
+			return err
+		}
+		if err := grpc.SetHeader(ss.Context(), metadata.Pairs("x-h", "hv")); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			f := &Frame{}
+			f.SetBytes(append([]byte("re:"), m...))
+			if err := ss.SendMsg(f); err != nil {
+				return err
+			}
+		}
+		ss.SetTrailer(metadata.Pairs("x-t", "tv", "x-tb-bin", "\x00\x01"))
+		return status.Error(codes.Aborted, "stop 100%")
+	}
+	for _, c := range []struct{ ct, wantCT string }{
+		{"application/grpc-web+proto", "application/grpc-web"},
+		{"application/grpc-web", "application/grpc-web"},
+		{"application/grpc-web-text+proto", "application/grpc-web-text"},
+	} {
+		t.Run(c.ct, func(t *testing.T) {
+			text := strings.HasPrefix(c.ct, "application/grpc-web-text")
+			body := frames([]byte("a"), []byte("bc"))
+			if text {
+				body = []byte(base64.StdEncoding.EncodeToString(body))
+			}
+			rec := serveGRPC(t, 0, handler, "/pkg.Svc/Method", map[string]string{"Content-Type": c.ct}, body)
+			h := rec.Result().Header
+			if rec.Code != 200 || h.Get("Content-Type") != c.wantCT {
+				t.Fatalf("HTTP %d, content type %q", rec.Code, h.Get("Content-Type"))
+			}
+			if h.Get("X-H") != "hv" || h.Get("Grpc-Status") != "" {
+				t.Errorf("headers %v", h)
+			}
+			expose := h.Get("Access-Control-Expose-Headers")
+			for _, k := range []string{"Content-Type", "X-H", "grpc-status", "grpc-message"} {
+				if !strings.Contains(expose, k) {
+					t.Errorf("Access-Control-Expose-Headers %q lacks %s", expose, k)
+				}
+			}
+			raw := rec.Body.Bytes()
+			if text {
+				// Base64 chunks, each padded: decoded four characters at
+				// a time, as browser clients do.
+				if len(raw)%4 != 0 {
+					t.Fatalf("text body %q is not whole base64 quanta", raw)
+				}
+				var dec []byte
+				for i := 0; i < len(raw); i += 4 {
+					b, err := base64.StdEncoding.DecodeString(string(raw[i : i+4]))
+					if err != nil {
+						t.Fatalf("quantum %q of %q: %v", raw[i:i+4], raw, err)
+					}
+					dec = append(dec, b...)
+				}
+				raw = dec
+			}
+			flags, payloads := webFrames(t, raw)
+			if len(flags) != 3 || flags[0] != 0 || flags[1] != 0 || flags[2] != 0x80 {
+				t.Fatalf("frames %v %q", flags, payloads)
+			}
+			if string(payloads[0]) != "re:a" || string(payloads[1]) != "re:bc" {
+				t.Errorf("messages %q", payloads[:2])
+			}
+			want := "grpc-message: stop 100%25\r\ngrpc-status: 10\r\nx-t: tv\r\nx-tb-bin: AAE\r\n"
+			if string(payloads[2]) != want {
+				t.Errorf("trailer frame %q, want %q", payloads[2], want)
+			}
+		})
+	}
+}
+
+// A gRPC-Web call that fails before any message is answered trailers-only:
+// the status in the headers, listed for the browser, and no body.
+func TestServeHTTPGRPCWebTrailersOnly(t *testing.T) {
+	rec := serveGRPC(t, 0, func(_ any, ss grpc.ServerStream) error {
+		return status.Error(codes.PermissionDenied, "no")
+	}, "/pkg.Svc/Method", map[string]string{"Content-Type": "application/grpc-web-text"}, nil)
+	h := rec.Result().Header
+	if rec.Code != 200 || h.Get("Grpc-Status") != "7" || h.Get("Grpc-Message") != "no" || h.Get("Content-Type") != "application/grpc-web-text" {
+		t.Fatalf("HTTP %d, headers %v", rec.Code, h)
+	}
+	if expose := h.Get("Access-Control-Expose-Headers"); !strings.Contains(expose, "Grpc-Status") || !strings.Contains(expose, "grpc-message") {
+		t.Errorf("Access-Control-Expose-Headers %q", expose)
+	}
+	if rec.Body.Len() != 0 {
+		t.Errorf("body %q", rec.Body.Bytes())
+	}
+}
