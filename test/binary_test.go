@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	"github.com/edgegate/edgegate/interceptors/accesslog"
 )
 
 var (
@@ -324,5 +325,59 @@ func TestBinaryRuntimeSettings(t *testing.T) {
 	}
 	if got := gauge(p, "go_gc_gomemlimit_bytes"); got == 1<<30 {
 		t.Error("the memory limit stayed after its removal")
+	}
+}
+
+// accessLines returns the access log lines of p's output.
+func accessLines(p *Proc) []string {
+	var out []string
+	for _, l := range strings.Split(p.logs.String(), "\n") {
+		var rec struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(l), &rec) == nil && rec.Msg == accesslog.Message {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// The binary writes access log lines together, within
+// logging.access_log_flush_interval of the first, and its own log lines at
+// once, after the access lines logged before them; on SIGTERM what is
+// waiting is written before it exits.
+func TestBinaryAccessLogFlush(t *testing.T) {
+	up := StartEcho(t, "up")
+	p := StartBinary(t, EchoConfig(up.Addr)+"logging: {access_log_flush_interval: 300ms}\n")
+	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
+	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(accessLines(p)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access log line within 10s of a 300ms flush interval:\n%s", p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// One more call, then SIGTERM at once: its line is written on the way out,
+	// before the gateway's "stopped".
+	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	logs := p.logs.String()
+	if n := len(accessLines(p)); n != 2 {
+		t.Fatalf("%d access log lines after exit, want 2:\n%s", n, logs)
+	}
+	lastAccess := strings.LastIndex(logs, `"msg":"`+accesslog.Message+`"`)
+	draining := strings.Index(logs, `"msg":"draining"`)
+	if lastAccess < 0 || draining < 0 || lastAccess > draining {
+		t.Fatalf("the second access line is not before the drain:\n%s", logs)
 	}
 }

@@ -18,12 +18,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/gateway"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/internal/logout"
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/router"
 	"github.com/edgegate/edgegate/tlsconf"
@@ -228,14 +230,29 @@ func newLogger(lc *configv1.Logging, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// accessLogFlushInterval is logging.access_log_flush_interval: how long
+// access log lines may wait to be written together. Default 1s.
+func accessLogFlushInterval(lc *configv1.Logging) time.Duration {
+	if d := lc.GetAccessLogFlushInterval(); d != nil {
+		return d.AsDuration()
+	}
+	return time.Second
+}
+
 func serve(args []string, stderr io.Writer) int {
 	cfg, code := loadFlags("serve", args, stderr, false)
 	if cfg == nil {
 		return code
 	}
 	file := configFile(args)
-	log := newLogger(cfg.GetLogging(), stderr)
+	out := logout.New(stderr, accessLogFlushInterval(cfg.GetLogging()))
+	defer func() { _ = out.Flush() }()
+	log := newLogger(cfg.GetLogging(), out.Direct())
 	slog.SetDefault(log)
+	var accessLog *slog.Logger
+	if !cfg.GetLogging().GetDisableAccessLog() {
+		accessLog = newLogger(cfg.GetLogging(), out)
+	}
 	var gw *gateway.Gateway
 	reload := func() error {
 		if file == "" {
@@ -249,7 +266,7 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		return gw.Reload(next)
 	}
-	gw, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithReloader(reload), gateway.WithRuntime())
+	gw, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithAccessLog(accessLog), gateway.WithReloader(reload), gateway.WithRuntime())
 	if err != nil {
 		log.Error("config", slog.String("error", err.Error()))
 		return 1
