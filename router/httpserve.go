@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -222,17 +223,31 @@ func (s *httpStream) flushLocked() {
 }
 
 // KnownUnary reports whether method ("/pkg.Service/Method") is one whose
-// descriptor the gateway has (compiled in) and which answers with one
-// message: its answer can be sent whole when the call ends.
+// descriptor the gateway has (compiled in) and which takes one request and
+// answers with one message. The proxy forwards such a call as a unary
+// call, and the gRPC-Web door sends its answer whole when the call ends.
 func KnownUnary(method string) bool {
-	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(method, "/"), "/", "."))
-	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
-	if err != nil {
-		return false
-	}
-	m, ok := d.(protoreflect.MethodDescriptor)
-	return ok && !m.IsStreamingServer()
+	return unaryMethods()[method]
 }
+
+// unaryMethods is the set of compiled-in unary methods, by path, built on
+// first use (after every package's init has registered its files).
+var unaryMethods = sync.OnceValue(func() map[string]bool {
+	out := make(map[string]bool)
+	protoregistry.GlobalFiles.RangeFiles(func(f protoreflect.FileDescriptor) bool {
+		for i := range f.Services().Len() {
+			s := f.Services().Get(i)
+			for j := range s.Methods().Len() {
+				m := s.Methods().Get(j)
+				if !m.IsStreamingClient() && !m.IsStreamingServer() {
+					out["/"+string(s.FullName())+"/"+string(m.Name())] = true
+				}
+			}
+		}
+		return true
+	})
+	return out
+})
 
 // writeHeaderLocked writes the HTTP response headers: the content type and
 // the header metadata.

@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/health/grpc_health_v1" // a unary and a streaming method's descriptors
+
+	_ "github.com/edgegate/edgegate/gen/edgegate/testing/v1" // all four kinds of method
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -251,6 +253,9 @@ func TestKnownUnary(t *testing.T) {
 	for method, want := range map[string]bool{
 		"/grpc.health.v1.Health/Check": true,  // unary, compiled in
 		"/grpc.health.v1.Health/Watch": false, // server streaming
+		"/edgegate.testing.v1.EchoService/Unary":        true,
+		"/edgegate.testing.v1.EchoService/ClientStream": false, // client streaming
+		"/edgegate.testing.v1.EchoService/Bidi":         false,
 		"/unknown.Service/Method":      false,
 		"/grpc.health.v1.Health":       false, // a service, not a method
 		"":                             false,

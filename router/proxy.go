@@ -248,6 +248,9 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	}
 	ctx = metadata.NewOutgoingContext(ctx, out)
 
+	if KnownUnary(method) {
+		return p.forwardUnary(ctx, ss, method, cl, info)
+	}
 	start := time.Now()
 	var pr peer.Peer
 	cs, err := cl.Conn().NewStream(ctx, streamDesc, method, grpc.Peer(&pr))
@@ -277,6 +280,51 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	if err != nil {
 		return p.upstreamError(err, cl, method)
 	}
+	return nil
+}
+
+// forwardUnary forwards a call of a known unary method as a unary call:
+// the request message read, then one upstream call on this goroutine. A
+// stream would add two goroutines per call (one copying the client's
+// messages, one grpc-go's, watching the context). As grpc-go's own unary
+// handling does, it reads one request message and no more.
+func (p *Proxy) forwardUnary(ctx context.Context, ss grpc.ServerStream, method string, cl *upstream.Cluster, info *callinfo.Info) error {
+	req := &Frame{}
+	if err := ss.RecvMsg(req); err != nil {
+		if errors.Is(err, io.EOF) {
+			return status.Errorf(codes.Internal, "edgegate: unary call %s ended without a request message", method)
+		}
+		return err
+	}
+	n := int64(req.Len())
+	start := time.Now()
+	var hdr, tlr metadata.MD
+	var pr peer.Peer
+	resp := &Frame{}
+	err := cl.Conn().Invoke(ctx, method, req, resp, grpc.Header(&hdr), grpc.Trailer(&tlr), grpc.Peer(&pr))
+	p.done(cl, info, &pr, err, start)
+	if info != nil {
+		info.BytesIn.Add(n)
+	}
+	if hdr != nil {
+		if herr := ss.SendHeader(ResponseMetadata(hdr)); herr != nil {
+			resp.Free()
+			return herr
+		}
+	}
+	if err != nil {
+		ss.SetTrailer(tlr)
+		return p.upstreamError(err, cl, method)
+	}
+	out := int64(resp.Len())
+	if err := ss.SendMsg(resp); err != nil {
+		resp.Free()
+		return err
+	}
+	if info != nil {
+		info.BytesOut.Add(out)
+	}
+	ss.SetTrailer(tlr)
 	return nil
 }
 
