@@ -486,3 +486,31 @@ func findLogLine(t *testing.T, logs, needle string) string {
 	t.Fatalf("no access log line with %q in:\n%s", needle, logs)
 	return ""
 }
+
+// A unary method is forwarded as a unary call: a client that half-closes
+// without a request message gets INTERNAL, and the upstream sees nothing.
+func TestUnaryWithoutRequest(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, EchoConfig(up.Addr))
+	conn := Dial(t, gw.Addr)
+	ctx := Ctx(t, 10*time.Second)
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, "/edgegate.testing.v1.EchoService/Unary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	err = cs.RecvMsg(&testingv1.EchoResponse{})
+	if status.Code(err) != codes.Internal || !strings.Contains(status.Convert(err).Message(), "without a request message") {
+		t.Fatalf("got %v, want INTERNAL naming the missing request", err)
+	}
+	// The gateway keeps serving, and the upstream's first call is this one.
+	c := testingv1.NewEchoServiceClient(conn)
+	if _, err := c.Unary(metadata.AppendToOutgoingContext(ctx, "x-call", "after"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if call := up.NextCall(t); call.Method != "Unary" || strings.Join(call.MD.Get("x-call"), ",") != "after" {
+		t.Fatalf("upstream's first call: %s %v, want the call after", call.Method, call.MD)
+	}
+}
