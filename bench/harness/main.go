@@ -472,6 +472,9 @@ func profilePhase(door, wl string, t target) func() {
 		if err == nil {
 			err = pprofTop(base+".cpu.pprof", base+".top.txt")
 		}
+		if err == nil {
+			err = writeShares(base+".cpu.pprof", base+".shares.md")
+		}
 		if err != nil {
 			log.Printf("%s %s %s: CPU profile: %v", door, wl, t.peer, err)
 		}
