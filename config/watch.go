@@ -28,7 +28,7 @@ func Watch(ctx context.Context, path string, changed func()) error {
 		return err
 	}
 	go func() {
-		defer w.Close()
+		defer func() { _ = w.Close() }()
 		var timer *time.Timer
 		fire := make(chan struct{}, 1)
 		for {

@@ -73,7 +73,7 @@ func BenchmarkNativeGRPC(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			c := testingv1.NewEchoServiceClient(conn)
 			req := &testingv1.EchoRequest{Payload: make([]byte, 100)}
 			if _, err := c.Unary(context.Background(), req); err != nil {
@@ -107,7 +107,7 @@ func BenchmarkRESTToCore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer loop.Close()
+	defer func() { _ = loop.Close() }()
 	_, stream := chain(deps{log: g.log, proxy: g.proxy, metrics: g.metrics, tls: frontdoor.TLSState}, &options{})
 	for _, c := range []struct {
 		name string

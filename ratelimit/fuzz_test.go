@@ -85,7 +85,7 @@ func (lb *leakyBucket) allow(now int64, ps []gcraParams) bool {
 func checkGCRA(t *testing.T, limits []Limit, ops []byte) {
 	clock := newFakeClock()
 	m := NewMemory(WithClock(clock.Now), WithSweepInterval(time.Hour))
-	defer m.Close()
+	defer func() { _ = m.Close() }()
 	ps := make([]gcraParams, len(limits))
 	minT := int64(1 << 62)
 	for i, l := range limits {

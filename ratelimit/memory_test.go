@@ -256,7 +256,7 @@ func BenchmarkMemoryAllow(b *testing.B) {
 	}
 	b.Run("one-key", func(b *testing.B) {
 		m := NewMemory()
-		defer m.Close()
+		defer func() { _ = m.Close() }()
 		ctx := context.Background()
 		b.ReportAllocs()
 		for b.Loop() {
@@ -265,7 +265,7 @@ func BenchmarkMemoryAllow(b *testing.B) {
 	})
 	b.Run("many-keys", func(b *testing.B) {
 		m := NewMemory()
-		defer m.Close()
+		defer func() { _ = m.Close() }()
 		ctx := context.Background()
 		b.ReportAllocs()
 		i := 0
@@ -276,7 +276,7 @@ func BenchmarkMemoryAllow(b *testing.B) {
 	})
 	b.Run("one-key-parallel", func(b *testing.B) {
 		m := NewMemory()
-		defer m.Close()
+		defer func() { _ = m.Close() }()
 		ctx := context.Background()
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -287,7 +287,7 @@ func BenchmarkMemoryAllow(b *testing.B) {
 	})
 	b.Run("many-keys-parallel", func(b *testing.B) {
 		m := NewMemory()
-		defer m.Close()
+		defer func() { _ = m.Close() }()
 		ctx := context.Background()
 		var next atomic.Int64
 		b.ReportAllocs()

@@ -178,7 +178,7 @@ func (d webDoor) stream(t *testing.T, req *testingv1.EchoRequest, md map[string]
 	if err != nil {
 		return result{st: connectStatus(err)}
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	var r result
 	for st.Receive() {
 		r.resps = append(r.resps, proto.CloneOf(st.Msg()))
@@ -219,7 +219,7 @@ func (d restDoor) do(t *testing.T, path string, req *testingv1.EchoRequest, md m
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)

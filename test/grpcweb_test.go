@@ -72,7 +72,7 @@ func postWeb(t *testing.T, client *http.Client, url, contentType string, body []
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ http:
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp
 	}
 	for _, path := range []string{"/edgegate.testing.v1.EchoService/Unary", "/v1/echo:unary"} {

@@ -98,7 +98,7 @@ func doHTTP(t *testing.T, client *http.Client, method, url, body string, hdr map
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +302,7 @@ func TestRESTEdgeCases(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		wantStatusJSON(t, httpResult{resp.StatusCode, resp.Header, b}, 413, codes.InvalidArgument, "larger than")
 		select {
 		case <-spy.md:
@@ -364,7 +364,7 @@ func TestRESTStreaming(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 			t.Fatalf("content type %q", ct)
 		}
@@ -402,7 +402,7 @@ func TestRESTStreamErrorAsSSEEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	events := strings.Split(strings.TrimSpace(string(b)), "\n\n")
 	if len(events) != 3 {

@@ -106,7 +106,7 @@ func TestTLSTerminationAllDoors(t *testing.T) {
 		if cs.NegotiatedProtocol != "h2" || cs.Version < tls.VersionTLS12 {
 			t.Errorf("ALPN %q version %x", cs.NegotiatedProtocol, cs.Version)
 		}
-		conn.Close()
+		_ = conn.Close()
 	}
 	// TLS 1.1 is refused.
 	if _, err := tls.Dial("tcp", gw.Addr, &tls.Config{RootCAs: env.pool(), ServerName: "localhost", MaxVersion: tls.VersionTLS11}); err == nil {
@@ -142,7 +142,7 @@ func TestCertificateReloadKeepsOpenStreams(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		return conn.ConnectionState().PeerCertificates[0]
 	}
 	before := served().SerialNumber

@@ -289,7 +289,7 @@ func startTLSServer(t testing.TB, conf *tls.Config) *tlsServer {
 }
 
 func (s *tlsServer) serve(raw net.Conn, conf *tls.Config) {
-	defer raw.Close()
+	defer func() { _ = raw.Close() }()
 	c := tls.Server(raw, conf)
 	_ = c.SetDeadline(time.Now().Add(ioTimeout))
 	err := c.Handshake()

@@ -181,7 +181,7 @@ func TestHTTPServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.ProtoMajor != 2 {
 		t.Errorf("protocol %s, want HTTP/2", resp.Proto)
 	}

@@ -262,7 +262,9 @@ func TestJWKSFileTooLarge(t *testing.T) {
 	if err := f.Truncate(maxJWKSBytes + 1); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if v, err := New(ctxT(t), Config{JWKSFile: path}, WithLogger(discard)); err == nil {
 		v.Close()
 		t.Fatal("New succeeded")

@@ -69,7 +69,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	echo, gw, adm := freePort(), freePort(), freePort()
 	up := exec.Command(*bin+"/shopd", "-echo", echo, "-catalog", freePort(), "-orders", freePort(), "-users", freePort())
 	if err := up.Start(); err != nil {
@@ -101,7 +101,7 @@ logging: {access_log_sample_ratio: 0}
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	client := testingv1.NewEchoServiceClient(conn)
 	msg, _ := proto.Marshal(&testingv1.EchoRequest{Payload: make([]byte, 100)})
 	frame := make([]byte, 5, 5+len(msg))
@@ -185,7 +185,7 @@ func post(hc *http.Client, url, ct string, body []byte) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("HTTP %d", resp.StatusCode)
@@ -203,7 +203,7 @@ func goroutines(admin string) int {
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {

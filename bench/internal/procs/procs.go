@@ -17,7 +17,7 @@ func FreePort() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String(), nil
 }
 
@@ -25,7 +25,7 @@ func FreePort() (string, error) {
 func WaitPort(addr string) error {
 	for range 200 {
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
+			_ = c.Close()
 			return nil
 		}
 		time.Sleep(25 * time.Millisecond)
