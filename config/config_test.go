@@ -111,7 +111,7 @@ func TestLoadInvalidGolden(t *testing.T) {
 				}
 			}
 			// Several errors come in file order.
-			if es, ok := err.(config.Errors); ok {
+			if es, ok := errors.AsType[config.Errors](err); ok {
 				for i := 1; i < len(es); i++ {
 					a, b := es[i-1], es[i]
 					if a.Line > b.Line || (a.Line == b.Line && a.Column > b.Column) {

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,7 @@ func TestRegressions(t *testing.T) {
 	})
 	t.Run("errors in file order", func(t *testing.T) {
 		_, err := config.Load("several.yaml", readTestdata(t, "invalid", "several_errors.yaml"))
-		es, ok := err.(config.Errors)
+		es, ok := err.(config.Errors) //nolint:errorlint // Load's contract is an Errors itself, not one wrapped: the test checks exactly that
 		if !ok {
 			t.Fatalf("Load = %T %v, want config.Errors", err, err)
 		}
@@ -97,14 +98,10 @@ func TestRegressions(t *testing.T) {
 	})
 	t.Run("YAML syntax errors have a line", func(t *testing.T) {
 		_, err := config.Load("syntax.yaml", []byte("listeners:\n  - address: [unclosed\n"))
-		var e *config.Error
 		if err == nil {
 			t.Fatal("loaded")
 		}
-		if ce, ok := err.(*config.Error); ok {
-			e = ce
-		}
-		if e == nil || e.Line == 0 {
+		if e, ok := errors.AsType[*config.Error](err); !ok || e.Line == 0 {
 			t.Fatalf("%v: want a line", err)
 		}
 	})

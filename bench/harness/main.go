@@ -31,6 +31,7 @@ import (
 	"crypto/rsa"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -196,7 +197,7 @@ func run() error {
 		{"go", "build", "-C", "tools", "-o", "../" + *bin + "/", "github.com/bojand/ghz/cmd/ghz", "github.com/tsenart/vegeta/v12"},
 	} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v\n%s", strings.Join(c, " "), err, out)
+			return fmt.Errorf("%s: %w\n%s", strings.Join(c, " "), err, out)
 		}
 	}
 	for _, tool := range []string{"nginx", "haproxy", "taskset"} {
@@ -519,7 +520,7 @@ func pprofTop(prof, file string) error {
 	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=40", filepath.Join(*bin, "edgegate"), prof).Output()
 	if err != nil {
 		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 			stderr = ee.Stderr
 		}
 		return fmt.Errorf("go tool pprof: %w: %.300s", err, stderr)
@@ -738,7 +739,7 @@ func checkGRPC(t target, w workload) error {
 	var got []*testingv1.EchoResponse
 	for {
 		r, err := s.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return echoes(w, got)
 		}
 		if err != nil {

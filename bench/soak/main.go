@@ -62,7 +62,7 @@ func waitPort(addr string) {
 func run() error {
 	for _, c := range [][]string{{"go", "build", "-o", *bin + "/", "./cmd/edgegate", "./cmd/shopd"}} {
 		if o, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%v\n%s", err, o)
+			return fmt.Errorf("%w\n%s", err, o)
 		}
 	}
 	dir, err := os.MkdirTemp("", "edgegate-soak")
