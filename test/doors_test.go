@@ -198,7 +198,7 @@ func (restDoor) name() string { return "rest" }
 
 var restJSON = protojson.MarshalOptions{}
 
-func (d restDoor) do(t *testing.T, path string, req *testingv1.EchoRequest, md map[string]string, timeout time.Duration) (*http.Response, []byte) {
+func (d restDoor) do(t *testing.T, path string, req *testingv1.EchoRequest, md map[string]string, timeout time.Duration) (code int, header http.Header, body []byte) {
 	t.Helper()
 	body, err := restJSON.Marshal(req)
 	if err != nil {
@@ -224,7 +224,7 @@ func (d restDoor) do(t *testing.T, path string, req *testingv1.EchoRequest, md m
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // restStatus decodes a google.rpc.Status JSON body.
@@ -238,9 +238,9 @@ func restStatus(t *testing.T, b []byte) *status.Status {
 }
 
 func (d restDoor) unary(t *testing.T, req *testingv1.EchoRequest, md map[string]string, timeout time.Duration) result {
-	resp, b := d.do(t, "/v1/echo:unary", req, md, timeout)
-	r := result{header: httpFlatten(resp.Header), http: resp.StatusCode}
-	if resp.StatusCode != http.StatusOK {
+	code, h, b := d.do(t, "/v1/echo:unary", req, md, timeout)
+	r := result{header: httpFlatten(h), http: code}
+	if code != http.StatusOK {
 		r.st = restStatus(t, b)
 		return r
 	}
@@ -253,8 +253,8 @@ func (d restDoor) unary(t *testing.T, req *testingv1.EchoRequest, md map[string]
 }
 
 func (d restDoor) stream(t *testing.T, req *testingv1.EchoRequest, md map[string]string) result {
-	resp, b := d.do(t, "/v1/echo:stream", req, md, 0)
-	r := result{header: httpFlatten(resp.Header), http: resp.StatusCode, st: status.New(codes.OK, "")}
+	code, h, b := d.do(t, "/v1/echo:stream", req, md, 0)
+	r := result{header: httpFlatten(h), http: code, st: status.New(codes.OK, "")}
 	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
 		var rec struct {
 			Result json.RawMessage `json:"result"`

@@ -220,7 +220,7 @@ http:
     max_age: 60s
 `)
 	base := "http://" + gw.Addr
-	preflight := func(origin, path string) *http.Response {
+	preflight := func(origin, path string) (int, http.Header) {
 		req, _ := http.NewRequestWithContext(Ctx(t, 5*time.Second), "OPTIONS", base+path, nil)
 		req.Header.Set("Origin", origin)
 		req.Header.Set("Access-Control-Request-Method", "POST")
@@ -230,22 +230,21 @@ http:
 			t.Fatal(err)
 		}
 		_ = resp.Body.Close()
-		return resp
+		return resp.StatusCode, resp.Header
 	}
 	for _, path := range []string{"/edgegate.testing.v1.EchoService/Unary", "/v1/echo:unary"} {
-		resp := preflight("https://app.example", path)
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("%s preflight: %d", path, resp.StatusCode)
+		code, h := preflight("https://app.example", path)
+		if code != http.StatusNoContent {
+			t.Fatalf("%s preflight: %d", path, code)
 		}
-		h := resp.Header
 		if h.Get("Access-Control-Allow-Origin") != "https://app.example" || h.Get("Access-Control-Max-Age") != "60" ||
 			!strings.Contains(h.Get("Access-Control-Allow-Headers"), "x-grpc-web") || !strings.Contains(h.Get("Access-Control-Allow-Headers"), "x-custom") ||
 			!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") {
 			t.Errorf("%s preflight headers: %v", path, h)
 		}
 	}
-	if resp := preflight("https://evil.example", "/v1/echo:unary"); resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
-		t.Errorf("disallowed origin: %d %v", resp.StatusCode, resp.Header)
+	if code, h := preflight("https://evil.example", "/v1/echo:unary"); code != http.StatusForbidden || h.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("disallowed origin: %d %v", code, h)
 	}
 
 	// The actual gRPC-Web call exposes grpc-status, grpc-message, the
@@ -279,7 +278,8 @@ func TestListenerProtocols(t *testing.T) {
 	if _, err := testingv1.NewEchoServiceClient(Dial(t, grpcAddr)).Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
 		t.Fatalf("native gRPC on the gRPC port: %v", err)
 	}
-	if _, err := http.Get("http://" + grpcAddr + "/v1/echo:unary"); err == nil {
+	if resp, err := http.Get("http://" + grpcAddr + "/v1/echo:unary"); err == nil {
+		_ = resp.Body.Close()
 		t.Error("HTTP/1 was answered on the dedicated gRPC port")
 	}
 	// The gRPC-Web-only port: gRPC-Web yes, REST and native gRPC no.
