@@ -69,7 +69,7 @@ type jwkMeta struct {
 // least 2048 bits), EC on P-256 or P-384, and Ed25519, for signatures. Other
 // keys are ignored, and logged at level. It fails when the document is not a key set
 // or when no key is usable.
-func parseJWKS(data []byte, log *slog.Logger, level slog.Level, source string) (*keySet, error) {
+func parseJWKS(ctx context.Context, data []byte, log *slog.Logger, level slog.Level, source string) (*keySet, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
@@ -82,12 +82,12 @@ func parseJWKS(data []byte, log *slog.Logger, level slog.Level, source string) (
 	set := &keySet{byKID: make(map[string][]*key), doc: data}
 	for i, raw := range doc.Keys {
 		if len(set.all) == maxKeys {
-			log.Log(context.Background(), level, "jwt: key set has too many keys; the rest are ignored", "source", source, "max", maxKeys)
+			log.Log(ctx, level, "jwt: key set has too many keys; the rest are ignored", "source", source, "max", maxKeys)
 			break
 		}
 		k, err := parseJWK(raw)
 		if err != nil {
-			log.Log(context.Background(), level, "jwt: key ignored", "source", source, "index", i, "kid", kidOf(raw), "reason", err.Error())
+			log.Log(ctx, level, "jwt: key ignored", "source", source, "index", i, "kid", kidOf(raw), "reason", err.Error())
 			continue
 		}
 		set.all = append(set.all, k)

@@ -330,7 +330,7 @@ func (v *Verifier) load(ctx context.Context, level slog.Level) (*keySet, error) 
 	if err != nil {
 		return nil, err
 	}
-	return parseJWKS(data, v.log, level, v.src.String())
+	return parseJWKS(ctx, data, v.log, level, v.src.String())
 }
 
 // acceptedTyp reports whether a "typ" header names a JWT (RFC 7519) or an
