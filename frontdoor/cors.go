@@ -110,7 +110,7 @@ type exposeWriter struct {
 func (e *exposeWriter) WriteHeader(code int) {
 	if !e.done {
 		e.done = true
-		h := e.ResponseWriter.Header()
+		h := e.Header()
 		have := map[string]bool{}
 		var list []string
 		for _, v := range h.Values("Access-Control-Expose-Headers") {

@@ -9,12 +9,6 @@ import (
 	"google.golang.org/grpc/peer"
 )
 
-// tlsConn is implemented by the connections the front door hands on when
-// TLS was terminated before them.
-type tlsConn interface {
-	ConnectionState() tls.ConnectionState
-}
-
 // connState returns the TLS state under c, through the front door's
 // wrappers; ok is false on a plaintext connection.
 func connState(c net.Conn) (tls.ConnectionState, bool) {

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
@@ -139,8 +138,7 @@ func TestGRPCWebWire(t *testing.T) {
 		check(t, postWeb(t, nil, url+"ServerStream", "application/grpc-web-text+proto", []byte(base64.StdEncoding.EncodeToString(f)), nil), 3)
 	})
 	t.Run("over HTTP/2", func(t *testing.T) {
-		h2c := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLSContext: dialPlain}}
-		check(t, postWeb(t, h2c, url+"Unary", "application/grpc-web", frame, nil), 1)
+		check(t, postWeb(t, h2cClient(), url+"Unary", "application/grpc-web", frame, nil), 1)
 	})
 	t.Run("trailers in the final frame, custom trailers too", func(t *testing.T) {
 		f := webFrame(t, &testingv1.EchoRequest{Message: "wire", EchoMetadata: true})

@@ -141,8 +141,7 @@ func TestMaxHeaderListSizeRawClient(t *testing.T) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatal("the gateway neither served nor refused the stream")
 			}
-			refused = true // connection closed by the gateway
-			break
+			break // connection closed by the gateway: refused
 		}
 		switch f := f.(type) {
 		case *http2.RSTStreamFrame:

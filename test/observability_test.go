@@ -187,7 +187,7 @@ func TestTracePropagation(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, a := range gwSpan.Attributes {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		if attrs["edgegate.door"] != d.name() || attrs["edgegate.route"] != "echo" || attrs["edgegate.upstream"] != "echo" {
 			t.Errorf("%s: span attributes %v", d.name(), attrs)

@@ -3,17 +3,14 @@ package test
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -239,8 +236,7 @@ func TestRESTEdgeCases(t *testing.T) {
 	lastUserID := func() string {
 		select {
 		case r := <-spy.req:
-			switch r := r.(type) {
-			case *usersv1.GetUserRequest:
+			if r, ok := r.(*usersv1.GetUserRequest); ok {
 				return r.GetUserId()
 			}
 		case <-time.After(5 * time.Second):
@@ -328,8 +324,7 @@ func TestRESTEdgeCases(t *testing.T) {
 		wantStatusJSON(t, doHTTP(t, nil, "DELETE", base+"/v1/orders", "", nil), 405, codes.Unimplemented, "not allowed")
 	})
 	t.Run("REST over h2c", func(t *testing.T) {
-		h2c := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLSContext: dialPlain}}
-		r := doHTTP(t, h2c, "GET", base+"/v1/shelves/1/books/1", "", nil)
+		r := doHTTP(t, h2cClient(), "GET", base+"/v1/shelves/1/books/1", "", nil)
 		if r.code != 200 || jsonField(t, r.body, "name") != "shelves/1/books/1" {
 			t.Fatalf("%d %s", r.code, r.body)
 		}
@@ -470,7 +465,9 @@ func TestOpenAPIServed(t *testing.T) {
 	wantStatusJSON(t, doHTTP(t, nil, "POST", "http://"+gw.Addr+"/openapi.json", "{}", nil), 405, codes.Unimplemented, "not allowed")
 }
 
-func dialPlain(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
+// h2cClient speaks HTTP/2 with prior knowledge over plain TCP (h2c).
+func h2cClient() *http.Client {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &p}}
 }

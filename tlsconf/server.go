@@ -163,7 +163,7 @@ func cloneServerConfig(cfg ServerConfig) ServerConfig {
 func (s *Server) validate() error {
 	cfg := &s.cfg
 	if len(cfg.Certs) == 0 {
-		return errors.New("Certs: at least one certificate is required")
+		return errors.New("Certs: at least one certificate is required") //nolint:staticcheck // ST1005: names the field ServerConfig.Certs, as every error of validate starts with the field it is about
 	}
 	add := func(path string) {
 		if !slices.Contains(s.files, path) {

@@ -105,7 +105,7 @@ func claims(now time.Time) map[string]any {
 // extra protected headers.
 func sign(t testing.TB, priv any, alg jose.SignatureAlgorithm, kid string, c map[string]any, extra map[jose.HeaderKey]any) string {
 	t.Helper()
-	var k any = priv
+	k := priv
 	if kid != "" {
 		k = jose.JSONWebKey{Key: priv, KeyID: kid}
 	}

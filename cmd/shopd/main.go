@@ -43,8 +43,6 @@ func main() {
 		{"users", *usersAddr, func(s *grpc.Server) { usersv1.RegisterUsersServiceServer(s, shop.NewUsers()) }},
 		{"echo", *echoAddr, func(s *grpc.Server) { testingv1.RegisterEchoServiceServer(s, &echo.Server{Name: "shopd-echo"}) }},
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, len(backends))
 	var servers []*grpc.Server
 	for _, b := range backends {
@@ -61,6 +59,8 @@ func main() {
 		slog.Info("backend listening", "service", b.name, "address", ln.Addr().String())
 		go func() { errc <- s.Serve(ln) }()
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

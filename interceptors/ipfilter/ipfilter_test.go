@@ -37,7 +37,7 @@ func TestClientIP(t *testing.T) {
 }
 
 func TestFilter(t *testing.T) {
-	parse := func(s string) (netip.Prefix, error) { return netip.ParsePrefix(s) }
+	parse := netip.ParsePrefix
 	f, err := New([]string{"10.0.0.0/8", "2001:db8::/32"}, []string{"10.6.0.0/16"}, parse)
 	if err != nil {
 		t.Fatal(err)
