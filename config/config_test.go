@@ -45,7 +45,7 @@ func checkGolden(t *testing.T, in string, got []byte) {
 	t.Helper()
 	golden := strings.TrimSuffix(in, ".yaml") + ".golden"
 	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
+		if err := os.WriteFile(golden, got, 0o644); err != nil { //nolint:gosec // G703: golden is the testdata/ file of a test input, rewritten only with -update
 			t.Fatal(err)
 		}
 		return

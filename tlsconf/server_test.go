@@ -152,7 +152,7 @@ func TestHTTPServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.Proto)) }),
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.Proto)) }), //nolint:gosec // G705: a test server echoing the protocol name to its own client
 		TLSConfig:         s.TLSConfig(),
 		ReadHeaderTimeout: ioTimeout,
 	}

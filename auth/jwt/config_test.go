@@ -42,7 +42,7 @@ func TestNewRefusesConfig(t *testing.T) {
 		{"ftp URL", Config{JWKSURL: "ftp://127.0.0.1/jwks"}, nil, "scheme must be https"},
 		{"relative URL", Config{JWKSURL: "/jwks.json"}, nil, "scheme must be https"},
 		{"no host", Config{JWKSURL: "https:///jwks"}, nil, "no host"},
-		{"password not shown", Config{JWKSURL: "http://user:hunter2@127.0.0.1/jwks"}, nil, "xxxxx"},
+		{"password not shown", Config{JWKSURL: "http://user:hunter2@127.0.0.1/jwks"}, nil, "xxxxx"}, //nolint:gosec // G101: a made-up password, there to check that errors redact it
 		{"CAFile with a file", Config{JWKSFile: file, CAFile: file}, nil, "CAFile: only with JWKSURL"},
 		{"CAFile with a client", Config{JWKSURL: "https://127.0.0.1/jwks", CAFile: file}, []Option{WithHTTPClient(client)}, "not with WithHTTPClient"},
 		{"CAFile not PEM", Config{JWKSURL: "https://127.0.0.1/jwks", CAFile: file}, nil, "no PEM certificate"},

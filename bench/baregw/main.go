@@ -9,6 +9,7 @@ import (
 	"flag"
 	"log"
 	"net/http"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -29,6 +30,7 @@ func main() {
 	p := &http.Protocols{}
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Addr: *listen, Handler: mux, Protocols: p}
+	// ReadHeaderTimeout as the gateway's default (http.read_header_timeout).
+	srv := &http.Server{Addr: *listen, Handler: mux, Protocols: p, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }

@@ -55,7 +55,7 @@ func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int)
 		return
 	}
 	failed := info.Err != nil || httpStatus >= 400
-	if !failed && l.sample < 1 && rand.Float64() >= l.sample {
+	if !failed && l.sample < 1 && rand.Float64() >= l.sample { //nolint:gosec // G404: log sampling needs no unpredictability, only speed
 		return
 	}
 	attrs := make([]slog.Attr, 0, 22)
