@@ -55,8 +55,13 @@ fuzz: ## run each fuzz test for 30s
 $(BIN)/%: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o $(BIN)/ $$($(GO) list -f '{{.ImportPath}}' tool | grep '/$*$$')
 
+# golangci-lint is pinned in a module of its own (tools/lint/go.mod) so that its
+# dependencies do not move buf's and the protoc plugins' in tools/go.mod.
+$(BIN)/golangci-lint: tools/lint/go.mod tools/lint/go.sum
+	cd tools/lint && $(GO) build -o $(BIN)/ $$($(GO) list -f '{{.ImportPath}}' tool | grep '/golangci-lint$$')
+
 .PHONY: tools
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/grpcurl ## build the pinned tools into .cache/bin
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/grpcurl $(BIN)/golangci-lint ## build the pinned tools into .cache/bin
 
 .PHONY: protos
 protos: ## fetch third-party .proto sources into .cache/protos (from registry packages)
@@ -83,9 +88,10 @@ checkgenerate: generate ## fail when gen/ differs from what proto/ generates
 	@test -z "$$(git status --porcelain -- gen/)" || (git status --porcelain -- gen/ && echo "gen/ has untracked files: run make generate and commit" && exit 1)
 
 .PHONY: lint
-lint: tools protos ## go vet, gofmt and buf lint/format
+lint: tools protos ## go vet, gofmt, golangci-lint (.golangci.yml) and buf lint/format
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') && exit 1)
+	$(BIN)/golangci-lint run ./...
 	$(BIN)/buf lint
 	$(BIN)/buf format proto -d --exit-code
 
