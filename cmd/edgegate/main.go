@@ -320,7 +320,9 @@ func serve(args []string, stderr io.Writer) int {
 	if err := gw.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Error("shutdown", slog.String("error", err.Error()))
 	}
-	<-errc //nolint:errcheck // waits for Serve to return; after Shutdown its contract is to return nil
+	if err := <-errc; err != nil {
+		log.Error("serve", slog.String("error", err.Error()))
+	}
 	log.Info("stopped")
 	return 0
 }
