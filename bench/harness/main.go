@@ -337,7 +337,7 @@ backend be
 		{"rest", restTargets, vegetaOf(restCall), checkREST},
 		{"grpc-web", targets, vegetaOf(webCall), checkWeb},
 	}
-	var all []Result // the rows measured, no others
+	var rows []*row // the rows measured, no others
 	for _, w := range workloads() {
 		for _, d := range doors {
 			for _, t := range d.targets {
@@ -347,13 +347,13 @@ backend be
 				if err := d.check(t, w); err != nil {
 					return fmt.Errorf("%s %s %s: wrong answer, not measured: %w", d.name, w.name, t.peer, err)
 				}
-				all = append(all, measure(d.name, w.name, t, func(t target, fixed bool) (float64, []float64, int64, error) {
+				rows = append(rows, newRow(d.name, w.name, t, func(t target, fixed bool) (float64, []float64, int64, error) {
 					return d.load(t, w, fixed, dir)
 				}))
 			}
 		}
 	}
-	return report(all)
+	return report(measureAll(rows))
 }
 
 // workload is one kind of call, measured on every door: the gRPC method
@@ -396,53 +396,91 @@ func sizeName(n int) string {
 // It returns calls/s, latency p50/p90/p99 (ms) and errors.
 type load func(t target, fixed bool) (rps float64, lat []float64, errs int64, err error)
 
-// measure runs *runs rounds of a peak phase (CPU per call, calls/s) and a
-// fixed-rate phase (latency), and keeps the medians.
-func measure(door, wl string, t target, l load) Result {
-	r := Result{Door: door, Workload: wl, Peer: t.peer}
-	var cpu, peak, p50, p90, p99 []float64
+// row is one door × workload × peer being measured: its load, and the
+// samples of the rounds run so far.
+type row struct {
+	door, wl string
+	t        target
+	l        load
+	r        Result
+
+	cpu, peak, p50, p90, p99 []float64
+}
+
+func newRow(door, wl string, t target, l load) *row {
+	r := &row{door: door, wl: wl, t: t, l: l, r: Result{Door: door, Workload: wl, Peer: t.peer}}
 	if t.proc != nil {
-		r.IdleRSSKiB = rssKiB(t.proc.pids())
+		r.r.IdleRSSKiB = rssKiB(t.proc.pids())
 	}
-	for i := range *runs {
-		var before int64
-		if t.proc != nil {
-			before = cpuTicks(t.proc.pids())
-		}
-		profiled := func() {}
-		if i == 0 {
-			profiled = profilePhase(door, wl, t)
-		}
-		rps, _, errs, err := l(t, false)
-		profiled()
-		if err != nil {
-			log.Printf("%s %s %s: %v", door, wl, t.peer, err)
-			r.Errors++
-			continue
-		}
-		r.Errors += errs
-		if t.proc != nil && rps > 0 {
-			ticks := cpuTicks(t.proc.pids()) - before
-			calls := rps * duration.Seconds()
-			cpu = append(cpu, float64(ticks)*10000/calls)
-		}
-		peak = append(peak, rps)
-		_, lat, errs, err := l(t, true)
-		if err != nil {
-			log.Printf("%s %s %s: %v", door, wl, t.peer, err)
-			r.Errors++
-			continue
-		}
-		r.Errors += errs
-		p50, p90, p99 = append(p50, lat[0]), append(p90, lat[1]), append(p99, lat[2])
-	}
-	r.CPUPerCall, r.PeakRPS = median(cpu), median(peak)
-	r.P50, r.P90, r.P99 = median(p50), median(p90), median(p99)
-	if t.proc != nil {
-		r.RSSKiB = rssKiB(t.proc.pids())
-	}
-	log.Printf("%-8s %-22s %-15s cpu/call %7.1fµs  peak %8.0f/s  p50 %.3fms p99 %.3fms  errors %d", door, wl, t.peer, r.CPUPerCall, r.PeakRPS, r.P50, r.P99, r.Errors)
 	return r
+}
+
+// round runs one round of the row: a peak phase (CPU per call, calls/s)
+// and a fixed-rate phase (latency). The first round's peak phase is the
+// one profiled.
+func (x *row) round(i int) {
+	t := x.t
+	var before int64
+	if t.proc != nil {
+		before = cpuTicks(t.proc.pids())
+	}
+	profiled := func() {}
+	if i == 0 {
+		profiled = profilePhase(x.door, x.wl, t)
+	}
+	rps, _, errs, err := x.l(t, false)
+	profiled()
+	if err != nil {
+		log.Printf("%s %s %s: %v", x.door, x.wl, t.peer, err)
+		x.r.Errors++
+		return
+	}
+	x.r.Errors += errs
+	if t.proc != nil && rps > 0 {
+		ticks := cpuTicks(t.proc.pids()) - before
+		calls := rps * duration.Seconds()
+		x.cpu = append(x.cpu, float64(ticks)*10000/calls)
+	}
+	x.peak = append(x.peak, rps)
+	_, lat, errs, err := x.l(t, true)
+	if err != nil {
+		log.Printf("%s %s %s: %v", x.door, x.wl, t.peer, err)
+		x.r.Errors++
+		return
+	}
+	x.r.Errors += errs
+	x.p50, x.p90, x.p99 = append(x.p50, lat[0]), append(x.p90, lat[1]), append(x.p99, lat[2])
+}
+
+// result is the row's medians over its rounds, and its RSS now.
+func (x *row) result() Result {
+	r := x.r
+	r.CPUPerCall, r.PeakRPS = median(x.cpu), median(x.peak)
+	r.P50, r.P90, r.P99 = median(x.p50), median(x.p90), median(x.p99)
+	if x.t.proc != nil {
+		r.RSSKiB = rssKiB(x.t.proc.pids())
+	}
+	log.Printf("%-8s %-22s %-15s cpu/call %7.1fµs  peak %8.0f/s  p50 %.3fms p99 %.3fms  errors %d", r.Door, r.Workload, r.Peer, r.CPUPerCall, r.PeakRPS, r.P50, r.P99, r.Errors)
+	return r
+}
+
+// measureAll runs *runs rounds over rows, interleaved: every row's first
+// round, then every row's second, and so on. The budgets compare rows
+// (edgegate with HAProxy, REST with gRPC-Web), and a machine whose speed
+// drifts during the run (a shared host does) then shifts every row alike
+// instead of the rows measured late. It returns each row's medians.
+func measureAll(rows []*row) []Result {
+	for i := range *runs {
+		log.Printf("round %d of %d", i+1, *runs)
+		for _, x := range rows {
+			x.round(i)
+		}
+	}
+	out := make([]Result, 0, len(rows))
+	for _, x := range rows {
+		out = append(out, x.result())
+	}
+	return out
 }
 
 // profileDelay is how long after a closed-loop phase starts its CPU
@@ -900,7 +938,7 @@ func report(all []Result) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s on one %s machine by `make bench` (%d runs, medians; each phase %v; open loop at %d calls/s; closed loop with %d workers). Proxies pinned to core 0 (GOMAXPROCS=1 / 1 worker / 1 thread), upstream and load on core 1. CPU is the proxy's utime+stime per call over the closed-loop phase (10 ms ticks); RSS after the run (idle before it). A server-stream call is one whole stream.\n\n",
+	fmt.Fprintf(&b, "Measured %s on one %s machine by `make bench` (%d rounds over all the rows in turn, medians; each phase %v; open loop at %d calls/s; closed loop with %d workers). Proxies pinned to core 0 (GOMAXPROCS=1 / 1 worker / 1 thread), upstream and load on core 1. CPU is the proxy's utime+stime per call over the closed-loop phase (10 ms ticks); RSS at the end of the run (idle at its start). A server-stream call is one whole stream.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), *runs, *duration, *rate, *conc)
 	b.WriteString("| door | workload | peer | CPU µs/call | peak calls/s | p50 ms | p90 ms | p99 ms | errors | RSS MiB (idle) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range all {
