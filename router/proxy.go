@@ -316,13 +316,8 @@ func (p *Proxy) forwardUnary(ctx context.Context, ss grpc.ServerStream, method s
 		ss.SetTrailer(tlr)
 		return p.upstreamError(err, cl, method)
 	}
-	out := int64(resp.Len())
-	if err := ss.SendMsg(resp); err != nil {
-		resp.Free()
+	if err := sendToClient(ss, resp, info); err != nil {
 		return err
-	}
-	if info != nil {
-		info.BytesOut.Add(out)
 	}
 	ss.SetTrailer(tlr)
 	return nil
@@ -388,15 +383,24 @@ func toClient(cs grpc.ClientStream, ss grpc.ServerStream, info *callinfo.Info) e
 			}
 			return err
 		}
-		n := int64(f.Len())
-		if err := ss.SendMsg(f); err != nil {
-			f.Free()
+		if err := sendToClient(ss, f, info); err != nil {
 			return err
 		}
-		if info != nil {
-			info.BytesOut.Add(n)
-		}
 	}
+}
+
+// sendToClient sends an upstream message to the client and counts its
+// bytes in the call's record; a message that cannot be sent is freed.
+func sendToClient(ss grpc.ServerStream, f *Frame, info *callinfo.Info) error {
+	n := int64(f.Len())
+	if err := ss.SendMsg(f); err != nil {
+		f.Free()
+		return err
+	}
+	if info != nil {
+		info.BytesOut.Add(n)
+	}
+	return nil
 }
 
 // upstreamError returns the status to give the client for err, an error of
