@@ -67,6 +67,27 @@ func readAll(ss grpc.ServerStream) ([][]byte, error) {
 	}
 }
 
+// echoBack reads every request message, then sets header, answers each
+// message with "re:" and the message, and sets trailer.
+func echoBack(ss grpc.ServerStream, header, trailer metadata.MD) error {
+	msgs, err := readAll(ss)
+	if err != nil {
+		return err
+	}
+	if err := grpc.SetHeader(ss.Context(), header); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		f := &Frame{}
+		f.SetBytes(append([]byte("re:"), m...))
+		if err := ss.SendMsg(f); err != nil {
+			return err
+		}
+	}
+	ss.SetTrailer(trailer)
+	return nil
+}
+
 func TestServeHTTPStream(t *testing.T) {
 	var gotMD metadata.MD
 	var gotMethod string
@@ -77,22 +98,7 @@ func TestServeHTTPStream(t *testing.T) {
 		if d, ok := ss.Context().Deadline(); ok {
 			deadline = time.Until(d)
 		}
-		msgs, err := readAll(ss)
-		if err != nil {
-			return err
-		}
-		if err := grpc.SetHeader(ss.Context(), metadata.Pairs("x-h", "hv", "x-b-bin", "\x00\xff")); err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			f := &Frame{}
-			f.SetBytes(append([]byte("re:"), m...))
-			if err := ss.SendMsg(f); err != nil {
-				return err
-			}
-		}
-		ss.SetTrailer(metadata.Pairs("x-t", "tv"))
-		return nil
+		return echoBack(ss, metadata.Pairs("x-h", "hv", "x-b-bin", "\x00\xff"), metadata.Pairs("x-t", "tv"))
 	}
 	rec := serveGRPC(t, 0, handler, "/pkg.Svc/Method", map[string]string{
 		"X-Custom":     "c1",
@@ -291,21 +297,9 @@ func webFrames(t *testing.T, body []byte) (flags []byte, payloads [][]byte) {
 // base64, one padded chunk per frame.
 func TestServeHTTPGRPCWeb(t *testing.T) {
 	handler := func(_ any, ss grpc.ServerStream) error {
-		msgs, err := readAll(ss)
-		if err != nil {
+		if err := echoBack(ss, metadata.Pairs("x-h", "hv"), metadata.Pairs("x-t", "tv", "x-tb-bin", "\x00\x01")); err != nil {
 			return err
 		}
-		if err := grpc.SetHeader(ss.Context(), metadata.Pairs("x-h", "hv")); err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			f := &Frame{}
-			f.SetBytes(append([]byte("re:"), m...))
-			if err := ss.SendMsg(f); err != nil {
-				return err
-			}
-		}
-		ss.SetTrailer(metadata.Pairs("x-t", "tv", "x-tb-bin", "\x00\x01"))
 		return status.Error(codes.Aborted, "stop 100%")
 	}
 	for _, c := range []struct{ ct, wantCT string }{
