@@ -71,3 +71,32 @@ func TestGrow(t *testing.T) {
 		t.Fatalf("stack in use: %d B for %d goroutines that grew, %d B for %d that did not", grown, n, plain, n)
 	}
 }
+
+// growZeroed is Grow as it was first written: a frame that is used, and so
+// zeroed on every call.
+//
+//go:noinline
+func growZeroed() {
+	var frame [Call]byte
+	touch(&frame)
+}
+
+// BenchmarkGrow is the cost of Grow on a goroutine's first call, against a
+// frame that is zeroed too.
+func BenchmarkGrow(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		grow func()
+	}{{"branch", Grow}, {"zeroed", growZeroed}} {
+		b.Run(c.name, func(b *testing.B) {
+			done := make(chan struct{})
+			for b.Loop() {
+				go func() {
+					c.grow()
+					done <- struct{}{}
+				}()
+				<-done
+			}
+		})
+	}
+}
