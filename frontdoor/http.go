@@ -252,8 +252,10 @@ func (h *handler) checkWebBody(w http.ResponseWriter, r *http.Request) bool {
 	if msg := checkFrames(frames); msg != "" {
 		return fail(codes.InvalidArgument, "edgegate: malformed gRPC-Web body: "+msg)
 	}
-	r.Body = io.NopCloser(bytes.NewReader(raw))
-	r.ContentLength = int64(len(raw))
+	// The frames go on decoded (router.WebBody): the body is not decoded
+	// again, and what passed this check is what the call reads.
+	r.Body = router.NewWebBody(frames)
+	r.ContentLength = int64(len(frames))
 	return true
 }
 
