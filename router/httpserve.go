@@ -160,19 +160,26 @@ func reservedHeader(k string) bool {
 func (s *httpStream) incoming(r *http.Request) metadata.MD {
 	md := make(metadata.MD, len(r.Header)+2)
 	for k, vs := range r.Header {
-		k = strings.ToLower(k)
+		k = lowerKey(k)
 		if reservedHeader(k) {
 			continue
 		}
-		for _, v := range vs {
-			if strings.HasSuffix(k, "-bin") {
-				b, err := decodeBin(v)
-				if err != nil {
-					continue // as grpc-go: an undecodable value is dropped
-				}
-				v = string(b)
+		if !strings.HasSuffix(k, "-bin") {
+			// The request's values as they are: metadata is read, or
+			// copied before it is changed (metadata.FromIncomingContext).
+			if prev, ok := md[k]; ok {
+				md[k] = append(prev[:len(prev):len(prev)], vs...)
+			} else {
+				md[k] = vs
 			}
-			md[k] = append(md[k], v)
+			continue
+		}
+		for _, v := range vs {
+			b, err := decodeBin(v)
+			if err != nil {
+				continue // as grpc-go: an undecodable value is dropped
+			}
+			md[k] = append(md[k], string(b))
 		}
 	}
 	if ua := r.Header.Get("User-Agent"); ua != "" {
@@ -183,6 +190,32 @@ func (s *httpStream) incoming(r *http.Request) metadata.MD {
 	}
 	return md
 }
+
+// lowerKey is an HTTP header key in lower case, the common keys without an
+// allocation (net/http hands them over canonical: "Content-Type").
+func lowerKey(k string) string {
+	if l, ok := commonKeys[k]; ok {
+		return l
+	}
+	return strings.ToLower(k)
+}
+
+// commonKeys are the lower-case forms of headers that browsers and gRPC
+// clients send on most calls, by canonical key.
+var commonKeys = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{
+		"accept", "accept-encoding", "accept-language", "authorization", "cache-control",
+		"connection", "content-length", "content-type", "cookie", "dnt", "grpc-accept-encoding",
+		"grpc-encoding", "grpc-timeout", "origin", "pragma", "priority", "referer",
+		"sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "sec-fetch-dest", "sec-fetch-mode",
+		"sec-fetch-site", "te", "traceparent", "tracestate", "user-agent", "x-forwarded-for",
+		"x-forwarded-proto", "x-grpc-web", "x-request-id", "x-user-agent",
+	} {
+		m[http.CanonicalHeaderKey(k)] = k
+	}
+	return m
+}()
 
 func decodeBin(v string) ([]byte, error) {
 	if len(v)%4 == 0 {
@@ -451,6 +484,7 @@ func (s *httpStream) finish(err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ended = true
 	switch {
 	case !s.headerSent:
 		// Trailers-only: everything in the headers.
@@ -471,18 +505,65 @@ func (s *httpStream) finish(err error) {
 		putMetadata(h, http.TrailerPrefix, s.trailer)
 	default:
 		// gRPC-Web: a trailer frame of "key: value" lines, lower-case.
-		t := make(http.Header, len(s.trailer)+3)
-		putStatus(t, "", st)
-		putMetadata(t, "", s.trailer)
-		lower := make(http.Header, len(t))
-		for k, vs := range t {
-			lower[strings.ToLower(k)] = vs
-		}
-		var block bytes.Buffer
-		_ = lower.Write(&block)
-		_ = s.writeFrameLocked(0x80, mem.BufferSlice{mem.SliceBuffer(block.Bytes())})
+		_ = s.writeFrameLocked(0x80, mem.BufferSlice{mem.SliceBuffer(trailerBlock(st, s.trailer))})
 		s.flushLocked()
 	}
+}
+
+// trailerBlock is a gRPC-Web trailer frame's payload: the status and the
+// trailer metadata as "key: value\r\n" lines, keys lower-case and sorted,
+// values as http.Header.Write writes them (line breaks made spaces,
+// surrounding blanks trimmed).
+func trailerBlock(st *status.Status, trailer metadata.MD) []byte {
+	type field struct {
+		key string
+		vs  []string
+	}
+	fields := make([]field, 0, len(trailer)+3)
+	statusHeader := make(http.Header, 3)
+	putStatus(statusHeader, "", st)
+	for k, vs := range statusHeader {
+		fields = append(fields, field{strings.ToLower(k), vs})
+	}
+	size := 0
+	for k, vs := range trailer {
+		if reservedHeader(k) || strings.HasPrefix(k, ":") {
+			continue
+		}
+		if strings.HasSuffix(k, "-bin") {
+			enc := make([]string, len(vs))
+			for i, v := range vs {
+				enc[i] = base64.RawStdEncoding.EncodeToString([]byte(v))
+			}
+			vs = enc
+		}
+		fields = append(fields, field{strings.ToLower(k), vs})
+	}
+	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.key, b.key) })
+	for _, f := range fields {
+		for _, v := range f.vs {
+			size += len(f.key) + len(v) + 4
+		}
+	}
+	b := make([]byte, 0, size)
+	for _, f := range fields {
+		for _, v := range f.vs {
+			b = append(b, f.key...)
+			b = append(b, ": "...)
+			b = append(b, headerValue(v)...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
+}
+
+// headerValue is v as http.Header.Write writes it: line breaks made spaces,
+// surrounding blanks trimmed.
+func headerValue(v string) string {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	return strings.Trim(v, " \t")
 }
 
 // putStatus adds st to h as the grpc-status, grpc-message and

@@ -65,7 +65,8 @@ func (c *InProcess) Invoke(ctx context.Context, method string, args, reply any, 
 	if err == nil && !ss.replied {
 		err = status.Error(codes.Internal, "edgegate: upstream sent no response message")
 	}
-	applyCallOptions(opts, ss.header, ss.trailer)
+	hdr, tlr := ss.end()
+	applyCallOptions(opts, hdr, tlr)
 	return err
 }
 
@@ -124,6 +125,7 @@ type callMeta struct {
 	header     metadata.MD
 	trailer    metadata.MD
 	headerSent bool
+	ended      bool // the handler returned: the trailer is taken
 }
 
 func (m *callMeta) SetHeader(md metadata.MD) error {
@@ -137,14 +139,42 @@ func (m *callMeta) addHeaderLocked(md metadata.MD) error {
 	if m.headerSent {
 		return status.Error(codes.Internal, "edgegate: header already sent")
 	}
-	m.header = metadata.Join(m.header, md)
+	m.header = merge(m.header, md)
 	return nil
 }
 
 func (m *callMeta) SetTrailer(md metadata.MD) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.trailer = metadata.Join(m.trailer, md)
+	if !m.ended {
+		m.trailer = merge(m.trailer, md)
+	}
+}
+
+// end returns the call's header and trailer when its handler has returned;
+// the trailer is no longer changed after (merge changes it in place), as
+// grpc-go ignores a trailer set after the call's end.
+func (m *callMeta) end() (header, trailer metadata.MD) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ended = true
+	return m.header, m.trailer
+}
+
+// merge adds md's values to dst, which it makes when nil, and returns dst:
+// metadata.Join, without a new map on every call (the chain sets headers
+// two or three times a call). md is not kept: its value slices are copied.
+func merge(dst, md metadata.MD) metadata.MD {
+	if len(md) == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = make(metadata.MD, len(md)+2)
+	}
+	for k, vs := range md {
+		dst[k] = append(dst[k][:len(dst[k]):len(dst[k])], vs...)
+	}
+	return dst
 }
 
 // transportStream is a stream served in-process as the
@@ -238,9 +268,7 @@ func (c *InProcess) NewStream(ctx context.Context, desc *grpc.StreamDesc, method
 	go func() {
 		stack.Grow()
 		err := c.run(ss, method, desc)
-		ss.mu.Lock()
-		hdr, tlr := ss.header, ss.trailer
-		ss.mu.Unlock()
+		hdr, tlr := ss.end()
 		p.finish(hdr, tlr, err)
 		applyCallOptions(opts, hdr, tlr)
 	}()
