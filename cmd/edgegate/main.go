@@ -25,6 +25,7 @@ import (
 	"github.com/edgegate/edgegate/gateway"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/internal/logline"
 	"github.com/edgegate/edgegate/internal/logout"
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/router"
@@ -216,14 +217,18 @@ func routes(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(lc *configv1.Logging, w io.Writer) *slog.Logger {
-	level := map[configv1.Logging_Level]slog.Level{
+// logLevel is logging.level as a slog level (unset: info).
+func logLevel(lc *configv1.Logging) slog.Level {
+	return map[configv1.Logging_Level]slog.Level{
 		configv1.Logging_LEVEL_DEBUG: slog.LevelDebug,
 		configv1.Logging_LEVEL_INFO:  slog.LevelInfo,
 		configv1.Logging_LEVEL_WARN:  slog.LevelWarn,
 		configv1.Logging_LEVEL_ERROR: slog.LevelError,
 	}[lc.GetLevel()]
-	opts := &slog.HandlerOptions{Level: level}
+}
+
+func newLogger(lc *configv1.Logging, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevel(lc)}
 	if lc.GetFormat() == configv1.Logging_FORMAT_TEXT {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
@@ -251,7 +256,10 @@ func serve(args []string, stderr io.Writer) int {
 	slog.SetDefault(log)
 	var accessLog *slog.Logger
 	if !cfg.GetLogging().GetDisableAccessLog() {
-		accessLog = newLogger(cfg.GetLogging(), out)
+		// The access log's lines are slog's, written by logline (a line
+		// per call: see internal/logline).
+		lc := cfg.GetLogging()
+		accessLog = slog.New(logline.New(out, lc.GetFormat() != configv1.Logging_FORMAT_TEXT, logLevel(lc)))
 	}
 	var gw *gateway.Gateway
 	reload := func() error {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/edgegate/edgegate/interceptors/recovery"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/internal/logline"
 )
 
 // Message is the log message of every access log line.
@@ -95,6 +96,13 @@ func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int)
 	str("user_agent", info.UserAgent)
 	if info.Err != nil {
 		attrs = append(attrs, slog.String("error", status.Convert(info.Err).Message()))
+	}
+	if h, ok := l.log.Handler().(*logline.Handler); ok {
+		// Written without a slog.Record (and without the caller's program
+		// counter, which slog.Logger captures for every line).
+		if h.WriteAttrs(time.Now(), slog.LevelInfo, Message, attrs) {
+			return
+		}
 	}
 	l.log.LogAttrs(ctx, slog.LevelInfo, Message, attrs...)
 }

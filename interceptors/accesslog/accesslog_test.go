@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +22,42 @@ import (
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	"github.com/edgegate/edgegate/interceptors/recovery"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/internal/logline"
 )
 
 // newLogger returns an access logger keeping sample of the successful
-// calls, writing JSON at level to the returned buffer.
+// calls, writing JSON at level to the returned buffer, through logline's
+// handler as edgegate serve does.
 func newLogger(level slog.Level, sample float64) (*accesslog.Logger, *bytes.Buffer) {
 	var buf bytes.Buffer
-	return accesslog.New(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: level})), sample), &buf
+	return accesslog.New(slog.New(logline.New(&buf, true, level)), sample), &buf
+}
+
+// A line written through logline is the line slog's handlers write, but
+// for the time and duration, in both formats.
+func TestLoglineSameAsSlog(t *testing.T) {
+	info := &callinfo.Info{
+		Door: callinfo.DoorREST, Start: time.Now(), RequestID: "req-9", Peer: "198.51.100.4:4444",
+		HTTPMethod: "GET", HTTPPath: "/v1/orders/7 \"x\"", Method: unaryInfo.FullMethod, UserAgent: "ua <1>",
+		Err: status.Error(codes.NotFound, "order 7\nnot found"),
+	}
+	duration := regexp.MustCompile(`duration_ms"?[:=][0-9.e-]+`)
+	withoutTime := func(line string) string {
+		_, rest, _ := strings.Cut(line, "level")
+		return duration.ReplaceAllString(rest, "duration_ms")
+	}
+	for _, json := range []bool{true, false} {
+		var fast, plain bytes.Buffer
+		var slogHandler slog.Handler = slog.NewTextHandler(&plain, nil)
+		if json {
+			slogHandler = slog.NewJSONHandler(&plain, nil)
+		}
+		accesslog.New(slog.New(logline.New(&fast, json, nil)), 1).Write(context.Background(), info, 404)
+		accesslog.New(slog.New(slogHandler), 1).Write(context.Background(), info, 404)
+		if fast.Len() == 0 || withoutTime(fast.String()) != withoutTime(plain.String()) {
+			t.Errorf("json=%v: logline\n%s\nslog\n%s", json, fast.String(), plain.String())
+		}
+	}
 }
 
 // lines decodes every JSON line of buf.
