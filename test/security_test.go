@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/edgegate/edgegate/config"
+	"github.com/edgegate/edgegate/examples/echo"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 )
@@ -484,6 +486,62 @@ func TestCertsDevAndHashKeyCommands(t *testing.T) {
 	tc := &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{kp}}
 	if _, err := testingv1.NewEchoServiceClient(Dial(t, gw.Addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))).Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
 		t.Fatalf("mTLS with the dev certificates: %v", err)
+	}
+}
+
+// TestUpstreamCARotation: the upstream CA bundle file is replaced and the
+// upstream comes back with a certificate of the new CA; the gateway's next
+// connection to it verifies against the new bundle, with no reload.
+func TestUpstreamCARotation(t *testing.T) {
+	dir := t.TempDir()
+	oldCA, newCA := NewCA(t, "upstream CA"), NewCA(t, "upstream CA 2")
+	caFile := WriteFile(t, dir, "upstream-ca.pem", oldCA.PEM)
+	serve := func(ca *CA, name, addr string) (*grpc.Server, string) {
+		c, k := ca.Issue(t, Leaf{CN: "echo.internal", DNS: []string{"echo.internal"}})
+		cert, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+		testingv1.RegisterEchoServiceServer(s, &echo.Server{Name: name})
+		go func() { _ = s.Serve(ln) }()
+		t.Cleanup(s.Stop)
+		return s, ln.Addr().String()
+	}
+	first, addr := serve(oldCA, "first", "127.0.0.1:0")
+	gw := StartGateway(t, fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - name: echo
+    endpoints: [%q]
+    tls: {ca_file: %q, server_name: echo.internal}
+routes:
+  - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
+`, addr, caFile))
+	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	if r, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil || r.GetServer() != "first" {
+		t.Fatalf("before the rotation: %v %v", r, err)
+	}
+	WriteFile(t, dir, "upstream-ca.pem", newCA.PEM)
+	first.Stop()
+	serve(newCA, "second", addr)
+	// The gateway reconnects (with backoff) and verifies the new
+	// certificate against the bundle as the file is now.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := c.Unary(Ctx(t, 2*time.Second), &testingv1.EchoRequest{})
+		if err == nil && r.GetServer() == "second" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the rotation: %v %v, want the new upstream", r, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -2,6 +2,7 @@ package tlsconf
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +14,8 @@ import (
 // ClientConfig is TLS to an upstream.
 type ClientConfig struct {
 	// CAFile is a PEM bundle of the CAs upstream certificates must chain
-	// to; the system roots when empty. It is read once, by NewClient.
+	// to; the system roots when empty. A Client re-reads it when it
+	// changes; NewClient's config keeps the bundle it read.
 	CAFile string
 	// CertFile and KeyFile are the client certificate (PEM, leaf first,
 	// optionally followed by its chain) and key presented to upstreams that
@@ -31,19 +33,33 @@ type ClientConfig struct {
 // handshake after its files change: every handshake stats both files (no
 // read when nothing changed). A changed pair that fails to load is logged
 // with slog.Default and the previous certificate is kept until the files
-// change again. An error names the field and the file.
+// change again. The CA bundle is the one read now; NewReloadingClient's
+// configs follow a changed bundle too. An error names the field and the
+// file.
 func NewClient(cfg ClientConfig) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ServerName}
+	c, err := NewReloadingClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c.Config(), nil
+}
+
+// Client makes the tls.Config of each new connection to an upstream, with
+// the CA bundle and the client certificate as their files are now. Its
+// methods are safe for concurrent use.
+type Client struct {
+	base *tls.Config // never modified; RootCAs set by Config
+	ca   *caBundle   // nil: the system roots
+}
+
+// NewReloadingClient checks and loads cfg's files as NewClient does.
+func NewReloadingClient(cfg ClientConfig) (*Client, error) {
+	c := &Client{base: &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ServerName}}
 	if cfg.CAFile != "" {
-		data, err := readFile("CAFile", cfg.CAFile)
-		if err != nil {
+		c.ca = &caBundle{file: cfg.CAFile, log: slog.Default()}
+		if err := c.ca.load(); err != nil {
 			return nil, fmt.Errorf("tlsconf: %w", err)
 		}
-		pool, _, err := caPool("CAFile", cfg.CAFile, data)
-		if err != nil {
-			return nil, fmt.Errorf("tlsconf: %w", err)
-		}
-		c.RootCAs = pool
 	}
 	switch {
 	case cfg.CertFile == "" && cfg.KeyFile == "":
@@ -56,9 +72,64 @@ func NewClient(cfg ClientConfig) (*tls.Config, error) {
 		if err := r.load(); err != nil {
 			return nil, fmt.Errorf("tlsconf: %w", err)
 		}
-		c.GetClientCertificate = r.get
+		c.base.GetClientCertificate = r.get
 	}
 	return c, nil
+}
+
+// Config returns the tls.Config for a new connection: the CA bundle as the
+// file is now. Each call stats the file (no read when it did not change); a
+// changed bundle that fails to load is logged with slog.Default and the
+// previous one is used until the file changes again.
+func (c *Client) Config() *tls.Config {
+	if c.ca == nil {
+		return c.base
+	}
+	conf := c.base.Clone()
+	conf.RootCAs = c.ca.get()
+	return conf
+}
+
+// caBundle is a CA bundle reloaded when its file changes.
+type caBundle struct {
+	file string
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	stat fileStat
+	pool *x509.CertPool
+}
+
+// load reads and parses the file; the stat is taken first, so that a
+// change racing with the read is seen by the next check.
+func (b *caBundle) load() error {
+	st := statFile(b.file)
+	data, err := readFile("CAFile", b.file)
+	b.stat = st
+	if err != nil {
+		return err
+	}
+	pool, _, err := caPool("CAFile", b.file, data)
+	if err != nil {
+		return err
+	}
+	b.pool = pool
+	return nil
+}
+
+// get returns the last good pool, reloading it first if the file changed.
+func (b *caBundle) get() *x509.CertPool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stat.same(statFile(b.file)) {
+		return b.pool
+	}
+	if err := b.load(); err != nil {
+		b.log.Error("tlsconf: CA bundle reload failed; keeping the previous bundle", "ca_file", b.file, "error", err)
+	} else {
+		b.log.Info("tlsconf: CA bundle reloaded", "ca_file", b.file)
+	}
+	return b.pool
 }
 
 // clientCert is a client certificate reloaded when its files change.

@@ -167,3 +167,48 @@ func TestNewClientErrors(t *testing.T) {
 		})
 	}
 }
+
+// A Client's configs follow the CA bundle file: a replaced bundle is used by
+// the next connection, a broken replacement keeps the last good bundle, and
+// NewClient's config keeps the bundle it read.
+func TestReloadingClientCA(t *testing.T) {
+	local := leafOpts{cn: "upstream", ips: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	a := newUpstream(t, local)
+	// Upstream B: a certificate of another CA (same name), and the same
+	// client CA as A.
+	caB := newCA(t, "upstream CA")
+	srvB := startTLSServer(t, &tls.Config{
+		Certificates: []tls.Certificate{caB.issue(t, local).tls},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    poolOf(a.clientCA),
+		MinVersion:   tls.VersionTLS12,
+	})
+	pair := a.clientPair(t, "gateway")
+	cfg := tlsconf.ClientConfig{CAFile: a.caFile, CertFile: pair.CertFile, KeyFile: pair.KeyFile}
+	c, err := tlsconf.NewReloadingClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := newClient(t, cfg)
+	check := func(when string, s *tlsServer, conf *tls.Config, wantOK bool) {
+		t.Helper()
+		_, _, err := connect(t, s, conf)
+		var authErr x509.UnknownAuthorityError
+		switch {
+		case wantOK && err != nil:
+			t.Errorf("%s: %v", when, err)
+		case !wantOK && !errors.As(err, &authErr):
+			t.Errorf("%s: error %v, want an unknown authority", when, err)
+		}
+	}
+	check("bundle A, upstream A", a.srv, c.Config(), true)
+	check("bundle A, upstream B", srvB, c.Config(), false)
+
+	writeFile(t, a.caFile, caB.pem)
+	check("bundle replaced by B, upstream B", srvB, c.Config(), true)
+	check("bundle replaced by B, upstream A", a.srv, c.Config(), false)
+	check("NewClient's config after the replacement, upstream A", a.srv, snapshot, true)
+
+	writeFile(t, a.caFile, []byte("not a bundle"))
+	check("broken replacement, upstream B", srvB, c.Config(), true)
+}

@@ -5,10 +5,12 @@
 package upstream
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -289,7 +291,7 @@ func transportCredentials(t *configv1.UpstreamTLS) (credentials.TransportCredent
 	if t == nil {
 		return insecure.NewCredentials(), nil
 	}
-	tc, err := tlsconf.NewClient(tlsconf.ClientConfig{
+	tc, err := tlsconf.NewReloadingClient(tlsconf.ClientConfig{
 		CAFile:     t.GetCaFile(),
 		CertFile:   t.GetCertFile(),
 		KeyFile:    t.GetKeyFile(),
@@ -298,5 +300,28 @@ func transportCredentials(t *configv1.UpstreamTLS) (credentials.TransportCredent
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	return credentials.NewTLS(tc), nil
+	return tlsCreds{client: tc, info: credentials.NewTLS(tc.Config()).Info()}, nil
+}
+
+// tlsCreds are grpc-go's TLS credentials made afresh for each connection
+// from the cluster's tlsconf.Client, so that a connection made after the CA
+// bundle file was replaced verifies against the new bundle, with no reload
+// or restart (the client certificate is re-read by the Client itself).
+type tlsCreds struct {
+	client *tlsconf.Client
+	info   credentials.ProtocolInfo
+}
+
+func (c tlsCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return credentials.NewTLS(c.client.Config()).ClientHandshake(ctx, authority, conn)
+}
+
+func (tlsCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("upstream: client TLS credentials cannot serve")
+}
+
+func (c tlsCreds) Info() credentials.ProtocolInfo          { return c.info }
+func (c tlsCreds) Clone() credentials.TransportCredentials { return c }
+func (tlsCreds) OverrideServerName(string) error {
+	return errors.New("upstream: set clusters[].tls.server_name instead")
 }
