@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
@@ -513,7 +514,8 @@ func (s *httpStream) finish(err error) {
 // trailerBlock is a gRPC-Web trailer frame's payload: the status and the
 // trailer metadata as "key: value\r\n" lines, keys lower-case and sorted,
 // values as http.Header.Write writes them (line breaks made spaces,
-// surrounding blanks trimmed).
+// surrounding blanks trimmed). Trailer keys that are reserved (in any case)
+// or not valid header names are left out.
 func trailerBlock(st *status.Status, trailer metadata.MD) []byte {
 	type field struct {
 		key string
@@ -527,8 +529,9 @@ func trailerBlock(st *status.Status, trailer metadata.MD) []byte {
 	}
 	size := 0
 	for k, vs := range trailer {
-		if reservedHeader(k) || strings.HasPrefix(k, ":") {
-			continue
+		k = lowerKey(k)
+		if reservedHeader(k) || strings.HasPrefix(k, ":") || !httpguts.ValidHeaderFieldName(k) {
+			continue // as http.Header.Write, no invalid name; no status twice
 		}
 		if strings.HasSuffix(k, "-bin") {
 			enc := make([]string, len(vs))
@@ -537,7 +540,7 @@ func trailerBlock(st *status.Status, trailer metadata.MD) []byte {
 			}
 			vs = enc
 		}
-		fields = append(fields, field{strings.ToLower(k), vs})
+		fields = append(fields, field{k, vs})
 	}
 	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.key, b.key) })
 	for _, f := range fields {

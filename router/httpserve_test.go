@@ -416,6 +416,21 @@ func BenchmarkServeHTTP(b *testing.B) {
 	}
 }
 
+// Trailer keys are lower-cased; reserved keys in any case and invalid
+// header names are left out (they could forge the status or add lines).
+func TestTrailerBlockDropsBadKeys(t *testing.T) {
+	got := string(trailerBlock(status.New(codes.OK, ""), metadata.MD{
+		"Grpc-Status": {"13"},
+		"X-Up":        {"u"},
+		"bad key":     {"v"},
+		"x\r\ny":      {"v"},
+		"":            {"v"},
+	}))
+	if want := "grpc-status: 0\r\nx-up: u\r\n"; got != want {
+		t.Errorf("trailerBlock %q, want %q", got, want)
+	}
+}
+
 // trailerBlock writes what http.Header.Write writes for the same lines with
 // lower-case keys (as the gRPC-Web door wrote its trailer frame before).
 func TestTrailerBlock(t *testing.T) {

@@ -136,7 +136,9 @@ func (m *callMeta) SetHeader(md metadata.MD) error {
 
 // addHeaderLocked adds md to the header unless it was sent; m.mu is held.
 func (m *callMeta) addHeaderLocked(md metadata.MD) error {
-	if m.headerSent {
+	if m.headerSent || m.ended {
+		// After the end too: the header was handed on, and merge would
+		// change it in place (grpc-go refuses it as well).
 		return status.Error(codes.Internal, "edgegate: header already sent")
 	}
 	m.header = merge(m.header, md)
