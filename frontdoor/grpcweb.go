@@ -1,9 +1,14 @@
 package frontdoor
 
 import (
+	"encoding/base64"
+	"io"
 	"net/http"
+	"strings"
 
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
+
+	"github.com/edgegate/edgegate/router"
 )
 
 // GRPCWeb translates gRPC-Web requests (binary and text) into gRPC calls
@@ -13,6 +18,9 @@ type GRPCWeb interface {
 	// IsGRPCWebRequest reports whether r is a gRPC-Web call.
 	IsGRPCWebRequest(r *http.Request) bool
 	// ServeHTTP serves one gRPC-Web call. CORS is the caller's business.
+	// The door has read and checked the body: r.Body is a
+	// *router.WebBody, the frames decoded from base64 for gRPC-Web text
+	// (the content type still says text, for the answer).
 	ServeHTTP(w http.ResponseWriter, r *http.Request)
 }
 
@@ -29,5 +37,11 @@ type improbable struct{ w *grpcweb.WrappedGrpcServer }
 func (i improbable) IsGRPCWebRequest(r *http.Request) bool { return i.w.IsGrpcWebRequest(r) }
 
 func (i improbable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b, ok := r.Body.(*router.WebBody); ok && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc-web-text") {
+		// improbable-eng's wrapper decodes a text body itself, as one
+		// base64 stream: give it the checked frames encoded so.
+		enc := base64.StdEncoding.EncodeToString(b.Frames())
+		r.Body, r.ContentLength = io.NopCloser(strings.NewReader(enc)), int64(len(enc))
+	}
 	i.w.HandleGrpcWebRequest(w, r)
 }

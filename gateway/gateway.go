@@ -3,10 +3,8 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -220,12 +218,6 @@ func newGRPCWebDoor(s *grpc.Server, core http.Handler) grpcWebDoor {
 
 func (d grpcWebDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if svc, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); d.own[svc] {
-		if b, ok := r.Body.(*router.WebBody); ok && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc-web-text") {
-			// improbable-eng's wrapper decodes a text body itself, as one
-			// base64 stream: give it the checked frames encoded so.
-			enc := base64.StdEncoding.EncodeToString(b.Frames())
-			r.Body, r.ContentLength = io.NopCloser(strings.NewReader(enc)), int64(len(enc))
-		}
 		d.GRPCWeb.ServeHTTP(w, r)
 		return
 	}
