@@ -95,9 +95,11 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // outside slog's range. The caller checks Enabled.
 func (h *Handler) WriteAttrs(t time.Time, level slog.Level, msg string, attrs []slog.Attr) bool {
 	bp := buffers.Get().(*[]byte)
-	defer buffers.Put(bp)
 	b, ok := h.appendLine((*bp)[:0], t, level, msg, attrs)
-	*bp = b[:0]
+	if cap(b) <= 16<<10 { // as slog: a rare long line does not stay pooled
+		*bp = b[:0]
+		defer buffers.Put(bp)
+	}
 	if !ok {
 		return false
 	}
