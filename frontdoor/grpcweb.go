@@ -37,7 +37,7 @@ type improbable struct{ w *grpcweb.WrappedGrpcServer }
 func (i improbable) IsGRPCWebRequest(r *http.Request) bool { return i.w.IsGrpcWebRequest(r) }
 
 func (i improbable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if b, ok := r.Body.(*router.WebBody); ok && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc-web-text") {
+	if b, ok := r.Body.(*router.WebBody); ok && router.IsWebText(r.Header.Get("Content-Type")) {
 		// improbable-eng's wrapper decodes a text body itself, as one
 		// base64 stream: give it the checked frames encoded so.
 		enc := base64.StdEncoding.EncodeToString(b.Frames())

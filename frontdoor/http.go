@@ -220,7 +220,7 @@ func (h *handler) checkWebBody(w http.ResponseWriter, r *http.Request) bool {
 		max = 4 << 20
 	}
 	ct := r.Header.Get("Content-Type")
-	text := strings.HasPrefix(ct, "application/grpc-web-text")
+	text := router.IsWebText(ct)
 	limit := max + 5
 	if text {
 		limit = (limit + 2) / 3 * 4

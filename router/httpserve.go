@@ -48,7 +48,7 @@ import (
 // that a browser client may read them.
 func (c *InProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hs := &httpStream{w: w, body: r.Body, codec: c.codec, max: c.maxMessageBytes, method: r.URL.Path, contentType: "application/grpc"}
-	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, webText) {
+	if ct := r.Header.Get("Content-Type"); IsWebText(ct) {
 		hs.web, hs.text, hs.contentType = true, true, webText
 		if _, decoded := r.Body.(*WebBody); !decoded {
 			hs.body = base64.NewDecoder(base64.StdEncoding, r.Body)
@@ -88,6 +88,12 @@ const (
 	web     = "application/grpc-web"
 	webText = "application/grpc-web-text"
 )
+
+// IsWebText reports whether a request's content type is gRPC-Web text
+// (base64).
+func IsWebText(contentType string) bool {
+	return strings.HasPrefix(contentType, webText)
+}
 
 // serveHTTP checks the request and runs the call; its error is the call's
 // status.
@@ -366,18 +372,28 @@ func (s *httpStream) writeFrameLocked(flags byte, data mem.BufferSlice) error {
 // trailers); -bin values are base64 encoded, reserved keys skipped.
 func putMetadata(h http.Header, prefix string, md metadata.MD) {
 	for k, vs := range md {
-		if reservedHeader(k) || strings.HasPrefix(k, ":") {
-			continue
-		}
-		bin := strings.HasSuffix(k, "-bin")
-		key := prefix + http.CanonicalHeaderKey(k)
-		for _, v := range vs {
-			if bin {
-				v = base64.RawStdEncoding.EncodeToString([]byte(v))
-			}
-			h[key] = append(h[key], v)
+		if vs, ok := wireValues(k, vs); ok {
+			key := prefix + http.CanonicalHeaderKey(k)
+			h[key] = append(h[key], vs...)
 		}
 	}
+}
+
+// wireValues is how metadata key k (lower case) goes on the wire: its
+// values, -bin ones base64 encoded; ok is false for a key that is not
+// sent (reserved, or a pseudo-header).
+func wireValues(k string, vs []string) (wire []string, ok bool) {
+	if reservedHeader(k) || strings.HasPrefix(k, ":") {
+		return nil, false
+	}
+	if !strings.HasSuffix(k, "-bin") {
+		return vs, true
+	}
+	wire = make([]string, len(vs))
+	for i, v := range vs {
+		wire[i] = base64.RawStdEncoding.EncodeToString([]byte(v))
+	}
+	return wire, true
 }
 
 // RecvMsg reads the next request message: into m as raw bytes when m is a
@@ -530,17 +546,12 @@ func trailerBlock(st *status.Status, trailer metadata.MD) []byte {
 	size := 0
 	for k, vs := range trailer {
 		k = lowerKey(k)
-		if reservedHeader(k) || strings.HasPrefix(k, ":") || !httpguts.ValidHeaderFieldName(k) {
-			continue // as http.Header.Write, no invalid name; no status twice
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue // as http.Header.Write
 		}
-		if strings.HasSuffix(k, "-bin") {
-			enc := make([]string, len(vs))
-			for i, v := range vs {
-				enc[i] = base64.RawStdEncoding.EncodeToString([]byte(v))
-			}
-			vs = enc
+		if vs, ok := wireValues(k, vs); ok { // no status twice
+			fields = append(fields, field{k, vs})
 		}
-		fields = append(fields, field{k, vs})
 	}
 	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.key, b.key) })
 	for _, f := range fields {
