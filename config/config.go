@@ -21,7 +21,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/edgegate/edgegate/auth"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 )
 
@@ -243,8 +242,11 @@ func yamlError(path string, err error) *Error {
 
 var fieldPath = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\[\d+\])?(\.[a-z_][a-z0-9_]*(\[\d+\])?)*$`)
 
-// check finds what the schema's field rules cannot: duplicate names, routes
-// to unknown clusters, duplicate matches, malformed endpoints.
+// check finds what the schema's field rules cannot, in the sections that
+// are not a policy's: duplicate names, routes to unknown clusters,
+// duplicate matches, malformed endpoints and addresses. Each policy checks
+// its own sections when it compiles (the gateway's build, which
+// `edgegate validate` runs too).
 func check(cfg *configv1.Config) Errors {
 	var errs Errors
 	add := func(path, format string, args ...any) {
@@ -332,17 +334,6 @@ func check(cfg *configv1.Config) Errors {
 		}
 	}
 
-	policies := map[string]bool{}
-	for i, rl := range cfg.GetRateLimits() {
-		p := fmt.Sprintf("rate_limits[%d]", i)
-		if policies[rl.GetName()] {
-			add(p+".name", "duplicate rate limit name %q", rl.GetName())
-		}
-		policies[rl.GetName()] = true
-		if rl.GetBackend() == configv1.RateLimitBackend_RATE_LIMIT_BACKEND_REDIS && cfg.GetRedis() == nil {
-			add(p+".backend", "RATE_LIMIT_BACKEND_REDIS needs the redis section")
-		}
-	}
 	if r := cfg.GetRedis(); r != nil {
 		if err := checkHostPort(r.GetAddress(), false); err != nil {
 			add("redis.address", "%v", err)
@@ -363,36 +354,6 @@ func check(cfg *configv1.Config) Errors {
 		}
 	}
 
-	providers := map[string]bool{}
-	for i, ap := range cfg.GetAuthProviders() {
-		p := fmt.Sprintf("auth_providers[%d]", i)
-		if providers[ap.GetName()] {
-			add(p+".name", "duplicate auth provider name %q", ap.GetName())
-		}
-		providers[ap.GetName()] = true
-		if j := ap.GetJwt(); j != nil {
-			switch {
-			case (j.GetJwksFile() == "") == (j.GetJwksUrl() == ""):
-				add(p+".jwt", "exactly one of jwks_file and jwks_url is required")
-			case j.GetJwksUrl() != "" && !strings.HasPrefix(j.GetJwksUrl(), "https://"):
-				add(p+".jwt.jwks_url", "%q: want an https:// URL", j.GetJwksUrl())
-			}
-			for k, alg := range j.GetAlgorithms() {
-				if strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS") {
-					add(fmt.Sprintf("%s.jwt.algorithms[%d]", p, k), "%q is never accepted", alg)
-				}
-			}
-		}
-		if k := ap.GetApiKey(); k != nil {
-			seen := map[string]bool{}
-			for j, key := range k.GetKeys() {
-				if seen[key.GetSha256()] {
-					add(fmt.Sprintf("%s.api_key.keys[%d].sha256", p, j), "duplicate key")
-				}
-				seen[key.GetSha256()] = true
-			}
-		}
-	}
 	checkCIDRs := func(path string, list []string) {
 		for j, c := range list {
 			if _, err := ParsePrefix(c); err != nil {
@@ -400,8 +361,6 @@ func check(cfg *configv1.Config) Errors {
 			}
 		}
 	}
-	checkCIDRs("ip_filter.allow", cfg.GetIpFilter().GetAllow())
-	checkCIDRs("ip_filter.block", cfg.GetIpFilter().GetBlock())
 	checkCIDRs("trusted_proxies", cfg.GetTrustedProxies())
 	for i, l := range cfg.GetListeners() {
 		t := l.GetTls()
@@ -443,23 +402,6 @@ func check(cfg *configv1.Config) Errors {
 		if !clusters[r.GetCluster()] {
 			add(p+".cluster", "unknown cluster %q", r.GetCluster())
 		}
-		for j, name := range r.GetRateLimits() {
-			if !policies[name] {
-				add(fmt.Sprintf("%s.rate_limits[%d]", p, j), "unknown rate limit policy %q", name)
-			}
-		}
-		for j, name := range r.GetAuth().GetProviders() {
-			if !providers[name] {
-				add(fmt.Sprintf("%s.auth.providers[%d]", p, j), "unknown auth provider %q", name)
-			}
-		}
-		if expr := r.GetAuth().GetCel(); expr != "" {
-			if _, err := auth.CompileCEL(expr); err != nil {
-				add(p+".auth.cel", "invalid CEL expression: %s", strings.ReplaceAll(err.Error(), "\n", " "))
-			}
-		}
-		checkCIDRs(p+".ip_filter.allow", r.GetIpFilter().GetAllow())
-		checkCIDRs(p+".ip_filter.block", r.GetIpFilter().GetBlock())
 		key, field := matchKey(r.GetMatch())
 		if prev, dup := matches[key]; dup {
 			add(p+".match."+field, "routes[%d] already matches %s", prev, strings.TrimSpace(strings.Replace(key, ":", " ", 1)))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/edgegate/edgegate/config"
+	"github.com/edgegate/edgegate/gateway"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 )
 
@@ -87,6 +89,20 @@ func TestLoadValidGolden(t *testing.T) {
 	}
 }
 
+// validate is what `edgegate validate` does: Load, then the gateway's
+// build in a dry run (where each policy checks its own sections), its
+// errors placed in the file.
+func validate(path string, data []byte) (*configv1.Config, error) {
+	cfg, err := config.Load(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := gateway.Check(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler))); err != nil {
+		return nil, config.Place(path, data, err)
+	}
+	return cfg, nil
+}
+
 func TestLoadInvalidGolden(t *testing.T) {
 	for _, in := range yamlFiles(t, "invalid") {
 		t.Run(filepath.Base(in), func(t *testing.T) {
@@ -94,7 +110,7 @@ func TestLoadInvalidGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := config.Load(in, data)
+			cfg, err := validate(in, data)
 			if err == nil {
 				t.Fatalf("Load succeeded, want an error; got\n%s", canonicalJSON(t, cfg))
 			}

@@ -69,7 +69,7 @@ func FuzzLoad(f *testing.F) {
 				t.Errorf("listeners[%d] lacks its defaults: %v", i, l)
 			}
 		}
-		tbl, err := router.Compile(cfg)
+		tbl, err := router.Compile(cfg, nil)
 		if err != nil {
 			t.Fatalf("router.Compile of a loaded config: %v\n%s", err, data)
 		}

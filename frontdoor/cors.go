@@ -69,7 +69,7 @@ func (c *CORS) handle(w http.ResponseWriter, r *http.Request) bool {
 	}
 	h := w.Header()
 	h.Add("Vary", "Origin")
-	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+	preflight := isPreflight(r)
 	if !c.allowed(origin) {
 		if preflight {
 			Error(w, codes.PermissionDenied, http.StatusForbidden, "edgegate: origin "+strconv.Quote(origin)+" is not allowed")
@@ -96,6 +96,11 @@ func (c *CORS) handle(w http.ResponseWriter, r *http.Request) bool {
 	}
 	h.Set("Access-Control-Expose-Headers", c.exposeHdrs)
 	return false
+}
+
+// isPreflight reports whether r is a CORS preflight request.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" && r.Header.Get("Origin") != ""
 }
 
 // exposeWriter keeps the configured exposed headers in

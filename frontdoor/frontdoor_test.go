@@ -3,7 +3,6 @@ package frontdoor
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	_ "google.golang.org/grpc/health/grpc_health_v1" // a unary and a streaming method's descriptors
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/edgegate/edgegate/frontdoor/grpcweb"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/router"
 )
@@ -35,37 +35,6 @@ func TestIsNativeGRPC(t *testing.T) {
 		if got := isNativeGRPC(ct); got != want {
 			t.Errorf("isNativeGRPC(%q) = %v, want %v", ct, got, want)
 		}
-	}
-}
-
-func TestCheckFrames(t *testing.T) {
-	for _, c := range []struct {
-		in   []byte
-		want string
-	}{
-		{nil, ""},
-		{[]byte{0, 0, 0, 0, 0}, ""},
-		{[]byte{0, 0, 0, 0, 2, 'a', 'b', 0, 0, 0, 0, 1, 'c'}, ""},
-		{[]byte{0, 0, 0, 0, 3, 'a'}, "frame at byte 0 declares 3 bytes, 1 present"},
-		{[]byte{0, 0, 0, 0, 0, 0, 0}, "frame header at byte 5 is 2 bytes, want 5"},
-		{[]byte{0x80, 0, 0, 0, 0}, "frame at byte 0 is a trailer frame; requests carry none"},
-		{[]byte{0, 0xff, 0xff, 0xff, 0xff}, "frame at byte 0 declares 4294967295 bytes, 0 present"},
-	} {
-		if got := checkFrames(c.in); got != c.want {
-			t.Errorf("checkFrames(%v) = %q, want %q", c.in, got, c.want)
-		}
-	}
-}
-
-func TestDecodeBase64Chunks(t *testing.T) {
-	a, b := []byte{1, 2, 3, 4}, []byte{5}
-	in := base64.StdEncoding.EncodeToString(a) + base64.StdEncoding.EncodeToString(b)
-	got, err := decodeBase64Chunks([]byte(in))
-	if err != nil || !bytes.Equal(got, []byte{1, 2, 3, 4, 5}) {
-		t.Fatalf("got %v %v", got, err)
-	}
-	if _, err := decodeBase64Chunks([]byte("@@@@")); err == nil {
-		t.Fatal("want an error for bad base64")
 	}
 }
 
@@ -155,8 +124,8 @@ func TestGRPCWebFlushes(t *testing.T) {
 		}
 		f.SetBytes([]byte{})
 		return ss.SendMsg(f)
-	}, 0)
-	h := NewHTTPHandler(HTTPOptions{GRPCWeb: NewGRPCWeb(core), MaxBodyBytes: 1 << 10})
+	})
+	h := NewHTTPHandler(HTTPOptions{GRPCWeb: grpcweb.New(grpcweb.Options{Core: core, MaxBodyBytes: 1 << 10}), MaxBodyBytes: 1 << 10})
 	for method, flushed := range map[string]bool{
 		"/grpc.health.v1.Health/Check": false,
 		"/grpc.health.v1.Health/Watch": true,
@@ -172,5 +141,22 @@ func TestGRPCWebFlushes(t *testing.T) {
 		if body := w.Body.Bytes(); !bytes.HasPrefix(body, []byte{0, 0, 0, 0, 0, 0x80}) || !bytes.Contains(body, []byte("grpc-status: 0")) {
 			t.Errorf("%s: body %q, want an empty message and an OK trailer frame", method, body)
 		}
+	}
+}
+
+// A preflight to a listener without http.cors is told what to configure,
+// instead of a bare 404 for OPTIONS.
+func TestPreflightWithoutCORS(t *testing.T) {
+	h := NewHTTPHandler(HTTPOptions{})
+	req := httptest.NewRequest(http.MethodOptions, "/edgegate.testing.v1.EchoService/Unary", nil)
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "http.cors.allowed_origins") || !strings.Contains(rec.Body.String(), `\"https://app.example\"`) {
+		t.Fatalf("HTTP %d %s", rec.Code, rec.Body)
+	}
+	if rec.Header().Get("Content-Type") != "application/json" || !strings.Contains(rec.Body.String(), `"code":7`) {
+		t.Errorf("not a google.rpc.Status body: %v %s", rec.Header(), rec.Body)
 	}
 }

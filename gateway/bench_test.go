@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	improbable "github.com/improbable-eng/grpc-web/go/grpcweb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -20,6 +21,7 @@ import (
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/examples/echo"
 	"github.com/edgegate/edgegate/frontdoor"
+	"github.com/edgegate/edgegate/frontdoor/grpcweb"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	"github.com/edgegate/edgegate/router"
 )
@@ -108,12 +110,12 @@ func BenchmarkRESTToCore(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = loop.Close() }()
-	_, stream := chain(deps{log: g.log, proxy: g.proxy, metrics: g.metrics, tls: frontdoor.TLSState}, &options{})
+	_, stream := chain(deps{log: g.log, proxy: g.proxy, metrics: g.metrics, policies: g.policies}, &options{})
 	for _, c := range []struct {
 		name string
 		conn grpc.ClientConnInterface
 	}{
-		{"in-process", router.NewInProcess(chainStream(stream), g.proxy.Handler(), 0)},
+		{"in-process", router.NewInProcess(chainStream(stream), g.proxy.Handler())},
 		{"bufconn", loop},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -142,31 +144,32 @@ func BenchmarkRESTToCore(b *testing.B) {
 	}
 }
 
-// BenchmarkGRPCWebToCore compares the ways the gRPC-Web door can reach the
-// core, behind the same HTTP handler: improbable-eng's translation to gRPC
-// over HTTP in front of the core grpc.Server's ServeHTTP (its HTTP handler
-// transport) or in front of the in-process call (chain and proxy run on the
-// request's goroutine), and the in-process call speaking gRPC-Web itself.
-// The gateway uses the last for proxied calls.
+// BenchmarkGRPCWebToCore compares the ways a gRPC-Web call can reach the
+// core: improbable-eng's translation to gRPC over HTTP in front of the core
+// grpc.Server's ServeHTTP (its HTTP handler transport) or in front of the
+// in-process call (chain and proxy run on the request's goroutine), and
+// the gRPC-Web door (package grpcweb), whose in-process call speaks
+// gRPC-Web itself. The gateway uses the last for proxied calls.
 func BenchmarkGRPCWebToCore(b *testing.B) {
 	g := benchGateway(b)
-	_, stream := chain(deps{log: g.log, proxy: g.proxy, metrics: g.metrics, tls: frontdoor.TLSState}, &options{})
+	_, stream := chain(deps{log: g.log, proxy: g.proxy, metrics: g.metrics, policies: g.policies}, &options{})
 	frame, err := proto.Marshal(&testingv1.EchoRequest{Payload: make([]byte, 100)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	body := append([]byte{0, 0, 0, 0, byte(len(frame))}, frame...)
-	core := router.NewInProcess(chainStream(stream), g.proxy.Handler(), 4<<20)
+	core := router.NewInProcess(chainStream(stream), g.proxy.Handler())
+	overHTTP := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { grpcweb.ServeCore(core, 4<<20, w, r) })
 	for _, c := range []struct {
 		name string
-		web  frontdoor.GRPCWeb
+		h    http.Handler
 	}{
-		{"improbable/grpc.Server.ServeHTTP", frontdoor.NewGRPCWeb(g.server)},
-		{"improbable/in-process", frontdoor.NewGRPCWeb(core)},
-		{"in-process", grpcWebDoor{GRPCWeb: frontdoor.NewGRPCWeb(g.server), core: core}},
+		{"improbable/grpc.Server.ServeHTTP", improbable.WrapServer(g.server)},
+		{"improbable/in-process", improbable.WrapHandler(overHTTP)},
+		{"in-process", grpcweb.New(grpcweb.Options{Core: core, Server: g.server, MaxBodyBytes: 1 << 20, MaxMessageBytes: 4 << 20})},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			h := frontdoor.NewHTTPHandler(frontdoor.HTTPOptions{GRPCWeb: c.web, MaxBodyBytes: 1 << 20})
+			h := c.h
 			do := func() {
 				req := httptest.NewRequest("POST", "/edgegate.testing.v1.EchoService/Unary", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/grpc-web+proto")

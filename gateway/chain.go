@@ -1,25 +1,53 @@
 package gateway
 
 import (
-	"context"
-	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net/netip"
 
 	"google.golang.org/grpc"
 
+	"github.com/edgegate/edgegate/frontdoor"
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
-	authint "github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/interceptors/clientip"
 	"github.com/edgegate/edgegate/interceptors/ipfilter"
 	"github.com/edgegate/edgegate/interceptors/ratelimit"
 	"github.com/edgegate/edgegate/interceptors/recovery"
 	"github.com/edgegate/edgegate/interceptors/requestid"
 	"github.com/edgegate/edgegate/interceptors/tracing"
+	"github.com/edgegate/edgegate/internal/callinfo"
 	"github.com/edgegate/edgegate/metrics"
+	"github.com/edgegate/edgegate/policy"
 	"github.com/edgegate/edgegate/router"
 )
 
-// deps are what the chain's interceptors are built from.
+// newPolicies builds the policies of the chain, in chain order, from the
+// configuration the gateway starts with. Adding a policy is its package,
+// its config message, and one line here.
+func newPolicies(cfg *configv1.Config, d policy.Deps) ([]policy.Policy, error) {
+	var ps policies
+	ps.add(ipfilter.New(cfg, d))                 // IP allow and block lists
+	ps.add(auth.New(cfg, d, frontdoor.TLSState)) // authentication, then authorization
+	ps.add(ratelimit.New(cfg, d))                // client rate limits (keys may use the principal)
+	return ps.list, ps.err
+}
+
+type policies struct {
+	list []policy.Policy
+	err  error
+}
+
+func (ps *policies) add(p policy.Policy, err error) {
+	if err != nil {
+		ps.err = errors.Join(ps.err, err)
+		return
+	}
+	ps.list = append(ps.list, p)
+}
+
+// deps are what the chain's fixed interceptors are built from.
 type deps struct {
 	log       *slog.Logger
 	proxy     *router.Proxy
@@ -27,9 +55,8 @@ type deps struct {
 	tracer    *tracing.Tracer
 	metrics   *metrics.Metrics
 	strip     []string // identity metadata keys a client may not send
-	ipGlobal  *ipfilter.Filter
 	trusted   []netip.Prefix
-	tls       func(context.Context) *tls.ConnectionState
+	policies  []policy.Policy
 }
 
 // chain returns the interceptors that every call passes, from every door,
@@ -37,22 +64,22 @@ type deps struct {
 // chain is the one they run; the unary chain serves the gateway's own
 // unary methods (health). Keep both lists in the same order.
 //
-//  1. recovery   — a panic anywhere below becomes INTERNAL and a log line
-//  2. strip      — a client's copy of the forwarded-identity metadata goes
-//  3. request id — x-request-id accepted or generated, echoed back; the
-//     call's record (door, timing) exists from here on
-//  4. resolve    — the configuration snapshot and route of the call, held
-//     until it ends (stream chain only: the gateway's own unary methods
-//     have no route)
-//  5. tracing    — the gateway's server span, parent from traceparent
-//  6. metrics    — calls started, handled, in flight, latency
-//  7. access log — the call's method and outcome into its record; one line
-//     per native call (the HTTP doors write theirs after answering)
-//  8. IP filter  — the client IP (trusted proxies), global and route lists
-//  9. auth       — the route's providers, then its rules
-//  10. rate limit — the route's rate limit policies (keys may use the
-//     principal and client IP from above)
-//  11. extra      — interceptors added with WithInterceptors
+//  1. recovery    — a panic anywhere below becomes INTERNAL and a log line
+//  2. call record — the call's record (door, timing, method, peer), made
+//     here for native calls (the HTTP doors make it before the chain);
+//     the incoming metadata copied once, without a client's copy of the
+//     forwarded-identity keys
+//  3. request id  — x-request-id accepted or generated, echoed back
+//  4. resolve     — the configuration snapshot and route of the call, held
+//     until it ends, with the route's policy instances (stream chain
+//     only: the gateway's own unary methods have no route)
+//  5. tracing     — the gateway's server span, parent from traceparent
+//  6. metrics     — calls started, handled, in flight, latency
+//  7. access log  — the call's outcome into its record; one line per
+//     native call (the HTTP doors write theirs after answering)
+//  8. client IP   — worked out once (trusted proxies) for what follows
+//  9. policies    — newPolicies, in order: IP lists, auth, rate limits
+//  10. extra      — interceptors added with WithInterceptors
 //
 // The proxy (the handler) then sheds calls over the route's and the
 // cluster's concurrency limits, adds the forwarded identity and trace
@@ -61,6 +88,7 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 	m := d.metrics
 	unary := []grpc.UnaryServerInterceptor{
 		recovery.UnaryServerInterceptor(d.log),
+		callinfo.UnaryServerInterceptor(d.strip),
 		requestid.UnaryServerInterceptor(),
 		d.tracer.UnaryServerInterceptor(),
 		m.UnaryServerInterceptor(),
@@ -68,29 +96,16 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 	}
 	stream := []grpc.StreamServerInterceptor{
 		recovery.StreamServerInterceptor(d.log),
-		authint.StripInterceptor(d.strip),
+		callinfo.StreamServerInterceptor(d.strip),
 		requestid.StreamServerInterceptor(),
 		d.proxy.Resolve(),
 		d.tracer.StreamServerInterceptor(),
 		m.StreamServerInterceptor(),
 		d.accessLog.StreamServerInterceptor(),
-		ipfilter.StreamServerInterceptor(ipfilter.Options{
-			Global:   d.ipGlobal,
-			Trusted:  d.trusted,
-			Route:    ipFilterOf,
-			Rejected: func(door string) { m.Rejected("ip_filter", "ip_filter", door) },
-		}),
-		authint.StreamServerInterceptor(authint.Options{
-			Policy:   authPolicyOf,
-			TLS:      d.tls,
-			Rejected: func(reason, door string) { m.Rejected("auth", reason, door) },
-		}),
-		ratelimit.StreamServerInterceptor(ratelimit.Options{
-			Policies:    rateLimitsOf,
-			Rejected:    func(policy, door string) { m.Rejected("ratelimit", policy, door) },
-			StoreFailed: m.StoreFailed,
-			Log:         d.log,
-		}),
+		clientip.StreamServerInterceptor(d.trusted),
+	}
+	for _, p := range d.policies {
+		stream = append(stream, p.StreamServerInterceptor())
 	}
 	unary = append(unary, o.unary...)
 	stream = append(stream, o.stream...)
@@ -99,7 +114,7 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 
 // chainStream combines interceptors into one, the first outermost: the same
 // order grpc.ChainStreamInterceptor gives them, for the in-process calls of
-// the REST door, which do not pass through grpc.Server.
+// the REST and gRPC-Web doors, which do not pass through grpc.Server.
 func chainStream(ints []grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		return ints[0](srv, ss, info, next(ints, 1, info, handler))

@@ -18,6 +18,7 @@ type options struct {
 	tpSet     bool
 	reload    func() error
 	runtime   bool
+	dryRun    bool
 }
 
 // Option changes how New builds the gateway.
@@ -63,4 +64,9 @@ func WithReloader(f func() error) Option {
 // runtime.
 func WithRuntime() Option {
 	return func(o *options) { o.runtime = true }
+}
+
+// withDryRun builds the gateway without starting anything (Check).
+func withDryRun() Option {
+	return func(o *options) { o.dryRun = true }
 }

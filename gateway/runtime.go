@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"sync"
 
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 )
@@ -12,22 +13,24 @@ import (
 // defaultGCPercent is the collector's heap growth target when neither the
 // config nor GOGC sets one. A proxy's live heap is small and its garbage
 // per call large, so at GOGC=100 it collects very often; 400 measured
-// 49.5–55.5 against 65.3–86.0 µs per bare native call (README "Garbage
-// collection") for ~15 MiB more memory under load.
+// 49.5–55.5 against 65.3–86.0 µs per bare native call (docs/configuration.md,
+// "Garbage collection") for ~15 MiB more memory under load.
 const defaultGCPercent = 400
 
-// The collector settings the process started with (GOGC, GOMEMLIMIT or the
-// runtime's defaults), restored when a reload removes the config's.
-var startGCPercent, startMemoryLimit = func() (int, int64) {
+// startSettings are the collector settings the process started with
+// (GOGC, GOMEMLIMIT or the runtime's defaults), restored when a reload
+// removes the config's. They are read on first use, by the first
+// applyRuntime: importing the package changes nothing.
+var startSettings = sync.OnceValues(func() (gcPercent int, memoryLimit int64) {
 	p := debug.SetGCPercent(100)
 	debug.SetGCPercent(p)
 	return p, debug.SetMemoryLimit(-1) // negative: read only
-}()
+})
 
 // runtimeSettings are the collector settings cfg asks for, given the
 // environment (getenv).
 func runtimeSettings(r *configv1.Runtime, getenv func(string) string) (gcPercent int, memoryLimit int64) {
-	gcPercent, memoryLimit = startGCPercent, startMemoryLimit
+	gcPercent, memoryLimit = startSettings()
 	switch {
 	case r != nil && r.GcPercent != nil:
 		gcPercent = int(r.GetGcPercent())

@@ -9,6 +9,7 @@ import (
 )
 
 func TestRuntimeSettings(t *testing.T) {
+	startGCPercent, startMemoryLimit := startSettings()
 	noEnv := func(string) string { return "" }
 	gogc := func(k string) string {
 		if k == "GOGC" {

@@ -29,6 +29,21 @@ func (f *Frame) SetBytes(b []byte) {
 	f.data = mem.BufferSlice{mem.SliceBuffer(b)}
 }
 
+// SetBuffers makes the frame carry data, whose reference it takes (the
+// buffers it carried before are freed).
+func (f *Frame) SetBuffers(data mem.BufferSlice) {
+	f.Free()
+	f.data = data
+}
+
+// TakeBuffers returns the frame's buffers, whose reference passes to the
+// caller, and leaves the frame empty.
+func (f *Frame) TakeBuffers() mem.BufferSlice {
+	data := f.data
+	f.data = nil
+	return data
+}
+
 // Free releases the frame's buffers when it is not going to be sent.
 func (f *Frame) Free() {
 	if f.data != nil {

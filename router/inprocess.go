@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgegate/edgegate/internal/callmeta"
 	"github.com/edgegate/edgegate/internal/stack"
 )
 
@@ -26,21 +27,25 @@ import (
 // record) carry through. grpc.Header and grpc.Trailer call options receive
 // the response metadata. It is safe for concurrent use.
 type InProcess struct {
-	chain           grpc.StreamServerInterceptor
-	handler         grpc.StreamHandler
-	codec           Codec
-	maxMessageBytes int
+	chain   grpc.StreamServerInterceptor
+	handler grpc.StreamHandler
+	codec   Codec
 }
 
 // NewInProcess returns an in-process connection that runs chain (the
 // chained stream interceptors; nil for none) around handler.
-// maxMessageBytes bounds the messages of calls served by ServeHTTP (0: no
-// bound).
-func NewInProcess(chain grpc.StreamServerInterceptor, handler grpc.StreamHandler, maxMessageBytes int) *InProcess {
-	return &InProcess{chain: chain, handler: handler, codec: NewCodec(), maxMessageBytes: maxMessageBytes}
+func NewInProcess(chain grpc.StreamServerInterceptor, handler grpc.StreamHandler) *InProcess {
+	return &InProcess{chain: chain, handler: handler, codec: NewCodec()}
 }
 
 var _ grpc.ClientConnInterface = (*InProcess)(nil)
+
+// Serve runs a call the caller serves itself (the gRPC-Web door), as ss:
+// the chain, then the handler, on this goroutine. desc says whether the
+// call streams either way.
+func (c *InProcess) Serve(ss grpc.ServerStream, method string, desc *grpc.StreamDesc) error {
+	return c.run(ss, method, desc)
+}
 
 func (c *InProcess) run(ss grpc.ServerStream, method string, desc *grpc.StreamDesc) error {
 	if c.chain == nil {
@@ -60,12 +65,12 @@ func incoming(ctx context.Context) context.Context {
 // Invoke runs a unary call.
 func (c *InProcess) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	ss := &serverSide{method: method, codec: c.codec, req: args, reply: reply}
-	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), transportStream{ss})
+	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), callmeta.TransportStream{S: ss})
 	err := c.run(ss, method, &grpc.StreamDesc{})
 	if err == nil && !ss.replied {
 		err = status.Error(codes.Internal, "edgegate: upstream sent no response message")
 	}
-	hdr, tlr := ss.end()
+	hdr, tlr := ss.End()
 	applyCallOptions(opts, hdr, tlr)
 	return err
 }
@@ -98,105 +103,24 @@ type serverSide struct {
 	// Streams.
 	pipe *pipe
 
-	callMeta
+	callmeta.Meta
 }
 
 func (s *serverSide) Context() context.Context { return s.ctx }
 func (s *serverSide) Method() string           { return s.method }
 
 func (s *serverSide) SendHeader(md metadata.MD) error {
-	s.mu.Lock()
-	err := s.addHeaderLocked(md)
+	s.Mu.Lock()
+	err := s.AddHeaderLocked(md)
 	if err == nil {
-		s.headerSent = true
+		s.HeaderSent = true
 	}
-	hdr := s.header
-	s.mu.Unlock()
+	hdr := s.Header
+	s.Mu.Unlock()
 	if err == nil && s.pipe != nil {
 		s.pipe.sendHeader(hdr)
 	}
 	return err
-}
-
-// callMeta is the header and trailer metadata of a call the core serves
-// in-process.
-type callMeta struct {
-	mu         sync.Mutex
-	header     metadata.MD
-	trailer    metadata.MD
-	headerSent bool
-	ended      bool // the handler returned: the trailer is taken
-}
-
-func (m *callMeta) SetHeader(md metadata.MD) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.addHeaderLocked(md)
-}
-
-// addHeaderLocked adds md to the header unless it was sent; m.mu is held.
-func (m *callMeta) addHeaderLocked(md metadata.MD) error {
-	if m.headerSent || m.ended {
-		// After the end too: the header was handed on, and merge would
-		// change it in place (grpc-go refuses it as well).
-		return status.Error(codes.Internal, "edgegate: header already sent")
-	}
-	m.header = merge(m.header, md)
-	return nil
-}
-
-func (m *callMeta) SetTrailer(md metadata.MD) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.ended {
-		m.trailer = merge(m.trailer, md)
-	}
-}
-
-// end returns the call's header and trailer when its handler has returned;
-// the trailer is no longer changed after (merge changes it in place), as
-// grpc-go ignores a trailer set after the call's end.
-func (m *callMeta) end() (header, trailer metadata.MD) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.ended = true
-	return m.header, m.trailer
-}
-
-// merge adds md's values to dst, which it makes when nil, and returns dst:
-// metadata.Join, without a new map on every call (the chain sets headers
-// two or three times a call). md is not kept: its value slices are copied.
-func merge(dst, md metadata.MD) metadata.MD {
-	if len(md) == 0 {
-		return dst
-	}
-	if dst == nil {
-		dst = make(metadata.MD, len(md)+2)
-	}
-	for k, vs := range md {
-		dst[k] = append(dst[k][:len(dst[k]):len(dst[k])], vs...)
-	}
-	return dst
-}
-
-// transportStream is a stream served in-process as the
-// grpc.ServerTransportStream of its context (for grpc.SetHeader and
-// friends), whose SetTrailer returns an error.
-type transportStream struct {
-	s interface {
-		Method() string
-		SetHeader(metadata.MD) error
-		SendHeader(metadata.MD) error
-		SetTrailer(metadata.MD)
-	}
-}
-
-func (t transportStream) Method() string                  { return t.s.Method() }
-func (t transportStream) SetHeader(md metadata.MD) error  { return t.s.SetHeader(md) }
-func (t transportStream) SendHeader(md metadata.MD) error { return t.s.SendHeader(md) }
-func (t transportStream) SetTrailer(md metadata.MD) error {
-	t.s.SetTrailer(md)
-	return nil
 }
 
 // RecvMsg gives the core the next request message: marshalled into m when
@@ -246,9 +170,9 @@ func (s *serverSide) convert(from, to any) error {
 
 // SendMsg hands a response message from the core to the caller.
 func (s *serverSide) SendMsg(m any) error {
-	s.mu.Lock()
-	s.headerSent = true
-	s.mu.Unlock()
+	s.Mu.Lock()
+	s.HeaderSent = true
+	s.Mu.Unlock()
 	if s.pipe != nil {
 		return s.pipe.sendResponse(s.ctx, m)
 	}
@@ -265,12 +189,12 @@ func (c *InProcess) NewStream(ctx context.Context, desc *grpc.StreamDesc, method
 	ctx, cancel := context.WithCancel(ctx)
 	p := newPipe()
 	ss := &serverSide{method: method, codec: c.codec, pipe: p}
-	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), transportStream{ss})
+	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), callmeta.TransportStream{S: ss})
 	cs := &clientSide{ctx: ctx, cancel: cancel, pipe: p, ss: ss, codec: c.codec}
 	go func() {
 		stack.Grow()
 		err := c.run(ss, method, desc)
-		hdr, tlr := ss.end()
+		hdr, tlr := ss.End()
 		p.finish(hdr, tlr, err)
 		applyCallOptions(opts, hdr, tlr)
 	}()

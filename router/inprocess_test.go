@@ -23,7 +23,7 @@ func TestMetadataAfterEnd(t *testing.T) {
 		}
 		ss.SetTrailer(metadata.Pairs("x-t", "1"))
 		return status.Error(codes.NotFound, "no")
-	}, 0)
+	})
 	var hdr, tlr metadata.MD
 	err := ip.Invoke(context.Background(), "/pkg.Svc/Method", &Frame{}, &Frame{}, grpc.Header(&hdr), grpc.Trailer(&tlr))
 	if status.Code(err) != codes.NotFound {

@@ -21,23 +21,25 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/policy"
 	"github.com/edgegate/edgegate/upstream"
 )
 
-// Snapshot is one configuration's routing state: its table, the upstream
-// clusters the table names, and the rate limit policies its routes name.
-// Its fields are never changed after it is published. A call holds the
-// snapshot it started with until it ends; a snapshot replaced by Swap is
-// retired, and OnIdle runs once no call holds it any more.
+// Snapshot is one configuration's routing state: its table (whose routes
+// carry their compiled policies) and the upstream clusters the table
+// names. Its fields are never changed after it is published. A call holds
+// the snapshot it started with until it ends; a snapshot replaced by Swap
+// is retired, and OnIdle runs once no call holds it any more.
 type Snapshot struct {
 	Table *Table
 	Pool  *upstream.Pool
-	// Policies are the gateway's compiled policies of this configuration
-	// (rate limits), opaque to the router.
-	Policies any
+	// Policies is the compiled policies of the snapshot's configuration,
+	// whose instances its routes carry; the gateway closes it (with
+	// Build.Close) when the snapshot is idle.
+	Policies *policy.Build
 	// OnIdle, when set, runs once after the snapshot is retired and its
 	// last call has ended (the gateway closes the clusters no newer
-	// snapshot uses).
+	// snapshot uses, and the policies' shared resources).
 	OnIdle func()
 
 	refs    atomic.Int64
@@ -72,26 +74,33 @@ func (p *Proxy) Acquire() (*Snapshot, func()) {
 	}
 }
 
-type resolvedKey struct{}
-
+// resolved is what Resolve chose for a call; it is the call's
+// policy.Resolved, so that the policies find their route's instances.
 type resolved struct {
 	snap  *Snapshot
 	route *Route
+}
+
+func (r *resolved) PolicySet() *policy.Set {
+	if r.route == nil {
+		return nil
+	}
+	return r.route.Policies
 }
 
 // FromContext returns the snapshot and route that Resolve chose for the
 // call of ctx; route is nil when no route matched, both are nil when
 // Resolve did not run.
 func FromContext(ctx context.Context) (*Snapshot, *Route) {
-	if r, ok := ctx.Value(resolvedKey{}).(*resolved); ok {
+	if r, ok := policy.ResolvedFrom(ctx).(*resolved); ok {
 		return r.snap, r.route
 	}
 	return nil, nil
 }
 
 // Resolve is the interceptor that picks a call's snapshot and route once,
-// early in the chain, so that the policies after it (rate limits) and the
-// proxy see the same route and the same configuration; the snapshot is
+// early in the chain, so that the policies after it (policy.Key.From) and
+// the proxy see the same route and the same configuration; the snapshot is
 // held until the call ends. It records the route in the call's record. It
 // always calls the handler (a call with no route is refused by the proxy).
 func (p *Proxy) Resolve() grpc.StreamServerInterceptor {
@@ -100,9 +109,9 @@ func (p *Proxy) Resolve() grpc.StreamServerInterceptor {
 		defer release()
 		rt := snap.Table.Lookup(si.FullMethod)
 		if info := callinfo.FromContext(ss.Context()); info != nil && rt != nil {
-			info.Route, info.Cluster, info.NoAccessLog = rt.Name, rt.Cluster, rt.DisableAccessLog
+			info.SetRoute(rt.Name, rt.Cluster, rt.DisableAccessLog)
 		}
-		ctx := context.WithValue(ss.Context(), resolvedKey{}, &resolved{snap: snap, route: rt})
+		ctx := policy.NewContext(ss.Context(), &resolved{snap: snap, route: rt})
 		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
 	}
 }
@@ -185,7 +194,7 @@ func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
 	}
 	info := callinfo.FromContext(ss.Context())
 	if info != nil {
-		info.Route, info.Cluster, info.NoAccessLog = rt.Name, rt.Cluster, rt.DisableAccessLog
+		info.SetRoute(rt.Name, rt.Cluster, rt.DisableAccessLog)
 	}
 	cl := snap.Pool.Get(rt.Cluster)
 	if cl == nil {
@@ -331,7 +340,7 @@ func (p *Proxy) done(cl *upstream.Cluster, info *callinfo.Info, pr *peer.Peer, e
 		endpoint = pr.Addr.String()
 	}
 	if info != nil {
-		info.Endpoint = endpoint
+		info.SetEndpoint(endpoint)
 	}
 	cl.Report(endpoint, status.Code(err))
 	if p.o.UpstreamDone != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -107,14 +106,14 @@ func TestUpstreamError(t *testing.T) {
 }
 
 // Once the header is sent, it stays sent: a second SendHeader and a later
-// SetHeader fail, on both kinds of in-process stream.
+// SetHeader fail, on the in-process stream (the gRPC-Web door's stream has
+// the same test, frontdoor/grpcweb).
 func TestHeaderSentOnce(t *testing.T) {
 	for name, ss := range map[string]interface {
 		SetHeader(metadata.MD) error
 		SendHeader(metadata.MD) error
 	}{
 		"unary or pipe": &serverSide{},
-		"http":          &httpStream{w: httptest.NewRecorder()},
 	} {
 		if err := ss.SendHeader(metadata.Pairs("a", "1")); err != nil {
 			t.Fatalf("%s: first SendHeader: %v", name, err)

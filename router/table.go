@@ -9,6 +9,7 @@ import (
 	"time"
 
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/policy"
 )
 
 // Route is one compiled route. It is never modified after Compile.
@@ -27,8 +28,9 @@ type Route struct {
 	Timeout time.Duration
 	// DisableAccessLog turns the access log off for the route's calls.
 	DisableAccessLog bool
-	// RateLimits names the rate limit policies of the route's calls.
-	RateLimits []string
+	// Policies are the route's compiled policy instances (package policy);
+	// nil when Compile was given none.
+	Policies *policy.Set
 	// MaxConcurrent, when positive, bounds the route's calls in flight.
 	MaxConcurrent int64
 
@@ -54,9 +56,10 @@ type Table struct {
 }
 
 // Compile builds the route table of cfg, which must have been loaded by
-// package config (names filled in, clusters checked). It returns an error
-// for a route whose match cannot be compiled or repeats another's.
-func Compile(cfg *configv1.Config) (*Table, error) {
+// package config (names filled in, clusters checked); the routes carry the
+// policy sets of b (nil for none), route i the set b.Route(i). It returns
+// an error for a route whose match cannot be compiled or repeats another's.
+func Compile(cfg *configv1.Config, b *policy.Build) (*Table, error) {
 	t := &Table{
 		methods:  map[string]*Route{},
 		services: map[string]*Route{},
@@ -65,8 +68,11 @@ func Compile(cfg *configv1.Config) (*Table, error) {
 	for i, rc := range cfg.GetRoutes() {
 		r := &Route{
 			Name: rc.GetName(), Cluster: rc.GetCluster(), Timeout: rc.GetTimeout().AsDuration(),
-			DisableAccessLog: rc.GetDisableAccessLog(), RateLimits: rc.GetRateLimits(),
-			MaxConcurrent: int64(rc.GetMaxConcurrentCalls()),
+			DisableAccessLog: rc.GetDisableAccessLog(),
+			MaxConcurrent:    int64(rc.GetMaxConcurrentCalls()),
+		}
+		if b != nil {
+			r.Policies = b.Route(i)
 		}
 		var (
 			m   map[string]*Route

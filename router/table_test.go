@@ -25,7 +25,7 @@ func compile(t testing.TB, yamlText string) *router.Table {
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
 	}
-	tbl, err := router.Compile(cfg)
+	tbl, err := router.Compile(cfg, nil)
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
@@ -212,7 +212,7 @@ func TestCompileErrors(t *testing.T) {
 			`routes[0].match: no match`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tbl, err := router.Compile(&configv1.Config{Routes: tc.routes})
+			tbl, err := router.Compile(&configv1.Config{Routes: tc.routes}, nil)
 			if err == nil {
 				t.Fatalf("Compile succeeded with %d routes, want error %q", len(tbl.Routes()), tc.want)
 			}
@@ -231,7 +231,7 @@ func TestCompileMethodWithSlash(t *testing.T) {
 		Match:   &configv1.RouteMatch{Kind: &configv1.RouteMatch_Method{Method: "/a.v1.S/M"}},
 		Cluster: "c",
 		Timeout: durationpb.New(time.Second),
-	}}})
+	}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestWriteGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tbl, err := router.Compile(cfg)
+			tbl, err := router.Compile(cfg, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -232,3 +232,13 @@ func (l *LogBuffer) String() string {
 func gatewayInterceptors(stream ...grpc.StreamServerInterceptor) gateway.Option {
 	return gateway.WithInterceptors(nil, stream)
 }
+
+// validate checks yaml as `edgegate validate` does: config.Load, then the
+// gateway's build in a dry run, its errors placed in the file.
+func validate(name, yaml string) error {
+	cfg, err := config.Load(name, []byte(yaml))
+	if err != nil {
+		return err
+	}
+	return config.Place(name, []byte(yaml), gateway.Check(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler))))
+}

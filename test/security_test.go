@@ -381,8 +381,9 @@ func TestCELRule(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.custom, r.st, c.want)
 		}
 	}
-	// An invalid expression is a config error that names its place.
-	_, err := config.Load("bad.yaml", []byte(authConfig(up.Addr, je.jwksFile, authint.HashKey("k"), `{providers: [users], cel: "claims.tier =="}`)))
+	// An invalid expression is a config error that names its place (as
+	// `edgegate validate` reports it).
+	err := validate("bad.yaml", authConfig(up.Addr, je.jwksFile, authint.HashKey("k"), `{providers: [users], cel: "claims.tier =="}`))
 	if err == nil || !strings.Contains(err.Error(), "routes[0].auth.cel: invalid CEL expression") {
 		t.Fatalf("invalid CEL: %v", err)
 	}

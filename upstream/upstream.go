@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
+	"github.com/edgegate/edgegate/config"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/tlsconf"
 )
@@ -96,7 +97,7 @@ func (c *Cluster) Conn() *grpc.ClientConn { return c.conn }
 func (c *Cluster) Ready() bool { return c.conn.GetState() == connectivity.Ready }
 
 // Pool is the set of clusters of one configuration. It is immutable after
-// New and safe for concurrent use.
+// New and safe for concurrent use; a nil *Pool has no clusters.
 type Pool struct {
 	clusters map[string]*Cluster
 }
@@ -134,16 +135,39 @@ func New(specs []Spec, reuse *Pool, opts ...grpc.DialOption) (*Pool, error) {
 		c, err := dial(sp, key, opts)
 		if err != nil {
 			p.CloseExcept(reuse)
-			return nil, fmt.Errorf("clusters[%d] %q: %w", i, sp.Config.GetName(), err)
+			return nil, clusterError(i, sp, err)
 		}
 		p.clusters[c.name] = c
 	}
 	return p, nil
 }
 
+// Check does what New does for specs, but dials nothing: it reads every
+// cluster's TLS files and checks its target and service config, for a
+// dry run (edgegate validate).
+func Check(specs []Spec, opts ...grpc.DialOption) error {
+	for i, sp := range specs {
+		conn, _, err := newConn(sp, opts)
+		if err != nil {
+			return clusterError(i, sp, err)
+		}
+		_ = conn.Close()
+	}
+	return nil
+}
+
+// clusterError is err, of the cluster of specs[i], at its place in the
+// configuration.
+func clusterError(i int, sp Spec, err error) error {
+	return &config.FieldError{Path: fmt.Sprintf("clusters[%d]", i), Err: fmt.Errorf("cluster %q: %w", sp.Config.GetName(), err)}
+}
+
 // CloseExcept closes the connections of p that keep (may be nil) does not
 // share.
 func (p *Pool) CloseExcept(keep *Pool) {
+	if p == nil {
+		return
+	}
 	for name, c := range p.clusters {
 		if keep != nil && keep.clusters[name] == c {
 			continue
@@ -153,10 +177,18 @@ func (p *Pool) CloseExcept(keep *Pool) {
 }
 
 // Get returns the cluster called name, or nil.
-func (p *Pool) Get(name string) *Cluster { return p.clusters[name] }
+func (p *Pool) Get(name string) *Cluster {
+	if p == nil {
+		return nil
+	}
+	return p.clusters[name]
+}
 
 // Clusters returns every cluster, in no particular order.
 func (p *Pool) Clusters() []*Cluster {
+	if p == nil {
+		return nil
+	}
 	out := make([]*Cluster, 0, len(p.clusters))
 	for _, c := range p.clusters {
 		out = append(out, c)
@@ -164,8 +196,12 @@ func (p *Pool) Clusters() []*Cluster {
 	return out
 }
 
-// Close closes every connection; calls still open on them fail.
+// Close closes every connection; calls still open on them fail. A nil
+// pool (a dry run's) has none.
 func (p *Pool) Close() error {
+	if p == nil {
+		return nil
+	}
 	var errs []error
 	for _, c := range p.clusters {
 		errs = append(errs, c.close())
@@ -215,10 +251,30 @@ func serviceConfig(sp Spec) string {
 func ServiceConfig(sp Spec) string { return serviceConfig(sp) }
 
 func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
+	conn, r, err := newConn(sp, extra)
+	if err != nil {
+		return nil, err
+	}
+	conn.Connect()
+	cc := sp.Config
+	c := &Cluster{name: cc.GetName(), conn: conn, key: key, max: int64(cc.GetMaxConcurrentCalls())}
+	if od := cc.GetOutlierDetection(); od != nil && r != nil {
+		c.outliers = newOutliers(r, cc.GetEndpoints(), od)
+		if sp.Log != nil {
+			c.outliers.log = sp.Log.With(slog.String("cluster", cc.GetName()))
+		}
+	}
+	return c, nil
+}
+
+// newConn makes the client connection of sp, idle (nothing is dialled
+// until Connect), and the resolver of its static endpoints (nil for a
+// dns:/// target).
+func newConn(sp Spec, extra []grpc.DialOption) (*grpc.ClientConn, *manual.Resolver, error) {
 	cc := sp.Config
 	creds, err := transportCredentials(cc.GetTls())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	maxMsg := int(cc.GetMaxMessageBytes())
 	opts := []grpc.DialOption{
@@ -266,17 +322,9 @@ func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
 	opts = append(opts, extra...)
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", target, err)
+		return nil, nil, fmt.Errorf("dial %s: %w", target, err)
 	}
-	conn.Connect()
-	c := &Cluster{name: cc.GetName(), conn: conn, key: key, max: int64(cc.GetMaxConcurrentCalls())}
-	if od := cc.GetOutlierDetection(); od != nil && r != nil {
-		c.outliers = newOutliers(r, cc.GetEndpoints(), od)
-		if sp.Log != nil {
-			c.outliers.log = sp.Log.With(slog.String("cluster", cc.GetName()))
-		}
-	}
-	return c, nil
+	return conn, r, nil
 }
 
 func endpointsOf(addrs []resolver.Address) []resolver.Endpoint {

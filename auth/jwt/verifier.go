@@ -380,3 +380,37 @@ func b64Value(c byte) int {
 	}
 	return -1
 }
+
+// Check does what New does before it starts anything, for a dry run
+// (`edgegate validate`): it checks cfg, reads the CA file, and loads a
+// JWKS file and parses its keys. A JWKS URL is not fetched: Check reaches
+// no network, so a URL that cannot be fetched is found at serve.
+func Check(ctx context.Context, cfg Config, opts ...Option) error {
+	o := options{now: time.Now, log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	cfg, err := normalize(cfg, &o)
+	if err != nil {
+		return fmt.Errorf("jwt: invalid config: %w", err)
+	}
+	if cfg.JWKSFile == "" {
+		if cfg.CAFile != "" {
+			if _, err := loadCAs(cfg.CAFile); err != nil {
+				return fmt.Errorf("jwt: invalid config: %w", err)
+			}
+		}
+		return nil
+	}
+	src := fileSource{path: cfg.JWKSFile}
+	data, err := src.load(ctx)
+	if err == nil {
+		_, err = parseJWKS(ctx, data, o.log, slog.LevelDebug, src.String())
+	}
+	if err != nil {
+		return fmt.Errorf("jwt: loading keys from %s: %w", src, err)
+	}
+	return nil
+}

@@ -185,8 +185,10 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	if _, err := router.Compile(cfg); err != nil {
-		fmt.Fprintln(stderr, err)
+	// The same build as serve, in a dry run: certificates, keys, JWKS
+	// files, CEL rules, cluster targets, every policy.
+	if err := gateway.Check(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler))); err != nil {
+		fmt.Fprintln(stderr, config.PlaceFile(configFile(args), err))
 		return 1
 	}
 	fmt.Fprintf(stdout, "ok: %d listeners, %d clusters, %d routes\n", len(cfg.GetListeners()), len(cfg.GetClusters()), len(cfg.GetRoutes()))
@@ -198,7 +200,7 @@ func routes(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	t, err := router.Compile(cfg)
+	t, err := router.Compile(cfg, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -272,7 +274,7 @@ func serve(args []string, stderr io.Writer) int {
 			log.Error("config reload failed; the configuration in force stays", slog.String("error", err.Error()))
 			return err
 		}
-		return gw.Reload(next)
+		return config.PlaceFile(file, gw.Reload(next))
 	}
 	gw, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithAccessLog(accessLog), gateway.WithReloader(reload), gateway.WithRuntime())
 	if err != nil {

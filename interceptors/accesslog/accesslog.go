@@ -17,10 +17,8 @@ import (
 	"net"
 	"time"
 
-	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/edgegate/edgegate/interceptors/recovery"
@@ -114,24 +112,6 @@ func hostOf(addr string) string {
 	return addr
 }
 
-// begin fills in what the chain knows of a call as it starts.
-func begin(ctx context.Context, method string) (context.Context, *callinfo.Info) {
-	ctx, info := callinfo.Ensure(ctx, callinfo.DoorGRPC)
-	info.Enter()
-	info.Method = method
-	if info.Peer == "" {
-		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-			info.Peer = p.Addr.String()
-		}
-	}
-	if info.UserAgent == "" {
-		if ua := callinfo.Incoming(ctx).Get("user-agent"); len(ua) > 0 {
-			info.UserAgent = ua[0]
-		}
-	}
-	return ctx, info
-}
-
 // finish records how the call ended and, for native gRPC, writes its
 // line. Deferred: a panic below is recorded as the INTERNAL status the
 // recovery interceptor will turn it into, then goes on up.
@@ -140,7 +120,7 @@ func (l *Logger) finish(ctx context.Context, info *callinfo.Info, err *error) {
 	if p != nil {
 		*err = status.Error(codes.Internal, recovery.Message)
 	}
-	info.Err = *err
+	info.SetErr(*err)
 	if info.EndChain() {
 		l.Write(ctx, info, info.HTTPStatus)
 	}
@@ -149,11 +129,16 @@ func (l *Logger) finish(ctx context.Context, info *callinfo.Info, err *error) {
 	}
 }
 
-// UnaryServerInterceptor records the call's end in its record and, for
-// native gRPC, writes its line. It always calls the handler.
+// UnaryServerInterceptor records the call's end in its record (made by
+// the chain's first step, callinfo.Begin) and, for native gRPC, writes its
+// line. A call without a record is not logged. It always calls the
+// handler.
 func (l *Logger) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, si *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		ctx, info := begin(ctx, si.FullMethod)
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		info := callinfo.FromContext(ctx)
+		if info == nil {
+			return handler(ctx, req)
+		}
 		defer l.finish(ctx, info, &err)
 		return handler(ctx, req)
 	}
@@ -162,10 +147,11 @@ func (l *Logger) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // StreamServerInterceptor is UnaryServerInterceptor for streaming and
 // proxied calls.
 func (l *Logger) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		ctx, info := begin(ss.Context(), si.FullMethod)
-		if ctx != ss.Context() {
-			ss = &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx}
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		ctx := ss.Context()
+		info := callinfo.FromContext(ctx)
+		if info == nil {
+			return handler(srv, ss)
 		}
 		defer l.finish(ctx, info, &err)
 		return handler(srv, ss)

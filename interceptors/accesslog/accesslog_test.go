@@ -127,10 +127,29 @@ var clientAddr = &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 53211}
 // nativeContext is the context of a native gRPC call from clientAddr, with
 // the record the request id interceptor leaves.
 func nativeContext() (context.Context, *callinfo.Info) {
-	ctx, info := callinfo.Ensure(context.Background(), callinfo.DoorGRPC)
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("user-agent", "grpc-go/1.85.0", "authorization", "Bearer s3cret"))
+	ctx = peer.NewContext(ctx, &peer.Peer{Addr: clientAddr})
+	ctx, info := callinfo.Begin(ctx, "", nil)
 	info.RequestID = "req-1"
-	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("user-agent", "grpc-go/1.85.0", "authorization", "Bearer s3cret"))
-	return peer.NewContext(ctx, &peer.Peer{Addr: clientAddr}), info
+	return ctx, info
+}
+
+// withRecord is the access log interceptor after the chain's first step,
+// which makes the call's record (callinfo.Begin), as in the gateway's
+// chain.
+func withRecord(l *accesslog.Logger) grpc.UnaryServerInterceptor {
+	first, al := callinfo.UnaryServerInterceptor(nil), l.UnaryServerInterceptor()
+	return func(ctx context.Context, req any, si *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return first(ctx, req, si, func(ctx context.Context, req any) (any, error) { return al(ctx, req, si, handler) })
+	}
+}
+
+// withRecordStream is withRecord for streams.
+func withRecordStream(l *accesslog.Logger) grpc.StreamServerInterceptor {
+	first, al := callinfo.StreamServerInterceptor(nil), l.StreamServerInterceptor()
+	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return first(srv, ss, si, func(srv any, ss grpc.ServerStream) error { return al(srv, ss, si, handler) })
+	}
 }
 
 // proxy plays the router: it fills in the record the way Proxy does.
@@ -146,7 +165,7 @@ func TestUnaryFailedCall(t *testing.T) {
 	l, buf := newLogger(slog.LevelInfo, 1)
 	ctx, _ := nativeContext()
 	wantErr := status.Error(codes.NotFound, "order 7 not found")
-	resp, err := l.UnaryServerInterceptor()(ctx, "req", unaryInfo, func(ctx context.Context, req any) (any, error) {
+	resp, err := withRecord(l)(ctx, "req", unaryInfo, func(ctx context.Context, req any) (any, error) {
 		proxy(callinfo.FromContext(ctx))
 		time.Sleep(20 * time.Millisecond)
 		return nil, wantErr
@@ -182,7 +201,7 @@ func TestUnaryFailedCall(t *testing.T) {
 func TestUnaryOKCall(t *testing.T) {
 	l, buf := newLogger(slog.LevelInfo, 1)
 	ctx, _ := nativeContext()
-	resp, err := l.UnaryServerInterceptor()(ctx, "req", &grpc.UnaryServerInfo{FullMethod: "/grpc.health.v1.Health/Check"},
+	resp, err := withRecord(l)(ctx, "req", &grpc.UnaryServerInfo{FullMethod: "/grpc.health.v1.Health/Check"},
 		func(ctx context.Context, req any) (any, error) { return "resp", nil })
 	if resp != "resp" || err != nil {
 		t.Errorf("interceptor = %v, %v; want the handler's resp, nil", resp, err)
@@ -203,7 +222,7 @@ func TestUnaryOKCall(t *testing.T) {
 func TestUnaryWithoutRecord(t *testing.T) {
 	l, buf := newLogger(slog.LevelInfo, 1)
 	var seen *callinfo.Info
-	_, err := l.UnaryServerInterceptor()(context.Background(), "req", unaryInfo, func(ctx context.Context, req any) (any, error) {
+	_, err := withRecord(l)(context.Background(), "req", unaryInfo, func(ctx context.Context, req any) (any, error) {
 		seen = callinfo.FromContext(ctx)
 		if seen == nil {
 			t.Fatal("no record in the handler's context")
@@ -255,7 +274,7 @@ func TestStreamCalls(t *testing.T) {
 			l, buf := newLogger(slog.LevelInfo, 1)
 			ctx, info := nativeContext()
 			ss := &fakeStream{ctx: ctx}
-			err := l.StreamServerInterceptor()("srv", ss, streamInfo, func(srv any, got grpc.ServerStream) error {
+			err := withRecordStream(l)("srv", ss, streamInfo, func(srv any, got grpc.ServerStream) error {
 				if got != ss {
 					t.Error("the handler got another stream, although the context had a record")
 				}
@@ -289,7 +308,7 @@ func TestStreamCalls(t *testing.T) {
 func TestStreamWithoutRecord(t *testing.T) {
 	l, buf := newLogger(slog.LevelInfo, 1)
 	ss := &fakeStream{ctx: peer.NewContext(context.Background(), &peer.Peer{Addr: clientAddr})}
-	err := l.StreamServerInterceptor()(nil, ss, streamInfo, func(_ any, got grpc.ServerStream) error {
+	err := withRecordStream(l)(nil, ss, streamInfo, func(_ any, got grpc.ServerStream) error {
 		info := callinfo.FromContext(got.Context())
 		if info == nil {
 			t.Fatal("no record in the handler's stream context")
@@ -310,7 +329,7 @@ func TestHTTPDoorCall(t *testing.T) {
 	info := &callinfo.Info{Door: callinfo.DoorREST, Start: time.Now(), RequestID: "req-9", Peer: "198.51.100.4:4444", HTTPMethod: "GET", HTTPPath: "/v1/orders/7"}
 	ctx := callinfo.NewContext(context.Background(), info)
 	wantErr := status.Error(codes.NotFound, "order 7 not found")
-	_, err := l.UnaryServerInterceptor()(ctx, "req", unaryInfo, func(ctx context.Context, req any) (any, error) {
+	_, err := withRecord(l)(ctx, "req", unaryInfo, func(ctx context.Context, req any) (any, error) {
 		proxy(info)
 		return nil, wantErr
 	})
@@ -350,7 +369,7 @@ func TestSampling(t *testing.T) {
 	l, buf := newLogger(slog.LevelInfo, 0)
 	call := func(err error) {
 		ctx, _ := nativeContext()
-		_, _ = l.UnaryServerInterceptor()(ctx, "req", unaryInfo, func(context.Context, any) (any, error) { return nil, err })
+		_, _ = withRecord(l)(ctx, "req", unaryInfo, func(context.Context, any) (any, error) { return nil, err })
 	}
 	for range 20 {
 		call(nil)
@@ -371,7 +390,7 @@ func TestSampling(t *testing.T) {
 func TestRouteDisablesLog(t *testing.T) {
 	l, buf := newLogger(slog.LevelInfo, 1)
 	ctx, _ := nativeContext()
-	_, _ = l.UnaryServerInterceptor()(ctx, "req", unaryInfo, func(ctx context.Context, req any) (any, error) {
+	_, _ = withRecord(l)(ctx, "req", unaryInfo, func(ctx context.Context, req any) (any, error) {
 		callinfo.FromContext(ctx).NoAccessLog = true
 		return nil, status.Error(codes.Internal, "boom")
 	})
@@ -387,7 +406,7 @@ func TestNilLoggerDisables(t *testing.T) {
 	}
 	wantErr := status.Error(codes.Aborted, "conflict")
 	called := false
-	resp, err := l.UnaryServerInterceptor()(context.Background(), "req", unaryInfo,
+	resp, err := withRecord(l)(context.Background(), "req", unaryInfo,
 		func(ctx context.Context, req any) (any, error) {
 			called = true
 			return "resp", wantErr
@@ -397,7 +416,7 @@ func TestNilLoggerDisables(t *testing.T) {
 	}
 
 	called = false
-	err = l.StreamServerInterceptor()("srv", &fakeStream{ctx: context.Background()}, streamInfo, func(srv any, got grpc.ServerStream) error {
+	err = withRecordStream(l)("srv", &fakeStream{ctx: context.Background()}, streamInfo, func(srv any, got grpc.ServerStream) error {
 		called = true
 		return wantErr
 	})
@@ -412,7 +431,7 @@ func TestDisabledLevel(t *testing.T) {
 	l, buf := newLogger(slog.LevelWarn, 1)
 	ctx, _ := nativeContext()
 	called := false
-	_, err := l.UnaryServerInterceptor()(ctx, "req", unaryInfo,
+	_, err := withRecord(l)(ctx, "req", unaryInfo,
 		func(ctx context.Context, req any) (any, error) {
 			called = true
 			return nil, status.Error(codes.Internal, "x")
@@ -420,7 +439,7 @@ func TestDisabledLevel(t *testing.T) {
 	if !called || err == nil {
 		t.Errorf("called = %v, err = %v", called, err)
 	}
-	err = l.StreamServerInterceptor()(nil, &fakeStream{ctx: ctx}, streamInfo,
+	err = withRecordStream(l)(nil, &fakeStream{ctx: ctx}, streamInfo,
 		func(any, grpc.ServerStream) error { return nil })
 	if err != nil {
 		t.Error(err)
@@ -439,7 +458,7 @@ func TestPanicIsLogged(t *testing.T) {
 	rec := recovery.UnaryServerInterceptor(slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	al := l.UnaryServerInterceptor()
 	si := &grpc.UnaryServerInfo{FullMethod: "/shop.v1.S/Get"}
-	ctx, info := callinfo.Ensure(context.Background(), callinfo.DoorGRPC)
+	ctx, info := callinfo.Begin(context.Background(), si.FullMethod, nil)
 	_, err := rec(ctx, "req", si, func(ctx context.Context, req any) (any, error) {
 		return al(ctx, req, si, func(context.Context, any) (any, error) { panic("boom") })
 	})

@@ -255,7 +255,7 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 			return err
 		}
 		if info != nil {
-			info.Principal = p.ID
+			info.SetPrincipal(p.ID)
 		}
 		ctx = authpkg.NewContext(ctx, p)
 		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
@@ -334,35 +334,6 @@ func authorize(pol *Policy, p *authpkg.Principal, method string, ctx context.Con
 		}
 	}
 	return nil
-}
-
-// StripInterceptor removes keys from every call's incoming metadata (the
-// identity metadata the gateway itself forwards), so that neither the
-// chain nor the upstream can ever see a client's copy. It is the first
-// interceptor after recovery: it creates the call's record
-// (callinfo.Ensure) and records the cleaned metadata there, the one copy
-// the rest of the chain and the proxy read (callinfo.Incoming). It always
-// calls the handler.
-func StripInterceptor(keys []string) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, info := callinfo.Ensure(ss.Context(), callinfo.DoorGRPC)
-		md, _ := metadata.FromIncomingContext(ctx) // a copy: ours to change
-		found := false
-		for _, k := range keys {
-			if _, ok := md[k]; ok {
-				found = true
-				delete(md, k)
-			}
-		}
-		if found {
-			ctx = metadata.NewIncomingContext(ctx, md)
-		}
-		info.SetIncoming(md)
-		if ctx != ss.Context() {
-			ss = &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx}
-		}
-		return handler(srv, ss)
-	}
 }
 
 // Forward writes the identity of ctx's principal into md (the metadata

@@ -3,7 +3,6 @@ package auth_test
 import (
 	"context"
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -14,7 +13,6 @@ import (
 
 	authpkg "github.com/edgegate/edgegate/auth"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
-	"github.com/edgegate/edgegate/internal/callinfo"
 )
 
 type stubVerifier struct{}
@@ -132,30 +130,5 @@ func TestForwardAndStrip(t *testing.T) {
 	fwd(authpkg.NewContext(context.Background(), &authpkg.Principal{ID: "alice", Kind: authpkg.KindJWT, Claims: map[string]any{"sub": "alice"}, ClaimsJSON: `{"sub":"alice"}`}), md)
 	if got := md.Get("x-c"); len(got) != 1 || got[0] != `{"sub":"alice"}` {
 		t.Fatalf("forwarded claims %q", got)
-	}
-	strip := authint.StripInterceptor([]string{"x-p"})
-	ss := &fakeStream{ctx: metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-p", "spoofed", "y", "1"))}
-	called := false
-	_ = strip(nil, ss, &grpc.StreamServerInfo{}, func(_ any, s grpc.ServerStream) error {
-		called = true
-		in, _ := metadata.FromIncomingContext(s.Context())
-		if len(in.Get("x-p")) != 0 || in.Get("y")[0] != "1" {
-			t.Errorf("after strip: %v", in)
-		}
-		// The rest of the chain shares one cleaned copy.
-		shared := callinfo.Incoming(s.Context())
-		if len(shared.Get("x-p")) != 0 || shared.Get("y")[0] != "1" {
-			t.Errorf("callinfo.Incoming after strip: %v", shared)
-		}
-		if reflect.ValueOf(callinfo.Incoming(s.Context())).Pointer() != reflect.ValueOf(shared).Pointer() {
-			t.Error("callinfo.Incoming copied the metadata again")
-		}
-		if info := callinfo.FromContext(s.Context()); info == nil || info.Door != callinfo.DoorGRPC {
-			t.Errorf("call record %+v, want one for a native call", info)
-		}
-		return nil
-	})
-	if !called {
-		t.Fatal("strip did not call the handler")
 	}
 }

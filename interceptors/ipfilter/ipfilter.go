@@ -1,24 +1,25 @@
-// Package ipfilter decides who the client is by IP and whether it may
-// call: the client IP is the peer's address, unless the peer is a trusted
-// proxy, in which case it is the right-most X-Forwarded-For entry that is
-// not a trusted proxy (entries a client wrote further left are never
-// believed). Allow and block lists (CIDRs, IPv4 and IPv6) apply globally
-// and per route; a refused call gets PERMISSION_DENIED (HTTP 403).
+// Package ipfilter is the IP allow and block list policy: lists of CIDRs
+// (IPv4 and IPv6) that apply globally (ip_filter, fixed at start) and per
+// route (routes[].ip_filter, reloaded with the routes). It judges the
+// client IP that package clientip recorded; a refused call gets
+// PERMISSION_DENIED (HTTP 403).
 package ipfilter
 
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/edgegate/edgegate/config"
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/interceptors/clientip"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/metrics"
+	"github.com/edgegate/edgegate/policy"
 )
 
 // Filter is a compiled allow/block list. A nil *Filter allows everything.
@@ -26,25 +27,26 @@ type Filter struct {
 	allow, block []netip.Prefix
 }
 
-// New compiles a filter; parse turns a config string into a prefix.
-func New(allow, block []string, parse func(string) (netip.Prefix, error)) (*Filter, error) {
-	if len(allow) == 0 && len(block) == 0 {
+// NewFilter compiles c, whose place in the configuration is path; nil
+// when c lists nothing. An entry that is not an address or CIDR is a
+// *config.FieldError at its index.
+func NewFilter(c *configv1.IPFilter, path string) (*Filter, error) {
+	if len(c.GetAllow()) == 0 && len(c.GetBlock()) == 0 {
 		return nil, nil
 	}
 	f := &Filter{}
-	for _, s := range allow {
-		p, err := parse(s)
-		if err != nil {
-			return nil, err
+	for _, l := range []struct {
+		name string
+		in   []string
+		out  *[]netip.Prefix
+	}{{"allow", c.GetAllow(), &f.allow}, {"block", c.GetBlock(), &f.block}} {
+		for j, s := range l.in {
+			p, err := config.ParsePrefix(s)
+			if err != nil {
+				return nil, &config.FieldError{Path: fmt.Sprintf("%s.%s[%d]", path, l.name, j), Err: err}
+			}
+			*l.out = append(*l.out, p)
 		}
-		f.allow = append(f.allow, p)
-	}
-	for _, s := range block {
-		p, err := parse(s)
-		if err != nil {
-			return nil, err
-		}
-		f.block = append(f.block, p)
 	}
 	return f, nil
 }
@@ -70,88 +72,64 @@ func (f *Filter) Allows(ip netip.Addr) (bool, string) {
 	return false, "is not on the allow list"
 }
 
-// ClientIP is the client's IP for a call from peerAddr ("ip:port") that
-// carried the X-Forwarded-For values xff, given the trusted proxies.
-func ClientIP(peerAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
-	host := peerAddr
-	if h, _, err := net.SplitHostPort(peerAddr); err == nil {
-		host = h
-	}
-	ip, err := netip.ParseAddr(host)
+// key carries a route's filter.
+var key = policy.NewKey[*Filter]("ip_filter")
+
+// Interceptor is the IP list policy of the chain.
+type Interceptor struct {
+	global  *Filter
+	metrics *metrics.Metrics
+}
+
+// New builds the policy from cfg's global list (fixed at start).
+func New(cfg *configv1.Config, d policy.Deps) (*Interceptor, error) {
+	g, err := NewFilter(cfg.GetIpFilter(), "ip_filter")
 	if err != nil {
-		return netip.Addr{}
+		return nil, err
 	}
-	ip = ip.Unmap()
-	if !in(ip, trusted) {
-		return ip
-	}
-	var chain []string
-	for _, v := range xff {
-		for part := range strings.SplitSeq(v, ",") {
-			chain = append(chain, strings.TrimSpace(part))
-		}
-	}
-	for i := len(chain) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(chain[i])
+	return &Interceptor{global: g, metrics: d.Metrics}, nil
+}
+
+// Name implements policy.Policy.
+func (*Interceptor) Name() string { return "ip_filter" }
+
+// Compile gives every route with an ip_filter its filter.
+func (*Interceptor) Compile(b *policy.Build) error {
+	for i, r := range b.Config.GetRoutes() {
+		f, err := NewFilter(r.GetIpFilter(), fmt.Sprintf("routes[%d].ip_filter", i))
 		if err != nil {
-			return ip // a garbled entry: believe nothing left of it
+			return err
 		}
-		a = a.Unmap()
-		if !in(a, trusted) {
-			return a
-		}
-		ip = a
-	}
-	return ip
-}
-
-func in(ip netip.Addr, list []netip.Prefix) bool {
-	for _, p := range list {
-		if p.Contains(ip) {
-			return true
+		if f != nil {
+			policy.Put(b, i, key, f)
 		}
 	}
-	return false
+	return nil
 }
 
-// Options configure the interceptor.
-type Options struct {
-	Global  *Filter
-	Trusted []netip.Prefix
-	// Route returns the call's route's filter (nil: none).
-	Route func(ctx context.Context) *Filter
-	// Rejected is told of every refused call.
-	Rejected func(door string)
-}
+// Close implements policy.Policy; the filter holds nothing.
+func (*Interceptor) Close() error { return nil }
 
-// StreamServerInterceptor sets the call's client IP in its record and
-// refuses calls the lists do not allow. It calls the handler only for
-// allowed calls.
-func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx := ss.Context()
-		peerAddr := ""
-		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-			peerAddr = p.Addr.String()
-		}
-		md := callinfo.Incoming(ctx)
-		ip := ClientIP(peerAddr, md.Get("x-forwarded-for"), o.Trusted)
-		info := callinfo.FromContext(ctx)
-		if info != nil && ip.IsValid() {
-			info.ClientIP = ip.String()
-		}
-		var route *Filter
-		if o.Route != nil {
-			route = o.Route(ctx)
-		}
-		for _, f := range []*Filter{o.Global, route} {
-			if ok, why := f.Allows(ip); !ok {
-				if o.Rejected != nil && info != nil {
-					o.Rejected(info.Door)
-				}
-				return status.Error(codes.PermissionDenied, fmt.Sprintf("edgegate: client IP %s %s", ip, why))
-			}
+// StreamServerInterceptor refuses the calls the global list or the call's
+// route's list does not allow. It calls the handler only for allowed calls.
+func (p *Interceptor) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := p.check(ss.Context()); err != nil {
+			return err
 		}
 		return handler(srv, ss)
 	}
+}
+
+func (p *Interceptor) check(ctx context.Context) error {
+	ip := clientip.FromContext(ctx)
+	for _, f := range [2]*Filter{p.global, key.From(ctx)} {
+		if ok, why := f.Allows(ip); !ok {
+			if info := callinfo.FromContext(ctx); info != nil && p.metrics != nil {
+				p.metrics.Rejected("ip_filter", "ip_filter", info.Door)
+			}
+			return status.Error(codes.PermissionDenied, fmt.Sprintf("edgegate: client IP %s %s", ip, why))
+		}
+	}
+	return nil
 }

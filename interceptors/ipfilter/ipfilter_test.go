@@ -3,42 +3,12 @@ package ipfilter
 import (
 	"net/netip"
 	"testing"
+
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 )
 
-func prefixes(t *testing.T, ss ...string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range ss {
-		out = append(out, netip.MustParsePrefix(s))
-	}
-	return out
-}
-
-func TestClientIP(t *testing.T) {
-	trusted := prefixes(t, "127.0.0.1/32", "10.0.0.0/8", "::1/128")
-	for _, c := range []struct {
-		peer string
-		xff  []string
-		want string
-	}{
-		{"192.0.2.1:5000", []string{"203.0.113.7"}, "192.0.2.1"},                      // untrusted peer: XFF ignored
-		{"127.0.0.1:5000", nil, "127.0.0.1"},                                          // trusted, no XFF
-		{"127.0.0.1:5000", []string{"203.0.113.7"}, "203.0.113.7"},                    // trusted proxy
-		{"127.0.0.1:5000", []string{"1.1.1.1, 203.0.113.7, 10.1.1.1"}, "203.0.113.7"}, // right-most untrusted
-		{"127.0.0.1:5000", []string{"1.1.1.1", "10.2.2.2"}, "1.1.1.1"},                // several header values
-		{"127.0.0.1:5000", []string{"garbage, 10.2.2.2"}, "10.2.2.2"},                 // garbled entry stops the walk
-		{"[::1]:5000", []string{"2001:db8::5"}, "2001:db8::5"},                        // IPv6
-		{"[::ffff:127.0.0.1]:5000", []string{"198.51.100.9"}, "198.51.100.9"},         // mapped v4 peer
-		{"10.0.0.2:1", []string{"10.0.0.3"}, "10.0.0.3"},                              // all trusted: the left-most
-	} {
-		if got := ClientIP(c.peer, c.xff, trusted); got.String() != c.want {
-			t.Errorf("ClientIP(%q, %q) = %v, want %s", c.peer, c.xff, got, c.want)
-		}
-	}
-}
-
 func TestFilter(t *testing.T) {
-	parse := netip.ParsePrefix
-	f, err := New([]string{"10.0.0.0/8", "2001:db8::/32"}, []string{"10.6.0.0/16"}, parse)
+	f, err := NewFilter(&configv1.IPFilter{Allow: []string{"10.0.0.0/8", "2001:db8::/32"}, Block: []string{"10.6.0.0/16"}}, "ip_filter")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,14 +17,14 @@ func TestFilter(t *testing.T) {
 			t.Errorf("%s: %v, want %v", ip, ok, want)
 		}
 	}
-	if f, _ := New(nil, nil, parse); f != nil {
+	if f, _ := NewFilter(nil, "ip_filter"); f != nil {
 		t.Error("an empty filter must be nil (allows all)")
 	}
 	var none *Filter
 	if ok, _ := none.Allows(netip.MustParseAddr("192.0.2.1")); !ok {
 		t.Error("a nil filter must allow")
 	}
-	if _, err := New([]string{"nope"}, nil, parse); err == nil {
+	if _, err := NewFilter(&configv1.IPFilter{Allow: []string{"nope"}}, "ip_filter"); err == nil {
 		t.Error("a bad CIDR must be an error")
 	}
 }

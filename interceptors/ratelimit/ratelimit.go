@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/edgegate/edgegate/interceptors/clientip"
 	"github.com/edgegate/edgegate/internal/callinfo"
 	limiter "github.com/edgegate/edgegate/ratelimit"
 )
@@ -49,13 +50,16 @@ func Principal(_ context.Context, _ metadata.MD, info *callinfo.Info) string {
 	return "anonymous"
 }
 
-// ClientIP keys by the client's IP address.
-func ClientIP(_ context.Context, _ metadata.MD, info *callinfo.Info) string {
+// ClientIP keys by the client's IP address (package clientip).
+func ClientIP(ctx context.Context, _ metadata.MD, info *callinfo.Info) string {
+	if info != nil && info.ClientIP != "" {
+		return info.ClientIP
+	}
+	if ip := clientip.FromContext(ctx); ip.IsValid() {
+		return ip.String()
+	}
 	if info == nil {
 		return ""
-	}
-	if info.ClientIP != "" {
-		return info.ClientIP
 	}
 	if h, _, err := net.SplitHostPort(info.Peer); err == nil {
 		return h

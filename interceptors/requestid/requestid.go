@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -66,21 +65,24 @@ func FromIncoming(md metadata.MD) string {
 	return New()
 }
 
-func assign(ctx context.Context) (context.Context, string) {
-	ctx, info := callinfo.Ensure(ctx, callinfo.DoorGRPC)
-	if info.RequestID == "" {
-		md := callinfo.Incoming(ctx)
-		info.RequestID = FromIncoming(md)
+// assign returns the call's request id, recorded in its record when it
+// has one (made by the chain's first step, callinfo.Begin).
+func assign(ctx context.Context) string {
+	info := callinfo.FromContext(ctx)
+	if info == nil {
+		return FromIncoming(callinfo.Incoming(ctx))
 	}
-	return ctx, info.RequestID
+	if info.RequestID == "" {
+		info.SetRequestID(FromIncoming(callinfo.Incoming(ctx)))
+	}
+	return info.RequestID
 }
 
 // UnaryServerInterceptor assigns the call's request id and sets the response
 // header. It always calls the handler.
 func UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, id := assign(ctx)
-		_ = grpc.SetHeader(ctx, metadata.Pairs(Key, id))
+		_ = grpc.SetHeader(ctx, metadata.Pairs(Key, assign(ctx)))
 		return handler(ctx, req)
 	}
 }
@@ -89,11 +91,7 @@ func UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // response header. It always calls the handler.
 func StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, id := assign(ss.Context())
-		_ = ss.SetHeader(metadata.Pairs(Key, id))
-		if ctx == ss.Context() {
-			return handler(srv, ss)
-		}
-		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
+		_ = ss.SetHeader(metadata.Pairs(Key, assign(ss.Context())))
+		return handler(srv, ss)
 	}
 }

@@ -144,6 +144,23 @@ type serverStream struct{ *headerRecorder }
 
 func (serverStream) SetTrailer(metadata.MD) {}
 
+// unary is the request id interceptor after the chain's first step, which
+// makes the call's record (callinfo.Begin), as in the gateway's chain.
+func unary() grpc.UnaryServerInterceptor {
+	first, rid := callinfo.UnaryServerInterceptor(nil), requestid.UnaryServerInterceptor()
+	return func(ctx context.Context, req any, si *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return first(ctx, req, si, func(ctx context.Context, req any) (any, error) { return rid(ctx, req, si, handler) })
+	}
+}
+
+// stream is unary for streams.
+func stream() grpc.StreamServerInterceptor {
+	first, rid := callinfo.StreamServerInterceptor(nil), requestid.StreamServerInterceptor()
+	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return first(srv, ss, si, func(srv any, ss grpc.ServerStream) error { return rid(srv, ss, si, handler) })
+	}
+}
+
 // unaryCall runs the unary interceptor for a call with incoming metadata md
 // in ctx, and returns the record the handler saw and the header set.
 func unaryCall(t *testing.T, ctx context.Context, md metadata.MD) (*callinfo.Info, metadata.MD) {
@@ -152,7 +169,7 @@ func unaryCall(t *testing.T, ctx context.Context, md metadata.MD) (*callinfo.Inf
 	ctx = metadata.NewIncomingContext(ctx, md)
 	ctx = grpc.NewContextWithServerTransportStream(ctx, transportStream{rec})
 	var seen *callinfo.Info
-	resp, err := requestid.UnaryServerInterceptor()(ctx, "req", &grpc.UnaryServerInfo{FullMethod: "/shop.v1.S/Get"},
+	resp, err := unary()(ctx, "req", &grpc.UnaryServerInfo{FullMethod: "/shop.v1.S/Get"},
 		func(ctx context.Context, req any) (any, error) {
 			seen = callinfo.FromContext(ctx)
 			return "resp", nil
@@ -224,7 +241,7 @@ func TestUnaryInterceptorExistingRecord(t *testing.T) {
 // handler is called all the same.
 func TestUnaryInterceptorWithoutTransport(t *testing.T) {
 	called := false
-	_, err := requestid.UnaryServerInterceptor()(context.Background(), "req", &grpc.UnaryServerInfo{},
+	_, err := unary()(context.Background(), "req", &grpc.UnaryServerInfo{},
 		func(ctx context.Context, req any) (any, error) {
 			called = true
 			if info := callinfo.FromContext(ctx); info == nil || info.RequestID == "" {
@@ -242,7 +259,7 @@ func streamCall(t *testing.T, ctx context.Context, md metadata.MD) (*callinfo.In
 	rec := &headerRecorder{ctx: metadata.NewIncomingContext(ctx, md)}
 	ss := serverStream{rec}
 	var seen grpc.ServerStream
-	err := requestid.StreamServerInterceptor()("srv", ss, &grpc.StreamServerInfo{FullMethod: "/shop.v1.S/Watch"},
+	err := stream()("srv", ss, &grpc.StreamServerInfo{FullMethod: "/shop.v1.S/Watch"},
 		func(srv any, s grpc.ServerStream) error {
 			seen = s
 			return nil

@@ -1,17 +1,24 @@
 // Package callinfo carries the facts of one call through the gateway: the
 // door it came in by, the route and cluster it went to, the bytes it moved,
-// how it ended. The first to see a call creates the record (the HTTP door
-// for REST and gRPC-Web, the first interceptor for native gRPC); the chain
-// and the router fill it in; the access log and metrics read it.
+// how it ended.
+//
+// The record is created once: by the HTTP door before the chain (REST and
+// gRPC-Web), or by the chain's first interceptor after recovery
+// (StreamServerInterceptor, for native gRPC). Every later stage writes its
+// facts with the record's setters; the access log and metrics read it.
 package callinfo
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 )
 
 // The doors a call can come in by.
@@ -24,7 +31,9 @@ const (
 // Info is the record of one call. Its plain fields are written before the
 // call reaches the upstream, or when it ends, by the goroutine that runs
 // the chain, and read after the call ends; the byte counters may be written
-// by the proxy's second goroutine and are atomic.
+// by the proxy's second goroutine and are atomic. The fields are exported
+// for reading; the chain writes them with the setters, each named for the
+// stage that owns the fact.
 type Info struct {
 	Door      string
 	Start     time.Time
@@ -46,10 +55,12 @@ type Info struct {
 	Principal string
 	// Peer is the client's address; UserAgent its user agent. ClientIP
 	// is the client's IP: the peer's, or, behind a trusted proxy, the one
-	// X-Forwarded-For names.
+	// X-Forwarded-For names (package interceptors/clientip).
 	Peer      string
 	ClientIP  string
 	UserAgent string
+	// ClientAddr is ClientIP parsed; invalid until the client IP step ran.
+	ClientAddr netip.Addr
 	// HTTPMethod and HTTPPath are the request line of an HTTP door's call.
 	HTTPMethod string
 	HTTPPath   string
@@ -70,6 +81,41 @@ type Info struct {
 	chainEnded bool
 	httpEnded  bool
 }
+
+// New returns the record of a call that starts now at door.
+func New(door string) *Info {
+	return &Info{Door: door, Start: time.Now()}
+}
+
+// SetRoute records the route the router chose, its cluster, and whether
+// the route disables the access log (the resolve step and the proxy).
+func (i *Info) SetRoute(route, cluster string, noAccessLog bool) {
+	i.Route, i.Cluster, i.NoAccessLog = route, cluster, noAccessLog
+}
+
+// SetRequestID records the call's request id (package requestid).
+func (i *Info) SetRequestID(id string) { i.RequestID = id }
+
+// SetTraceID records the trace of the gateway's span (package tracing).
+func (i *Info) SetTraceID(id string) { i.TraceID = id }
+
+// SetClientIP records the client's IP (package clientip).
+func (i *Info) SetClientIP(ip netip.Addr) {
+	i.ClientAddr = ip
+	if ip.IsValid() {
+		i.ClientIP = ip.String()
+	}
+}
+
+// SetPrincipal records the authenticated caller (package auth).
+func (i *Info) SetPrincipal(id string) { i.Principal = id }
+
+// SetEndpoint records the upstream address that served the call (the
+// proxy).
+func (i *Info) SetEndpoint(addr string) { i.Endpoint = addr }
+
+// SetErr records how the chain's handler ended (package accesslog).
+func (i *Info) SetErr(err error) { i.Err = err }
 
 // Enter marks the call as having entered the chain (from the chain's
 // goroutine).
@@ -115,16 +161,6 @@ func FromContext(ctx context.Context) *Info {
 	return info
 }
 
-// Ensure returns the record in ctx, creating one for door when there is
-// none. The returned context carries the returned record.
-func Ensure(ctx context.Context, door string) (context.Context, *Info) {
-	if info := FromContext(ctx); info != nil {
-		return ctx, info
-	}
-	info := &Info{Door: door, Start: time.Now()}
-	return NewContext(ctx, info), info
-}
-
 // SetIncoming records md as the call's incoming metadata, which Incoming
 // then returns: the chain's first interceptor copies the metadata once
 // and every later reader shares that copy.
@@ -146,4 +182,65 @@ func Incoming(ctx context.Context) metadata.MD {
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	return md
+}
+
+// Begin is the chain's first step for a call of method: it takes the
+// record the HTTP door made, or makes one for a native gRPC call, marks it
+// entered, and records the method, the peer and user agent when the door
+// did not, and the incoming metadata without the keys of strip (the
+// identity metadata only the gateway may send upstream, so that neither
+// the chain nor the upstream ever sees a client's copy). The returned
+// context carries the record and the cleaned metadata.
+func Begin(ctx context.Context, method string, strip []string) (context.Context, *Info) {
+	info := FromContext(ctx)
+	if info == nil {
+		info = New(DoorGRPC)
+		ctx = NewContext(ctx, info)
+	}
+	info.Enter()
+	info.Method = method
+	if info.Peer == "" {
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			info.Peer = p.Addr.String()
+		}
+	}
+	md, _ := metadata.FromIncomingContext(ctx) // a copy: ours to change
+	found := false
+	for _, k := range strip {
+		if _, ok := md[k]; ok {
+			found = true
+			delete(md, k)
+		}
+	}
+	if found {
+		ctx = metadata.NewIncomingContext(ctx, md)
+	}
+	info.SetIncoming(md)
+	if info.UserAgent == "" {
+		if ua := md.Get("user-agent"); len(ua) > 0 {
+			info.UserAgent = ua[0]
+		}
+	}
+	return ctx, info
+}
+
+// StreamServerInterceptor is Begin as the chain's first interceptor after
+// recovery, for streaming and proxied calls. It always calls the handler.
+func StreamServerInterceptor(strip []string) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, _ := Begin(ss.Context(), si.FullMethod, strip)
+		if ctx != ss.Context() {
+			ss = &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx}
+		}
+		return handler(srv, ss)
+	}
+}
+
+// UnaryServerInterceptor is Begin for the gateway's own unary methods
+// (health). It always calls the handler.
+func UnaryServerInterceptor(strip []string) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, si *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, _ = Begin(ctx, si.FullMethod, strip)
+		return handler(ctx, req)
+	}
 }

@@ -1,4 +1,4 @@
-package router
+package grpcweb
 
 import (
 	"bytes"
@@ -20,10 +20,13 @@ import (
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/health/grpc_health_v1" // a unary and a streaming method's descriptors
 
-	_ "github.com/edgegate/edgegate/gen/edgegate/testing/v1" // all four kinds of method
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	_ "github.com/edgegate/edgegate/gen/edgegate/testing/v1" // all four kinds of method
+	"github.com/edgegate/edgegate/internal/grpcwire"
+	"github.com/edgegate/edgegate/router"
 )
 
 // frames prefixes each message as gRPC does (flag 0).
@@ -37,7 +40,7 @@ func frames(msgs ...[]byte) []byte {
 	return b
 }
 
-// serveGRPC runs one request through InProcess.ServeHTTP with handler as
+// serveGRPC runs one request through ServeCore with handler as
 // the core and no chain.
 func serveGRPC(t *testing.T, max int, handler grpc.StreamHandler, path string, hdr map[string]string, body []byte) *httptest.ResponseRecorder {
 	t.Helper()
@@ -47,7 +50,7 @@ func serveGRPC(t *testing.T, max int, handler grpc.StreamHandler, path string, h
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
-	NewInProcess(nil, handler, max).ServeHTTP(rec, req)
+	ServeCore(router.NewInProcess(nil, handler), max, rec, req)
 	return rec
 }
 
@@ -55,7 +58,7 @@ func serveGRPC(t *testing.T, max int, handler grpc.StreamHandler, path string, h
 func readAll(ss grpc.ServerStream) ([][]byte, error) {
 	var out [][]byte
 	for {
-		f := &Frame{}
+		f := &router.Frame{}
 		if err := ss.RecvMsg(f); err != nil {
 			if errors.Is(err, io.EOF) {
 				return out, nil
@@ -78,7 +81,7 @@ func echoBack(ss grpc.ServerStream, header, trailer metadata.MD) error {
 		return err
 	}
 	for _, m := range msgs {
-		f := &Frame{}
+		f := &router.Frame{}
 		f.SetBytes(append([]byte("re:"), m...))
 		if err := ss.SendMsg(f); err != nil {
 			return err
@@ -249,8 +252,8 @@ func TestEncodeGrpcMessage(t *testing.T) {
 		"":            "",
 		"tab\there ~": "tab%09here ~",
 	} {
-		if got := EncodeGrpcMessage(in); got != want {
-			t.Errorf("EncodeGrpcMessage(%q) = %q, want %q", in, got, want)
+		if got := grpcwire.EncodeMessage(in); got != want {
+			t.Errorf("EncodeMessage(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -266,7 +269,7 @@ func TestKnownUnary(t *testing.T) {
 		"/grpc.health.v1.Health":                        false, // a service, not a method
 		"":                                              false,
 	} {
-		if got := KnownUnary(method); got != want {
+		if got := router.KnownUnary(method); got != want {
 			t.Errorf("KnownUnary(%q) = %v, want %v", method, got, want)
 		}
 	}
@@ -369,8 +372,10 @@ func TestServeHTTPGRPCWebTrailersOnly(t *testing.T) {
 	if rec.Code != 200 || h.Get("Grpc-Status") != "7" || h.Get("Grpc-Message") != "no" || h.Get("Content-Type") != "application/grpc-web-text" {
 		t.Fatalf("HTTP %d, headers %v", rec.Code, h)
 	}
-	if expose := h.Get("Access-Control-Expose-Headers"); !strings.Contains(expose, "Grpc-Status") || !strings.Contains(expose, "grpc-message") {
-		t.Errorf("Access-Control-Expose-Headers %q", expose)
+	// Each status header listed once, whatever its case.
+	expose := strings.ToLower(h.Get("Access-Control-Expose-Headers"))
+	if strings.Count(expose, "grpc-status") != 1 || strings.Count(expose, "grpc-message") != 1 {
+		t.Errorf("Access-Control-Expose-Headers %q", h.Get("Access-Control-Expose-Headers"))
 	}
 	if rec.Body.Len() != 0 {
 		t.Errorf("body %q", rec.Body.Bytes())
@@ -383,7 +388,7 @@ func TestServeHTTPGRPCWebTrailersOnly(t *testing.T) {
 // measures the door's own work, without a network or an upstream.
 func BenchmarkServeHTTP(b *testing.B) {
 	handler := func(_ any, ss grpc.ServerStream) error {
-		f := &Frame{}
+		f := &router.Frame{}
 		if err := ss.RecvMsg(f); err != nil {
 			return err
 		}
@@ -396,7 +401,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 		return nil
 	}
 	body := frames(make([]byte, 100))
-	ip := NewInProcess(nil, handler, 4<<20)
+	ip := router.NewInProcess(nil, handler)
 	for _, ct := range []string{"application/grpc-web+proto", "application/grpc"} {
 		b.Run(ct, func(b *testing.B) {
 			b.ReportAllocs()
@@ -407,7 +412,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 				req.Header.Set("X-User-Agent", "grpc-web-javascript/0.1")
 				req.Header.Set("Authorization", "Bearer abc.def.ghi")
 				rec := httptest.NewRecorder()
-				ip.ServeHTTP(rec, req)
+				ServeCore(ip, 4<<20, rec, req)
 				if rec.Code != http.StatusOK {
 					b.Fatalf("HTTP %d", rec.Code)
 				}
@@ -456,8 +461,8 @@ func TestTrailerBlock(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := make(http.Header)
-			putStatus(h, "", c.st)
-			putMetadata(h, "", c.trailer)
+			grpcwire.PutStatus(h, "", c.st)
+			grpcwire.PutMetadata(h, "", c.trailer)
 			lower := make(http.Header, len(h))
 			for k, vs := range h {
 				lower[strings.ToLower(k)] = vs
@@ -470,5 +475,20 @@ func TestTrailerBlock(t *testing.T) {
 				t.Errorf("trailerBlock\n%q\nwant\n%q", got, want.String())
 			}
 		})
+	}
+}
+
+// Once the header is sent, it stays sent: a second SendHeader and a later
+// SetHeader fail (as on the router's in-process stream).
+func TestHeaderSentOnce(t *testing.T) {
+	ss := &stream{w: httptest.NewRecorder()}
+	if err := ss.SendHeader(metadata.Pairs("a", "1")); err != nil {
+		t.Fatalf("first SendHeader: %v", err)
+	}
+	if err := ss.SendHeader(metadata.Pairs("b", "2")); status.Code(err) != codes.Internal {
+		t.Errorf("second SendHeader: %v, want INTERNAL", err)
+	}
+	if err := ss.SetHeader(metadata.Pairs("c", "3")); status.Code(err) != codes.Internal {
+		t.Errorf("SetHeader after sending: %v, want INTERNAL", err)
 	}
 }

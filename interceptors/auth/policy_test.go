@@ -1,4 +1,4 @@
-package gateway
+package auth
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgegate/edgegate/auth/jwt"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 )
 
@@ -51,11 +52,12 @@ func TestJWTVerifierCacheSize(t *testing.T) {
 		{"0", proto.Uint32(0), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := newJWTVerifier(&configv1.JWTProvider{JwksFile: file, CacheSize: tc.size}, slog.New(slog.DiscardHandler))
+			jv, err := jwt.New(context.Background(), jwtConfig(&configv1.JWTProvider{JwksFile: file, CacheSize: tc.size}), jwt.WithLogger(slog.New(slog.DiscardHandler)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer v.Close()
+			defer jv.Close()
+			v := JWTVerifier{Verifier: jv}
 			var claims [2]map[string]any
 			for i := range claims {
 				got, err := v.Verify(context.Background(), tok)

@@ -1,0 +1,98 @@
+package frontdoor
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net/http"
+
+	"google.golang.org/grpc"
+
+	"github.com/edgegate/edgegate/frontdoor/grpcweb"
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/interceptors/accesslog"
+)
+
+// ListenerOptions are what one listener's server is built from.
+type ListenerOptions struct {
+	// Listener, HTTP and Limits are the listener's configuration and the
+	// configuration's http and limits sections (loaded, defaults filled).
+	Listener *configv1.Listener
+	HTTP     *configv1.HTTP
+	Limits   *configv1.ServerLimits
+	// TLS, when set, terminates TLS on every connection.
+	TLS *tls.Config
+	// GRPC is the core server, for native gRPC.
+	GRPC *grpc.Server
+	// REST and GRPCWeb are the doors; OpenAPI the spec served at the
+	// openapi path.
+	REST    http.Handler
+	GRPCWeb *grpcweb.Door
+	OpenAPI []byte
+	// AccessLog gets the HTTP doors' lines.
+	AccessLog *accesslog.Logger
+	Log       *slog.Logger
+}
+
+// IsGRPCOnly reports whether a listener is a dedicated native gRPC port
+// (protocols: [PROTOCOL_GRPC]), served by the core server without a front
+// door.
+func IsGRPCOnly(l *configv1.Listener) bool {
+	for _, p := range l.GetProtocols() {
+		if p != configv1.Protocol_PROTOCOL_GRPC {
+			return false
+		}
+	}
+	return len(l.GetProtocols()) > 0
+}
+
+// NewServer returns the server of a listener that shares its port between
+// its doors (see Server): the HTTP side (HTTP/1.1, h2c and h2) with the
+// configuration's timeouts and limits, and the core for native gRPC when
+// the listener serves it.
+func NewServer(o ListenerOptions) *Server {
+	protos := map[configv1.Protocol]bool{}
+	for _, p := range o.Listener.GetProtocols() {
+		protos[p] = true
+	}
+	hc, lim := o.HTTP, o.Limits
+	ho := HTTPOptions{
+		CORS:         NewCORS(hc.GetCors()),
+		MaxBodyBytes: int64(hc.GetMaxBodyBytes()),
+		AccessLog:    o.AccessLog,
+		MaxInFlight:  int64(hc.GetMaxInFlight()),
+	}
+	if protos[configv1.Protocol_PROTOCOL_REST] {
+		ho.REST = o.REST
+		if !hc.GetDisableOpenapi() {
+			ho.OpenAPIPath, ho.OpenAPI = hc.GetOpenapiPath(), o.OpenAPI
+		}
+	}
+	if protos[configv1.Protocol_PROTOCOL_GRPC_WEB] {
+		ho.GRPCWeb = o.GRPCWeb
+	}
+	protocols := &http.Protocols{}
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	s := &Server{
+		HTTP: &http.Server{
+			Handler:           NewHTTPHandler(ho),
+			ReadHeaderTimeout: hc.GetReadHeaderTimeout().AsDuration(),
+			IdleTimeout:       hc.GetIdleTimeout().AsDuration(),
+			MaxHeaderBytes:    int(lim.GetMaxHeaderListBytes()),
+			ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
+			ConnContext:       ConnContext,
+			Protocols:         protocols,
+			HTTP2: &http.HTTP2Config{
+				MaxConcurrentStreams: int(lim.GetMaxConcurrentStreams()),
+			},
+		},
+		SniffTimeout: lim.GetConnectionTimeout().AsDuration(),
+		TLS:          o.TLS,
+		Log:          o.Log,
+	}
+	if protos[configv1.Protocol_PROTOCOL_GRPC] {
+		s.GRPC = o.GRPC
+	}
+	return s
+}

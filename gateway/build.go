@@ -1,0 +1,340 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	// Compressed calls: the gzip compressor registers itself.
+	_ "google.golang.org/grpc/encoding/gzip"
+
+	"github.com/edgegate/edgegate/config"
+	"github.com/edgegate/edgegate/frontdoor"
+	"github.com/edgegate/edgegate/frontdoor/grpcweb"
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/interceptors/accesslog"
+	authint "github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/interceptors/tracing"
+	"github.com/edgegate/edgegate/internal/version"
+	"github.com/edgegate/edgegate/metrics"
+	"github.com/edgegate/edgegate/policy"
+	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/tlsconf"
+	"github.com/edgegate/edgegate/upstream"
+)
+
+// New builds a gateway from cfg, a configuration loaded by package config.
+// Nothing listens until Listen; upstream connections are made in the
+// background. It returns an error naming the part of cfg that is wrong
+// (a *config.FieldError where a field is; config.Place gives it its line).
+func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
+	o := &options{log: slog.Default()}
+	for _, opt := range opts {
+		opt(o)
+	}
+	if !o.accessSet {
+		o.accessLog = o.log
+		if cfg.GetLogging().GetDisableAccessLog() {
+			o.accessLog = nil
+		}
+	}
+	g := &Gateway{
+		cfg:       cfg,
+		log:       o.log,
+		health:    health.NewServer(),
+		accessLog: accesslog.New(o.accessLog, cfg.GetLogging().GetAccessLogSampleRatio()),
+		metrics:   metrics.New(version.Version),
+		reloader:  o.reload,
+		runtime:   o.runtime,
+	}
+	g.current.Store(cfg)
+	if err := g.build(cfg, o); err != nil {
+		g.closeAll()
+		return nil, err
+	}
+	if g.runtime && !o.dryRun {
+		applyRuntime(cfg, g.log)
+	}
+	return g, nil
+}
+
+// Check builds the gateway of cfg as New does, in a dry run, and releases
+// it: certificates and keys, JWKS files, CEL rules, cluster targets and TLS
+// files, every policy's configuration. It serves nothing, starts no
+// refresher, and reaches no network (a JWKS URL is not fetched, no
+// upstream is dialled). A configuration that passes builds in New, except
+// for what only the network can tell.
+func Check(cfg *configv1.Config, opts ...Option) error {
+	g, err := New(cfg, append(opts, withDryRun())...)
+	if err != nil {
+		return err
+	}
+	g.closeAll()
+	return nil
+}
+
+// build builds every part of the gateway from cfg; on an error, what it
+// built is released by closeAll.
+func (g *Gateway) build(cfg *configv1.Config, o *options) error {
+	var errs []error
+	for i, l := range cfg.GetListeners() {
+		var ts *tlsconf.Server
+		if t := l.GetTls(); t != nil {
+			var err error
+			if ts, err = newTLSServer(t, g.log); err != nil {
+				errs = append(errs, &config.FieldError{Path: fmt.Sprintf("listeners[%d].tls", i), Err: err})
+			}
+		}
+		g.tlsSrv = append(g.tlsSrv, ts)
+	}
+	trusted, err := trustedProxies(cfg)
+	errs = append(errs, err)
+	var tp trace.TracerProvider
+	switch {
+	case o.tpSet:
+		tp = o.tp
+	case cfg.GetTracing() != nil && !o.dryRun:
+		var err error
+		if g.tp, err = tracing.NewProvider(context.Background(), cfg.GetTracing()); err != nil {
+			errs = append(errs, &config.FieldError{Path: "tracing", Err: err})
+		} else {
+			tp = g.tp
+		}
+	}
+	g.policies, err = newPolicies(cfg, policy.Deps{Log: g.log, Metrics: g.metrics, DryRun: o.dryRun})
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	snap, err := g.buildSnapshot(cfg, nil, o.dryRun)
+	if err != nil {
+		return err
+	}
+	fi := cfg.GetForwardedIdentity()
+	identity := authint.Forward(fi.GetPrincipalKey(), fi.GetClaimsKey())
+	tracer := tracing.New(tp)
+	popts := router.ProxyOptions{
+		Log:          g.log,
+		UpstreamDone: g.metrics.UpstreamDone,
+		Drop:         []string{fi.GetPrincipalKey(), fi.GetClaimsKey()},
+		Inject: func(ctx context.Context, md metadata.MD) {
+			if tracer != nil {
+				tracing.Inject(ctx, md)
+			}
+			identity(ctx, md)
+		},
+	}
+	g.proxy = router.NewProxy(snap, popts)
+	knowRoutes(g.metrics, snap.Table)
+	g.metrics.SetConfig(config.Hash(cfg))
+	g.metrics.SetHealth(g.clusterHealth)
+	unary, stream := chain(deps{
+		log: g.log, proxy: g.proxy, accessLog: g.accessLog, tracer: tracer, metrics: g.metrics,
+		strip: popts.Drop, trusted: trusted, policies: g.policies,
+	}, o)
+	lim := cfg.GetLimits()
+	g.server = grpc.NewServer(append(serverOptions(lim),
+		grpc.Creds(frontdoor.Creds{}),
+		grpc.ForceServerCodecV2(router.NewCodec()),
+		grpc.NumStreamWorkers(streamWorkers),
+		grpc.UnknownServiceHandler(g.proxy.Handler()),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	)...)
+	core := router.NewInProcess(chainStream(stream), g.proxy.Handler())
+	if g.rest, err = frontdoor.NewREST(cfg.GetHttp().GetRest(), core, authint.Headers(cfg)...); err != nil {
+		return err
+	}
+	healthpb.RegisterHealthServer(g.server, g.health)
+	if !cfg.GetDisableReflection() {
+		ro := reflection.ServerOptions{Services: &reflectionServices{server: g.server, proxy: g.proxy}}
+		reflectionv1.RegisterServerReflectionServer(g.server, reflection.NewServerV1(ro))
+		reflectionv1alpha.RegisterServerReflectionServer(g.server, reflection.NewServer(ro))
+	}
+	g.grpcWeb = grpcweb.New(grpcweb.Options{
+		Core:            core,
+		Server:          g.server,
+		MaxBodyBytes:    int64(cfg.GetHttp().GetMaxBodyBytes()),
+		MaxMessageBytes: int(lim.GetMaxMessageBytes()),
+	})
+	return nil
+}
+
+// trustedProxies are the prefixes of cfg's trusted_proxies.
+func trustedProxies(cfg *configv1.Config) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, t := range cfg.GetTrustedProxies() {
+		p, err := config.ParsePrefix(t)
+		if err != nil {
+			return nil, &config.FieldError{Path: fmt.Sprintf("trusted_proxies[%d]", i), Err: err}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// streamWorkers is the number of long-lived goroutines that run native
+// gRPC calls (grpc.NumStreamWorkers); a call that finds them all busy gets
+// a goroutine of its own, as without workers. A worker's stack stays grown
+// across calls, where a new goroutine's grows (and is copied) on every
+// call through the chain: 11 % of a chained call's CPU in the bench
+// profile (go run ./bench/harness -profile).
+const streamWorkers = 64
+
+// serverOptions are the edge limits of lim, a loaded config's limits.
+func serverOptions(lim *configv1.ServerLimits) []grpc.ServerOption {
+	ka := lim.GetKeepalive()
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(lim.GetMaxConcurrentStreams()),
+		grpc.MaxHeaderListSize(lim.GetMaxHeaderListBytes()),
+		grpc.MaxRecvMsgSize(int(lim.GetMaxMessageBytes())),
+		grpc.MaxSendMsgSize(int(lim.GetMaxMessageBytes())),
+		grpc.ConnectionTimeout(lim.GetConnectionTimeout().AsDuration()),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             ka.GetMinPingInterval().AsDuration(),
+			PermitWithoutStream: ka.GetPermitWithoutStream(),
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle:     ka.GetMaxConnectionIdle().AsDuration(),
+			MaxConnectionAge:      ka.GetMaxConnectionAge().AsDuration(),
+			MaxConnectionAgeGrace: ka.GetMaxConnectionAgeGrace().AsDuration(),
+			Time:                  ka.GetTime().AsDuration(),
+			Timeout:               ka.GetTimeout().AsDuration(),
+		}),
+	}
+}
+
+// newTLSServer builds a listener's TLS termination (certificates by SNI,
+// mutual TLS, reload from disk).
+func newTLSServer(t *configv1.ListenerTLS, log *slog.Logger) (*tlsconf.Server, error) {
+	sc := tlsconf.ServerConfig{
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+		ClientCAFile: t.GetClientCaFile(),
+		CRLFile:      t.GetCrlFile(),
+	}
+	if t.GetMinVersion() == configv1.TLSVersion_TLS_VERSION_1_3 {
+		sc.MinVersion = tls.VersionTLS13
+	}
+	switch t.GetClientAuth() {
+	case configv1.ClientAuth_CLIENT_AUTH_REQUEST:
+		sc.ClientAuth = tlsconf.ClientAuthRequest
+	case configv1.ClientAuth_CLIENT_AUTH_REQUIRE:
+		sc.ClientAuth = tlsconf.ClientAuthRequire
+	}
+	for _, c := range t.GetCertificates() {
+		sc.Certs = append(sc.Certs, tlsconf.CertFiles{CertFile: c.GetCertFile(), KeyFile: c.GetKeyFile()})
+	}
+	return tlsconf.NewServer(sc, tlsconf.WithLogger(log))
+}
+
+// buildSnapshot compiles the reloadable part of cfg (policies, routes,
+// clusters) into a routing snapshot, sharing the clusters of reuse (may be
+// nil) whose settings did not change. In a dry run the clusters are
+// checked, not dialled.
+func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryRun bool) (*router.Snapshot, error) {
+	b := policy.NewBuild(cfg, g.log, dryRun)
+	var errs []error
+	for _, p := range g.policies {
+		errs = append(errs, p.Compile(b))
+	}
+	if err := errors.Join(errs...); err != nil {
+		b.Close()
+		return nil, err
+	}
+	table, err := router.Compile(cfg, b)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	retry := retryMethods(cfg, table)
+	specs := make([]upstream.Spec, len(cfg.GetClusters()))
+	for i, c := range cfg.GetClusters() {
+		specs[i] = upstream.Spec{Config: c, RetryMethods: retry[c.GetName()], Log: g.log}
+	}
+	dial := grpc.WithDefaultCallOptions(grpc.ForceCodecV2(router.NewCodec()))
+	var pool *upstream.Pool
+	if dryRun {
+		err = upstream.Check(specs, dial)
+	} else {
+		pool, err = upstream.New(specs, reuse, dial)
+	}
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return &router.Snapshot{Table: table, Pool: pool, Policies: b}, nil
+}
+
+// retryMethods lists, per cluster with a retry policy, the methods its
+// retries apply to: the compiled-in methods routed to it that are marked
+// NO_SIDE_EFFECTS or IDEMPOTENT and take one request message, and the
+// methods the policy names.
+func retryMethods(cfg *configv1.Config, table *router.Table) map[string][]string {
+	policy := map[string]*configv1.RetryPolicy{}
+	out := map[string][]string{}
+	for _, c := range cfg.GetClusters() {
+		if c.GetRetry() != nil {
+			policy[c.GetName()] = c.GetRetry()
+			for _, m := range c.GetRetry().GetMethods() {
+				out[c.GetName()] = append(out[c.GetName()], "/"+strings.TrimPrefix(m, "/"))
+			}
+		}
+	}
+	if len(policy) == 0 {
+		return out
+	}
+	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		for i := range fd.Services().Len() {
+			sd := fd.Services().Get(i)
+			for j := range sd.Methods().Len() {
+				md := sd.Methods().Get(j)
+				full := "/" + string(sd.FullName()) + "/" + string(md.Name())
+				rt := table.Lookup(full)
+				if rt == nil || policy[rt.Cluster] == nil || md.IsStreamingClient() {
+					continue
+				}
+				opts, _ := md.Options().(*descriptorpb.MethodOptions)
+				switch opts.GetIdempotencyLevel() {
+				case descriptorpb.MethodOptions_NO_SIDE_EFFECTS, descriptorpb.MethodOptions_IDEMPOTENT:
+					out[rt.Cluster] = append(out[rt.Cluster], full)
+				}
+			}
+		}
+		return true
+	})
+	for k, v := range out {
+		slices.Sort(v)
+		out[k] = slices.Compact(v)
+	}
+	return out
+}
+
+// knowRoutes tells metrics the exact-method routes' methods.
+func knowRoutes(m *metrics.Metrics, t *router.Table) {
+	var exact []string
+	for _, r := range t.Routes() {
+		if r.Kind == "method" {
+			exact = append(exact, r.Pattern)
+		}
+	}
+	m.KnowMethods(metrics.ExactMethods(exact))
+}

@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/edgegate/edgegate/config"
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+)
+
+// Reload makes cfg, loaded by package config, the configuration in force:
+// routes (with their policies: auth rules, IP lists, rate limits),
+// clusters (those whose settings did not change keep their connections),
+// auth providers, concurrency limits and the runtime settings. It is built
+// and checked whole first; on an error nothing changes, the error is
+// returned, logged and counted. Calls in flight finish on the
+// configuration they started with; clusters no longer used, and the old
+// configuration's policy instances, are closed after the last of them.
+// The listeners, edge limits, global IP lists, trusted proxies, forwarded
+// identity keys and the HTTP, admin, tracing, logging and Redis settings
+// are fixed at start: a change to them is logged and ignored until a
+// restart.
+func (g *Gateway) Reload(cfg *configv1.Config) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	old := g.proxy.Snapshot()
+	snap, err := g.buildSnapshot(cfg, old.Pool, false)
+	if err != nil {
+		g.metrics.Reloaded(false)
+		g.log.Error("config reload failed; the configuration in force stays", slog.String("error", err.Error()))
+		return fmt.Errorf("reload: %w", err)
+	}
+	if fixed := fixedChanges(g.cfg, cfg); len(fixed) > 0 {
+		g.log.Warn("config reload: these settings take effect at the next restart", slog.String("keys", strings.Join(fixed, ", ")))
+	}
+	old.OnIdle = func() {
+		old.Pool.CloseExcept(snap.Pool)
+		old.Policies.Close()
+	}
+	knowRoutes(g.metrics, snap.Table)
+	if g.runtime {
+		applyRuntime(cfg, g.log)
+	}
+	g.current.Store(cfg)
+	g.proxy.Swap(snap)
+	g.metrics.Reloaded(true)
+	hash := config.Hash(cfg)
+	g.metrics.SetConfig(hash)
+	g.log.Info("config reloaded", slog.String("hash", hash), slog.Int("routes", len(cfg.GetRoutes())), slog.Int("clusters", len(cfg.GetClusters())))
+	return nil
+}
+
+// fixedChanges names the settings that differ between a and b but are
+// fixed at start.
+func fixedChanges(a, b *configv1.Config) []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		x, y proto.Message
+	}{
+		{"limits", a.GetLimits(), b.GetLimits()},
+		{"http", a.GetHttp(), b.GetHttp()},
+		{"admin", a.GetAdmin(), b.GetAdmin()},
+		{"tracing", a.GetTracing(), b.GetTracing()},
+		{"logging", a.GetLogging(), b.GetLogging()},
+		{"redis", a.GetRedis(), b.GetRedis()},
+		{"ip_filter", a.GetIpFilter(), b.GetIpFilter()},
+		{"forwarded_identity", a.GetForwardedIdentity(), b.GetForwardedIdentity()},
+	} {
+		if !proto.Equal(f.x, f.y) {
+			out = append(out, f.name)
+		}
+	}
+	if !slices.Equal(a.GetTrustedProxies(), b.GetTrustedProxies()) {
+		out = append(out, "trusted_proxies")
+	}
+	if len(a.GetListeners()) != len(b.GetListeners()) {
+		out = append(out, "listeners")
+	} else {
+		for i := range a.GetListeners() {
+			if !proto.Equal(a.GetListeners()[i], b.GetListeners()[i]) {
+				out = append(out, "listeners")
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,145 @@
+package ratelimit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/edgegate/edgegate/config"
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/policy"
+	limiter "github.com/edgegate/edgegate/ratelimit"
+)
+
+// key carries a route's rate limit policies.
+var key = policy.NewKey[[]*Policy]("rate_limits")
+
+// Interceptor is the rate limit policy of the chain: the named policies of
+// rate_limits, applied to the routes that name them, counted in the
+// gateway's stores (one in memory; one in Redis with a redis section, read
+// at start). A policy's counts are keyed by its name and a hash of its
+// limits, so that reloads keep the counts of unchanged policies.
+type Interceptor struct {
+	d      policy.Deps
+	memory *limiter.Memory
+	redis  *limiter.Redis
+	client *redis.Client
+}
+
+// New builds the stores of cfg: the in-memory store and, with cfg's redis
+// section, a client of that Redis (it connects when first used).
+func New(cfg *configv1.Config, d policy.Deps) (*Interceptor, error) {
+	rl := &Interceptor{d: d, memory: limiter.NewMemory()}
+	if r := cfg.GetRedis(); r != nil && !d.DryRun {
+		rl.client = redis.NewClient(&redis.Options{
+			Addr:     r.GetAddress(),
+			Password: os.Getenv(r.GetPasswordEnv()),
+			DB:       int(r.GetDb()),
+			// A check never waits long: the store's own timeout bounds it,
+			// and no retry may stretch it.
+			MaxRetries:            -1,
+			ContextTimeoutEnabled: true,
+			DialTimeout:           r.GetTimeout().AsDuration() * 4,
+			ReadTimeout:           r.GetTimeout().AsDuration(),
+			WriteTimeout:          r.GetTimeout().AsDuration(),
+			MaintNotificationsConfig: &maintnotifications.Config{
+				Mode: maintnotifications.ModeDisabled,
+			},
+		})
+		rl.redis = limiter.NewRedis(rl.client, limiter.WithTimeout(r.GetTimeout().AsDuration()))
+	}
+	return rl, nil
+}
+
+// Name implements policy.Policy.
+func (*Interceptor) Name() string { return "rate_limits" }
+
+// Close closes the stores.
+func (rl *Interceptor) Close() error {
+	err := rl.memory.Close()
+	if rl.client != nil {
+		err = errors.Join(err, rl.client.Close())
+	}
+	return err
+}
+
+// StreamServerInterceptor applies the route's policies to every call (see
+// the package-level StreamServerInterceptor).
+func (rl *Interceptor) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	o := Options{Policies: key.From, Log: rl.d.Log}
+	if m := rl.d.Metrics; m != nil {
+		o.Rejected = func(policy, door string) { m.Rejected("ratelimit", policy, door) }
+		o.StoreFailed = m.StoreFailed
+	}
+	return StreamServerInterceptor(o)
+}
+
+// Compile compiles the rate limit policies of b's configuration and gives
+// each route the ones it names.
+func (rl *Interceptor) Compile(b *policy.Build) error {
+	cfg := b.Config
+	var errs []error
+	bad := func(path, format string, args ...any) { errs = append(errs, config.FieldErrorf(path, format, args...)) }
+	byName := map[string]*Policy{}
+	for i, pc := range cfg.GetRateLimits() {
+		path := fmt.Sprintf("rate_limits[%d]", i)
+		if _, dup := byName[pc.GetName()]; dup {
+			bad(path+".name", "duplicate rate limit name %q", pc.GetName())
+			continue
+		}
+		p := &Policy{Name: pc.GetName(), FailClosed: pc.GetFailClosed(), OmitHeadersWhenAllowed: pc.GetOmitHeadersWhenAllowed()}
+		for _, l := range pc.GetLimits() {
+			p.Limits = append(p.Limits, limiter.Limit{Requests: l.GetRequests(), Period: l.GetPeriod().AsDuration(), Burst: l.GetBurst()})
+		}
+		for _, k := range pc.GetKey() {
+			switch part := k.GetPart().(type) {
+			case *configv1.RateLimitKey_Principal:
+				p.Key = append(p.Key, Principal)
+			case *configv1.RateLimitKey_ClientIp:
+				p.Key = append(p.Key, ClientIP)
+			case *configv1.RateLimitKey_Method:
+				p.Key = append(p.Key, Method)
+			case *configv1.RateLimitKey_Header:
+				p.Key = append(p.Key, Header(part.Header))
+			case *configv1.RateLimitKey_ApiKeyHeader:
+				p.Key = append(p.Key, APIKey(part.ApiKeyHeader))
+			}
+		}
+		switch {
+		case pc.GetBackend() != configv1.RateLimitBackend_RATE_LIMIT_BACKEND_REDIS:
+			p.Store = rl.memory
+		case cfg.GetRedis() == nil:
+			bad(path+".backend", "RATE_LIMIT_BACKEND_REDIS needs the redis section")
+		case rl.redis == nil && !b.DryRun:
+			bad(path+".backend", "no redis section at start (it is read at start only)")
+		default:
+			p.Store = rl.redis
+		}
+		buf, _ := proto.MarshalOptions{Deterministic: true}.Marshal(pc)
+		sum := sha256.Sum256(buf)
+		p.Scope = hex.EncodeToString(sum[:6])
+		byName[p.Name] = p.Compile()
+	}
+	for i, r := range cfg.GetRoutes() {
+		var ps []*Policy
+		for j, name := range r.GetRateLimits() {
+			p, ok := byName[name]
+			if !ok {
+				bad(fmt.Sprintf("routes[%d].rate_limits[%d]", i, j), "unknown rate limit policy %q", name)
+				continue
+			}
+			ps = append(ps, p)
+		}
+		if len(ps) > 0 {
+			policy.Put(b, i, key, ps)
+		}
+	}
+	return errors.Join(errs...)
+}
