@@ -11,14 +11,12 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/edgegate/edgegate/examples/shop"
@@ -26,13 +24,6 @@ import (
 	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
 	"github.com/edgegate/edgegate/interceptors/recovery"
 )
-
-func echoClient(t *testing.T) (testingv1.EchoServiceClient, *Upstream, *Gateway) {
-	t.Helper()
-	up := StartEcho(t, "up")
-	gw := StartGateway(t, EchoConfig(up.Addr))
-	return testingv1.NewEchoServiceClient(Dial(t, gw.Addr)), up, gw
-}
 
 func TestCallTypes(t *testing.T) {
 	c, up, _ := echoClient(t)
@@ -133,20 +124,6 @@ func TestCallTypes(t *testing.T) {
 			t.Fatalf("got %v, want ABORTED mid-stream", err)
 		}
 	})
-}
-
-// statusProto is a google.rpc.Status with details, for fail_with.
-func statusProto(t *testing.T, code codes.Code, msg string, details []proto.Message) *spb.Status {
-	t.Helper()
-	st := &spb.Status{Code: int32(code), Message: msg}
-	for _, d := range details {
-		a, err := anypb.New(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.Details = append(st.Details, a)
-	}
-	return st
 }
 
 func TestMetadataTrailersAndStatusPassThrough(t *testing.T) {
@@ -474,17 +451,6 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("access log line %s lacks %s", line, want)
 		}
 	}
-}
-
-func findLogLine(t *testing.T, logs, needle string) string {
-	t.Helper()
-	for _, l := range strings.Split(logs, "\n") {
-		if strings.Contains(l, needle) && strings.Contains(l, `"msg":"call"`) {
-			return l
-		}
-	}
-	t.Fatalf("no access log line with %q in:\n%s", needle, logs)
-	return ""
 }
 
 // A unary method is forwarded as a unary call: a client that half-closes

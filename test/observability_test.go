@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -23,57 +20,6 @@ import (
 	"github.com/edgegate/edgegate/gateway"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 )
-
-func adminGet(t *testing.T, gw *Gateway, path string) (int, string) {
-	t.Helper()
-	r := doHTTP(t, nil, "GET", "http://"+gw.AdminAddr().String()+path, "", nil)
-	return r.code, string(r.body)
-}
-
-func scrape(t *testing.T, gw *Gateway) map[string]*dto.MetricFamily {
-	t.Helper()
-	code, body := adminGet(t, gw, "/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: %d", code)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mfs
-}
-
-// sample finds the metric of family name whose labels include want.
-func sample(mfs map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
-	mf := mfs[name]
-	if mf == nil {
-		return nil
-	}
-next:
-	for _, m := range mf.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if have[k] != v {
-				continue next
-			}
-		}
-		return m
-	}
-	return nil
-}
-
-func counter(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
-	t.Helper()
-	m := sample(mfs, name, labels)
-	if m == nil {
-		return 0
-	}
-	return m.GetCounter().GetValue()
-}
 
 func TestMetrics(t *testing.T) {
 	doors, _, gw := allDoors(t)
