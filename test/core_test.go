@@ -442,7 +442,7 @@ func TestAccessLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := findLogLine(t, gw.Logs.String(), "log-me-1")
+	line := gw.Logs.AccessLine(t, "log-me-1")
 	for _, want := range []string{
 		`"door":"grpc"`, `"method":"/edgegate.testing.v1.EchoService/Unary"`, `"route":"echo"`, `"upstream":"echo"`, `"code":"OK"`,
 		fmt.Sprintf(`"bytes_in":%d`, proto.Size(req)), fmt.Sprintf(`"bytes_out":%d`, proto.Size(resp)), `"peer":"127.0.0.1:`, `"duration_ms":`,

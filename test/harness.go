@@ -1,6 +1,23 @@
 // Package test holds edgegate's end-to-end tests and their harness: real
 // upstream gRPC servers, the real gateway (in-process, or the built binary),
-// real clients, all on loopback.
+// real clients, all on loopback, all stopped when the test ends.
+//
+// The harness is this file, in sections:
+//   - waiting: Patience, Eventually; tests wait on events, not sleeps;
+//   - upstreams: StartEcho (an echo Upstream that records every call as it
+//     starts and ends: NextCall, WaitStarted, WaitReceived, WaitCount, and
+//     StartedUntil with WithMarker for negative checks), StartServer,
+//     FreeAddr;
+//   - the gateway in process (StartGateway) and its configs (EchoConfig,
+//     doorsConfig), the gateway binary (StartBinary);
+//   - logs: LogBuffer, with WaitFor, WaitContains and AccessLine;
+//   - clients: Dial, Ctx, statusProto, and one client per front door
+//     (door: grpcDoor, webDoor, restDoor);
+//   - HTTP and gRPC-Web by hand (doHTTP, postWeb, webFrame, wantStatusJSON);
+//   - admin and metrics (adminGet, scrape, counter), certificates (NewCA,
+//     CA.Issue, WriteFile).
+//
+// A test file keeps only what is its own.
 package test
 
 import (
@@ -27,9 +44,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,27 +70,132 @@ import (
 	"github.com/edgegate/edgegate/examples/echo"
 	"github.com/edgegate/edgegate/gateway"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	"github.com/edgegate/edgegate/interceptors/accesslog"
 )
 
-// Upstreams: real gRPC servers on loopback. StartEcho runs the echo
-// service (examples/echo) and records what it sees of every call;
-// StartServer runs any services.
+// Waiting: a test waits on the event it needs (a call started at the
+// upstream, a log line written, a metric reached), never on a sleep. The
+// waits below fail the test after Patience.
 
-// Call is what an upstream echo server saw of one call when it ended.
+// Patience is how long a wait of the harness waits for its event before it
+// fails the test: long enough for a loaded CI machine under -race, short
+// enough that a missing event fails the test in seconds.
+const Patience = 10 * time.Second
+
+// Eventually calls cond at once, then every 10ms, until it returns nil; if
+// it has not within d, it fails the test (Fatal: call it from the test's
+// goroutine) with cond's last error. It is for a state only a query can
+// see (what an RPC answers, what a scrape says); where the harness has an
+// event for it (Upstream.WaitStarted, LogBuffer.WaitFor, …), wait on that.
+func Eventually(t testing.TB, d time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("not within %v: %v", d, err)
+			return
+		}
+	}
+}
+
+// changes is a broadcast of "something changed" for waiters: the writer
+// calls notify at every change, a waiter waits on next(). Both with the
+// owner's mutex held; the zero value is ready.
+type changes struct{ ch chan struct{} }
+
+func (c *changes) next() <-chan struct{} {
+	if c.ch == nil {
+		c.ch = make(chan struct{})
+	}
+	return c.ch
+}
+
+func (c *changes) notify() {
+	if c.ch != nil {
+		close(c.ch)
+		c.ch = nil
+	}
+}
+
+// awaitChange calls check with mu held, at once and after every change of
+// c, until it returns true (awaitChange returns true) or Patience has passed
+// (false).
+func awaitChange(mu *sync.Mutex, c *changes, check func() bool) bool {
+	deadline := time.NewTimer(Patience)
+	defer deadline.Stop()
+	for {
+		mu.Lock()
+		ok, next := check(), c.next()
+		mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-next:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+// Upstreams: real gRPC servers on loopback. StartEcho runs the echo
+// service (examples/echo) and records every call as it starts and as it
+// ends; StartServer runs any services.
+//
+// A negative check ("the gateway did not forward it", "it did not retry")
+// never waits a while for nothing to happen: after the call under test has
+// been answered, the test sends a marked call (WithMarker) through the
+// gateway and StartedUntil waits for the upstream to end that one, then
+// says what else the upstream started meanwhile. Whatever the gateway does
+// for a call (forward it, retry it) it does before it answers it, so before
+// the client sends the marker; and the gateway's calls to one endpoint go
+// over one HTTP/2 connection, which the upstream reads in order. So a
+// forwarded or retried call starts at the upstream before the marker ends.
+
+// Call is what an upstream echo server saw of one call, as it started or
+// as it ended.
 type Call struct {
 	Method   string
 	MD       metadata.MD
-	CtxErr   error
+	CtxErr   error     // the call's context error then: at the end, non-nil when the call was cancelled or its deadline passed
 	Deadline time.Time // zero when the call had none
 }
 
-// Upstream is a real gRPC server on loopback running the echo service.
+// Upstream is a real gRPC server on loopback running the echo service. Its
+// methods are safe for concurrent use.
 type Upstream struct {
 	Addr   string
 	Server *grpc.Server
 	Health *health.Server
-	calls  chan Call
-	count  atomic.Int64
+
+	calls chan Call // ended calls, for NextCall
+
+	mu       sync.Mutex
+	changed  changes
+	started  []Call // every call started, in order
+	ended    []Call // every call ended, in order
+	received int64  // request messages read, over all calls
+}
+
+// MarkerKey is the request metadata key of a marked call; its value names
+// the marker.
+const MarkerKey = "x-test-marker"
+
+// WithMarker returns ctx with outgoing metadata that marks the call as
+// marker (see StartedUntil). Through the HTTP doors, send the header
+// MarkerKey: marker instead (gRPC-Web forwards it; REST only when its
+// forward_request_headers list it).
+func WithMarker(ctx context.Context, marker string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, MarkerKey, marker)
 }
 
 // StartEcho starts an echo upstream whose responses carry name; it is
@@ -85,16 +207,39 @@ func StartEcho(t testing.TB, name string, opts ...grpc.ServerOption) *Upstream {
 		t.Fatal(err)
 	}
 	u := &Upstream{Addr: ln.Addr().String(), calls: make(chan Call, 1024)}
-	u.Server = grpc.NewServer(opts...)
-	testingv1.RegisterEchoServiceServer(u.Server, &echo.Server{Name: name, Observe: func(ctx context.Context, m string) {
-		u.count.Add(1)
+	record := func(ctx context.Context, m string) Call {
 		md, _ := metadata.FromIncomingContext(ctx)
 		dl, _ := ctx.Deadline()
-		select {
-		case u.calls <- Call{Method: m, MD: md, CtxErr: ctx.Err(), Deadline: dl}:
-		default:
-		}
-	}})
+		return Call{Method: m, MD: md, CtxErr: ctx.Err(), Deadline: dl}
+	}
+	u.Server = grpc.NewServer(opts...)
+	testingv1.RegisterEchoServiceServer(u.Server, &echo.Server{
+		Name: name,
+		Start: func(ctx context.Context, m string) {
+			c := record(ctx, m)
+			u.mu.Lock()
+			defer u.mu.Unlock()
+			u.started = append(u.started, c)
+			u.changed.notify()
+		},
+		Receive: func(context.Context, string, *testingv1.EchoRequest) {
+			u.mu.Lock()
+			defer u.mu.Unlock()
+			u.received++
+			u.changed.notify()
+		},
+		Observe: func(ctx context.Context, m string) {
+			c := record(ctx, m)
+			u.mu.Lock()
+			u.ended = append(u.ended, c)
+			u.changed.notify()
+			u.mu.Unlock()
+			select {
+			case u.calls <- c:
+			default:
+			}
+		},
+	})
 	u.Health = health.NewServer()
 	healthpb.RegisterHealthServer(u.Server, u.Health)
 	go func() { _ = u.Server.Serve(ln) }()
@@ -102,17 +247,30 @@ func StartEcho(t testing.TB, name string, opts ...grpc.ServerOption) *Upstream {
 	return u
 }
 
-// Count is how many calls the upstream has finished.
-func (u *Upstream) Count() int64 { return u.count.Load() }
+// Count is how many calls the upstream has ended.
+func (u *Upstream) Count() int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return int64(len(u.ended))
+}
 
-// NextCall waits up to 5s for the next call the upstream finished.
+// Started is how many calls have started at the upstream (ended or not).
+func (u *Upstream) Started() int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return int64(len(u.started))
+}
+
+// NextCall waits up to Patience for the next call the upstream ended (in
+// the order they ended, from the first or the last DropCalls) and takes
+// it.
 func (u *Upstream) NextCall(t testing.TB) Call {
 	t.Helper()
 	select {
 	case c := <-u.calls:
 		return c
-	case <-time.After(5 * time.Second):
-		t.Fatal("upstream saw no call within 5s")
+	case <-time.After(Patience):
+		t.Fatalf("upstream saw no call within %v", Patience)
 		return Call{}
 	}
 }
@@ -125,6 +283,78 @@ func (u *Upstream) NoCall(t testing.TB, d time.Duration) {
 		t.Fatalf("upstream saw a call to %s; want none", c.Method)
 	case <-time.After(d):
 	}
+}
+
+// DropCalls forgets the ended calls NextCall has not taken yet, so that
+// its next answer is a call that ends from now on.
+func (u *Upstream) DropCalls() {
+	for {
+		select {
+		case <-u.calls:
+		default:
+			return
+		}
+	}
+}
+
+// WaitStarted waits until at least n calls (counted from the upstream's
+// start, as Started) have started at the upstream: for a test that needs
+// calls in flight, held at the upstream (by a delay) and so in flight at
+// the gateway too.
+func (u *Upstream) WaitStarted(t testing.TB, n int64) {
+	t.Helper()
+	if !awaitChange(&u.mu, &u.changed, func() bool { return int64(len(u.started)) >= n }) {
+		t.Fatalf("%d calls started at the upstream within %v, want %d", u.Started(), Patience, n)
+	}
+}
+
+// WaitReceived waits until the upstream has read at least n request
+// messages, over all its calls: a message it has read it acts on next (its
+// delay, its fail_with).
+func (u *Upstream) WaitReceived(t testing.TB, n int64) {
+	t.Helper()
+	if !awaitChange(&u.mu, &u.changed, func() bool { return u.received >= n }) {
+		u.mu.Lock()
+		got := u.received
+		u.mu.Unlock()
+		t.Fatalf("the upstream read %d request messages within %v, want %d", got, Patience, n)
+	}
+}
+
+// WaitCount waits until at least n calls (as Count) have ended at the
+// upstream.
+func (u *Upstream) WaitCount(t testing.TB, n int64) {
+	t.Helper()
+	if !awaitChange(&u.mu, &u.changed, func() bool { return int64(len(u.ended)) >= n }) {
+		t.Fatalf("upstream count %d within %v, want %d", u.Count(), Patience, n)
+	}
+}
+
+// StartedUntil waits until the upstream has ended the call marked marker
+// (WithMarker) and returns the other calls that started at it from the
+// since-th (a value of Started taken before the call under test) until
+// then. Sent after the call under test was answered, the marker bounds a
+// negative check: see the section's comment for why any forward or retry
+// of that call is among the calls returned.
+func (u *Upstream) StartedUntil(t testing.TB, since int64, marker string) []Call {
+	t.Helper()
+	isMarker := func(c Call) bool { v := c.MD.Get(MarkerKey); return len(v) == 1 && v[0] == marker }
+	var others []Call
+	ok := awaitChange(&u.mu, &u.changed, func() bool {
+		if !slices.ContainsFunc(u.ended, isMarker) {
+			return false
+		}
+		for _, c := range u.started[since:] {
+			if !isMarker(c) {
+				others = append(others, c)
+			}
+		}
+		return true
+	})
+	if !ok {
+		t.Fatalf("the upstream did not end the call marked %q within %v", marker, Patience)
+	}
+	return others
 }
 
 // StartServer starts a gRPC server on loopback with the services register
@@ -384,12 +614,13 @@ func (p *Proc) Wait(t *testing.T, d time.Duration) int {
 }
 
 // Logs: what the gateway (in process or binary) writes, kept for the
-// test to read.
+// test to read, and waited on as it is written.
 
-// LogBuffer is a concurrency-safe log sink.
+// LogBuffer is a concurrency-safe log sink; the zero value is ready.
 type LogBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu      sync.Mutex
+	b       strings.Builder
+	changed changes
 }
 
 var _ io.Writer = (*LogBuffer)(nil)
@@ -397,6 +628,7 @@ var _ io.Writer = (*LogBuffer)(nil)
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.changed.notify()
 	return l.b.Write(p)
 }
 
@@ -407,15 +639,38 @@ func (l *LogBuffer) String() string {
 	return l.b.String()
 }
 
-func findLogLine(t *testing.T, logs, needle string) string {
+// WaitFor waits until cond is true of everything written so far (checked
+// at once and after every write) and returns what was written; after
+// Patience it fails the test, saying that the log has no what.
+func (l *LogBuffer) WaitFor(t testing.TB, what string, cond func(logs string) bool) string {
 	t.Helper()
-	for _, l := range strings.Split(logs, "\n") {
-		if strings.Contains(l, needle) && strings.Contains(l, `"msg":"call"`) {
-			return l
-		}
+	var logs string
+	if !awaitChange(&l.mu, &l.changed, func() bool { logs = l.b.String(); return cond(logs) }) {
+		t.Fatalf("no %s in the log within %v:\n%s", what, Patience, logs)
 	}
-	t.Fatalf("no access log line with %q in:\n%s", needle, logs)
-	return ""
+	return logs
+}
+
+// WaitContains waits until the log contains needle.
+func (l *LogBuffer) WaitContains(t testing.TB, needle string) {
+	t.Helper()
+	l.WaitFor(t, fmt.Sprintf("%q", needle), func(logs string) bool { return strings.Contains(logs, needle) })
+}
+
+// AccessLine waits for an access log line (msg "call") containing needle
+// and returns the first. The HTTP doors write a call's line after they
+// have answered it, so a client can have the answer before the line.
+func (l *LogBuffer) AccessLine(t testing.TB, needle string) string {
+	t.Helper()
+	find := func(logs string) string {
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, needle) && strings.Contains(line, `"msg":"`+accesslog.Message+`"`) {
+				return line
+			}
+		}
+		return ""
+	}
+	return find(l.WaitFor(t, fmt.Sprintf("access log line with %q", needle), func(logs string) bool { return find(logs) != "" }))
 }
 
 // Clients: native gRPC connections and contexts, all closed or cancelled

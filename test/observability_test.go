@@ -209,7 +209,7 @@ func TestAccessLogFieldsAndSecrets(t *testing.T) {
 		if r := d.unary(t, &testingv1.EchoRequest{Message: "m"}, md, 0); r.st.Code() != codes.OK {
 			t.Fatalf("%s: %v", d.name(), r.st)
 		}
-		line := findLogLine(t, gw.Logs.String(), "log-"+d.name())
+		line := gw.Logs.AccessLine(t, "log-"+d.name())
 		want := []string{`"door":"` + d.name() + `"`, `"method":"/edgegate.testing.v1.EchoService/Unary"`, `"route":"echo"`, `"upstream":"echo"`,
 			`"endpoint":"127.0.0.1:`, `"code":"OK"`, `"duration_ms":`, `"bytes_in":`, `"bytes_out":`, `"client_ip":"127.0.0.1"`, `"user_agent":"`}
 		if d.name() != "grpc" {

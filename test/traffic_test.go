@@ -133,7 +133,7 @@ func TestRetryOnlySafeMethodsAndBudget(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Fatal(err)
 	}
-	waitCount(t, up, before+3)
+	up.WaitCount(t, before+3)
 	// A method not marked safe is tried once.
 	before = up.Count()
 	st, err := c.ServerStream(Ctx(t, 5*time.Second), &testingv1.EchoRequest{Repeat: 1, FailWith: unavailable})
@@ -160,17 +160,6 @@ func TestRetryOnlySafeMethodsAndBudget(t *testing.T) {
 	if n := up.Count() - before; n < 100 || n > 120 {
 		t.Fatalf("100 failing calls made %d upstream attempts; want 100 to 120 with the retry budget", n)
 	}
-}
-
-func waitCount(t *testing.T, u *Upstream, want int64) {
-	t.Helper()
-	for range 100 {
-		if u.Count() >= want {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("upstream count %d, want %d", u.Count(), want)
 }
 
 func TestRouteTimeoutOnEveryDoor(t *testing.T) {
