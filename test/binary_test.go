@@ -57,12 +57,13 @@ func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A call in flight when SIGTERM arrives finishes.
+	before := up.Started()
 	res := make(chan error, 1)
 	go func() {
 		_, err := c.Unary(Ctx(t, 10*time.Second), &testingv1.EchoRequest{Delay: durationpb.New(time.Second)})
 		res <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	up.WaitStarted(t, before+1) // at the upstream, so in flight at the gateway
 	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestBinaryGracePeriodBoundsDrain(t *testing.T) {
 		_, err := c.Unary(Ctx(t, 30*time.Second), &testingv1.EchoRequest{Delay: durationpb.New(20 * time.Second)})
 		res <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	up.WaitStarted(t, 1) // the call is in flight
 	start := time.Now()
 	if err := p.Cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

@@ -266,11 +266,12 @@ func TestClientCancellationReachesUpstream(t *testing.T) {
 	if _, err := st.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	// The second request makes the upstream wait; the client gives up.
+	// The second request makes the upstream wait; the client gives up
+	// once the upstream has read it, and so waits.
 	if err := st.Send(&testingv1.EchoRequest{Delay: durationpb.New(30 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	up.WaitReceived(t, 2)
 	cancel()
 	if _, err := st.Recv(); status.Code(err) != codes.Canceled {
 		t.Fatalf("client got %v, want CANCELED", err)

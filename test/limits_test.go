@@ -184,7 +184,7 @@ func TestHTTPInFlightLimit(t *testing.T) {
 			done <- doHTTP(t, nil, "POST", base+"/v1/echo:unary", `{"delay":"1s"}`, nil)
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	up.WaitStarted(t, 2) // both at the upstream, so in flight in the door
 	start := time.Now()
 	r := doHTTP(t, nil, "POST", base+"/v1/echo:unary", "{}", nil)
 	wantStatusJSON(t, r, 503, codes.Unavailable, "2 requests in flight")

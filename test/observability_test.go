@@ -332,12 +332,13 @@ routes:
 
 	// Draining: not ready, while a call is still in flight.
 	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	before := up.Started()
 	res := make(chan error, 1)
 	go func() {
 		_, err := c.Unary(Ctx(t, 10*time.Second), &testingv1.EchoRequest{Delay: durationpb.New(time.Second)})
 		res <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	up.WaitStarted(t, before+1) // at the upstream, so in flight at the gateway
 	go func() { _ = gw.Shutdown(Ctx(t, 10*time.Second)) }()
 	body = waitReady(503)
 	if !strings.Contains(body, "draining") {

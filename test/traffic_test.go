@@ -43,7 +43,8 @@ func TestConcurrencyLimitSheds(t *testing.T) {
 					}
 				})
 			}
-			time.Sleep(300 * time.Millisecond)
+			// Both at the upstream, so holding their slots.
+			up.WaitStarted(t, 2)
 			start := time.Now()
 			_, err := cl.Unary(Ctx(t, 10*time.Second), &testingv1.EchoRequest{})
 			st := status.Convert(err)
