@@ -196,10 +196,10 @@ func TestBinaryRuntimeSettings(t *testing.T) {
 	}
 }
 
-// accessLines returns the access log lines of p's output.
-func accessLines(p *Proc) []string {
+// accessLines returns the access log lines of logs.
+func accessLines(logs string) []string {
 	var out []string
-	for _, l := range strings.Split(p.logs.String(), "\n") {
+	for _, l := range strings.Split(logs, "\n") {
 		var rec struct {
 			Msg string `json:"msg"`
 		}
@@ -221,13 +221,7 @@ func TestBinaryAccessLogFlush(t *testing.T) {
 	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(accessLines(p)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no access log line within 10s of a 300ms flush interval:\n%s", p.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.logs.WaitFor(t, "access log line (300ms flush interval)", func(logs string) bool { return len(accessLines(logs)) > 0 })
 	// One more call, then SIGTERM at once: its line is written on the way out,
 	// before the gateway's "stopped".
 	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
@@ -240,7 +234,7 @@ func TestBinaryAccessLogFlush(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 	logs := p.logs.String()
-	if n := len(accessLines(p)); n != 2 {
+	if n := len(accessLines(logs)); n != 2 {
 		t.Fatalf("%d access log lines after exit, want 2:\n%s", n, logs)
 	}
 	lastAccess := strings.LastIndex(logs, `"msg":"`+accesslog.Message+`"`)

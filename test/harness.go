@@ -82,28 +82,31 @@ import (
 // enough that a missing event fails the test in seconds.
 const Patience = 10 * time.Second
 
-// Eventually calls cond at once, then every 10ms, until it returns nil; if
-// it has not within d, it fails the test (Fatal: call it from the test's
-// goroutine) with cond's last error. It is for a state only a query can
-// see (what an RPC answers, what a scrape says); where the harness has an
-// event for it (Upstream.WaitStarted, LogBuffer.WaitFor, …), wait on that.
+// Eventually calls cond at once, then again after pauses growing from 5ms
+// to 100ms, until it returns nil; if it has not within d, it fails the
+// test (Fatal: call it from the test's goroutine) with cond's last error.
+// It is for a state only a query can see (what an RPC answers, what an
+// endpoint reports); where the harness has an event for it
+// (Upstream.WaitStarted, LogBuffer.WaitFor, …), wait on that.
 func Eventually(t testing.TB, d time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
+	pause := 5 * time.Millisecond
 	for {
 		err := cond()
 		if err == nil {
 			return
 		}
+		next := time.NewTimer(pause)
 		select {
-		case <-tick.C:
+		case <-next.C:
 		case <-deadline.C:
+			next.Stop()
 			t.Fatalf("not within %v: %v", d, err)
 			return
 		}
+		pause = min(2*pause, 100*time.Millisecond)
 	}
 }
 

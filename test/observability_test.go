@@ -295,27 +295,23 @@ clusters:
 routes:
   - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
 `, up.Addr, down, down))
-	waitReady := func(want int) string {
+	// waitReady waits until /readyz answers want with a body that also
+	// passes cond (when not nil), and returns the body.
+	waitReady := func(want int, cond func(body string) bool) string {
+		t.Helper()
 		var body string
-		for range 100 {
+		Eventually(t, Patience, func() error {
 			var code int
 			code, body = adminGet(t, gw, "/readyz")
-			if code == want {
-				return body
+			if code != want || cond != nil && !cond(body) {
+				return fmt.Errorf("/readyz answered %d: %s; want %d", code, body, want)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("/readyz never answered %d: %s", want, body)
-		return ""
+			return nil
+		})
+		return body
 	}
 	// Once echo has connected, only gone holds readiness back.
-	var body string
-	for range 100 {
-		if body = waitReady(503); !strings.Contains(body, "echo") {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	body := waitReady(503, func(body string) bool { return !strings.Contains(body, "echo") })
 	if !strings.Contains(body, "in cluster(s) gone") || strings.Contains(body, "extra") {
 		t.Errorf("reason %s: want the required cluster gone named, not the optional one", body)
 	}
@@ -328,7 +324,7 @@ routes:
 	testingv1.RegisterEchoServiceServer(s, &testingv1.UnimplementedEchoServiceServer{})
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(s.Stop)
-	waitReady(200)
+	waitReady(200, nil)
 
 	// Draining: not ready, while a call is still in flight.
 	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
@@ -340,7 +336,7 @@ routes:
 	}()
 	up.WaitStarted(t, before+1) // at the upstream, so in flight at the gateway
 	go func() { _ = gw.Shutdown(Ctx(t, 10*time.Second)) }()
-	body = waitReady(503)
+	body = waitReady(503, nil)
 	if !strings.Contains(body, "draining") {
 		t.Errorf("reason %s, want draining", body)
 	}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -207,24 +208,29 @@ routes:
 		t.Fatalf("both healthy: %v", seen)
 	}
 	a.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	time.Sleep(300 * time.Millisecond)
+	// The gateway learns it on its health watch of a, and shows it only in
+	// its picks: wait until a run of calls misses a, then count 40 more.
+	Eventually(t, Patience, func() error {
+		if seen := count(10); seen["a"] != 0 {
+			return fmt.Errorf("a NOT_SERVING endpoint still gets calls: %v", seen)
+		}
+		return nil
+	})
 	if seen := count(40); seen["a"] != 0 {
 		t.Fatalf("a NOT_SERVING endpoint still got calls: %v", seen)
 	}
 	a.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	Eventually(t, 5*time.Second, func() error {
 		if count(20)["a"] > 0 {
-			return
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("a SERVING again got no calls")
+		return errors.New("a SERVING again got no calls")
+	})
 }
 
-// TestReloadUnderLoad reloads 20 times during about 10s of calls on the
-// three doors, one of them an invalid config, and changes a route: no call
-// fails.
+// TestReloadUnderLoad reloads 20 times while calls run on the three doors,
+// each time once every door has finished calls since the time before, one
+// of them an invalid config, and changes a route: no call fails.
 func TestReloadUnderLoad(t *testing.T) {
 	a, b := StartEcho(t, "a"), StartEcho(t, "b")
 	cfgFor := func(cluster string) string { return twoClusters(a.Addr, b.Addr, cluster) }
@@ -233,8 +239,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	doors := []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base: base}, restDoor{base: base}}
 	stop := make(chan struct{})
 	var calls, failed atomic.Int64
+	finished := make([]atomic.Int64, len(doors)) // calls finished, per door
 	var wg sync.WaitGroup
-	for _, d := range doors {
+	for i, d := range doors {
 		wg.Go(func() {
 			for {
 				select {
@@ -245,6 +252,7 @@ func TestReloadUnderLoad(t *testing.T) {
 				// A stream across reloads too.
 				r := d.stream(t, &testingv1.EchoRequest{Repeat: 3, Delay: durationpb.New(5 * time.Millisecond)}, nil)
 				calls.Add(1)
+				finished[i].Add(1)
 				if r.st.Code() != codes.OK || len(r.resps) != 3 {
 					failed.Add(1)
 					t.Errorf("%s: a call failed during reloads: %v", d.name(), r.st)
@@ -253,7 +261,20 @@ func TestReloadUnderLoad(t *testing.T) {
 		})
 	}
 	for i := range 20 {
-		time.Sleep(500 * time.Millisecond)
+		// Every door has a call in flight at each reload and finishes
+		// whole calls between two: wait for 3 more of each.
+		since := make([]int64, len(doors))
+		for j := range doors {
+			since[j] = finished[j].Load()
+		}
+		Eventually(t, Patience, func() error {
+			for j, d := range doors {
+				if n := finished[j].Load() - since[j]; n < 3 {
+					return fmt.Errorf("before reload %d: %s finished %d calls since the last, want 3", i, d.name(), n)
+				}
+			}
+			return nil
+		})
 		if i == 10 {
 			bad, err := config.Load("bad.yaml", []byte(strings.Replace(cfgFor("a"), "cluster: a}", "cluster: nope}", 1)))
 			if err == nil {
@@ -300,20 +321,35 @@ func TestBinaryReload(t *testing.T) {
 	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
 	servedBy := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			r, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.GetServer() == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("still served by %s, want %s\n%s", r.GetServer(), want, p.logs.String())
-			}
-			time.Sleep(50 * time.Millisecond)
+		r, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
+		if err != nil {
+			t.Fatal(err)
 		}
+		if r.GetServer() != want {
+			t.Fatalf("served by %s, want %s\n%s", r.GetServer(), want, p.logs.String())
+		}
+	}
+	// reloadsTo counts the reloads to the config for cluster that logs
+	// shows; the binary logs one once the new routes are in force.
+	reloadsTo := func(logs, cluster string) int {
+		cfg, err := config.Load("edgegate.yaml", []byte(cfgFor(cluster)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash := `"hash":"` + config.Hash(cfg) + `"`
+		n := 0
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.Contains(l, `"msg":"config reloaded"`) && strings.Contains(l, hash) {
+				n++
+			}
+		}
+		return n
+	}
+	// reloaded waits until the binary has reloaded to the config for
+	// cluster once more than the n times before the trigger.
+	reloaded := func(cluster string, n int) {
+		t.Helper()
+		p.logs.WaitFor(t, "reload to cluster "+cluster, func(logs string) bool { return reloadsTo(logs, cluster) > n })
 	}
 	servedBy("a")
 	write := func(s string) {
@@ -326,28 +362,26 @@ func TestBinaryReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	n := reloadsTo(p.logs.String(), "b")
 	write(cfgFor("b"))
-	servedBy("b") // the file watch
+	reloaded("b", n) // the file watch
+	servedBy("b")
 
 	// An invalid file: rejected, logged with its place, the old routes serve.
 	write(strings.Replace(cfgFor("a"), "cluster: a}", "cluster: nope}", 1))
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.logs.String(), `unknown cluster \"nope\"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no rejection logged:\n%s", p.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p.logs.WaitContains(t, `unknown cluster \"nope\"`)
 	servedBy("b")
 
 	// SIGHUP, with the watch seeing nothing new: write without a watch
 	// event is impossible, so change the file and signal at once.
+	n = reloadsTo(p.logs.String(), "a")
 	if err := os.WriteFile(p.File, []byte(cfgFor("a")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	reloaded("a", n)
 	servedBy("a")
 
 	// POST /reload on the admin server.
