@@ -297,13 +297,20 @@ func TestLargeMessages(t *testing.T) {
 	}
 	up.NextCall(t)
 
-	// Over the configured limit: rejected by the gateway, never forwarded.
+	// Over the configured limit: rejected by the gateway, never forwarded:
+	// up to a marked call after the answer, the upstream starts none.
+	before := up.Started()
 	big := make([]byte, 9<<20)
 	_, err = c.Unary(Ctx(t, 30*time.Second), &testingv1.EchoRequest{Payload: big})
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("9 MiB message: got %v, want RESOURCE_EXHAUSTED", err)
 	}
-	up.NoCall(t, 300*time.Millisecond)
+	if _, err := c.Unary(WithMarker(Ctx(t, 10*time.Second), "after 9 MiB"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if calls := up.StartedUntil(t, before, "after 9 MiB"); len(calls) != 0 {
+		t.Fatalf("upstream saw a call to %s; want none", calls[0].Method)
+	}
 }
 
 func TestCompressedCalls(t *testing.T) {
@@ -472,7 +479,9 @@ func TestUnaryWithoutRequest(t *testing.T) {
 	if status.Code(err) != codes.Internal || !strings.Contains(status.Convert(err).Message(), "without a request message") {
 		t.Fatalf("got %v, want INTERNAL naming the missing request", err)
 	}
-	// The gateway keeps serving, and the upstream's first call is this one.
+	// The gateway keeps serving, and the upstream's first call is this one:
+	// had the gateway forwarded the first, it would have before answering
+	// it, so before this one, on the same connection to the upstream.
 	c := testingv1.NewEchoServiceClient(conn)
 	if _, err := c.Unary(metadata.AppendToOutgoingContext(ctx, "x-call", "after"), &testingv1.EchoRequest{}); err != nil {
 		t.Fatal(err)

@@ -115,9 +115,7 @@ func TestGRPCWebWire(t *testing.T) {
 		}
 	})
 
-	for len(up.calls) > 0 {
-		<-up.calls
-	}
+	up.DropCalls()
 	bad := []struct {
 		name, contentType string
 		body              []byte
@@ -132,6 +130,7 @@ func TestGRPCWebWire(t *testing.T) {
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
+			before := up.Started()
 			a := postWeb(t, nil, url+"Unary", c.contentType, c.body, nil)
 			if s := a.grpcStatus(); s != "3" {
 				t.Fatalf("grpc-status %q (HTTP %d), want 3 (INVALID_ARGUMENT)", s, a.code)
@@ -139,9 +138,13 @@ func TestGRPCWebWire(t *testing.T) {
 			if !strings.Contains(a.grpcMessage(), c.want) {
 				t.Errorf("grpc-message %q, want it to say %q", a.grpcMessage(), c.want)
 			}
-			up.NoCall(t, 50*time.Millisecond)
-			// The gateway keeps serving.
-			check(t, postWeb(t, nil, url+"Unary", "application/grpc-web", frame, nil), 1)
+			// The gateway keeps serving; up to that call, marked, the
+			// upstream starts none but it.
+			marker := "after " + c.name
+			check(t, postWeb(t, nil, url+"Unary", "application/grpc-web", frame, map[string]string{MarkerKey: marker}), 1)
+			if calls := up.StartedUntil(t, before, marker); len(calls) != 0 {
+				t.Fatalf("upstream saw a call to %s; want none", calls[0].Method)
+			}
 			up.NextCall(t)
 		})
 	}

@@ -278,16 +278,6 @@ func (u *Upstream) NextCall(t testing.TB) Call {
 	}
 }
 
-// NoCall fails the test when the upstream finishes a call within d.
-func (u *Upstream) NoCall(t testing.TB, d time.Duration) {
-	t.Helper()
-	select {
-	case c := <-u.calls:
-		t.Fatalf("upstream saw a call to %s; want none", c.Method)
-	case <-time.After(d):
-	}
-}
-
 // DropCalls forgets the ended calls NextCall has not taken yet, so that
 // its next answer is a call that ends from now on.
 func (u *Upstream) DropCalls() {

@@ -86,7 +86,7 @@ func TestRateLimitOnEveryDoor(t *testing.T) {
 				t.Fatalf("another tenant: %v", r.st)
 			}
 			// Waiting exactly the RetryInfo delay is enough.
-			time.Sleep(wait)
+			time.Sleep(wait) // the subject: time passing, exactly as long as the limiter said, frees the window
 			if r := d.unary(t, &testingv1.EchoRequest{}, tenant, 0); r.st.Code() != codes.OK {
 				t.Fatalf("after waiting %v: %v", wait, r.st)
 			}

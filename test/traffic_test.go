@@ -136,8 +136,11 @@ func TestRetryOnlySafeMethodsAndBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	up.WaitCount(t, before+3)
-	// A method not marked safe is tried once.
-	before = up.Count()
+	// A method not marked safe is tried once. The gateway's retries (grpc-go's,
+	// by the cluster's service config) are made before it answers the
+	// call, so a retry of the stream would start at the upstream before the
+	// marked call sent after the answer ends (StartedUntil).
+	before = up.Started()
 	st, err := c.ServerStream(Ctx(t, 5*time.Second), &testingv1.EchoRequest{Repeat: 1, FailWith: unavailable})
 	for err == nil {
 		_, err = st.Recv()
@@ -145,21 +148,27 @@ func TestRetryOnlySafeMethodsAndBudget(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if n := up.Count() - before; n != 1 {
+	if _, err := c.Unary(WithMarker(Ctx(t, 5*time.Second), "after the stream"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(up.StartedUntil(t, before, "after the stream")); n != 1 {
 		t.Fatalf("a method not marked safe was tried %d times, want 1", n)
 	}
 	// The budget: while every call fails, retries stop. 100 failing
 	// calls would make 300 attempts without it; with a budget of 10 tokens
 	// (retries stop below half) and ratio 0.1, allow the first few
-	// retries and nothing like 3x: at most 100 + 20 attempts.
-	before = up.Count()
+	// retries and nothing like 3x: at most 100 + 20 attempts. Counted, as
+	// above, up to a marked call after the last answer.
+	before = up.Started()
 	for range 100 {
 		_, _ = c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{FailWith: unavailable})
 	}
-	time.Sleep(200 * time.Millisecond)
-	t.Logf("100 failing calls: %d upstream attempts", up.Count()-before)
-	if n := up.Count() - before; n < 100 || n > 120 {
+	if _, err := c.Unary(WithMarker(Ctx(t, 5*time.Second), "after the budget"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	n := len(up.StartedUntil(t, before, "after the budget"))
+	t.Logf("100 failing calls: %d upstream attempts", n)
+	if n < 100 || n > 120 {
 		t.Fatalf("100 failing calls made %d upstream attempts; want 100 to 120 with the retry budget", n)
 	}
 }
