@@ -74,8 +74,8 @@ import (
 )
 
 // Waiting: a test waits on the event it needs (a call started at the
-// upstream, a log line written, a metric reached), never on a sleep. The
-// waits below fail the test after Patience.
+// upstream, a log line written, an answer changed), never on a sleep. The
+// waits of the harness fail the test after Patience.
 
 // Patience is how long a wait of the harness waits for its event before it
 // fails the test: long enough for a loaded CI machine under -race, short
@@ -160,9 +160,11 @@ func awaitChange(mu *sync.Mutex, c *changes, check func() bool) bool {
 // gateway and StartedUntil waits for the upstream to end that one, then
 // says what else the upstream started meanwhile. Whatever the gateway does
 // for a call (forward it, retry it) it does before it answers it, so before
-// the client sends the marker; and the gateway's calls to one endpoint go
-// over one HTTP/2 connection, which the upstream reads in order. So a
-// forwarded or retried call starts at the upstream before the marker ends.
+// the client sends the marker; and the gateway's calls to one endpoint (the
+// clusters of these checks have one) go over one HTTP/2 connection, which
+// the upstream reads in order. So the upstream reads a forwarded or retried
+// call before the marker, and starts it before it has run the marker to its
+// end, which is what StartedUntil waits for.
 
 // Call is what an upstream echo server saw of one call, as it started or
 // as it ended.
@@ -461,6 +463,8 @@ http:
 `
 }
 
+// echoClient starts an echo upstream ("up") and a gateway routing the echo
+// service to it, and returns a grpc-go client of the gateway.
 func echoClient(t *testing.T) (testingv1.EchoServiceClient, *Upstream, *Gateway) {
 	t.Helper()
 	up := StartEcho(t, "up")
@@ -520,9 +524,9 @@ type Proc struct {
 	Cmd       *exec.Cmd
 	Addr      string
 	AdminAddr string
-	File      string
-	logs      *LogBuffer
-	done      chan error
+	File      string     // the config file it serves, for a test to rewrite
+	logs      *LogBuffer // its log lines (stderr)
+	done      chan error // its exit, once
 }
 
 // StartBinary runs `edgegate serve -c FILE` with yaml as FILE and waits

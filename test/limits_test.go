@@ -2,19 +2,17 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
-
-	"context"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 	"strings"
 	"testing"
 	"time"
 
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
