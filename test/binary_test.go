@@ -1,18 +1,14 @@
 package test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,136 +22,6 @@ import (
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 )
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binaries builds bin/edgegate and the pinned grpcurl once per test run.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "edgegate-test-bin")
-		if buildErr != nil {
-			return
-		}
-		for _, args := range [][]string{
-			{"build", "-o", filepath.Join(binDir, "edgegate"), "github.com/edgegate/edgegate/cmd/edgegate"},
-			{"build", "-C", "../tools", "-o", filepath.Join(binDir, "grpcurl"), "github.com/fullstorydev/grpcurl/cmd/grpcurl"},
-		} {
-			cmd := exec.Command("go", args...)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// Proc is a running edgegate binary.
-type Proc struct {
-	Cmd       *exec.Cmd
-	Addr      string
-	AdminAddr string
-	File      string
-	logs      *LogBuffer
-	done      chan error
-}
-
-// StartBinary runs `edgegate serve -c FILE` with yaml as FILE and waits
-// until it listens.
-func StartBinary(t *testing.T, yaml string) *Proc {
-	t.Helper()
-	dir := binaries(t)
-	file := filepath.Join(t.TempDir(), "edgegate.yaml")
-	if !strings.Contains(yaml, "\nadmin:") {
-		yaml += "\nadmin: {address: 127.0.0.1:0}\n"
-	}
-	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(dir, "edgegate"), "serve", "-c", file)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &Proc{Cmd: cmd, File: file, logs: &LogBuffer{}, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	admin := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			_, _ = p.logs.Write([]byte(line + "\n"))
-			var rec struct {
-				Msg     string `json:"msg"`
-				Address string `json:"address"`
-			}
-			if json.Unmarshal([]byte(line), &rec) == nil {
-				target := map[string]chan string{"listening": addr, "admin listening": admin}[rec.Msg]
-				if target != nil {
-					select {
-					case target <- rec.Address:
-					default:
-					}
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		p.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-	})
-	for _, into := range []struct {
-		dst *string
-		ch  chan string
-	}{{&p.Addr, addr}, {&p.AdminAddr, admin}} {
-		select {
-		case *into.dst = <-into.ch:
-		case err := <-p.done:
-			t.Fatalf("edgegate exited: %v\n%s", err, p.logs.String())
-		case <-time.After(20 * time.Second):
-			t.Fatalf("edgegate did not listen within 20s:\n%s", p.logs.String())
-		}
-	}
-	return p
-}
-
-// Wait waits up to d for the process to exit and returns its exit code.
-func (p *Proc) Wait(t *testing.T, d time.Duration) int {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		if err == nil {
-			return 0
-		}
-		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
-			return ee.ExitCode()
-		}
-		t.Fatal(err)
-	case <-time.After(d):
-		t.Fatalf("edgegate still running after %v:\n%s", d, p.logs.String())
-	}
-	return -1
-}
 
 func TestGrpcurlThroughGateway(t *testing.T) {
 	dir := binaries(t)
@@ -191,12 +57,13 @@ func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A call in flight when SIGTERM arrives finishes.
+	before := up.Started()
 	res := make(chan error, 1)
 	go func() {
 		_, err := c.Unary(Ctx(t, 10*time.Second), &testingv1.EchoRequest{Delay: durationpb.New(time.Second)})
 		res <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	up.WaitStarted(t, before+1) // at the upstream, so in flight at the gateway
 	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +88,7 @@ func TestBinaryGracePeriodBoundsDrain(t *testing.T) {
 		_, err := c.Unary(Ctx(t, 30*time.Second), &testingv1.EchoRequest{Delay: durationpb.New(20 * time.Second)})
 		res <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	up.WaitStarted(t, 1) // the call is in flight
 	start := time.Now()
 	if err := p.Cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -329,10 +196,10 @@ func TestBinaryRuntimeSettings(t *testing.T) {
 	}
 }
 
-// accessLines returns the access log lines of p's output.
-func accessLines(p *Proc) []string {
+// accessLines returns the access log lines of logs.
+func accessLines(logs string) []string {
 	var out []string
-	for _, l := range strings.Split(p.logs.String(), "\n") {
+	for _, l := range strings.Split(logs, "\n") {
 		var rec struct {
 			Msg string `json:"msg"`
 		}
@@ -354,13 +221,7 @@ func TestBinaryAccessLogFlush(t *testing.T) {
 	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(accessLines(p)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no access log line within 10s of a 300ms flush interval:\n%s", p.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.logs.WaitFor(t, "access log line (300ms flush interval)", func(logs string) bool { return len(accessLines(logs)) > 0 })
 	// One more call, then SIGTERM at once: its line is written on the way out,
 	// before the gateway's "stopped".
 	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
@@ -373,7 +234,7 @@ func TestBinaryAccessLogFlush(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 	logs := p.logs.String()
-	if n := len(accessLines(p)); n != 2 {
+	if n := len(accessLines(logs)); n != 2 {
 		t.Fatalf("%d access log lines after exit, want 2:\n%s", n, logs)
 	}
 	lastAccess := strings.LastIndex(logs, `"msg":"`+accesslog.Message+`"`)

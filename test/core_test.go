@@ -11,14 +11,12 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/edgegate/edgegate/examples/shop"
@@ -26,13 +24,6 @@ import (
 	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
 	"github.com/edgegate/edgegate/interceptors/recovery"
 )
-
-func echoClient(t *testing.T) (testingv1.EchoServiceClient, *Upstream, *Gateway) {
-	t.Helper()
-	up := StartEcho(t, "up")
-	gw := StartGateway(t, EchoConfig(up.Addr))
-	return testingv1.NewEchoServiceClient(Dial(t, gw.Addr)), up, gw
-}
 
 func TestCallTypes(t *testing.T) {
 	c, up, _ := echoClient(t)
@@ -133,20 +124,6 @@ func TestCallTypes(t *testing.T) {
 			t.Fatalf("got %v, want ABORTED mid-stream", err)
 		}
 	})
-}
-
-// statusProto is a google.rpc.Status with details, for fail_with.
-func statusProto(t *testing.T, code codes.Code, msg string, details []proto.Message) *spb.Status {
-	t.Helper()
-	st := &spb.Status{Code: int32(code), Message: msg}
-	for _, d := range details {
-		a, err := anypb.New(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.Details = append(st.Details, a)
-	}
-	return st
 }
 
 func TestMetadataTrailersAndStatusPassThrough(t *testing.T) {
@@ -289,11 +266,12 @@ func TestClientCancellationReachesUpstream(t *testing.T) {
 	if _, err := st.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	// The second request makes the upstream wait; the client gives up.
+	// The second request makes the upstream wait; the client gives up
+	// once the upstream has read it, and so waits.
 	if err := st.Send(&testingv1.EchoRequest{Delay: durationpb.New(30 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	up.WaitReceived(t, 2)
 	cancel()
 	if _, err := st.Recv(); status.Code(err) != codes.Canceled {
 		t.Fatalf("client got %v, want CANCELED", err)
@@ -319,13 +297,20 @@ func TestLargeMessages(t *testing.T) {
 	}
 	up.NextCall(t)
 
-	// Over the configured limit: rejected by the gateway, never forwarded.
+	// Over the configured limit: rejected by the gateway, never forwarded:
+	// up to a marked call after the answer, the upstream starts none.
+	before := up.Started()
 	big := make([]byte, 9<<20)
 	_, err = c.Unary(Ctx(t, 30*time.Second), &testingv1.EchoRequest{Payload: big})
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("9 MiB message: got %v, want RESOURCE_EXHAUSTED", err)
 	}
-	up.NoCall(t, 300*time.Millisecond)
+	if _, err := c.Unary(WithMarker(Ctx(t, 10*time.Second), "after 9 MiB"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if calls := up.StartedUntil(t, before, "after 9 MiB"); len(calls) != 0 {
+		t.Fatalf("upstream saw a call to %s; want none", calls[0].Method)
+	}
 }
 
 func TestCompressedCalls(t *testing.T) {
@@ -465,7 +450,7 @@ func TestAccessLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	line := findLogLine(t, gw.Logs.String(), "log-me-1")
+	line := gw.Logs.AccessLine(t, "log-me-1")
 	for _, want := range []string{
 		`"door":"grpc"`, `"method":"/edgegate.testing.v1.EchoService/Unary"`, `"route":"echo"`, `"upstream":"echo"`, `"code":"OK"`,
 		fmt.Sprintf(`"bytes_in":%d`, proto.Size(req)), fmt.Sprintf(`"bytes_out":%d`, proto.Size(resp)), `"peer":"127.0.0.1:`, `"duration_ms":`,
@@ -474,17 +459,6 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("access log line %s lacks %s", line, want)
 		}
 	}
-}
-
-func findLogLine(t *testing.T, logs, needle string) string {
-	t.Helper()
-	for _, l := range strings.Split(logs, "\n") {
-		if strings.Contains(l, needle) && strings.Contains(l, `"msg":"call"`) {
-			return l
-		}
-	}
-	t.Fatalf("no access log line with %q in:\n%s", needle, logs)
-	return ""
 }
 
 // A unary method is forwarded as a unary call: a client that half-closes
@@ -505,7 +479,9 @@ func TestUnaryWithoutRequest(t *testing.T) {
 	if status.Code(err) != codes.Internal || !strings.Contains(status.Convert(err).Message(), "without a request message") {
 		t.Fatalf("got %v, want INTERNAL naming the missing request", err)
 	}
-	// The gateway keeps serving, and the upstream's first call is this one.
+	// The gateway keeps serving, and the upstream's first call is this one:
+	// had the gateway forwarded the first, it would have before answering
+	// it, so before this one, on the same connection to the upstream.
 	c := testingv1.NewEchoServiceClient(conn)
 	if _, err := c.Unary(metadata.AppendToOutgoingContext(ctx, "x-call", "after"), &testingv1.EchoRequest{}); err != nil {
 		t.Fatal(err)

@@ -3,8 +3,6 @@ package test
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/binary"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,96 +14,6 @@ import (
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 )
-
-// webFrame frames msg as one gRPC-Web data frame.
-func webFrame(t *testing.T, msg proto.Message) []byte {
-	t.Helper()
-	b, err := proto.Marshal(msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]byte, 5, 5+len(b))
-	binary.BigEndian.PutUint32(out[1:], uint32(len(b)))
-	return append(out, b...)
-}
-
-// webAnswer is a parsed gRPC-Web response.
-type webAnswer struct {
-	code     int
-	header   http.Header
-	messages [][]byte
-	trailers map[string]string
-}
-
-// grpcStatus is the call's grpc-status, from the trailer frame or, for a
-// trailers-only answer, the headers.
-func (a webAnswer) grpcStatus() string {
-	if s, ok := a.trailers["grpc-status"]; ok {
-		return s
-	}
-	return a.header.Get("Grpc-Status")
-}
-
-func (a webAnswer) grpcMessage() string {
-	if s, ok := a.trailers["grpc-message"]; ok {
-		return s
-	}
-	return a.header.Get("Grpc-Message")
-}
-
-func postWeb(t *testing.T, client *http.Client, url, contentType string, body []byte, hdr map[string]string) webAnswer {
-	t.Helper()
-	req, err := http.NewRequestWithContext(Ctx(t, 10*time.Second), "POST", url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("X-Grpc-Web", "1")
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc-web-text") {
-		dec, err := decodeChunks(raw)
-		if err != nil {
-			t.Fatalf("response is not base64: %v: %q", err, raw)
-		}
-		raw = dec
-	}
-	a := webAnswer{code: resp.StatusCode, header: resp.Header, trailers: map[string]string{}}
-	for len(raw) >= 5 {
-		flag, n := raw[0], binary.BigEndian.Uint32(raw[1:5])
-		if int(n) > len(raw)-5 {
-			t.Fatalf("response frame length %d past the end (%d bytes left)", n, len(raw)-5)
-		}
-		payload := raw[5 : 5+n]
-		raw = raw[5+n:]
-		if flag&0x80 != 0 {
-			for _, line := range strings.Split(strings.TrimSpace(string(payload)), "\r\n") {
-				if k, v, ok := strings.Cut(line, ":"); ok {
-					a.trailers[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
-				}
-			}
-			continue
-		}
-		a.messages = append(a.messages, payload)
-	}
-	if len(raw) != 0 {
-		t.Fatalf("%d stray bytes after the last frame", len(raw))
-	}
-	return a
-}
 
 func TestGRPCWebWire(t *testing.T) {
 	up := StartEcho(t, "up")
@@ -207,9 +115,7 @@ func TestGRPCWebWire(t *testing.T) {
 		}
 	})
 
-	for len(up.calls) > 0 {
-		<-up.calls
-	}
+	up.DropCalls()
 	bad := []struct {
 		name, contentType string
 		body              []byte
@@ -224,6 +130,7 @@ func TestGRPCWebWire(t *testing.T) {
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
+			before := up.Started()
 			a := postWeb(t, nil, url+"Unary", c.contentType, c.body, nil)
 			if s := a.grpcStatus(); s != "3" {
 				t.Fatalf("grpc-status %q (HTTP %d), want 3 (INVALID_ARGUMENT)", s, a.code)
@@ -231,9 +138,13 @@ func TestGRPCWebWire(t *testing.T) {
 			if !strings.Contains(a.grpcMessage(), c.want) {
 				t.Errorf("grpc-message %q, want it to say %q", a.grpcMessage(), c.want)
 			}
-			up.NoCall(t, 50*time.Millisecond)
-			// The gateway keeps serving.
-			check(t, postWeb(t, nil, url+"Unary", "application/grpc-web", frame, nil), 1)
+			// The gateway keeps serving; up to that call, marked, the
+			// upstream starts none but it.
+			marker := "after " + c.name
+			check(t, postWeb(t, nil, url+"Unary", "application/grpc-web", frame, map[string]string{MarkerKey: marker}), 1)
+			if calls := up.StartedUntil(t, before, marker); len(calls) != 0 {
+				t.Fatalf("upstream saw a call to %s; want none", calls[0].Method)
+			}
 			up.NextCall(t)
 		})
 	}
@@ -322,25 +233,4 @@ func TestListenerProtocols(t *testing.T) {
 	if err == nil {
 		t.Error("native gRPC was served on a gRPC-Web-only port")
 	}
-}
-
-// decodeChunks decodes gRPC-Web text, which a server may send as several
-// padded base64 chunks (one per flush).
-func decodeChunks(b []byte) ([]byte, error) {
-	var out []byte
-	for len(b) > 0 {
-		end := len(b)
-		if i := bytes.IndexByte(b, '='); i >= 0 {
-			end = i
-			for end < len(b) && b[end] == '=' {
-				end++
-			}
-		}
-		dec, err := base64.StdEncoding.DecodeString(string(b[:end]))
-		if err != nil {
-			return nil, err
-		}
-		out, b = append(out, dec...), b[end:]
-	}
-	return out, nil
 }

@@ -2,19 +2,17 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
-
-	"context"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 	"strings"
 	"testing"
 	"time"
 
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -40,7 +38,11 @@ func TestMaxConcurrentStreams(t *testing.T) {
 		}
 		open = append(open, st)
 	}
-	// A third call on the same connection cannot start while two are open.
+	// A third call on the same connection cannot start while two are open:
+	// it is held back until its deadline (300ms), and, since on a slow
+	// machine that could pass with no limit at all, up to the marked call
+	// after, the upstream starts none but that one.
+	before := up.Started()
 	_, err := c.Unary(Ctx(t, 300*time.Millisecond), &testingv1.EchoRequest{})
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("third stream: got %v, want it held back until its deadline", err)
@@ -51,8 +53,11 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	if _, err := open[0].Recv(); err == nil {
 		t.Fatal("want EOF")
 	}
-	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+	if _, err := c.Unary(WithMarker(Ctx(t, 5*time.Second), "after one closed"), &testingv1.EchoRequest{}); err != nil {
 		t.Fatalf("after one stream closed: %v", err)
+	}
+	if calls := up.StartedUntil(t, before, "after one closed"); len(calls) != 0 {
+		t.Fatalf("the third call reached the upstream (%s) while two streams were open", calls[0].Method)
 	}
 }
 
@@ -61,14 +66,19 @@ func TestMaxHeaderListSize(t *testing.T) {
 	gw := StartGateway(t, EchoConfig(up.Addr)+"limits:\n  max_header_list_bytes: 1024\n")
 	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
 	ctx := metadata.AppendToOutgoingContext(Ctx(t, 5*time.Second), "x-big", strings.Repeat("a", 4096))
+	before := up.Started()
 	_, err := c.Unary(ctx, &testingv1.EchoRequest{})
 	if err == nil {
 		t.Fatal("a 4 KiB header passed a 1 KiB limit")
 	}
 	t.Logf("oversized header: %v", err)
-	up.NoCall(t, 300*time.Millisecond)
-	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+	// Never forwarded: up to the small call after, marked, the upstream
+	// starts none but it.
+	if _, err := c.Unary(WithMarker(Ctx(t, 5*time.Second), "small"), &testingv1.EchoRequest{}); err != nil {
 		t.Fatalf("a small call after: %v", err)
+	}
+	if calls := up.StartedUntil(t, before, "small"); len(calls) != 0 {
+		t.Fatalf("upstream saw a call to %s; want none", calls[0].Method)
 	}
 }
 
@@ -169,7 +179,15 @@ func TestMaxHeaderListSizeRawClient(t *testing.T) {
 			}
 		}
 	}
-	up.NoCall(t, 300*time.Millisecond)
+	// Never forwarded: whatever the gateway did with the stream it did
+	// before refusing it, so up to a marked call sent now the upstream
+	// starts none but that one.
+	if _, err := testingv1.NewEchoServiceClient(Dial(t, gw.Addr)).Unary(WithMarker(Ctx(t, 5*time.Second), "after the raw stream"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if calls := up.StartedUntil(t, 0, "after the raw stream"); len(calls) != 0 {
+		t.Fatalf("upstream saw a call to %s; want none", calls[0].Method)
+	}
 }
 
 // TestHTTPInFlightLimit: the HTTP doors shed requests over the listener's
@@ -184,7 +202,7 @@ func TestHTTPInFlightLimit(t *testing.T) {
 			done <- doHTTP(t, nil, "POST", base+"/v1/echo:unary", `{"delay":"1s"}`, nil)
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	up.WaitStarted(t, 2) // both at the upstream, so in flight in the door
 	start := time.Now()
 	r := doHTTP(t, nil, "POST", base+"/v1/echo:unary", "{}", nil)
 	wantStatusJSON(t, r, 503, codes.Unavailable, "2 requests in flight")

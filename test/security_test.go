@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -158,13 +159,14 @@ func TestCertificateReloadKeepsOpenStreams(t *testing.T) {
 	if err := os.Rename(env.certFile+".new", env.certFile); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for served().SerialNumber.Cmp(before) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("new handshakes still get the old certificate")
+	// The reload logs before it swaps the certificate in: the served one is
+	// the event.
+	Eventually(t, Patience, func() error {
+		if served().SerialNumber.Cmp(before) == 0 {
+			return errors.New("new handshakes still get the old certificate")
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	ping() // the stream opened before the reload keeps working
 	if err := st.CloseSend(); err != nil {
 		t.Fatal(err)
@@ -532,18 +534,15 @@ routes:
 	first.Stop()
 	serve(newCA, "second", addr)
 	// The gateway reconnects (with backoff) and verifies the new
-	// certificate against the bundle as the file is now.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// certificate against the bundle as the file is now; only its answers
+	// show when.
+	Eventually(t, Patience, func() error {
 		r, err := c.Unary(Ctx(t, 2*time.Second), &testingv1.EchoRequest{})
 		if err == nil && r.GetServer() == "second" {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("10 s after the rotation: %v %v, want the new upstream", r, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("after the rotation: %v %v, want the new upstream", r, err)
+	})
 }
 
 // TestUpstreamMutualTLS: the gateway verifies an upstream against its CA

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -43,7 +44,8 @@ func TestConcurrencyLimitSheds(t *testing.T) {
 					}
 				})
 			}
-			time.Sleep(300 * time.Millisecond)
+			// Both at the upstream, so holding their slots.
+			up.WaitStarted(t, 2)
 			start := time.Now()
 			_, err := cl.Unary(Ctx(t, 10*time.Second), &testingv1.EchoRequest{})
 			st := status.Convert(err)
@@ -133,9 +135,12 @@ func TestRetryOnlySafeMethodsAndBudget(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Fatal(err)
 	}
-	waitCount(t, up, before+3)
-	// A method not marked safe is tried once.
-	before = up.Count()
+	up.WaitCount(t, before+3)
+	// A method not marked safe is tried once. The gateway's retries (grpc-go's,
+	// by the cluster's service config) are made before it answers the
+	// call, so a retry of the stream would start at the upstream before the
+	// marked call sent after the answer ends (StartedUntil).
+	before = up.Started()
 	st, err := c.ServerStream(Ctx(t, 5*time.Second), &testingv1.EchoRequest{Repeat: 1, FailWith: unavailable})
 	for err == nil {
 		_, err = st.Recv()
@@ -143,34 +148,29 @@ func TestRetryOnlySafeMethodsAndBudget(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if n := up.Count() - before; n != 1 {
+	if _, err := c.Unary(WithMarker(Ctx(t, 5*time.Second), "after the stream"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(up.StartedUntil(t, before, "after the stream")); n != 1 {
 		t.Fatalf("a method not marked safe was tried %d times, want 1", n)
 	}
 	// The budget: while every call fails, retries stop. 100 failing
 	// calls would make 300 attempts without it; with a budget of 10 tokens
 	// (retries stop below half) and ratio 0.1, allow the first few
-	// retries and nothing like 3x: at most 100 + 20 attempts.
-	before = up.Count()
+	// retries and nothing like 3x: at most 100 + 20 attempts. Counted, as
+	// above, up to a marked call after the last answer.
+	before = up.Started()
 	for range 100 {
 		_, _ = c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{FailWith: unavailable})
 	}
-	time.Sleep(200 * time.Millisecond)
-	t.Logf("100 failing calls: %d upstream attempts", up.Count()-before)
-	if n := up.Count() - before; n < 100 || n > 120 {
+	if _, err := c.Unary(WithMarker(Ctx(t, 5*time.Second), "after the budget"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	n := len(up.StartedUntil(t, before, "after the budget"))
+	t.Logf("100 failing calls: %d upstream attempts", n)
+	if n < 100 || n > 120 {
 		t.Fatalf("100 failing calls made %d upstream attempts; want 100 to 120 with the retry budget", n)
 	}
-}
-
-func waitCount(t *testing.T, u *Upstream, want int64) {
-	t.Helper()
-	for range 100 {
-		if u.Count() >= want {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("upstream count %d, want %d", u.Count(), want)
 }
 
 func TestRouteTimeoutOnEveryDoor(t *testing.T) {
@@ -217,24 +217,29 @@ routes:
 		t.Fatalf("both healthy: %v", seen)
 	}
 	a.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	time.Sleep(300 * time.Millisecond)
+	// The gateway learns it on its health watch of a, and shows it only in
+	// its picks: wait until a run of calls misses a, then count 40 more.
+	Eventually(t, Patience, func() error {
+		if seen := count(10); seen["a"] != 0 {
+			return fmt.Errorf("a NOT_SERVING endpoint still gets calls: %v", seen)
+		}
+		return nil
+	})
 	if seen := count(40); seen["a"] != 0 {
 		t.Fatalf("a NOT_SERVING endpoint still got calls: %v", seen)
 	}
 	a.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	Eventually(t, 5*time.Second, func() error {
 		if count(20)["a"] > 0 {
-			return
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("a SERVING again got no calls")
+		return errors.New("a SERVING again got no calls")
+	})
 }
 
-// TestReloadUnderLoad reloads 20 times during about 10s of calls on the
-// three doors, one of them an invalid config, and changes a route: no call
-// fails.
+// TestReloadUnderLoad reloads 20 times while calls run on the three doors,
+// each time once every door has finished calls since the time before, one
+// of them an invalid config, and changes a route: no call fails.
 func TestReloadUnderLoad(t *testing.T) {
 	a, b := StartEcho(t, "a"), StartEcho(t, "b")
 	cfgFor := func(cluster string) string { return twoClusters(a.Addr, b.Addr, cluster) }
@@ -243,8 +248,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	doors := []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base: base}, restDoor{base: base}}
 	stop := make(chan struct{})
 	var calls, failed atomic.Int64
+	finished := make([]atomic.Int64, len(doors)) // calls finished, per door
 	var wg sync.WaitGroup
-	for _, d := range doors {
+	for i, d := range doors {
 		wg.Go(func() {
 			for {
 				select {
@@ -255,6 +261,7 @@ func TestReloadUnderLoad(t *testing.T) {
 				// A stream across reloads too.
 				r := d.stream(t, &testingv1.EchoRequest{Repeat: 3, Delay: durationpb.New(5 * time.Millisecond)}, nil)
 				calls.Add(1)
+				finished[i].Add(1)
 				if r.st.Code() != codes.OK || len(r.resps) != 3 {
 					failed.Add(1)
 					t.Errorf("%s: a call failed during reloads: %v", d.name(), r.st)
@@ -263,7 +270,20 @@ func TestReloadUnderLoad(t *testing.T) {
 		})
 	}
 	for i := range 20 {
-		time.Sleep(500 * time.Millisecond)
+		// Every door has a call in flight at each reload and finishes
+		// whole calls between two: wait for 3 more of each.
+		since := make([]int64, len(doors))
+		for j := range doors {
+			since[j] = finished[j].Load()
+		}
+		Eventually(t, Patience, func() error {
+			for j, d := range doors {
+				if n := finished[j].Load() - since[j]; n < 3 {
+					return fmt.Errorf("before reload %d: %s finished %d calls since the last, want 3", i, d.name(), n)
+				}
+			}
+			return nil
+		})
 		if i == 10 {
 			bad, err := config.Load("bad.yaml", []byte(strings.Replace(cfgFor("a"), "cluster: a}", "cluster: nope}", 1)))
 			if err == nil {
@@ -310,20 +330,35 @@ func TestBinaryReload(t *testing.T) {
 	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
 	servedBy := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			r, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.GetServer() == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("still served by %s, want %s\n%s", r.GetServer(), want, p.logs.String())
-			}
-			time.Sleep(50 * time.Millisecond)
+		r, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{})
+		if err != nil {
+			t.Fatal(err)
 		}
+		if r.GetServer() != want {
+			t.Fatalf("served by %s, want %s\n%s", r.GetServer(), want, p.logs.String())
+		}
+	}
+	// reloadsTo counts the reloads to the config for cluster that logs
+	// shows; the binary logs one once the new routes are in force.
+	reloadsTo := func(logs, cluster string) int {
+		cfg, err := config.Load("edgegate.yaml", []byte(cfgFor(cluster)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash := `"hash":"` + config.Hash(cfg) + `"`
+		n := 0
+		for _, l := range strings.Split(logs, "\n") {
+			if strings.Contains(l, `"msg":"config reloaded"`) && strings.Contains(l, hash) {
+				n++
+			}
+		}
+		return n
+	}
+	// reloaded waits until the binary has reloaded to the config for
+	// cluster once more than the n times before the trigger.
+	reloaded := func(cluster string, n int) {
+		t.Helper()
+		p.logs.WaitFor(t, "reload to cluster "+cluster, func(logs string) bool { return reloadsTo(logs, cluster) > n })
 	}
 	servedBy("a")
 	write := func(s string) {
@@ -336,28 +371,26 @@ func TestBinaryReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	n := reloadsTo(p.logs.String(), "b")
 	write(cfgFor("b"))
-	servedBy("b") // the file watch
+	reloaded("b", n) // the file watch
+	servedBy("b")
 
 	// An invalid file: rejected, logged with its place, the old routes serve.
 	write(strings.Replace(cfgFor("a"), "cluster: a}", "cluster: nope}", 1))
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.logs.String(), `unknown cluster \"nope\"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no rejection logged:\n%s", p.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p.logs.WaitContains(t, `unknown cluster \"nope\"`)
 	servedBy("b")
 
 	// SIGHUP, with the watch seeing nothing new: write without a watch
 	// event is impossible, so change the file and signal at once.
+	n = reloadsTo(p.logs.String(), "a")
 	if err := os.WriteFile(p.File, []byte(cfgFor("a")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	reloaded("a", n)
 	servedBy("a")
 
 	// POST /reload on the admin server.

@@ -23,10 +23,30 @@ type Server struct {
 	testingv1.UnimplementedEchoServiceServer
 	// Name is returned in every response's server field.
 	Name string
+	// Start, when set, is called as every call starts, when its handler is
+	// entered (for Unary and ServerStream, with the request read; for
+	// ClientStream and Bidi, before any), with the call's context and the
+	// method name; the handler goes on when it returns.
+	Start func(ctx context.Context, method string)
+	// Receive, when set, is called for every request message a call has
+	// read, before the server acts on it (its delay, its fail_with).
+	Receive func(ctx context.Context, method string, req *testingv1.EchoRequest)
 	// Observe, when set, is called as every call ends, with the call's
 	// context (its metadata, deadline, and error: non-nil when the client
 	// cancelled or its deadline passed) and the method name ("Unary", …).
 	Observe func(ctx context.Context, method string)
+}
+
+func (s *Server) start(ctx context.Context, method string) {
+	if s.Start != nil {
+		s.Start(ctx, method)
+	}
+}
+
+func (s *Server) receive(ctx context.Context, method string, req *testingv1.EchoRequest) {
+	if s.Receive != nil {
+		s.Receive(ctx, method, req)
+	}
 }
 
 func (s *Server) observe(ctx context.Context, method string) {
@@ -38,6 +58,8 @@ func (s *Server) observe(ctx context.Context, method string) {
 // Unary answers one request.
 func (s *Server) Unary(ctx context.Context, req *testingv1.EchoRequest) (*testingv1.EchoResponse, error) {
 	defer s.observe(ctx, "Unary")
+	s.start(ctx, "Unary")
+	s.receive(ctx, "Unary", req)
 	if err := s.prepare(ctx, req, grpc.SetHeader, grpc.SetTrailer); err != nil {
 		return nil, err
 	}
@@ -55,6 +77,8 @@ func (s *Server) Unary(ctx context.Context, req *testingv1.EchoRequest) (*testin
 func (s *Server) ServerStream(req *testingv1.EchoRequest, stream grpc.ServerStreamingServer[testingv1.EchoResponse]) error {
 	ctx := stream.Context()
 	defer s.observe(ctx, "ServerStream")
+	s.start(ctx, "ServerStream")
+	s.receive(ctx, "ServerStream", req)
 	if err := s.prepareStream(ctx, req, stream); err != nil {
 		return err
 	}
@@ -78,6 +102,7 @@ func (s *Server) ServerStream(req *testingv1.EchoRequest, stream grpc.ServerStre
 func (s *Server) ClientStream(stream grpc.ClientStreamingServer[testingv1.EchoRequest, testingv1.EchoResponse]) error {
 	ctx := stream.Context()
 	defer s.observe(ctx, "ClientStream")
+	s.start(ctx, "ClientStream")
 	var (
 		first    *testingv1.EchoRequest
 		messages []string
@@ -91,6 +116,7 @@ func (s *Server) ClientStream(stream grpc.ClientStreamingServer[testingv1.EchoRe
 		if err != nil {
 			return err
 		}
+		s.receive(ctx, "ClientStream", req)
 		if first == nil {
 			first = req
 			if err := s.prepareStream(ctx, req, stream); err != nil {
@@ -122,6 +148,7 @@ func (s *Server) ClientStream(stream grpc.ClientStreamingServer[testingv1.EchoRe
 func (s *Server) Bidi(stream grpc.BidiStreamingServer[testingv1.EchoRequest, testingv1.EchoResponse]) error {
 	ctx := stream.Context()
 	defer s.observe(ctx, "Bidi")
+	s.start(ctx, "Bidi")
 	for i := 0; ; i++ {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -130,6 +157,7 @@ func (s *Server) Bidi(stream grpc.BidiStreamingServer[testingv1.EchoRequest, tes
 		if err != nil {
 			return err
 		}
+		s.receive(ctx, "Bidi", req)
 		if i == 0 {
 			if err := s.prepareStream(ctx, req, stream); err != nil {
 				return err
