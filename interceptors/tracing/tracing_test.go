@@ -411,3 +411,41 @@ func TestNewProvider(t *testing.T) {
 		})
 	}
 }
+
+// TestInjectReplacesAForeignTraceState: a client's tracestate that came
+// without a valid traceparent belongs to no trace the gateway joined; the
+// gateway starts a new trace and must not send it on beside its own
+// traceparent.
+func TestInjectReplacesAForeignTraceState(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   metadata.MD
+	}{
+		{"no traceparent", metadata.Pairs("tracestate", clientTraceState)},
+		{"malformed traceparent", metadata.Pairs("traceparent", "00-not-a-trace-01", "tracestate", clientTraceState)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, exp := tracer(t)
+			var out metadata.MD
+			_, err := tr.UnaryServerInterceptor()(metadata.NewIncomingContext(context.Background(), tc.in), nil, &grpc.UnaryServerInfo{FullMethod: method}, func(ctx context.Context, _ any) (any, error) {
+				out = tc.in.Copy() // what the proxy forwards
+				tracing.Inject(ctx, out)
+				return nil, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := onlySpan(t, exp)
+			if s.Parent.IsValid() {
+				t.Fatalf("span has parent %v", s.Parent)
+			}
+			want := "00-" + s.SpanContext.TraceID().String() + "-" + s.SpanContext.SpanID().String() + "-01"
+			if got := out.Get("traceparent"); len(got) != 1 || got[0] != want {
+				t.Errorf("upstream traceparent %q, want [%q]", got, want)
+			}
+			if got := out.Get("tracestate"); len(got) != 0 {
+				t.Errorf("upstream tracestate %q beside the gateway's new trace, want none", got)
+			}
+		})
+	}
+}
