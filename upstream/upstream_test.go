@@ -2,6 +2,7 @@ package upstream_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -219,7 +220,7 @@ func TestReuse(t *testing.T) {
 func TestReuseIgnoresTheLogger(t *testing.T) {
 	b := startBackend(t, "a")
 	first := newPool(t, upstream.Spec{Config: clusterConfig("same", b.addr)})
-	second, err := upstream.New([]upstream.Spec{{Config: clusterConfig("same", b.addr), Log: nil}}, first)
+	second, err := upstream.New([]upstream.Spec{{Config: clusterConfig("same", b.addr), Log: slog.New(slog.DiscardHandler)}}, first)
 	if err != nil {
 		t.Fatal(err)
 	}
