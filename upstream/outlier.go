@@ -30,7 +30,9 @@ type outliers struct {
 	fails   map[string]int
 	ejected map[string]bool
 	closed  bool
-	timers  []*time.Timer
+	// timers holds the pending return of every ejected endpoint; an
+	// endpoint's entry goes when it is back.
+	timers map[string]*time.Timer
 }
 
 func newOutliers(r *manual.Resolver, endpoints []string, od *configv1.OutlierDetection) *outliers {
@@ -43,6 +45,7 @@ func newOutliers(r *manual.Resolver, endpoints []string, od *configv1.OutlierDet
 		log:       slog.Default(),
 		fails:     map[string]int{},
 		ejected:   map[string]bool{},
+		timers:    map[string]*time.Timer{},
 	}
 }
 
@@ -97,16 +100,17 @@ func (o *outliers) report(addr string, code codes.Code) {
 	o.fails[endpoint] = 0
 	o.log.Warn("upstream endpoint ejected", slog.String("endpoint", endpoint), slog.Duration("for", o.ejectFor))
 	o.updateLocked()
-	o.timers = append(o.timers, time.AfterFunc(o.ejectFor, func() {
+	o.timers[endpoint] = time.AfterFunc(o.ejectFor, func() {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		if o.closed {
 			return
 		}
 		delete(o.ejected, endpoint)
+		delete(o.timers, endpoint)
 		o.log.Info("upstream endpoint back from ejection", slog.String("endpoint", endpoint))
 		o.updateLocked()
-	}))
+	})
 }
 
 func (o *outliers) updateLocked() {

@@ -53,10 +53,20 @@ func (c carrier) Keys() []string {
 	return out
 }
 
+// traceContextKeys are the keys of the W3C trace context (traceparent,
+// tracestate).
+var traceContextKeys = propagation.TraceContext{}.Fields()
+
 // Inject writes the trace context of ctx's span into md (the metadata
-// sent upstream), replacing what the client sent.
+// sent upstream), replacing what the client sent: the propagator sets
+// tracestate only when the span has one, so the client's is removed first
+// (it belongs to no trace the gateway joined when the client's traceparent
+// was absent or invalid).
 func Inject(ctx context.Context, md metadata.MD) {
 	if trace.SpanContextFromContext(ctx).IsValid() {
+		for _, k := range traceContextKeys {
+			delete(md, k)
+		}
 		Propagator.Inject(ctx, carrier(md))
 	}
 }

@@ -1,0 +1,13 @@
+package admin_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests when they leave goroutines running,
+// such as a profile handler's.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
