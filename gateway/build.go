@@ -120,12 +120,16 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 		}
 	}
 	g.policies, err = newPolicies(cfg, policy.Deps{Log: g.log, Metrics: g.metrics, DryRun: o.dryRun})
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	snap, err := g.buildSnapshot(cfg, nil, o.dryRun)
 	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	// The snapshot is built even when the parts above failed, so that
+	// every error of the configuration is reported at once.
+	snap, err := g.buildSnapshot(cfg, nil, o.dryRun || errors.Join(errs...) != nil)
+	if err := errors.Join(append(errs, err)...); err != nil {
+		if snap != nil {
+			snap.Policies.Close()
+		}
 		return err
 	}
 	fi := cfg.GetForwardedIdentity()
@@ -256,28 +260,25 @@ func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryR
 	for _, p := range g.policies {
 		errs = append(errs, p.Compile(b))
 	}
-	if err := errors.Join(errs...); err != nil {
-		b.Close()
-		return nil, err
-	}
 	table, err := router.Compile(cfg, b)
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	retry := retryMethods(cfg, table)
-	specs := make([]upstream.Spec, len(cfg.GetClusters()))
-	for i, c := range cfg.GetClusters() {
-		specs[i] = upstream.Spec{Config: c, RetryMethods: retry[c.GetName()], Log: g.log}
-	}
-	dial := grpc.WithDefaultCallOptions(grpc.ForceCodecV2(router.NewCodec()))
+	errs = append(errs, err)
 	var pool *upstream.Pool
-	if dryRun {
-		err = upstream.Check(specs, dial)
-	} else {
-		pool, err = upstream.New(specs, reuse, dial)
+	if table != nil {
+		retry := retryMethods(cfg, table)
+		specs := make([]upstream.Spec, len(cfg.GetClusters()))
+		for i, c := range cfg.GetClusters() {
+			specs[i] = upstream.Spec{Config: c, RetryMethods: retry[c.GetName()], Log: g.log}
+		}
+		dial := grpc.WithDefaultCallOptions(grpc.ForceCodecV2(router.NewCodec()))
+		if dryRun || errors.Join(errs...) != nil {
+			// Checked, not dialled: in a dry run, or when the snapshot
+			// fails anyway (its other errors are reported with these).
+			errs = append(errs, upstream.Check(specs, dial))
+		} else if pool, err = upstream.New(specs, reuse, dial); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		b.Close()
 		return nil, err
 	}

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/edgegate/edgegate/admin"
-	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/gen/openapi"
 )
@@ -271,7 +270,7 @@ func (g *Gateway) closeAll() { _ = g.release(context.Background()) }
 // upstreams is said, not only a "ready". It ends early when every cluster
 // connects or the gateway stops.
 func (g *Gateway) reportUnreachable() {
-	wait := config.DefaultConnectTimeout
+	var wait time.Duration
 	for _, c := range g.current.Load().GetClusters() {
 		wait = max(wait, c.GetConnectTimeout().AsDuration())
 	}

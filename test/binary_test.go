@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,5 +242,64 @@ func TestBinaryAccessLogFlush(t *testing.T) {
 	draining := strings.Index(logs, `"msg":"draining"`)
 	if lastAccess < 0 || draining < 0 || lastAccess > draining {
 		t.Fatalf("the second access line is not before the drain:\n%s", logs)
+	}
+}
+
+// `edgegate validate` runs the build `serve` runs, in a dry run: files the
+// configuration names (certificates and keys, JWKS files, cluster CA
+// bundles) and the rules that compile (CEL) are checked, each error at its
+// file:line:col, several at once in file order. A JWKS URL is not fetched:
+// validate reaches no network.
+func TestValidateRunsTheServeBuild(t *testing.T) {
+	bin := filepath.Join(binaries(t), "edgegate")
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty-jwks.json")
+	if err := os.WriteFile(empty, []byte(`{"keys": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	cfg := fmt.Sprintf(`listeners:
+  - address: 127.0.0.1:0
+    tls:
+      certificates: [{cert_file: %[1]q, key_file: %[1]q}]
+clusters:
+  - name: echo
+    endpoints: [127.0.0.1:9]
+    tls: {ca_file: %[1]q}
+auth_providers:
+  - name: users
+    jwt: {jwks_file: %[2]q}
+  - name: remote
+    jwt: {jwks_url: "https://127.0.0.1:9/jwks.json"}
+routes:
+  - match: {service: edgegate.testing.v1.EchoService}
+    cluster: echo
+    auth: {providers: [users, remote], cel: "claims.tier =="}
+`, missing, empty)
+	file := filepath.Join(dir, "edgegate.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "validate", "-c", file).CombinedOutput()
+	if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("validate: %v, want exit 1\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{
+		file + ":4:7: listeners[0].tls: ",
+		file + ":8:10: clusters[0].tls: cluster \"echo\": tls: ",
+		file + ":11:10: auth_providers[0].jwt: jwt: loading keys from " + empty,
+		file + ":17:45: routes[0].auth.cel: invalid CEL expression",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("validate printed %d lines, want %d:\n%s", len(lines), len(want), out)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d: %q, want it to start with %q", i+1, lines[i], w)
+		}
+	}
+	if !strings.Contains(lines[0], "missing.pem") || !strings.Contains(lines[1], "missing.pem") {
+		t.Errorf("the missing file is not named:\n%s", out)
 	}
 }

@@ -490,3 +490,32 @@ func TestUnaryWithoutRequest(t *testing.T) {
 		t.Fatalf("upstream's first call: %s %v, want the call after", call.Method, call.MD)
 	}
 }
+
+// A start whose clusters do not connect within their connect timeout says
+// so in the log, naming them, instead of only "ready".
+func TestStartWithUnreachableClusters(t *testing.T) {
+	up := StartEcho(t, "up")
+	cfg := fmt.Sprintf(`
+listeners: [{address: 127.0.0.1:0}]
+clusters:
+  - {name: echo, endpoints: [%q], connect_timeout: 300ms}
+  - {name: gone, endpoints: [%q], connect_timeout: 300ms}
+routes:
+  - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
+  - {match: {default: true}, cluster: gone}
+`, up.Addr, FreeAddr(t))
+	gw := StartGateway(t, cfg)
+	line := gw.Logs.WaitFor(t, "a warning naming the unreachable cluster", func(logs string) bool {
+		return strings.Contains(logs, "upstream clusters not reachable")
+	})
+	if !strings.Contains(line, `"clusters":"gone"`) {
+		t.Errorf("the warning does not name only the cluster that did not connect:\n%s", line)
+	}
+	// Every cluster down: the warning says that nothing is reachable.
+	all := StartGateway(t, fmt.Sprintf(`
+listeners: [{address: 127.0.0.1:0}]
+clusters: [{name: gone, endpoints: [%q], connect_timeout: 300ms}]
+routes: [{match: {default: true}, cluster: gone}]
+`, FreeAddr(t)))
+	all.Logs.WaitContains(t, "no upstream cluster is reachable")
+}

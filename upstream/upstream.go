@@ -157,10 +157,20 @@ func Check(specs []Spec, opts ...grpc.DialOption) error {
 }
 
 // clusterError is err, of the cluster of specs[i], at its place in the
-// configuration.
+// configuration: its tls section for a TLS file that does not load.
 func clusterError(i int, sp Spec, err error) error {
-	return &config.FieldError{Path: fmt.Sprintf("clusters[%d]", i), Err: fmt.Errorf("cluster %q: %w", sp.Config.GetName(), err)}
+	path := fmt.Sprintf("clusters[%d]", i)
+	if _, ok := errors.AsType[tlsError](err); ok {
+		path += ".tls"
+	}
+	return &config.FieldError{Path: path, Err: fmt.Errorf("cluster %q: %w", sp.Config.GetName(), err)}
 }
+
+// tlsError is a cluster's TLS files failing to load.
+type tlsError struct{ err error }
+
+func (e tlsError) Error() string { return "tls: " + e.err.Error() }
+func (e tlsError) Unwrap() error { return e.err }
 
 // CloseExcept closes the connections of p that keep (may be nil) does not
 // share.
@@ -346,7 +356,7 @@ func transportCredentials(t *configv1.UpstreamTLS) (credentials.TransportCredent
 		ServerName: t.GetServerName(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, tlsError{err}
 	}
 	return tlsCreds{client: tc, info: credentials.NewTLS(tc.Config()).Info()}, nil
 }
