@@ -66,6 +66,7 @@ var (
 	outDir   = flag.String("out", "bench/results", "where the table and JSON go")
 	bin      = flag.String("bin", ".cache/bench", "where binaries are built")
 	only     = flag.String("only", "", "measure only rows whose \"door workload peer\" contains this")
+	baseline = flag.String("baseline", "", "also measure edgegate built from this git revision (rows \"edgegate@base\", \"edgegate+chain@base\"), for a before/after in one run; the table goes to compare.md")
 	profile  = flag.String("profile", "", "write CPU and allocation profiles of each edgegate row's first closed-loop phase to this directory (enables edgegate's admin server; not for the table's figures)")
 )
 
@@ -200,6 +201,14 @@ func run() error {
 			return fmt.Errorf("%s: %w\n%s", strings.Join(c, " "), err, out)
 		}
 	}
+	if *baseline != "" {
+		if *profile != "" {
+			return errors.New("-baseline and -profile cannot be used together")
+		}
+		if err := buildBaseline(*baseline); err != nil {
+			return err
+		}
+	}
 	for _, tool := range []string{"nginx", "haproxy", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is missing: run `make bench-deps` (apt-get install nginx haproxy util-linux)", tool)
@@ -252,22 +261,28 @@ routes:
 %s
 logging: {disable_access_log: %v}
 %s`, addr, echo, map[bool]string{true: "    auth: {providers: [users]}\n    rate_limits: [never]", false: ""}[gw.extra != ""], adminCfg, gw.extra == "", gw.extra)
-		file := filepath.Join(dir, gw.name+".yaml")
-		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
-			return err
-		}
-		p, err := start(gw.name, "0", []string{"GOMAXPROCS=1"}, *bin+"/edgegate", "serve", "-c", file)
-		if err != nil {
-			return err
-		}
-		if err := waitPort(addr); err != nil {
-			return fmt.Errorf("%s: %w", gw.name, err)
-		}
 		tok := ""
 		if gw.extra != "" {
 			tok = token
 		}
-		targets = append(targets, target{peer: gw.name, addr: addr, proc: p, token: tok, admin: admin})
+		builds := []struct{ peer, bin, addr string }{{gw.name, *bin + "/edgegate", addr}}
+		if *baseline != "" {
+			builds = append(builds, struct{ peer, bin, addr string }{gw.name + "@base", *bin + "/edgegate-base", freePort()})
+		}
+		for _, b := range builds {
+			file := filepath.Join(dir, b.peer+".yaml")
+			if err := os.WriteFile(file, []byte(strings.Replace(cfg, addr, b.addr, 1)), 0o600); err != nil {
+				return err
+			}
+			p, err := start(b.peer, "0", []string{"GOMAXPROCS=1"}, b.bin, "serve", "-c", file)
+			if err != nil {
+				return err
+			}
+			if err := waitPort(b.addr); err != nil {
+				return fmt.Errorf("%s: %w", b.peer, err)
+			}
+			targets = append(targets, target{peer: b.peer, addr: b.addr, proc: p, token: tok, admin: admin})
+		}
 	}
 	nginxAddr, haAddr, bareAddr := freePort(), freePort(), freePort()
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), fmt.Appendf(nil, `
@@ -933,8 +948,12 @@ func report(all []Result) error {
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return err
 	}
+	name := "latest"
+	if *baseline != "" {
+		name = "compare"
+	}
 	js, _ := json.MarshalIndent(all, "", "  ")
-	if err := os.WriteFile(filepath.Join(*outDir, "latest.json"), js, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(*outDir, name+".json"), js, 0o644); err != nil {
 		return err
 	}
 	var b strings.Builder
@@ -951,11 +970,58 @@ func report(all []Result) error {
 	}
 	b.WriteString("\nBudgets (DESIGN.md), from this run:\n\n")
 	b.WriteString(budgets(all))
-	if err := os.WriteFile(filepath.Join(*outDir, "latest.md"), []byte(b.String()), 0o644); err != nil {
+	if *baseline != "" {
+		b.WriteString(against(all))
+	}
+	if err := os.WriteFile(filepath.Join(*outDir, name+".md"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(b.String())
 	return nil
+}
+
+// buildBaseline builds cmd/edgegate of git revision rev into
+// bin/edgegate-base, from a temporary worktree.
+func buildBaseline(rev string) error {
+	dir, err := os.MkdirTemp("", "edgegate-base")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	wt := filepath.Join(dir, "src")
+	out, err := filepath.Abs(*bin)
+	if err != nil {
+		return err
+	}
+	for _, c := range [][]string{
+		{"git", "worktree", "add", "--detach", wt, rev},
+		{"go", "build", "-C", wt, "-o", filepath.Join(out, "edgegate-base"), "./cmd/edgegate"},
+		{"git", "worktree", "remove", "--force", wt},
+	} {
+		if o, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("baseline %s: %s: %w\n%s", rev, strings.Join(c, " "), err, o)
+		}
+	}
+	return nil
+}
+
+// against compares each edgegate row with the same row of the baseline
+// build: the CPU per call and the p50 of both, and their ratio.
+func against(all []Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nAgainst %s (the same rows, built from that revision, measured in this run):\n\n", *baseline)
+	b.WriteString("| door | workload | peer | CPU µs/call now | at base | ratio | p50 ms now | at base |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range all {
+		if strings.HasSuffix(r.Peer, "@base") || !strings.HasPrefix(r.Peer, "edgegate") {
+			continue
+		}
+		base, ok := find(all, r.Door, r.Workload, r.Peer+"@base")
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.1f | %.1f | %.2f | %.3f | %.3f |\n", r.Door, r.Workload, r.Peer, r.CPUPerCall, base.CPUPerCall, r.CPUPerCall/base.CPUPerCall, r.P50, base.P50)
+	}
+	return b.String()
 }
 
 func find(all []Result, door, wl, peer string) (Result, bool) {
