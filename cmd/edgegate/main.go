@@ -1,7 +1,7 @@
 // Command edgegate is the gateway binary:
 //
 //	edgegate serve [-c FILE]     serve (the embedded default config without -c)
-//	edgegate validate -c FILE    check a config file; exit 1 with its errors
+//	edgegate validate [-c FILE]  check a config file (the embedded default without -c); exit 1 with its errors
 //	edgegate routes [-c FILE]    print the route table
 //	edgegate version             print the version
 package main
@@ -36,7 +36,7 @@ const usage = `edgegate — a gRPC-first API edge gateway
 
 Usage:
   edgegate serve [-c FILE]     serve (the embedded default config without -c)
-  edgegate validate -c FILE    check a config file: exit 0 when valid, 1 with its errors
+  edgegate validate [-c FILE]  check a config file (the embedded default without -c): exit 0 when valid, 1 with its errors
   edgegate routes [-c FILE]    print the route table and the REST routes
   edgegate hash-key [KEY]      print the SHA-256 to put in an api_key provider (KEY from stdin when absent)
   edgegate certs dev DIR       write a local CA, a localhost server certificate and a client certificate
@@ -76,8 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadFlags parses -c and loads the file it names, or the embedded default
-// when it is absent and optional.
-func loadFlags(name string, args []string, stderr io.Writer, required bool) (*configv1.Config, int) {
+// when it is absent.
+func loadFlags(name string, args []string, stderr io.Writer) (*configv1.Config, int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("c", "", "config file (YAML); the embedded default when empty")
@@ -86,10 +86,6 @@ func loadFlags(name string, args []string, stderr io.Writer, required bool) (*co
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "edgegate %s: unexpected argument %q\n", name, fs.Arg(0))
-		return nil, 2
-	}
-	if *file == "" && required {
-		fmt.Fprintf(stderr, "edgegate %s: -c FILE is required\n", name)
 		return nil, 2
 	}
 	var (
@@ -181,7 +177,7 @@ func configFile(args []string) string {
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	cfg, code := loadFlags("validate", args, stderr, true)
+	cfg, code := loadFlags("validate", args, stderr)
 	if cfg == nil {
 		return code
 	}
@@ -194,7 +190,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 }
 
 func routes(args []string, stdout, stderr io.Writer) int {
-	cfg, code := loadFlags("routes", args, stderr, false)
+	cfg, code := loadFlags("routes", args, stderr)
 	if cfg == nil {
 		return code
 	}
@@ -245,7 +241,7 @@ func accessLogFlushInterval(lc *configv1.Logging) time.Duration {
 }
 
 func serve(args []string, stderr io.Writer) int {
-	cfg, code := loadFlags("serve", args, stderr, false)
+	cfg, code := loadFlags("serve", args, stderr)
 	if cfg == nil {
 		return code
 	}
