@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,5 +35,33 @@ func TestValidateWithoutFileChecksEmbeddedDefault(t *testing.T) {
 	}
 	if _, _, help := runCmd("validate", "-h"); !strings.Contains(help, "the embedded default when empty") {
 		t.Errorf("validate -h:\n%s", help)
+	}
+}
+
+// validate prints where the config listens, in the form scripts/run.sh
+// (make run) reads: every listener with its defaults, then the admin server.
+func TestValidatePrintsAddresses(t *testing.T) {
+	_, out, _ := runCmd("validate")
+	if want := "ok: 1 listeners, 4 clusters, 5 routes\nlistener public 127.0.0.1:8080 plaintext grpc grpc-web rest\nadmin 127.0.0.1:9901\n"; out != want {
+		t.Errorf("validate (embedded default):\n%s\nwant:\n%s", out, want)
+	}
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	yaml := `listeners:
+  - address: ":9000"
+    protocols: [PROTOCOL_GRPC]
+  - name: web
+    address: 127.0.0.1:9443
+    protocols: [PROTOCOL_REST, PROTOCOL_GRPC_WEB]
+    tls: {certificates: [{cert_file: c.pem, key_file: k.pem}]}
+admin: {disable: true}
+clusters: [{name: b, endpoints: ["127.0.0.1:1"]}]
+routes: [{match: {default: true}, cluster: b}]
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd("validate", "-c", file)
+	if want := "ok: 2 listeners, 1 clusters, 1 routes\nlistener listener-0 :9000 plaintext grpc\nlistener web 127.0.0.1:9443 tls rest grpc-web\nadmin off\n"; code != 0 || out != want {
+		t.Errorf("validate -c: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errs, out, want)
 	}
 }
