@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make run: starts the example backends (bin/shopd) and the gateway
-# (bin/edgegate, with the embedded default config or CONFIG), prints what to
-# try, and stops both on Ctrl-C.
+# (bin/edgegate, with the embedded default config or CONFIG), waits until the
+# gateway answers and is ready, prints what to try, and stops both on Ctrl-C.
+# When either exits first (a port taken, say), it exits non-zero at once with
+# the error that process printed.
 #
 # Environment (make run passes CONFIG and GATEWAY_ADDR):
 #   CONFIG        the config file, for edgegate serve -c; empty: the embedded default
@@ -12,6 +14,7 @@
 #   SHOPD_FLAGS   flags of bin/shopd, e.g. "-catalog 127.0.0.1:9201"
 #   EDGEGATE, SHOPD, GRPCURL  the binaries; default bin/edgegate, bin/shopd,
 #                 .cache/bin/grpcurl (paths relative to the repository)
+#   STARTUP_TIMEOUT  seconds to wait for the gateway to be ready; default 20
 set -euo pipefail
 die() { echo "make run: $*" >&2; exit 1; }
 
@@ -59,19 +62,88 @@ if [ "$security" = tls ]; then URL=https://$GW GRPC_TLS=-insecure CURL_TLS="-k "
 ADMIN=
 if [ "$admin" != off ] && [ "${admin##*:}" != 0 ]; then ADMIN=$(client "$admin"); fi
 
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+# answers ADDR: something accepts TCP connections on ADDR.
+answers() {
+  local host=${1%:*} port=${1##*:}
+  host=${host#[}
+  host=${host%]}
+  timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port" 2>/dev/null
+}
+# Something else on the gateway's ports would answer the checks below for
+# it: edgegate will exit with its bind error, which is then reported.
+taken=
+for a in "$GW" $ADMIN; do
+  if answers "$a"; then taken=$a && break; fi
+done
 
-"$SHOPD" "${shopd_flags[@]}" 2> >(sed 's/^/[shopd] /' >&2) &
-pids+=($!)
-"$EDGEGATE" serve "${cfgargs[@]}" 2> >(sed 's/^/[edgegate] /' >&2) &
-pids+=($!)
+tmp=$(mktemp -d)
+pids=() seds=() names=()
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-for _ in $(seq 1 50); do
-  if "$GRPCURL" $GRPC_TLS -max-time 1 "$GW" grpc.health.v1.Health/Check >/dev/null 2>&1; then break; fi
+# start NAME COMMAND...: runs COMMAND in the background, its stderr shown
+# with a [NAME] prefix. The prefixer reads a FIFO, so that it is a job of
+# this shell whose last lines can be waited for.
+start() {
+  local name=$1
+  shift
+  mkfifo "$tmp/$name"
+  sed -u "s/^/[$name] /" <"$tmp/$name" >&2 &
+  seds+=($!)
+  "$@" 2>"$tmp/$name" &
+  pids+=($!)
+  names+=("$name")
+}
+start shopd "$SHOPD" "${shopd_flags[@]}"
+start edgegate "$EDGEGATE" serve "${cfgargs[@]}"
+
+# alive: exit at once, with the error the process printed, when shopd or
+# edgegate has exited.
+alive() {
+  local i status dead=
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[i]}" 2>/dev/null; then
+      status=0
+      wait "${pids[i]}" || status=$?
+      wait "${seds[i]}" || true
+      dead+="${dead:+, }${names[i]} exited (status $status)"
+    fi
+  done
+  if [ -n "$dead" ]; then die "$dead before the gateway was ready; the error is above"; fi
+}
+
+# ready: the gateway answers on GW (gRPC health SERVING when it serves gRPC)
+# and its admin /readyz says ready (every cluster has a connected endpoint);
+# else why says what is missing.
+why=
+ready() {
+  local out code
+  if [ -n "$taken" ]; then why="something else already listens on $taken"; return 1; fi
+  if ! answers "$GW"; then why="nothing answers on $GW"; return 1; fi
+  if [[ " $protocols " == *" grpc "* ]]; then
+    out=$("$GRPCURL" $GRPC_TLS -max-time 1 "$GW" grpc.health.v1.Health/Check 2>&1) || true
+    if [[ $out != *'"SERVING"'* ]]; then why="gRPC health on $GW: ${out//$'\n'/ }"; return 1; fi
+  fi
+  if [ -n "$ADMIN" ] && command -v curl >/dev/null; then
+    code=$(curl -s -m 1 -o "$tmp/readyz" -w '%{http_code}' "http://$ADMIN/readyz") || code=000
+    if [ "$code" = 000 ]; then why="nothing answers on $ADMIN/readyz"; return 1; fi
+    if [ "$code" != 200 ]; then why="$ADMIN/readyz: HTTP $code $(tr -s ' \n' ' ' <"$tmp/readyz")"; return 1; fi
+  fi
+}
+
+startup_timeout=${STARTUP_TIMEOUT:-20}
+deadline=$((SECONDS + startup_timeout + 1)) # SECONDS counts whole seconds
+until alive && ready; do
+  if ((SECONDS >= deadline)); then die "edgegate is not ready after ${startup_timeout}s: $why"; fi
   sleep 0.2
 done
+alive
 
 backends="catalog 127.0.0.1:9101, orders 127.0.0.1:9102, users 127.0.0.1:9103, echo 127.0.0.1:9104"
 if [ -n "${SHOPD_FLAGS:-}" ]; then backends="shopd $SHOPD_FLAGS (the others on their defaults)"; fi
@@ -109,4 +181,9 @@ cat <<EOT
 
 Ctrl-C stops both.
 EOT
-wait -n "${pids[@]}"
+status=0
+wait -n "${pids[@]}" || status=$?
+for i in "${!pids[@]}"; do
+  if ! kill -0 "${pids[i]}" 2>/dev/null; then echo "make run: ${names[i]} exited (status $status): stopping" >&2; fi
+done
+exit "$status"

@@ -227,6 +227,86 @@ func TestRunScript(t *testing.T) {
 		}
 	})
 
+	// The gateway's port taken (by a listener of the test's): run.sh exits
+	// non-zero at once with edgegate's bind error, never saying it serves.
+	t.Run("gateway_port_taken", func(t *testing.T) {
+		held, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = held.Close() }()
+		s := newShopSetup(t)
+		s.listen = held.Addr().String()
+		start := time.Now()
+		r := startScript(t, append(s.env(t), bins...)...)
+		code := r.exit(t, 5*time.Second)
+		out := r.out.String()
+		if code == 0 {
+			t.Errorf("run.sh exit code 0 with %s taken", s.listen)
+		}
+		for _, want := range []string{
+			"[edgegate] ", "listen tcp " + s.listen + ": bind: address already in use",
+			"make run: edgegate exited (status 1) before the gateway was ready",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("run.sh output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "is serving") {
+			t.Errorf("run.sh says the gateway serves:\n%s", out)
+		}
+		t.Logf("run.sh exited %d after %v", code, time.Since(start).Round(time.Millisecond))
+	})
+
+	// A port of shopd's taken: the same, with shopd's error.
+	t.Run("shopd_port_taken", func(t *testing.T) {
+		held, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = held.Close() }()
+		s := newShopSetup(t)
+		s.backends[1] = held.Addr().String()
+		r := startScript(t, append(s.env(t), bins...)...)
+		code := r.exit(t, 5*time.Second)
+		out := r.out.String()
+		if code == 0 {
+			t.Errorf("run.sh exit code 0 with %s taken", s.backends[1])
+		}
+		for _, want := range []string{
+			"[shopd] shopd: orders: listen tcp " + s.backends[1] + ": bind: address already in use",
+			"make run: shopd exited (status 1) before the gateway was ready",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("run.sh output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "is serving") {
+			t.Errorf("run.sh says the gateway serves:\n%s", out)
+		}
+	})
+
+	// A gateway that runs but never gets ready (a cluster no backend
+	// serves): run.sh gives up after STARTUP_TIMEOUT with /readyz's reason.
+	t.Run("not_ready", func(t *testing.T) {
+		s := newShopSetup(t)
+		env := s.env(t)
+		nowhere := loopbackPort(t)
+		env[1] = strings.Replace(env[1], "-users "+s.backends[2], "-users "+nowhere, 1)
+		r := startScript(t, append(append(env, bins...), "STARTUP_TIMEOUT=2")...)
+		code := r.exit(t, 10*time.Second)
+		out := r.out.String()
+		if code == 0 {
+			t.Errorf("run.sh exit code 0 with the users cluster unreachable")
+		}
+		if want := "make run: edgegate is not ready after 2s: " + s.admin + "/readyz: HTTP 503"; !strings.Contains(out, want) || !strings.Contains(out, "no healthy endpoint in cluster(s) users") {
+			t.Errorf("run.sh output lacks %q and the cluster:\n%s", want, out)
+		}
+		if strings.Contains(out, "is serving") {
+			t.Errorf("run.sh says the gateway serves:\n%s", out)
+		}
+	})
+
 	// GATEWAY_ADDR must be the config's first listener.
 	t.Run("gateway_addr_mismatch", func(t *testing.T) {
 		s := newShopSetup(t)
