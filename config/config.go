@@ -179,15 +179,20 @@ func Load(path string, data []byte) (cfg *configv1.Config, err error) {
 	return cfg, nil
 }
 
-// fromProtoyaml turns protoyaml's error text into Errors. protoyaml writes
-// one "PATH:LINE:COL [FIELD: ]MESSAGE" line per error, each followed by
-// source snippet lines, which are dropped; an error at a place already
-// reported (a value that failed to parse, then failed its rule) is reported
-// once.
+// fromProtoyaml turns protoyaml's error text into Errors, in file order.
+// protoyaml writes one "PATH:LINE:COL [FIELD: ]MESSAGE" line per error, each
+// followed by source snippet lines, which are dropped; an error of a field at
+// a place already reported for it (a value that failed to parse, then failed
+// its rule) is reported once. Other fields' errors at that place (a missing
+// field's, at the start of a mapping whose first key is unknown) are kept.
 func fromProtoyaml(path string, err error, d doc) error {
 	head := regexp.MustCompile(`(?:^|\s)` + regexp.QuoteMeta(path) + `:(\d+):(\d+) (.*)$`)
+	type place struct {
+		line, col int
+		path      string
+	}
 	var out Errors
-	seen := map[[2]int]bool{}
+	seen := map[place]bool{}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
 		m := head.FindStringSubmatch(line)
 		if m == nil {
@@ -195,18 +200,24 @@ func fromProtoyaml(path string, err error, d doc) error {
 		}
 		l, _ := strconv.Atoi(m[1])
 		c, _ := strconv.Atoi(m[2])
-		if seen[[2]int{l, c}] {
-			continue
-		}
-		seen[[2]int{l, c}] = true
 		e := &Error{File: path, Line: l, Column: c, Msg: strings.TrimSpace(m[3])}
 		if f, msg, ok := strings.Cut(e.Msg, ": "); ok && fieldPath.MatchString(f) {
 			e.Path, e.Msg = f, msg
 		} else {
 			e.Path = d.pathAt(l, c)
 		}
-		out = append(out, e)
+		if p := (place{l, c, e.Path}); !seen[p] {
+			seen[p] = true
+			out = append(out, e)
+		}
 	}
+	// protoyaml reports every unknown key before the rule violations.
+	slices.SortStableFunc(out, func(a, b *Error) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
 	switch len(out) {
 	case 0:
 		return &Error{File: path, Msg: err.Error()}
