@@ -211,6 +211,7 @@ func fromProtoyaml(path string, err error, d doc) error {
 			out = append(out, e)
 		}
 	}
+	out = suggestFields(out, d)
 	// protoyaml reports every unknown key before the rule violations.
 	slices.SortStableFunc(out, func(a, b *Error) int {
 		if a.Line != b.Line {
@@ -226,6 +227,52 @@ func fromProtoyaml(path string, err error, d doc) error {
 	default:
 		return out
 	}
+}
+
+// unknownField matches protoyaml's error of a key its message has no field
+// for.
+var unknownField = regexp.MustCompile(`^unknown field "([^"]*)"`)
+
+// suggestFields adds to each unknown key's error the field of its message it
+// most likely misspells (see didYouMean). When the file does not set that
+// field, it drops the errors its absence causes, of the field's rules (a
+// "required", a minimum length, a pattern the empty value fails) and the
+// "required" of the oneof it is in: the misspelling is the one error to fix.
+func suggestFields(errs Errors, d doc) Errors {
+	absent := map[string]bool{} // fields: any rule
+	oneofs := map[string]bool{} // oneofs: their "required"
+	for _, e := range errs {
+		m := unknownField.FindStringSubmatch(e.Msg)
+		if m == nil || e.Path == "" {
+			continue
+		}
+		parent := ""
+		if i := strings.LastIndexByte(e.Path, '.'); i >= 0 {
+			parent = e.Path[:i]
+		}
+		md, canon := messageAt(parent)
+		if md == nil {
+			continue
+		}
+		fd, name := didYouMean(md, m[1])
+		if fd == nil {
+			continue
+		}
+		e.Msg = fmt.Sprintf("unknown field %q: did you mean %q?", m[1], name)
+		if canon != "" {
+			canon += "."
+		}
+		if d.node(canon+string(fd.Name())) != nil {
+			continue // set as well: its errors are its own
+		}
+		absent[canon+string(fd.Name())] = true
+		if o := fd.ContainingOneof(); o != nil && !o.IsSynthetic() {
+			oneofs[canon+string(o.Name())] = true
+		}
+	}
+	return slices.DeleteFunc(errs, func(e *Error) bool {
+		return absent[e.Path] || (oneofs[e.Path] && strings.HasSuffix(e.Msg, "(required)"))
+	})
 }
 
 var methodPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/[A-Za-z_][A-Za-z0-9_]*$`)
