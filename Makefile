@@ -7,20 +7,24 @@ CACHE     := $(CURDIR)/.cache
 BIN       := $(CACHE)/bin
 PROTOS    := $(CACHE)/protos
 TOOLS_MOD := -modfile=$(CURDIR)/tools/go.mod
+#: CONFIG=FILE         make run: serve FILE (edgegate serve -c FILE); empty: the embedded default config
 CONFIG    ?=
-GATEWAY_ADDR ?= 127.0.0.1:8080
+#: GATEWAY_ADDR=H:P    make run: the address the printed commands use; empty: the config's first
+#:                     listener, as edgegate validate prints it (it must be that listener)
+GATEWAY_ADDR ?=
 
 .PHONY: help
-help: ## list the targets
+help: ## list the targets and the variables
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@echo; echo "variables (make run CONFIG=my.yaml):"; sed -n 's/^#: /  /p' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## build bin/edgegate and bin/shopd (the example backends)
 	$(GO) build -o bin/ ./cmd/edgegate ./cmd/shopd
 
 .PHONY: run
-run: build $(BIN)/grpcurl ## build and start the example backends and the gateway (embedded default config)
-	@./scripts/run.sh
+run: build $(BIN)/grpcurl ## build and start the example backends and the gateway (CONFIG, default the embedded config)
+	@CONFIG='$(CONFIG)' GATEWAY_ADDR='$(GATEWAY_ADDR)' ./scripts/run.sh
 
 .PHONY: test
 test: test-deps checkgenerate lint ## install what the tests need, check generated code and lint, then run every test

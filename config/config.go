@@ -178,15 +178,20 @@ func Load(path string, data []byte) (cfg *configv1.Config, err error) {
 	return cfg, nil
 }
 
-// fromProtoyaml turns protoyaml's error text into Errors. protoyaml writes
-// one "PATH:LINE:COL [FIELD: ]MESSAGE" line per error, each followed by
-// source snippet lines, which are dropped; an error at a place already
-// reported (a value that failed to parse, then failed its rule) is reported
-// once.
+// fromProtoyaml turns protoyaml's error text into Errors, in file order.
+// protoyaml writes one "PATH:LINE:COL [FIELD: ]MESSAGE" line per error, each
+// followed by source snippet lines, which are dropped; an error of a field at
+// a place already reported for it (a value that failed to parse, then failed
+// its rule) is reported once. Other fields' errors at that place (a missing
+// field's, at the start of a mapping whose first key is unknown) are kept.
 func fromProtoyaml(path string, err error, d doc) error {
 	head := regexp.MustCompile(`(?:^|\s)` + regexp.QuoteMeta(path) + `:(\d+):(\d+) (.*)$`)
+	type place struct {
+		line, col int
+		path      string
+	}
 	var out Errors
-	seen := map[[2]int]bool{}
+	seen := map[place]bool{}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
 		m := head.FindStringSubmatch(line)
 		if m == nil {
@@ -194,18 +199,25 @@ func fromProtoyaml(path string, err error, d doc) error {
 		}
 		l, _ := strconv.Atoi(m[1])
 		c, _ := strconv.Atoi(m[2])
-		if seen[[2]int{l, c}] {
-			continue
-		}
-		seen[[2]int{l, c}] = true
 		e := &Error{File: path, Line: l, Column: c, Msg: strings.TrimSpace(m[3])}
 		if f, msg, ok := strings.Cut(e.Msg, ": "); ok && fieldPath.MatchString(f) {
 			e.Path, e.Msg = f, msg
 		} else {
 			e.Path = d.pathAt(l, c)
 		}
-		out = append(out, e)
+		if p := (place{l, c, e.Path}); !seen[p] {
+			seen[p] = true
+			out = append(out, e)
+		}
 	}
+	out = suggestFields(out, d)
+	// protoyaml reports every unknown key before the rule violations.
+	slices.SortStableFunc(out, func(a, b *Error) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
 	switch len(out) {
 	case 0:
 		return &Error{File: path, Msg: err.Error()}
@@ -214,6 +226,52 @@ func fromProtoyaml(path string, err error, d doc) error {
 	default:
 		return out
 	}
+}
+
+// unknownField matches protoyaml's error of a key its message has no field
+// for.
+var unknownField = regexp.MustCompile(`^unknown field "([^"]*)"`)
+
+// suggestFields adds to each unknown key's error the field of its message it
+// most likely misspells (see didYouMean). When the file does not set that
+// field, it drops the errors its absence causes, of the field's rules (a
+// "required", a minimum length, a pattern the empty value fails) and the
+// "required" of the oneof it is in: the misspelling is the one error to fix.
+func suggestFields(errs Errors, d doc) Errors {
+	absent := map[string]bool{} // fields: any rule
+	oneofs := map[string]bool{} // oneofs: their "required"
+	for _, e := range errs {
+		m := unknownField.FindStringSubmatch(e.Msg)
+		if m == nil || e.Path == "" {
+			continue
+		}
+		parent := ""
+		if i := strings.LastIndexByte(e.Path, '.'); i >= 0 {
+			parent = e.Path[:i]
+		}
+		md, canon := messageAt(parent)
+		if md == nil {
+			continue
+		}
+		fd, name := didYouMean(md, m[1])
+		if fd == nil {
+			continue
+		}
+		e.Msg = fmt.Sprintf("unknown field %q: did you mean %q?", m[1], name)
+		if canon != "" {
+			canon += "."
+		}
+		if d.node(canon+string(fd.Name())) != nil {
+			continue // set as well: its errors are its own
+		}
+		absent[canon+string(fd.Name())] = true
+		if o := fd.ContainingOneof(); o != nil && !o.IsSynthetic() {
+			oneofs[canon+string(o.Name())] = true
+		}
+	}
+	return slices.DeleteFunc(errs, func(e *Error) bool {
+		return absent[e.Path] || (oneofs[e.Path] && strings.HasSuffix(e.Msg, "(required)"))
+	})
 }
 
 var methodPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/[A-Za-z_][A-Za-z0-9_]*$`)

@@ -87,6 +87,19 @@ func (d doc) position(path string) (line, col int) {
 	return line, col
 }
 
+// node returns the YAML node at path (keys in proto or lowerCamel form), or
+// nil when the file does not have it.
+func (d doc) node(path string) *yaml.Node {
+	n := d.root
+	for _, seg := range splitPath(path) {
+		if n == nil {
+			return nil
+		}
+		n = child(n, seg)
+	}
+	return n
+}
+
 // child returns the node of the key or index seg below n, or nil. For a
 // key, it returns the value node; keys are matched by proto name or its
 // lowerCamel JSON form.

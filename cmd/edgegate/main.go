@@ -1,7 +1,8 @@
 // Command edgegate is the gateway binary:
 //
 //	edgegate serve [-c FILE]     serve (the embedded default config without -c)
-//	edgegate validate -c FILE    check a config file; exit 1 with its errors
+//	edgegate validate [-c FILE]  check a config file (the embedded default without -c) and print
+//	                             where it listens; exit 1 with its errors
 //	edgegate routes [-c FILE]    print the route table
 //	edgegate version             print the version
 package main
@@ -36,7 +37,8 @@ const usage = `edgegate — a gRPC-first API edge gateway
 
 Usage:
   edgegate serve [-c FILE]     serve (the embedded default config without -c)
-  edgegate validate -c FILE    check a config file: exit 0 when valid, 1 with its errors
+  edgegate validate [-c FILE]  check a config file (the embedded default without -c): exit 0 and where it
+                               listens when valid, 1 with its errors
   edgegate routes [-c FILE]    print the route table and the REST routes
   edgegate hash-key [KEY]      print the SHA-256 to put in an api_key provider (KEY from stdin when absent)
   edgegate certs dev DIR       write a local CA, a localhost server certificate and a client certificate
@@ -76,8 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadFlags parses -c and loads the file it names, or the embedded default
-// when it is absent and optional.
-func loadFlags(name string, args []string, stderr io.Writer, required bool) (*configv1.Config, int) {
+// when it is absent.
+func loadFlags(name string, args []string, stderr io.Writer) (*configv1.Config, int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("c", "", "config file (YAML); the embedded default when empty")
@@ -86,10 +88,6 @@ func loadFlags(name string, args []string, stderr io.Writer, required bool) (*co
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "edgegate %s: unexpected argument %q\n", name, fs.Arg(0))
-		return nil, 2
-	}
-	if *file == "" && required {
-		fmt.Fprintf(stderr, "edgegate %s: -c FILE is required\n", name)
 		return nil, 2
 	}
 	var (
@@ -181,7 +179,7 @@ func configFile(args []string) string {
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	cfg, code := loadFlags("validate", args, stderr, true)
+	cfg, code := loadFlags("validate", args, stderr)
 	if cfg == nil {
 		return code
 	}
@@ -192,11 +190,39 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "ok: %d listeners, %d clusters, %d routes\n", len(cfg.GetListeners()), len(cfg.GetClusters()), len(cfg.GetRoutes()))
+	writeAddresses(stdout, cfg)
 	return 0
 }
 
+// writeAddresses prints where cfg (defaults applied) listens, a line per
+// listener then the admin server's:
+//
+//	listener NAME ADDRESS plaintext|tls PROTOCOL...
+//	admin ADDRESS|off
+//
+// scripts/run.sh (make run) reads the first listener and the admin address
+// from it.
+func writeAddresses(w io.Writer, cfg *configv1.Config) {
+	for _, l := range cfg.GetListeners() {
+		sec := "plaintext"
+		if l.GetTls() != nil {
+			sec = "tls"
+		}
+		protos := make([]string, len(l.GetProtocols()))
+		for i, p := range l.GetProtocols() {
+			protos[i] = strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(p.String(), "PROTOCOL_")), "_", "-")
+		}
+		fmt.Fprintf(w, "listener %s %s %s %s\n", l.GetName(), l.GetAddress(), sec, strings.Join(protos, " "))
+	}
+	if a := cfg.GetAdmin(); a.GetDisable() {
+		fmt.Fprintln(w, "admin off")
+	} else {
+		fmt.Fprintln(w, "admin", a.GetAddress())
+	}
+}
+
 func routes(args []string, stdout, stderr io.Writer) int {
-	cfg, code := loadFlags("routes", args, stderr, false)
+	cfg, code := loadFlags("routes", args, stderr)
 	if cfg == nil {
 		return code
 	}
@@ -247,7 +273,7 @@ func accessLogFlushInterval(lc *configv1.Logging) time.Duration {
 }
 
 func serve(args []string, stderr io.Writer) int {
-	cfg, code := loadFlags("serve", args, stderr, false)
+	cfg, code := loadFlags("serve", args, stderr)
 	if cfg == nil {
 		return code
 	}
