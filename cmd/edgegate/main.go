@@ -186,7 +186,11 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	// The same build as serve, in a dry run: certificates, keys, JWKS
 	// files, CEL rules, cluster targets, every policy.
 	if err := gateway.Check(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler))); err != nil {
-		fmt.Fprintln(stderr, config.PlaceFile(configFile(args), err))
+		file := configFile(args)
+		if file == "" {
+			file = config.DefaultPath
+		}
+		fmt.Fprintln(stderr, config.PlaceFile(file, err))
 		return 1
 	}
 	fmt.Fprintf(stdout, "ok: %d listeners, %d clusters, %d routes\n", len(cfg.GetListeners()), len(cfg.GetClusters()), len(cfg.GetRoutes()))

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgegate/edgegate/tlsconf"
 )
 
 // runCmd runs the command line args and returns its exit code, stdout and
@@ -45,18 +48,23 @@ func TestValidatePrintsAddresses(t *testing.T) {
 	if want := "ok: 1 listeners, 4 clusters, 5 routes\nlistener public 127.0.0.1:8080 plaintext grpc grpc-web rest\nadmin 127.0.0.1:9901\n"; out != want {
 		t.Errorf("validate (embedded default):\n%s\nwant:\n%s", out, want)
 	}
-	file := filepath.Join(t.TempDir(), "c.yaml")
-	yaml := `listeners:
+	dir := t.TempDir()
+	certs, err := tlsconf.WriteDevCerts(dir, []string{"localhost"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "c.yaml")
+	yaml := fmt.Sprintf(`listeners:
   - address: ":9000"
     protocols: [PROTOCOL_GRPC]
   - name: web
     address: 127.0.0.1:9443
     protocols: [PROTOCOL_REST, PROTOCOL_GRPC_WEB]
-    tls: {certificates: [{cert_file: c.pem, key_file: k.pem}]}
+    tls: {certificates: [{cert_file: %q, key_file: %q}]}
 admin: {disable: true}
 clusters: [{name: b, endpoints: ["127.0.0.1:1"]}]
 routes: [{match: {default: true}, cluster: b}]
-`
+`, certs.ServerCert, certs.ServerKey)
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
