@@ -40,6 +40,7 @@ const (
 	DefaultMaxHeaderListBytes   = 16 << 10
 	DefaultMaxMessageBytes      = 4 << 20
 	DefaultConnectionTimeout    = 10 * time.Second
+	DefaultMaxPrematureResets   = 100
 	DefaultMinPingInterval      = 30 * time.Second
 	DefaultMaxConnectionIdle    = 15 * time.Minute
 	DefaultKeepaliveTime        = 2 * time.Hour
@@ -539,6 +540,10 @@ func applyDefaults(cfg *configv1.Config) {
 	setU32(&lim.MaxHeaderListBytes, DefaultMaxHeaderListBytes)
 	setU32(&lim.MaxMessageBytes, DefaultMaxMessageBytes)
 	setDur(&lim.ConnectionTimeout, DefaultConnectionTimeout)
+	setU32(&lim.MaxHeaderBlockBytes, max(4*lim.GetMaxHeaderListBytes(), 64<<10))
+	if lim.MaxPrematureResets == 0 {
+		lim.MaxPrematureResets = DefaultMaxPrematureResets
+	}
 	if lim.Keepalive == nil {
 		lim.Keepalive = &configv1.ServerKeepalive{}
 	}

@@ -1,7 +1,6 @@
 package frontdoor
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -38,9 +37,10 @@ func TestIsNativeGRPC(t *testing.T) {
 	}
 }
 
-// TestAckFilterConn checks that exactly the first SETTINGS ACK is removed
-// and every other byte passes in order.
-func TestAckFilterConn(t *testing.T) {
+// TestGuardDropsFirstAck checks that exactly the client's first SETTINGS
+// ACK is removed (the acknowledgement of the sniffer's SETTINGS) and every
+// other byte passes in order, whatever the reads' sizes.
+func TestGuardDropsFirstAck(t *testing.T) {
 	settings := []byte{0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100}
 	ack := []byte{0, 0, 0, 4, 1, 0, 0, 0, 0}
 	headers := []byte{0, 0, 2, 1, 4, 0, 0, 0, 1, 0x82, 0x86}
@@ -51,24 +51,32 @@ func TestAckFilterConn(t *testing.T) {
 	in.Write(ack)
 	in.Write(ack) // a second ACK belongs to the HTTP/2 server
 	in.Write(headers)
-	client, server := net.Pipe()
-	go func() {
-		_, _ = client.Write(in.Bytes())
-		_ = client.Close()
-	}()
-	fc := &ackFilterConn{Conn: server, br: bufioReader(server), preface: len(http2.ClientPreface)}
-	got, err := io.ReadAll(fc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var want bytes.Buffer
 	want.WriteString(http2.ClientPreface)
 	want.Write(settings)
 	want.Write(headers)
 	want.Write(ack)
 	want.Write(headers)
-	if !bytes.Equal(got, want.Bytes()) {
-		t.Fatalf("got %x\nwant %x", got, want.Bytes())
+	for _, chunk := range []int{1, 3, 7, 9, 64} {
+		client, server := net.Pipe()
+		go func() {
+			b := in.Bytes()
+			for len(b) > 0 {
+				n := min(chunk, len(b))
+				_, _ = client.Write(b[:n])
+				b = b[n:]
+			}
+			_ = client.Close()
+		}()
+		g := newGuardConn(&replayConn{Conn: server}, server, &sniffer{maxBlock: 1 << 16}, 0)
+		g.dropAck = true
+		got, err := io.ReadAll(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("reads of %d: got %x\nwant %x", chunk, got, want.Bytes())
+		}
 	}
 }
 
@@ -103,8 +111,6 @@ func TestCORSPreflight(t *testing.T) {
 		t.Fatal("NewCORS(nil) must be nil")
 	}
 }
-
-func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 
 // flushCounter is a ResponseRecorder that counts flushes.
 type flushCounter struct {

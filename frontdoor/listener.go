@@ -45,16 +45,29 @@ func IsGRPCOnly(l *configv1.Listener) bool {
 	return len(l.GetProtocols()) > 0
 }
 
-// NewServer returns the server of a listener that shares its port between
-// its doors (see Server): the HTTP side (HTTP/1.1, h2c and h2) with the
-// configuration's timeouts and limits, and the core for native gRPC when
-// the listener serves it.
+// NewServer returns the server of a listener (see Server): for one that
+// shares its port between its doors, the HTTP side (HTTP/1.1, h2c and h2)
+// with the configuration's timeouts and limits and the core for native
+// gRPC when the listener serves it; for a dedicated gRPC port, the core
+// alone, behind the same bounds of a connection's first request.
 func NewServer(o ListenerOptions) *Server {
+	lim := o.Limits
+	if IsGRPCOnly(o.Listener) {
+		return &Server{
+			GRPC:                 o.GRPC,
+			SniffTimeout:         lim.GetConnectionTimeout().AsDuration(),
+			MaxHeaderBlockBytes:  int(lim.GetMaxHeaderBlockBytes()),
+			MaxPrematureResets:   int(lim.GetMaxPrematureResets()),
+			MaxConcurrentStreams: lim.GetMaxConcurrentStreams(),
+			TLS:                  o.TLS,
+			Log:                  o.Log,
+		}
+	}
 	protos := map[configv1.Protocol]bool{}
 	for _, p := range o.Listener.GetProtocols() {
 		protos[p] = true
 	}
-	hc, lim := o.HTTP, o.Limits
+	hc := o.HTTP
 	ho := HTTPOptions{
 		CORS:         NewCORS(hc.GetCors()),
 		MaxBodyBytes: int64(hc.GetMaxBodyBytes()),
@@ -85,11 +98,19 @@ func NewServer(o ListenerOptions) *Server {
 			Protocols:         protocols,
 			HTTP2: &http.HTTP2Config{
 				MaxConcurrentStreams: int(lim.GetMaxConcurrentStreams()),
+				// The default SETTINGS_MAX_FRAME_SIZE, which the
+				// sniffer's SETTINGS leave in force before the server's
+				// own arrive: a client that sends larger frames is
+				// answered FRAME_SIZE_ERROR on every path.
+				MaxReadFrameSize: maxFrameSize,
 			},
 		},
-		SniffTimeout: lim.GetConnectionTimeout().AsDuration(),
-		TLS:          o.TLS,
-		Log:          o.Log,
+		SniffTimeout:         lim.GetConnectionTimeout().AsDuration(),
+		MaxHeaderBlockBytes:  int(lim.GetMaxHeaderBlockBytes()),
+		MaxPrematureResets:   int(lim.GetMaxPrematureResets()),
+		MaxConcurrentStreams: lim.GetMaxConcurrentStreams(),
+		TLS:                  o.TLS,
+		Log:                  o.Log,
 	}
 	if protos[configv1.Protocol_PROTOCOL_GRPC] {
 		s.GRPC = o.GRPC

@@ -18,8 +18,8 @@ func connState(c net.Conn) (tls.ConnectionState, bool) {
 			return x.ConnectionState(), true
 		case *replayConn:
 			c = x.Conn
-		case *ackFilterConn:
-			c = x.Conn
+		case *guardConn:
+			c = x.replayConn
 		default:
 			return tls.ConnectionState{}, false
 		}

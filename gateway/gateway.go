@@ -39,7 +39,7 @@ type Gateway struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
-	doors     []*frontdoor.Server // per listener; nil for a dedicated gRPC port
+	doors     []*frontdoor.Server // per listener
 	admin     *http.Server
 	adminLn   net.Listener
 	serving   bool

@@ -41,22 +41,15 @@ func (g *Gateway) Listen() error {
 			unbind()
 			return fmt.Errorf("listeners[%d] %q: %w", i, l.GetName(), err)
 		}
-		var d *frontdoor.Server
 		var tc *tls.Config
 		if ts := g.tlsSrv[i]; ts != nil {
 			tc = ts.TLSConfig()
 		}
-		if frontdoor.IsGRPCOnly(l) {
-			if tc != nil {
-				ln = tls.NewListener(ln, tc)
-			}
-		} else {
-			d = frontdoor.NewServer(frontdoor.ListenerOptions{
-				Listener: l, HTTP: g.cfg.GetHttp(), Limits: g.cfg.GetLimits(), TLS: tc,
-				GRPC: g.server, REST: g.rest, GRPCWeb: g.grpcWeb, OpenAPI: openapi.Spec,
-				AccessLog: g.accessLog, Log: g.log,
-			})
-		}
+		d := frontdoor.NewServer(frontdoor.ListenerOptions{
+			Listener: l, HTTP: g.cfg.GetHttp(), Limits: g.cfg.GetLimits(), TLS: tc,
+			GRPC: g.server, REST: g.rest, GRPCWeb: g.grpcWeb, OpenAPI: openapi.Spec,
+			AccessLog: g.accessLog, Log: g.log,
+		})
 		g.listeners = append(g.listeners, ln)
 		g.doors = append(g.doors, d)
 	}
@@ -129,11 +122,8 @@ func (g *Gateway) Serve() error {
 	errc := make(chan error, len(lns))
 	for i, ln := range lns {
 		g.log.Info("listening", slog.String("listener", g.cfg.GetListeners()[i].GetName()), slog.String("address", ln.Addr().String()))
-		if d := doors[i]; d != nil {
-			go func() { errc <- d.Serve(ln) }()
-		} else {
-			go func() { errc <- g.server.Serve(ln) }()
-		}
+		d := doors[i]
+		go func() { errc <- d.Serve(ln) }()
 	}
 	var first error
 	for range lns {

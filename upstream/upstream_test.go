@@ -242,7 +242,7 @@ func TestNewFailsOnABadCluster(t *testing.T) {
 	if p != nil || err == nil {
 		t.Fatalf("New = %v, %v; want an error", p, err)
 	}
-	if !strings.Contains(err.Error(), `clusters[2]: cluster "secure"`) || !strings.Contains(err.Error(), "tls") {
+	if !strings.Contains(err.Error(), `clusters[2].tls: cluster "secure"`) || !strings.Contains(err.Error(), "tls") {
 		t.Errorf("error %q does not name the cluster and its TLS", err)
 	}
 	// The reused cluster is still the old pool's; "fresh", dialled for the
