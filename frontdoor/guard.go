@@ -292,7 +292,7 @@ func (g *guardConn) goAwayLocked(code http2.ErrCode, why string) {
 	g.mu.Unlock()
 	_, _ = g.raw.Write(goAwayFrame(last, code, why))
 	g.closed = true
-	_ = g.raw.Close()
+	go lingerClose(g.raw) // the server reads io.EOF meanwhile
 }
 
 // Write writes the server's bytes to the client, watching its frames.

@@ -228,6 +228,7 @@ func (s *Server) route(c net.Conn) {
 		if errors.As(err, &ne) && ne.Timeout() && sn.h2 {
 			// An idle HTTP/2 client is told why, and may reconnect.
 			sn.goAway(http2.ErrCodeNo, "edgegate: no request within the connection timeout")
+			lingerClose(c)
 		}
 		_ = c.Close()
 		return
@@ -556,10 +557,26 @@ func (sn *sniffer) goAway(code http2.ErrCode, why string) {
 	_ = sn.write(goAwayFrame(0, code, why))
 }
 
-// refuse ends the connection for breaking a bound: GOAWAY, then an error.
+// refuse ends the connection for breaking a bound: GOAWAY, then an error
+// (the caller closes the connection, after lingerClose).
 func (sn *sniffer) refuse(code http2.ErrCode, why string) error {
 	sn.goAway(code, why)
+	lingerClose(sn.c)
 	return errSniff
+}
+
+// lingerClose closes c after the client has had the chance to read what
+// was written last (the GOAWAY): the write side is shut, and what the
+// client still sends is read and dropped for a short while, up to a
+// bound, so that closing with unread input does not reset the
+// connection before the client reads the GOAWAY.
+func lingerClose(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, c, 1<<20)
+	_ = c.Close()
 }
 
 // goAwayFrame is a GOAWAY frame's bytes.

@@ -1,0 +1,447 @@
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/protobuf/proto"
+
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	"github.com/edgegate/edgegate/test/attack"
+)
+
+// The HTTP/2 attacks of the attack suite: what a single client can send
+// before its first request (the sniffer's bounds) and after it (the
+// connection guard), each answered with GOAWAY and the right code, memory
+// within a stated bound, and normal calls on every door served meanwhile.
+
+// attackConfig is a gateway with a shared port (every door) and a
+// dedicated gRPC port in front of the echo upstream at addr.
+func attackConfig(addr, extra string) string {
+	return fmt.Sprintf(`
+listeners:
+  - {name: shared, address: 127.0.0.1:0}
+  - {name: grpc, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC]}
+clusters: [{name: echo, endpoints: [%q]}]
+routes: [{match: {service: edgegate.testing.v1.EchoService}, cluster: echo}]
+%s`, addr, extra)
+}
+
+// normalCalls makes one unary call on each door of the shared port at
+// addr in a loop until stop is closed, and returns the failures (the
+// first error of each door) and the calls made.
+func normalCalls(t *testing.T, addr string, stop <-chan struct{}) func() (calls int64, failed []string) {
+	t.Helper()
+	doors := []door{
+		grpcDoor{testingv1.NewEchoServiceClient(Dial(t, addr))},
+		webDoor{base: "http://" + addr},
+		restDoor{base: "http://" + addr},
+	}
+	var n atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	var wg sync.WaitGroup
+	for _, d := range doors {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := d.unary(t, &testingv1.EchoRequest{Message: "normal"}, nil, 5*time.Second)
+				n.Add(1)
+				if r.st.Code() != 0 {
+					mu.Lock()
+					failures = append(failures, d.name()+": "+r.st.String())
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	return func() (int64, []string) {
+		wg.Wait()
+		return n.Load(), failures
+	}
+}
+
+// expectGoAway waits for the GOAWAY that ends h and checks its code.
+func expectGoAway(t *testing.T, h *attack.H2, code http2.ErrCode) *http2.GoAwayFrame {
+	t.Helper()
+	ga, err := h.GoAway(Patience)
+	if err != nil {
+		t.Fatalf("no GOAWAY: %v", err)
+	}
+	if ga.ErrCode != code {
+		t.Fatalf("GOAWAY %v %q, want %v", ga.ErrCode, ga.DebugData(), code)
+	}
+	if !attack.Closed(h.Conn, Patience) {
+		t.Fatal("the connection stayed open after GOAWAY")
+	}
+	return ga
+}
+
+// Before its first request a client gets its SETTINGS acknowledged and its
+// PINGs answered at once (a client that pings first, or waits for the
+// acknowledgement, is not left hanging), and exactly one acknowledgement
+// of its SETTINGS, though the server it is handed to acknowledges them
+// too. Point 8.
+func TestEarlySettingsAndPingAcks(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, attackConfig(up.Addr, ""))
+	for i, addr := range gw.Addrs() {
+		t.Run([]string{"shared", "dedicated"}[i], func(t *testing.T) {
+			h, err := attack.Dial(addr.String(), nil, []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 1 << 20}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			if err := h.Fr.WritePing(false, [8]byte{1, 2, 3, 4, 5, 6, 7, 8}); err != nil {
+				t.Fatal(err)
+			}
+			var acks, pings int
+			if _, err := h.Frames(Patience, func(f http2.Frame) bool {
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if f.IsAck() {
+						acks++
+					}
+				case *http2.PingFrame:
+					if f.IsAck() && f.Data == [8]byte{1, 2, 3, 4, 5, 6, 7, 8} {
+						pings++
+					}
+				}
+				return acks == 1 && pings == 1
+			}); err != nil {
+				t.Fatalf("before any request: %d SETTINGS ACKs, %d PING ACKs: %v", acks, pings, err)
+			}
+			// A request on the same connection is served, and no second
+			// acknowledgement of the client's SETTINGS comes with it.
+			_ = h.Fr.WriteSettingsAck()
+			req, _ := proto.Marshal(&testingv1.EchoRequest{Message: "after ping"})
+			id, err := h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/Unary"), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = h.Fr.WriteData(id, true, attack.Message(req))
+			var status string
+			if _, err := h.Frames(Patience, func(f http2.Frame) bool {
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if f.IsAck() {
+						acks++
+					}
+				case *http2.MetaHeadersFrame:
+					if s := f.PseudoValue("status"); s != "" || f.StreamEnded() {
+						for _, hf := range f.Fields {
+							if hf.Name == "grpc-status" {
+								status = hf.Value
+							}
+						}
+					}
+				}
+				return status != ""
+			}); err != nil {
+				t.Fatalf("the request was not answered: %v", err)
+			}
+			if status != "0" || acks != 1 {
+				t.Errorf("grpc-status %q, %d SETTINGS ACKs; want 0 and exactly one", status, acks)
+			}
+		})
+	}
+}
+
+// A connection without a request within limits.connection_timeout is sent
+// GOAWAY NO_ERROR and closed, on the shared port and on a dedicated gRPC
+// port alike (which kept such connections for max_connection_idle); an
+// eagerly connected grpc-go client that idles past it reconnects on its
+// next call, which succeeds. Points 8 and 14.
+func TestIdleBeforeFirstRequest(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, attackConfig(up.Addr, "limits: {connection_timeout: 300ms}"))
+	for i, addr := range gw.Addrs() {
+		t.Run([]string{"shared", "dedicated"}[i], func(t *testing.T) {
+			h, err := attack.Dial(addr.String(), nil, []http2.Setting{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			start := time.Now()
+			ga := expectGoAway(t, h, http2.ErrCodeNo)
+			if waited := time.Since(start); waited < 250*time.Millisecond {
+				t.Errorf("closed after %v, before the connection timeout", waited)
+			}
+			if !strings.Contains(string(ga.DebugData()), "connection timeout") {
+				t.Errorf("GOAWAY says %q", ga.DebugData())
+			}
+			conn := Dial(t, addr.String())
+			conn.Connect()
+			ctx := Ctx(t, Patience)
+			for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
+				if !conn.WaitForStateChange(ctx, s) {
+					t.Fatal("never connected")
+				}
+			}
+			// The connection is closed by the gateway while idle ...
+			for s := conn.GetState(); s == connectivity.Ready; s = conn.GetState() {
+				if !conn.WaitForStateChange(ctx, s) {
+					t.Fatal("the idle connection was never closed")
+				}
+			}
+			// ... and the next call connects again and succeeds.
+			if _, err := testingv1.NewEchoServiceClient(conn).Unary(ctx, &testingv1.EchoRequest{Message: "later"}); err != nil {
+				t.Fatalf("the call after the idle close failed: %v", err)
+			}
+		})
+	}
+}
+
+// rssDelta runs attack against the gateway binary's shared port and
+// returns how much its resident memory grew, and the normal calls'
+// outcome meanwhile.
+func rssDelta(t *testing.T, p *Proc, attack func()) int64 {
+	t.Helper()
+	before := rss(t, p)
+	attack()
+	return rss(t, p) - before
+}
+
+func rss(t *testing.T, p *Proc) int64 {
+	t.Helper()
+	kib, err := attack.RSSKiB(p.Cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kib
+}
+
+// The shared port's sniffer holds a bounded amount per connection before
+// its first request: huge frames, header blocks padded with HPACK table
+// size updates, PING floods and unknown frames are each ended with GOAWAY,
+// eight connections at once, the gateway's memory stays within 32 MiB of
+// where it was, and normal calls on every door go on. Point 1.
+func TestSnifferMemoryBounded(t *testing.T) {
+	up := StartEcho(t, "up")
+	p := StartBinary(t, EchoConfig(up.Addr))
+	sizeUpdates := bytes.Repeat([]byte{0x20}, 16384) // "dynamic table size: 0", 16 KiB of them
+	attacks := []struct {
+		name string
+		code http2.ErrCode
+		send func(h *attack.H2) error
+	}{
+		{"16 MiB frame", http2.ErrCodeFrameSize, func(h *attack.H2) error {
+			hdr := []byte{0xff, 0xff, 0xff, byte(http2.FrameData), 0, 0, 0, 0, 1}
+			_, err := h.Conn.Write(append(hdr, make([]byte, 64<<10)...))
+			return err
+		}},
+		{"CONTINUATION of size updates", http2.ErrCodeEnhanceYourCalm, func(h *attack.H2) error {
+			if err := h.Fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: sizeUpdates}); err != nil {
+				return err
+			}
+			for range 1024 { // up to 16 MiB
+				if err := h.Fr.WriteContinuation(1, false, sizeUpdates); err != nil {
+					return nil // closed by the gateway: what the test waits for
+				}
+			}
+			return nil
+		}},
+		{"PING flood", http2.ErrCodeEnhanceYourCalm, func(h *attack.H2) error {
+			for i := range 10000 {
+				if err := h.Fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+					return nil
+				}
+			}
+			return nil
+		}},
+		{"unknown frames", http2.ErrCodeEnhanceYourCalm, func(h *attack.H2) error {
+			for range 10000 {
+				if err := h.Fr.WriteRawFrame(0x42, 0, 0, make([]byte, 16384)); err != nil {
+					return nil
+				}
+			}
+			return nil
+		}},
+	}
+	stop := make(chan struct{})
+	done := normalCalls(t, p.Addr, stop)
+	grew := rssDelta(t, p, func() {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			a := attacks[i%len(attacks)]
+			wg.Go(func() {
+				h, err := attack.Dial(p.Addr, nil, []http2.Setting{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer h.Close()
+				go func() { _ = a.send(h) }()
+				start := time.Now()
+				defer func() { t.Logf("%s: %v", a.name, time.Since(start)) }()
+				ga, err := h.GoAway(Patience)
+				if err != nil {
+					t.Errorf("%s: no GOAWAY: %v", a.name, err)
+					return
+				}
+				if ga.ErrCode != a.code {
+					t.Errorf("%s: GOAWAY %v %q, want %v", a.name, ga.ErrCode, ga.DebugData(), a.code)
+				}
+			})
+		}
+		wg.Wait()
+	})
+	close(stop)
+	calls, failed := done()
+	t.Logf("RSS grew %d KiB", grew)
+	if grew > 32<<10 {
+		t.Errorf("RSS grew %d KiB during the attack, want at most 32 MiB", grew)
+	}
+	if len(failed) > 0 || calls == 0 {
+		t.Errorf("normal calls during the attack: %d, failed: %v", calls, failed)
+	}
+}
+
+// After the first request, a header block that never ends (CONTINUATION
+// frames of HPACK size updates: the decoder does not count them) is ended
+// at limits.max_header_block_bytes with GOAWAY ENHANCE_YOUR_CALM, on the
+// shared and the dedicated port, having read little of it. Point 7.
+func TestContinuationFloodAfterFirstRequest(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, attackConfig(up.Addr, ""))
+	stop := make(chan struct{})
+	done := normalCalls(t, gw.Addr, stop)
+	for i, addr := range gw.Addrs() {
+		t.Run([]string{"shared", "dedicated"}[i], func(t *testing.T) {
+			h, err := attack.Dial(addr.String(), nil, []http2.Setting{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			req, _ := proto.Marshal(&testingv1.EchoRequest{Message: "first"})
+			id, err := h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/Unary"), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = h.Fr.WriteData(id, true, attack.Message(req))
+			sent := make(chan int64, 1)
+			go func() {
+				var n int64
+				block := bytes.Repeat([]byte{0x20}, 16384)
+				if err := h.Fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id + 2, BlockFragment: block}); err == nil {
+					n += int64(len(block))
+					for range 4096 { // up to 64 MiB
+						if err := h.Fr.WriteContinuation(id+2, false, block); err != nil {
+							break
+						}
+						n += int64(len(block))
+					}
+				}
+				sent <- n
+			}()
+			expectGoAway(t, h, http2.ErrCodeEnhanceYourCalm)
+			if n := <-sent; n > 8<<20 {
+				t.Errorf("the gateway took %d bytes of the flood before it ended the connection", n)
+			}
+		})
+	}
+	close(stop)
+	if calls, failed := done(); len(failed) > 0 || calls == 0 {
+		t.Errorf("normal calls during the attack: %d, failed: %v", calls, failed)
+	}
+}
+
+// HTTP/2 Rapid Reset (CVE-2023-44487): a client that opens streams and
+// resets them at once, or sends whole calls in batches and resets them, is
+// sent GOAWAY ENHANCE_YOUR_CALM once its premature resets pass
+// limits.max_premature_resets (and half its streams), on the native door
+// of both ports and on the HTTP/2 REST door; few of its calls reach the
+// upstream, and normal calls go on. Point 3.
+func TestRapidReset(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, attackConfig(up.Addr, "limits: {max_premature_resets: 50}\nlogging: {disable_access_log: true}"))
+	stop := make(chan struct{})
+	done := normalCalls(t, gw.Addr, stop)
+	req, _ := proto.Marshal(&testingv1.EchoRequest{Message: "reset me"})
+	body := attack.Message(req)
+	addrs := gw.Addrs()
+	for _, c := range []struct {
+		name   string
+		addr   string
+		fields func(addr string) []hpack.HeaderField
+		data   bool // the whole call (HEADERS and DATA), in batches of 100
+	}{
+		{"native shared, HEADERS+RST", addrs[0].String(), grpcFields, false},
+		{"native dedicated, HEADERS+RST", addrs[1].String(), grpcFields, false},
+		{"native shared, batches of whole calls", addrs[0].String(), grpcFields, true},
+		{"REST over h2c, HEADERS+RST", addrs[0].String(), func(a string) []hpack.HeaderField {
+			return attack.Request("POST", a, "/v1/echo:unary", "application/json")
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := up.Started()
+			h, err := attack.Dial(c.addr, nil, []http2.Setting{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			pairs := make(chan int, 1)
+			go func() {
+				n := 0
+				defer func() { pairs <- n }()
+				for n < 20000 {
+					batch := 1
+					if c.data {
+						batch = 100
+					}
+					ids := make([]uint32, 0, batch)
+					for range batch {
+						id, err := h.Open(c.fields(c.addr), false)
+						if err != nil {
+							return
+						}
+						if c.data {
+							if err := h.Fr.WriteData(id, true, body); err != nil {
+								return
+							}
+						}
+						ids = append(ids, id)
+					}
+					for _, id := range ids {
+						if err := h.Fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+							return
+						}
+						n++
+					}
+				}
+			}()
+			ga := expectGoAway(t, h, http2.ErrCodeEnhanceYourCalm)
+			n := <-pairs
+			if n >= 20000 {
+				t.Fatalf("all %d resets were taken", n)
+			}
+			if !strings.Contains(string(ga.DebugData()), "reset") {
+				t.Errorf("GOAWAY says %q", ga.DebugData())
+			}
+			if reached := up.Started() - before; reached > 300 {
+				t.Errorf("%d of the attack's calls reached the upstream", reached)
+			}
+		})
+	}
+	close(stop)
+	if calls, failed := done(); len(failed) > 0 || calls == 0 {
+		t.Errorf("normal calls during the attack: %d, failed: %v", calls, failed)
+	}
+}
+
+func grpcFields(addr string) []hpack.HeaderField {
+	return attack.GRPC(addr, "/edgegate.testing.v1.EchoService/Unary")
+}
