@@ -152,7 +152,7 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 	g.metrics.SetHealth(g.clusterHealth)
 	unary, stream := chain(deps{
 		log: g.log, proxy: g.proxy, accessLog: g.accessLog, tracer: tracer, metrics: g.metrics,
-		strip: popts.Drop, trusted: trusted, policies: g.policies,
+		strip: popts.Drop, maxHeader: int(cfg.GetLimits().GetMaxHeaderListBytes()), trusted: trusted, policies: g.policies,
 	}, o)
 	lim := cfg.GetLimits()
 	g.server = grpc.NewServer(append(serverOptions(lim),
@@ -208,7 +208,9 @@ func serverOptions(lim *configv1.ServerLimits) []grpc.ServerOption {
 	ka := lim.GetKeepalive()
 	return []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(lim.GetMaxConcurrentStreams()),
-		grpc.MaxHeaderListSize(lim.GetMaxHeaderListBytes()),
+		// Header lists up to the block limit reach the chain, which
+		// refuses one over max_header_list_bytes on its own stream.
+		grpc.MaxHeaderListSize(lim.GetMaxHeaderBlockBytes()),
 		grpc.MaxRecvMsgSize(int(lim.GetMaxMessageBytes())),
 		grpc.MaxSendMsgSize(int(lim.GetMaxMessageBytes())),
 		grpc.ConnectionTimeout(lim.GetConnectionTimeout().AsDuration()),

@@ -13,6 +13,7 @@ import (
 	"github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/interceptors/clientip"
 	"github.com/edgegate/edgegate/interceptors/ipfilter"
+	"github.com/edgegate/edgegate/interceptors/limits"
 	"github.com/edgegate/edgegate/interceptors/ratelimit"
 	"github.com/edgegate/edgegate/interceptors/recovery"
 	"github.com/edgegate/edgegate/interceptors/requestid"
@@ -55,6 +56,7 @@ type deps struct {
 	tracer    *tracing.Tracer
 	metrics   *metrics.Metrics
 	strip     []string // identity metadata keys a client may not send
+	maxHeader int      // limits.max_header_list_bytes
 	trusted   []netip.Prefix
 	policies  []policy.Policy
 }
@@ -68,7 +70,7 @@ type deps struct {
 //  2. call record — the call's record (door, timing, method, peer), made
 //     here for native calls (the HTTP doors make it before the chain);
 //     the incoming metadata copied once, without a client's copy of the
-//     forwarded-identity keys
+//     forwarded-identity keys; a header list over the limit refused
 //  3. request id  — x-request-id accepted or generated, echoed back
 //  4. resolve     — the configuration snapshot and route of the call, held
 //     until it ends, with the route's policy instances (stream chain
@@ -89,6 +91,7 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 	unary := []grpc.UnaryServerInterceptor{
 		recovery.UnaryServerInterceptor(d.log),
 		callinfo.UnaryServerInterceptor(d.strip),
+		limits.UnaryServerInterceptor(d.maxHeader),
 		requestid.UnaryServerInterceptor(),
 		d.tracer.UnaryServerInterceptor(),
 		m.UnaryServerInterceptor(),
@@ -97,6 +100,7 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 	stream := []grpc.StreamServerInterceptor{
 		recovery.StreamServerInterceptor(d.log),
 		callinfo.StreamServerInterceptor(d.strip),
+		limits.StreamServerInterceptor(d.maxHeader),
 		requestid.StreamServerInterceptor(),
 		d.proxy.Resolve(),
 		d.tracer.StreamServerInterceptor(),

@@ -445,3 +445,67 @@ func TestRapidReset(t *testing.T) {
 func grpcFields(addr string) []hpack.HeaderField {
 	return attack.GRPC(addr, "/edgegate.testing.v1.EchoService/Unary")
 }
+
+// grpcStatus reads frames of h until stream id's answer carries a
+// grpc-status, and returns it ("" when the stream was reset or the
+// connection ended).
+func grpcStatus(t *testing.T, h *attack.H2, id uint32) string {
+	t.Helper()
+	got := ""
+	_, err := h.Frames(Patience, func(f http2.Frame) bool {
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == id {
+				for _, hf := range f.Fields {
+					if hf.Name == "grpc-status" {
+						got = hf.Value
+					}
+				}
+			}
+		case *http2.RSTStreamFrame:
+			return f.StreamID == id
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = h.Fr.WriteSettingsAck()
+			}
+		}
+		return got != ""
+	})
+	if err != nil {
+		t.Fatalf("stream %d: %v", id, err)
+	}
+	return got
+}
+
+// A header list over limits.max_header_list_bytes (in a block within
+// limits.max_header_block_bytes) is refused on its own stream with
+// RESOURCE_EXHAUSTED, and the connection serves the next call. Point 12.
+func TestOversizedHeaderPerCall(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, attackConfig(up.Addr, "limits: {max_header_list_bytes: 1024}"))
+	for i, addr := range gw.Addrs() {
+		t.Run([]string{"shared", "dedicated"}[i], func(t *testing.T) {
+			h, err := attack.Dial(addr.String(), nil, []http2.Setting{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			id, err := h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/Unary", "x-big", strings.Repeat("a", 4096)), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = h.Fr.WriteData(id, true, attack.Message(nil))
+			if st := grpcStatus(t, h, id); st != "8" {
+				t.Fatalf("oversized header list: grpc-status %q, want 8 (RESOURCE_EXHAUSTED)", st)
+			}
+			id, err = h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/Unary"), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = h.Fr.WriteData(id, true, attack.Message(nil))
+			if st := grpcStatus(t, h, id); st != "0" {
+				t.Fatalf("the next call on the connection: grpc-status %q", st)
+			}
+		})
+	}
+}
