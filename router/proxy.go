@@ -265,7 +265,7 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	cs, err := cl.Conn().NewStream(ctx, streamDesc, method, grpc.Peer(&pr))
 	if err != nil {
 		p.done(cl, info, &pr, err, start)
-		return p.upstreamError(err, cl, method)
+		return p.upstreamError(ctx, err, cl, method)
 	}
 
 	// Client → upstream runs on its own goroutine; upstream → client on
@@ -287,7 +287,7 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	}
 	ss.SetTrailer(cs.Trailer())
 	if err != nil {
-		return p.upstreamError(err, cl, method)
+		return p.upstreamError(ctx, err, cl, method)
 	}
 	return nil
 }
@@ -323,7 +323,7 @@ func (p *Proxy) forwardUnary(ctx context.Context, ss grpc.ServerStream, method s
 	}
 	if err != nil {
 		ss.SetTrailer(tlr)
-		return p.upstreamError(err, cl, method)
+		return p.upstreamError(ctx, err, cl, method)
 	}
 	if err := sendToClient(ss, resp, info); err != nil {
 		return err
@@ -413,16 +413,38 @@ func sendToClient(ss grpc.ServerStream, f *Frame, info *callinfo.Info) error {
 }
 
 // upstreamError returns the status to give the client for err, an error of
-// the upstream call. The upstream's own statuses pass unchanged; a failure to
-// reach the cluster becomes UNAVAILABLE naming the cluster, never an
-// address, and the details go to the log.
-func (p *Proxy) upstreamError(err error, cl *upstream.Cluster, method string) error {
+// the upstream call made with ctx. When ctx is done, or its deadline has
+// passed, the status is the context's (DEADLINE_EXCEEDED "context deadline
+// exceeded", or CANCELLED), whatever ended the upstream call: at the
+// deadline the upstream's transport resets the stream too, and the reset
+// ("stream terminated by RST_STREAM with error code: CANCEL") can reach
+// grpc-go's client before the context's timer has fired. Otherwise the
+// upstream's own statuses pass unchanged; a failure to reach the cluster
+// becomes UNAVAILABLE naming the cluster, never an address, and the
+// details go to the log.
+func (p *Proxy) upstreamError(ctx context.Context, err error, cl *upstream.Cluster, method string) error {
+	if cerr := contextError(ctx); cerr != nil {
+		return cerr
+	}
 	st := status.Convert(err)
 	if st.Code() == codes.Unavailable && isTransportFailure(st.Message()) {
 		p.o.Log.Warn("upstream unavailable", slog.String("cluster", cl.Name()), slog.String("method", method), slog.String("error", st.Message()))
 		return status.Errorf(codes.Unavailable, "edgegate: upstream cluster %q is unavailable", cl.Name())
 	}
 	return st.Err()
+}
+
+// contextError is the status of a call whose context is done or whose
+// deadline has passed (its timer may not have fired yet: ctx.Err is still
+// nil then); nil for a call still within its time.
+func contextError(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return status.FromContextError(context.DeadlineExceeded).Err()
+	}
+	return nil
 }
 
 // isTransportFailure reports whether an UNAVAILABLE message is grpc-go's
