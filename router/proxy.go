@@ -248,7 +248,10 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	if info != nil {
 		reqID = info.RequestID
 	}
-	out := ForwardMetadata(in, reqID)
+	out := forwardMetadata(in, reqID, func(k string) {
+		p.o.Log.Debug("request metadata not forwarded: gRPC metadata must be printable ASCII",
+			slog.String("key", k), slog.String("method", method))
+	})
 	for _, k := range p.o.Drop {
 		delete(out, k)
 	}
@@ -477,19 +480,91 @@ func isTransportFailure(msg string) bool {
 // ForwardMetadata returns the metadata to send upstream for a call that came
 // in with in: everything but HTTP/2 pseudo-headers and the headers the
 // transport sets itself, with x-request-id set to reqID when it is not
-// empty. in is not modified; value slices are shared.
+// empty. What gRPC cannot carry is left out: a key outside [0-9a-z-_.],
+// and a value of a key that does not end in -bin with a byte outside
+// printable ASCII (UTF-8, a TAB), which grpc-go's client would refuse,
+// failing the call with INTERNAL. in is not modified; value slices are
+// shared.
 func ForwardMetadata(in metadata.MD, reqID string) metadata.MD {
+	return forwardMetadata(in, reqID, nil)
+}
+
+// forwardMetadata is ForwardMetadata; skipped, when set, is told the key
+// of every value (or key) left out because gRPC cannot carry it.
+func forwardMetadata(in metadata.MD, reqID string, skipped func(key string)) metadata.MD {
 	out := make(metadata.MD, len(in)+1)
 	for k, v := range in {
 		if k == "" || k[0] == ':' || dropOnForward(k) {
 			continue
 		}
-		out[k] = v
+		v, ok := sendable(k, v)
+		if len(v) > 0 {
+			out[k] = v
+		}
+		if !ok && skipped != nil {
+			skipped(k)
+		}
 	}
 	if reqID != "" {
 		out["x-request-id"] = []string{reqID}
 	}
 	return out
+}
+
+// sendable returns the values of key k that gRPC can carry as metadata:
+// vs itself when all are (the common case, no allocation), else a new
+// slice of those that are (nil for none, and for every value of a key that
+// is not a gRPC key); ok is false when something was left out.
+func sendable(k string, vs []string) (_ []string, ok bool) {
+	if !validKey(k) {
+		return nil, false
+	}
+	if strings.HasSuffix(k, "-bin") {
+		return vs, true
+	}
+	bad := -1
+	for i, v := range vs {
+		if !printable(v) {
+			bad = i
+			break
+		}
+	}
+	if bad < 0 {
+		return vs, true
+	}
+	kept := append([]string(nil), vs[:bad]...)
+	for _, v := range vs[bad+1:] {
+		if printable(v) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, false
+	}
+	return kept, false
+}
+
+// validKey reports whether k is a gRPC metadata key: [0-9a-z-_.]+.
+func validKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return k != ""
+}
+
+// printable reports whether v is printable ASCII (0x20–0x7E), what a
+// gRPC metadata value that is not binary must be.
+func printable(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // ResponseMetadata returns the upstream's response headers as they are sent

@@ -2,18 +2,22 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	"github.com/edgegate/edgegate/test/attack"
 )
 
 // The call metadata a client sends, and what of it reaches the upstream:
@@ -135,3 +139,159 @@ type timerNotFired struct {
 }
 
 func (c *timerNotFired) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// metaConfig is doorsConfig with the headers of these tests forwarded by
+// the REST door.
+func metaConfig(addr string, headers ...string) string {
+	list := strings.Join(append([]string{"x-custom"}, headers...), ", ")
+	return strings.Replace(doorsConfig(addr), "forward_request_headers: [x-custom]", "forward_request_headers: ["+list+"]", 1)
+}
+
+// rawAnswer is what a raw HTTP/2 client got for one call: the response's
+// header fields (headers and trailers, by lower-case name), or the code of
+// the RST_STREAM that ended it, or the connection's end (err).
+type rawAnswer struct {
+	fields map[string]string
+	rst    *http2.ErrCode
+	err    error
+}
+
+func (a rawAnswer) String() string {
+	switch {
+	case a.err != nil:
+		return "connection ended: " + a.err.Error()
+	case a.rst != nil:
+		return "RST_STREAM " + a.rst.String()
+	}
+	return fmt.Sprintf("grpc-status %q grpc-message %q", a.fields["grpc-status"], a.fields["grpc-message"])
+}
+
+// rawNative makes one native gRPC call of method with req on c, a raw
+// HTTP/2 connection to the gateway at authority, with extra header fields
+// ("name", "value" pairs) that grpc-go's client would refuse to send.
+func rawNative(t *testing.T, c *attack.H2, authority, method string, req proto.Message, extra ...string) rawAnswer {
+	t.Helper()
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Open(attack.GRPC(authority, method, extra...), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fr.WriteData(id, true, attack.Message(b)); err != nil {
+		t.Fatal(err)
+	}
+	a := rawAnswer{fields: map[string]string{}}
+	_, a.err = c.Frames(Patience, func(f http2.Frame) bool {
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = c.Fr.WriteSettingsAck()
+			}
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == id {
+				for _, hf := range f.Fields {
+					a.fields[hf.Name] = hf.Value
+				}
+				return f.StreamEnded()
+			}
+		case *http2.RSTStreamFrame:
+			if f.StreamID == id {
+				code := f.ErrCode
+				a.rst = &code
+				return true
+			}
+		}
+		return false
+	})
+	return a
+}
+
+// dialRaw opens a raw HTTP/2 connection to the gateway, closed when the
+// test ends.
+func dialRaw(t *testing.T, addr string) *attack.H2 {
+	t.Helper()
+	c, err := attack.Dial(addr, nil, []http2.Setting{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// TestMetadataGRPCCannotCarry: a request header value gRPC metadata cannot
+// carry (UTF-8, a TAB: not printable ASCII) is left out of what the
+// upstream gets, and the call succeeds, on every door; the gateway logs
+// the key at debug level, never the value. (grpc-go's client refuses to
+// send such a value: unchecked, every call of a browser holding a UTF-8
+// cookie failed with INTERNAL.)
+func TestMetadataGRPCCannotCarry(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, metaConfig(up.Addr, "x-tab", "x-ok"))
+	base := "http://" + gw.Addr
+	const utf8Value, tabValue = "caf\u00e9=cr\u00e8me", "a\tb"
+	hdr := map[string]string{"x-custom": utf8Value, "x-tab": tabValue, "x-ok": "fine"}
+	check := func(name string, ok bool, answer string) {
+		t.Helper()
+		if !ok {
+			t.Errorf("%s: %s, want OK", name, answer)
+			return
+		}
+		md := up.NextCall(t).MD
+		if v := md.Get("x-ok"); len(v) != 1 || v[0] != "fine" {
+			t.Errorf("%s: upstream x-ok %q, want fine", name, v)
+		}
+		for _, k := range []string{"x-custom", "x-tab", "x~odd"} {
+			if v := md[k]; len(v) != 0 {
+				t.Errorf("%s: upstream got %s %q, want it left out", name, k, v)
+			}
+		}
+	}
+
+	// grpc-go's own client will not send these values: a raw HTTP/2 one.
+	// grpc-go's server takes them (HTTP/2 allows them in a field value).
+	c := dialRaw(t, gw.Addr)
+	a := rawNative(t, c, gw.Addr, "/edgegate.testing.v1.EchoService/Unary", &testingv1.EchoRequest{Message: "m"},
+		"x-custom", utf8Value, "x-tab", tabValue, "x-ok", "fine", "x~odd", "v")
+	check("grpc", a.err == nil && a.rst == nil && a.fields["grpc-status"] == "0", a.String())
+	for _, d := range []door{webDoor{base: base}, restDoor{base: base}} {
+		r := d.unary(t, &testingv1.EchoRequest{Message: "m"}, hdr, 0)
+		check(d.name(), r.st.Code() == codes.OK, r.st.String())
+	}
+	// The debug lines of the native and gRPC-Web calls (REST's
+	// grpc-gateway leaves such values out itself).
+	logs := gw.Logs.WaitFor(t, "debug lines naming x-custom and x-tab", func(logs string) bool {
+		return strings.Count(logs, `"key":"x-custom"`) >= 2 && strings.Count(logs, `"key":"x-tab"`) >= 2
+	})
+	for _, v := range []string{"caf", `a\tb`} {
+		if strings.Contains(logs, v) {
+			t.Errorf("the log holds a value it left out (%q):\n%s", v, logs)
+		}
+	}
+}
+
+// TestMetadataTheTransportRefuses: what HTTP/2 itself forbids in a header
+// field (a control byte in a value: NUL, CR, 0x01, DEL; an upper-case
+// name) never reaches the gateway's code on the native door: grpc-go's
+// transport resets that stream (RST_STREAM PROTOCOL_ERROR, which a grpc-go
+// client reports as INTERNAL "stream terminated by RST_STREAM with error
+// code: PROTOCOL_ERROR"), and the connection serves the next call.
+func TestMetadataTheTransportRefuses(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, metaConfig(up.Addr))
+	const method = "/edgegate.testing.v1.EchoService/Unary"
+	c := dialRaw(t, gw.Addr)
+	if a := rawNative(t, c, gw.Addr, method, &testingv1.EchoRequest{}); a.fields["grpc-status"] != "0" {
+		t.Fatalf("a plain call: %s", a)
+	}
+	for _, f := range [][2]string{{"x-ctl", "a\x00b"}, {"x-ctl", "a\rb"}, {"x-ctl", "a\x01b"}, {"x-ctl", "a\x7fb"}, {"X-Upper", "v"}} {
+		a := rawNative(t, c, gw.Addr, method, &testingv1.EchoRequest{}, f[0], f[1])
+		if a.rst == nil || *a.rst != http2.ErrCodeProtocol {
+			t.Errorf("%q: %q: %s, want RST_STREAM PROTOCOL_ERROR", f[0], f[1], a)
+		}
+		if a := rawNative(t, c, gw.Addr, method, &testingv1.EchoRequest{}); a.fields["grpc-status"] != "0" {
+			t.Fatalf("the call after %q: %q: %s, want OK", f[0], f[1], a)
+		}
+	}
+}
