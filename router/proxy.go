@@ -248,12 +248,26 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	if info != nil {
 		reqID = info.RequestID
 	}
-	out := forwardMetadata(in, reqID, func(k string) {
+	skipped := func(k string) {
 		p.o.Log.Debug("request metadata not forwarded: gRPC metadata must be printable ASCII",
 			slog.String("key", k), slog.String("method", method))
-	})
+	}
+	out := forwardMetadata(in, reqID, skipped)
 	for _, k := range p.o.Drop {
 		delete(out, k)
+	}
+	if info != nil {
+		// The forwarding rule's headers (package clientip), in place of
+		// a client's.
+		for k, v := range info.ForwardHeaders {
+			v, ok := sendable(k, v)
+			if len(v) > 0 {
+				out[k] = v
+			}
+			if !ok {
+				skipped(k)
+			}
+		}
 	}
 	if p.o.Inject != nil {
 		p.o.Inject(ctx, out)
@@ -478,8 +492,10 @@ func isTransportFailure(msg string) bool {
 }
 
 // ForwardMetadata returns the metadata to send upstream for a call that came
-// in with in: everything but HTTP/2 pseudo-headers and the headers the
-// transport sets itself, with x-request-id set to reqID when it is not
+// in with in: everything but HTTP/2 pseudo-headers, the headers the
+// transport sets itself and the forwarding headers (X-Forwarded-*,
+// X-Real-IP, Forwarded: the proxy sets those by the forwarding rule of
+// package clientip), with x-request-id set to reqID when it is not
 // empty. What gRPC cannot carry is left out: a key outside [0-9a-z-_.],
 // and a value of a key that does not end in -bin with a byte outside
 // printable ASCII (UTF-8, a TAB), which grpc-go's client would refuse,
@@ -494,7 +510,7 @@ func ForwardMetadata(in metadata.MD, reqID string) metadata.MD {
 func forwardMetadata(in metadata.MD, reqID string, skipped func(key string)) metadata.MD {
 	out := make(metadata.MD, len(in)+1)
 	for k, v := range in {
-		if k == "" || k[0] == ':' || dropOnForward(k) {
+		if k == "" || k[0] == ':' || dropOnForward(k) || callinfo.IsForwardingKey(k) {
 			continue
 		}
 		v, ok := sendable(k, v)

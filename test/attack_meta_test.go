@@ -1,8 +1,11 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -294,4 +298,123 @@ func TestMetadataTheTransportRefuses(t *testing.T) {
 			t.Fatalf("the call after %q: %q: %s, want OK", f[0], f[1], a)
 		}
 	}
+}
+
+// forwardingKeys are the forwarding headers, as metadata keys.
+var forwardingKeys = []string{"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "forwarded"}
+
+// TestForwardingHeadersFollowOneRule: the forwarding headers the upstream
+// gets follow one rule on every door. From a peer that is not a trusted
+// proxy, what the client sent is dropped and the gateway sets
+// x-forwarded-for (the peer), x-forwarded-proto, x-forwarded-host (the
+// authority called) and x-real-ip (the client IP); from a trusted proxy,
+// its X-Forwarded-For is kept with the peer appended, and its
+// X-Forwarded-Proto, -Host and Forwarded are kept. The client IP the
+// policies and the access log use is the one x-real-ip says.
+func TestForwardingHeadersFollowOneRule(t *testing.T) {
+	sent := map[string]string{
+		"x-forwarded-for":   "203.0.113.7",
+		"x-forwarded-proto": "https",
+		"x-forwarded-host":  "app.example",
+		"x-real-ip":         "203.0.113.8",
+		"forwarded":         "for=203.0.113.9;proto=https",
+	}
+	const authority = "AUTHORITY" // the gateway's address, once it listens
+	for _, c := range []struct {
+		name, trusted string
+		sent          map[string]string
+		want          map[string]string // "" : absent
+	}{
+		{"untrusted peer: the client's dropped", "", sent, map[string]string{
+			"x-forwarded-for": "127.0.0.1", "x-forwarded-proto": "http", "x-forwarded-host": authority, "x-real-ip": "127.0.0.1", "forwarded": "",
+		}},
+		{"trusted proxy: its own kept, the peer appended", "trusted_proxies: [127.0.0.1/32]\n", sent, map[string]string{
+			"x-forwarded-for": "203.0.113.7, 127.0.0.1", "x-forwarded-proto": "https", "x-forwarded-host": "app.example",
+			"x-real-ip": "203.0.113.7", "forwarded": "for=203.0.113.9;proto=https",
+		}},
+		{"trusted proxy that sent none", "trusted_proxies: [127.0.0.1/32]\n", nil, map[string]string{
+			"x-forwarded-for": "127.0.0.1", "x-forwarded-proto": "http", "x-forwarded-host": authority, "x-real-ip": "127.0.0.1", "forwarded": "",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up := StartEcho(t, "up")
+			gw := StartGateway(t, doorsConfig(up.Addr)+c.trusted)
+			base := "http://" + gw.Addr
+			for _, d := range []door{grpcDoor{testingv1.NewEchoServiceClient(Dial(t, gw.Addr))}, webDoor{base: base}, restDoor{base: base}} {
+				id := "fwd-" + d.name()
+				md := map[string]string{"x-request-id": id}
+				for k, v := range c.sent {
+					md[k] = v
+				}
+				if r := d.unary(t, &testingv1.EchoRequest{}, md, 0); r.st.Code() != codes.OK {
+					t.Fatalf("%s: %v", d.name(), r.st)
+				}
+				got := up.NextCall(t).MD
+				for _, k := range forwardingKeys {
+					want := strings.ReplaceAll(c.want[k], authority, gw.Addr)
+					if v := got[k]; want == "" && len(v) != 0 || want != "" && (len(v) != 1 || v[0] != want) {
+						t.Errorf("%s: upstream %s %q, want %q", d.name(), k, v, want)
+					}
+				}
+				if line := gw.Logs.AccessLine(t, id); !strings.Contains(line, `"client_ip":"`+c.want["x-real-ip"]+`"`) {
+					t.Errorf("%s: access log %s, want client_ip %s", d.name(), line, c.want["x-real-ip"])
+				}
+			}
+		})
+	}
+
+	t.Run("over TLS: x-forwarded-proto https", func(t *testing.T) {
+		env := newTLSEnv(t)
+		up := StartEcho(t, "up")
+		gw := StartGateway(t, strings.Replace(doorsConfig(up.Addr), "  - address: 127.0.0.1:0\n", fmt.Sprintf(
+			"  - address: 127.0.0.1:0\n    tls:\n      certificates: [{cert_file: %q, key_file: %q}]\n", env.certFile, env.keyFile), 1))
+		for _, d := range tlsDoors(t, gw.Addr, env.clientTLS(t, nil, nil)) {
+			if r := d.unary(t, &testingv1.EchoRequest{}, map[string]string{"x-forwarded-proto": "http"}, 0); r.st.Code() != codes.OK {
+				t.Fatalf("%s: %v", d.name(), r.st)
+			}
+			if v := up.NextCall(t).MD.Get("x-forwarded-proto"); len(v) != 1 || v[0] != "https" {
+				t.Errorf("%s: upstream x-forwarded-proto %q, want https", d.name(), v)
+			}
+		}
+	})
+
+	// Several X-Forwarded-For header lines from a trusted proxy: all are
+	// the chain, on every door (grpc-go sends metadata values so too).
+	t.Run("several X-Forwarded-For lines", func(t *testing.T) {
+		up := StartEcho(t, "up")
+		gw := StartGateway(t, doorsConfig(up.Addr)+"trusted_proxies: [127.0.0.1/32]\n")
+		const want = "198.51.100.9, 203.0.113.7, 127.0.0.1"
+		ctx := metadata.AppendToOutgoingContext(Ctx(t, 10*time.Second), "x-forwarded-for", "198.51.100.9", "x-forwarded-for", "203.0.113.7")
+		if _, err := testingv1.NewEchoServiceClient(Dial(t, gw.Addr)).Unary(ctx, &testingv1.EchoRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if v := up.NextCall(t).MD.Get("x-forwarded-for"); len(v) != 1 || v[0] != want {
+			t.Errorf("grpc: upstream x-forwarded-for %q, want %q", v, want)
+		}
+		for _, path := range []string{"/v1/echo:unary", "/edgegate.testing.v1.EchoService/Unary"} {
+			req, err := http.NewRequestWithContext(Ctx(t, 10*time.Second), http.MethodPost, "http://"+gw.Addr+path, bytes.NewReader(webFrame(t, &testingv1.EchoRequest{})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/grpc-web")
+			if strings.HasPrefix(path, "/v1/") {
+				req.Body, req.ContentLength = io.NopCloser(strings.NewReader("{}")), 2
+				req.Header.Set("Content-Type", "application/json")
+			}
+			req.Header.Add("X-Forwarded-For", "198.51.100.9")
+			req.Header.Add("X-Forwarded-For", "203.0.113.7")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s: HTTP %d", path, resp.StatusCode)
+			}
+			if v := up.NextCall(t).MD.Get("x-forwarded-for"); len(v) != 1 || v[0] != want {
+				t.Errorf("%s: upstream x-forwarded-for %q, want %q", path, v, want)
+			}
+		}
+	})
 }

@@ -22,6 +22,7 @@ import (
 	// The proto codec marshals messages that are not raw frames.
 	_ "google.golang.org/grpc/encoding/proto"
 
+	"github.com/edgegate/edgegate/internal/callinfo"
 	"github.com/edgegate/edgegate/internal/callmeta"
 	"github.com/edgegate/edgegate/internal/grpcwire"
 	"github.com/edgegate/edgegate/router"
@@ -58,6 +59,9 @@ func ServeCore(core *router.InProcess, maxMessageBytes int, w http.ResponseWrite
 // serveCore runs the call of r on the core, reading its frames from b
 // (decoded from base64 already in text mode).
 func (d *Door) serveCore(w http.ResponseWriter, r *http.Request, b io.Reader) {
+	if info := callinfo.FromContext(r.Context()); info != nil {
+		info.SetClientForwarding(callinfo.HTTPForwarding(r.Header, r.Host))
+	}
 	hs := &stream{w: w, body: b, max: d.o.MaxMessageBytes, method: r.URL.Path, contentType: "application/grpc"}
 	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, contentType) {
 		hs.web, hs.text, hs.contentType = true, IsText(ct), responseType(ct)
