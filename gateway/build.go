@@ -181,6 +181,8 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 		Server:          g.server,
 		MaxBodyBytes:    int64(cfg.GetHttp().GetMaxBodyBytes()),
 		MaxMessageBytes: int(lim.GetMaxMessageBytes()),
+		ForwardHeaders:  append(authint.Headers(cfg), cfg.GetHttp().GetGrpcWeb().GetForwardRequestHeaders()...),
+		Log:             g.log,
 	})
 	return nil
 }

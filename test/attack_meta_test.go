@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/test/attack"
 )
 
@@ -144,11 +146,12 @@ type timerNotFired struct {
 
 func (c *timerNotFired) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// metaConfig is doorsConfig with the headers of these tests forwarded by
-// the REST door.
+// metaConfig is doorsConfig with more headers forwarded by the REST and
+// gRPC-Web doors.
 func metaConfig(addr string, headers ...string) string {
-	list := strings.Join(append([]string{"x-custom"}, headers...), ", ")
-	return strings.Replace(doorsConfig(addr), "forward_request_headers: [x-custom]", "forward_request_headers: ["+list+"]", 1)
+	more := strings.Join(append([]string{""}, headers...), ", ")
+	cfg := strings.Replace(doorsConfig(addr), "forward_request_headers: [x-custom]", "forward_request_headers: [x-custom"+more+"]", 1)
+	return strings.Replace(cfg, "forward_request_headers: [x-custom, x-test-marker]", "forward_request_headers: [x-custom, x-test-marker"+more+"]", 1)
 }
 
 // rawAnswer is what a raw HTTP/2 client got for one call: the response's
@@ -417,4 +420,110 @@ func TestForwardingHeadersFollowOneRule(t *testing.T) {
 			}
 		}
 	})
+}
+
+// browserHeaders are what a browser adds to every gRPC-Web call it sends.
+var browserHeaders = map[string]string{
+	"cookie":             "theme=dark; _ga=GA1.1.123",
+	"origin":             "https://app.example",
+	"referer":            "https://app.example/orders?id=7",
+	"accept-language":    "fr-FR,fr;q=0.9",
+	"sec-ch-ua":          `"Chromium";v="130", "Not?A_Brand";v="99"`,
+	"sec-ch-ua-mobile":   "?0",
+	"sec-ch-ua-platform": `"Linux"`,
+	"sec-fetch-dest":     "empty",
+	"sec-fetch-mode":     "cors",
+	"sec-fetch-site":     "same-site",
+	"x-user-agent":       "grpc-web-javascript/0.1",
+}
+
+// TestGRPCWebForwardsItsAllowList: the gRPC-Web door makes call metadata
+// of its allow list only, as the REST door does: the standard gRPC
+// metadata (authorization, x-request-id, traceparent, tracestate), the auth
+// providers' headers and http.grpc_web.forward_request_headers. A browser's
+// other headers never reach the upstream; a custom key not listed does not
+// either, and the gateway names it in a debug line.
+func TestGRPCWebForwardsItsAllowList(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, doorsConfig(up.Addr)) // grpc_web: [x-custom, x-test-marker]
+	base := "http://" + gw.Addr
+	const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	sent := map[string]string{
+		"x-custom": "listed", "x-request-id": "web-allow-1", "authorization": "Bearer abc",
+		"traceparent": traceparent, "tracestate": "k=v", "x-unlisted": "u",
+	}
+	for k, v := range browserHeaders {
+		sent[k] = v
+	}
+	check := func(how string, md metadata.MD) {
+		t.Helper()
+		for k, want := range map[string]string{"x-custom": "listed", "authorization": "Bearer abc", "traceparent": traceparent, "tracestate": "k=v"} {
+			if v := md.Get(k); len(v) != 1 || v[0] != want {
+				t.Errorf("%s: upstream %s %q, want %q", how, k, v, want)
+			}
+		}
+		if v := md.Get("x-request-id"); len(v) != 1 || !strings.HasPrefix(v[0], "web-allow-") {
+			t.Errorf("%s: upstream x-request-id %q, want the client's", how, v)
+		}
+		for k := range md {
+			if _, browser := browserHeaders[k]; browser || k == "x-unlisted" || k == "x-grpc-web" {
+				t.Errorf("%s: upstream got %s %q", how, k, md[k])
+			}
+		}
+	}
+
+	r := webDoor{base: base}.unary(t, &testingv1.EchoRequest{}, sent, 0)
+	if r.st.Code() != codes.OK {
+		t.Fatalf("connect-go: %v", r.st)
+	}
+	check("connect-go", up.NextCall(t).MD)
+
+	sent["x-request-id"] = "web-allow-2"
+	for _, ct := range []string{"application/grpc-web+proto", "application/grpc-web-text"} {
+		body := webFrame(t, &testingv1.EchoRequest{})
+		if strings.HasSuffix(ct, "-text") {
+			body = []byte(base64.StdEncoding.EncodeToString(body))
+		}
+		if a := postWeb(t, nil, base+"/edgegate.testing.v1.EchoService/Unary", ct, body, sent); a.grpcStatus() != "0" {
+			t.Fatalf("%s: grpc-status %q %q", ct, a.grpcStatus(), a.grpcMessage())
+		}
+		check("raw "+ct, up.NextCall(t).MD)
+	}
+	// The forgotten key is easy to find: the debug line names it (and
+	// never a value).
+	logs := gw.Logs.WaitFor(t, "a debug line naming x-unlisted", func(logs string) bool {
+		return strings.Contains(logs, "http.grpc_web.forward_request_headers") && strings.Contains(logs, `"x-unlisted"`)
+	})
+	if strings.Contains(logs, "GA1.1.123") || strings.Contains(logs, `"u"`) {
+		t.Errorf("a header value reached the log:\n%s", logs)
+	}
+}
+
+// TestGRPCWebAllowListKeepsTheAuthHeaders: the auth providers' headers are
+// on the gRPC-Web door's allow list, so the auth policy sees a JWT cookie
+// or an API key among a browser's headers.
+func TestGRPCWebAllowListKeepsTheAuthHeaders(t *testing.T) {
+	je := newJWTEnv(t)
+	up := StartEcho(t, "up")
+	key := "k3y-sekr1t"
+	gw := StartGateway(t, authConfig(up.Addr, je.jwksFile, authint.HashKey(key), `{providers: [users, keys]}`))
+	web := webDoor{base: "http://" + gw.Addr}
+	for name, creds := range map[string]map[string]string{
+		"JWT cookie": {"cookie": "theme=dark; session=" + je.token(t, "alice", "echo.read", time.Now().Add(time.Hour), nil)},
+		"API key":    {"x-api-key": key},
+	} {
+		md := map[string]string{}
+		for k, v := range browserHeaders {
+			md[k] = v
+		}
+		for k, v := range creds {
+			md[k] = v
+		}
+		if r := web.unary(t, &testingv1.EchoRequest{}, md, 0); r.st.Code() != codes.OK {
+			t.Errorf("%s: %v, want OK", name, r.st)
+		}
+	}
+	if r := web.unary(t, &testingv1.EchoRequest{}, browserHeaders, 0); r.st.Code() != codes.Unauthenticated {
+		t.Errorf("no credentials: %v, want UNAUTHENTICATED", r.st)
+	}
 }
