@@ -581,6 +581,9 @@ func applyDefaults(cfg *configv1.Config) {
 	if h.Rest == nil {
 		h.Rest = &configv1.REST{}
 	}
+	if h.GrpcWeb == nil {
+		h.GrpcWeb = &configv1.GRPCWeb{}
+	}
 	setDur(&h.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&h.IdleTimeout, DefaultIdleTimeout)
 	setU32(&h.MaxBodyBytes, lim.GetMaxMessageBytes())

@@ -33,6 +33,7 @@ import (
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/interceptors/tracing"
+	"github.com/edgegate/edgegate/internal/callinfo"
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/metrics"
 	"github.com/edgegate/edgegate/policy"
@@ -167,6 +168,8 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 	if g.rest, err = frontdoor.NewREST(cfg.GetHttp().GetRest(), core, authint.Headers(cfg)...); err != nil {
 		return err
 	}
+	// The client's forwarding headers, before grpc-gateway changes them.
+	g.rest = callinfo.RecordHTTPForwarding(g.rest)
 	healthpb.RegisterHealthServer(g.server, g.health)
 	if !cfg.GetDisableReflection() {
 		ro := reflection.ServerOptions{Services: &reflectionServices{server: g.server, proxy: g.proxy}}
@@ -178,6 +181,8 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 		Server:          g.server,
 		MaxBodyBytes:    int64(cfg.GetHttp().GetMaxBodyBytes()),
 		MaxMessageBytes: int(lim.GetMaxMessageBytes()),
+		ForwardHeaders:  append(authint.Headers(cfg), cfg.GetHttp().GetGrpcWeb().GetForwardRequestHeaders()...),
+		Log:             g.log,
 	})
 	return nil
 }

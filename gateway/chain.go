@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -79,7 +80,8 @@ type deps struct {
 //  6. metrics     — calls started, handled, in flight, latency
 //  7. access log  — the call's outcome into its record; one line per
 //     native call (the HTTP doors write theirs after answering)
-//  8. client IP   — worked out once (trusted proxies) for what follows
+//  8. client IP   — worked out once (trusted proxies) for what follows,
+//     with the forwarding headers the upstream is sent
 //  9. policies    — newPolicies, in order: IP lists, auth, rate limits
 //  10. extra      — interceptors added with WithInterceptors
 //
@@ -106,7 +108,7 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 		d.tracer.StreamServerInterceptor(),
 		m.StreamServerInterceptor(),
 		d.accessLog.StreamServerInterceptor(),
-		clientip.StreamServerInterceptor(d.trusted),
+		clientip.StreamServerInterceptor(d.trusted, overTLS),
 	}
 	for _, p := range d.policies {
 		stream = append(stream, p.StreamServerInterceptor())
@@ -115,6 +117,9 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 	stream = append(stream, o.stream...)
 	return unary, stream
 }
+
+// overTLS reports whether a call came in over TLS, on any door.
+func overTLS(ctx context.Context) bool { return frontdoor.TLSState(ctx) != nil }
 
 // chainStream combines interceptors into one, the first outermost: the same
 // order grpc.ChainStreamInterceptor gives them, for the in-process calls of

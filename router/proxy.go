@@ -248,9 +248,26 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	if info != nil {
 		reqID = info.RequestID
 	}
-	out := ForwardMetadata(in, reqID)
+	skipped := func(k string) {
+		p.o.Log.Debug("request metadata not forwarded: gRPC metadata must be printable ASCII",
+			slog.String("key", k), slog.String("method", method))
+	}
+	out := forwardMetadata(in, reqID, skipped)
 	for _, k := range p.o.Drop {
 		delete(out, k)
+	}
+	if info != nil {
+		// The forwarding rule's headers (package clientip), in place of
+		// a client's.
+		for k, v := range info.ForwardHeaders {
+			v, ok := sendable(k, v)
+			if len(v) > 0 {
+				out[k] = v
+			}
+			if !ok {
+				skipped(k)
+			}
+		}
 	}
 	if p.o.Inject != nil {
 		p.o.Inject(ctx, out)
@@ -265,7 +282,7 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	cs, err := cl.Conn().NewStream(ctx, streamDesc, method, grpc.Peer(&pr))
 	if err != nil {
 		p.done(cl, info, &pr, err, start)
-		return p.upstreamError(err, cl, method)
+		return p.upstreamError(ctx, err, cl, method)
 	}
 
 	// Client → upstream runs on its own goroutine; upstream → client on
@@ -287,7 +304,7 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	}
 	ss.SetTrailer(cs.Trailer())
 	if err != nil {
-		return p.upstreamError(err, cl, method)
+		return p.upstreamError(ctx, err, cl, method)
 	}
 	return nil
 }
@@ -323,7 +340,7 @@ func (p *Proxy) forwardUnary(ctx context.Context, ss grpc.ServerStream, method s
 	}
 	if err != nil {
 		ss.SetTrailer(tlr)
-		return p.upstreamError(err, cl, method)
+		return p.upstreamError(ctx, err, cl, method)
 	}
 	if err := sendToClient(ss, resp, info); err != nil {
 		return err
@@ -413,16 +430,38 @@ func sendToClient(ss grpc.ServerStream, f *Frame, info *callinfo.Info) error {
 }
 
 // upstreamError returns the status to give the client for err, an error of
-// the upstream call. The upstream's own statuses pass unchanged; a failure to
-// reach the cluster becomes UNAVAILABLE naming the cluster, never an
-// address, and the details go to the log.
-func (p *Proxy) upstreamError(err error, cl *upstream.Cluster, method string) error {
+// the upstream call made with ctx. When ctx is done, or its deadline has
+// passed, the status is the context's (DEADLINE_EXCEEDED "context deadline
+// exceeded", or CANCELLED), whatever ended the upstream call: at the
+// deadline the upstream's transport resets the stream too, and the reset
+// ("stream terminated by RST_STREAM with error code: CANCEL") can reach
+// grpc-go's client before the context's timer has fired. Otherwise the
+// upstream's own statuses pass unchanged; a failure to reach the cluster
+// becomes UNAVAILABLE naming the cluster, never an address, and the
+// details go to the log.
+func (p *Proxy) upstreamError(ctx context.Context, err error, cl *upstream.Cluster, method string) error {
+	if cerr := contextError(ctx); cerr != nil {
+		return cerr
+	}
 	st := status.Convert(err)
 	if st.Code() == codes.Unavailable && isTransportFailure(st.Message()) {
 		p.o.Log.Warn("upstream unavailable", slog.String("cluster", cl.Name()), slog.String("method", method), slog.String("error", st.Message()))
 		return status.Errorf(codes.Unavailable, "edgegate: upstream cluster %q is unavailable", cl.Name())
 	}
 	return st.Err()
+}
+
+// contextError is the status of a call whose context is done or whose
+// deadline has passed (its timer may not have fired yet: ctx.Err is still
+// nil then); nil for a call still within its time.
+func contextError(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return status.FromContextError(context.DeadlineExceeded).Err()
+	}
+	return nil
 }
 
 // isTransportFailure reports whether an UNAVAILABLE message is grpc-go's
@@ -453,21 +492,95 @@ func isTransportFailure(msg string) bool {
 }
 
 // ForwardMetadata returns the metadata to send upstream for a call that came
-// in with in: everything but HTTP/2 pseudo-headers and the headers the
-// transport sets itself, with x-request-id set to reqID when it is not
-// empty. in is not modified; value slices are shared.
+// in with in: everything but HTTP/2 pseudo-headers, the headers the
+// transport sets itself and the forwarding headers (X-Forwarded-*,
+// X-Real-IP, Forwarded: the proxy sets those by the forwarding rule of
+// package clientip), with x-request-id set to reqID when it is not
+// empty. What gRPC cannot carry is left out: a key outside [0-9a-z-_.],
+// and a value of a key that does not end in -bin with a byte outside
+// printable ASCII (UTF-8, a TAB), which grpc-go's client would refuse,
+// failing the call with INTERNAL. in is not modified; value slices are
+// shared.
 func ForwardMetadata(in metadata.MD, reqID string) metadata.MD {
+	return forwardMetadata(in, reqID, nil)
+}
+
+// forwardMetadata is ForwardMetadata; skipped, when set, is told the key
+// of every value (or key) left out because gRPC cannot carry it.
+func forwardMetadata(in metadata.MD, reqID string, skipped func(key string)) metadata.MD {
 	out := make(metadata.MD, len(in)+1)
 	for k, v := range in {
-		if k == "" || k[0] == ':' || dropOnForward(k) {
+		if k == "" || k[0] == ':' || dropOnForward(k) || callinfo.IsForwardingKey(k) {
 			continue
 		}
-		out[k] = v
+		v, ok := sendable(k, v)
+		if len(v) > 0 {
+			out[k] = v
+		}
+		if !ok && skipped != nil {
+			skipped(k)
+		}
 	}
 	if reqID != "" {
 		out["x-request-id"] = []string{reqID}
 	}
 	return out
+}
+
+// sendable returns the values of key k that gRPC can carry as metadata:
+// vs itself when all are (the common case, no allocation), else a new
+// slice of those that are (nil for none, and for every value of a key that
+// is not a gRPC key); ok is false when something was left out.
+func sendable(k string, vs []string) (_ []string, ok bool) {
+	if !validKey(k) {
+		return nil, false
+	}
+	if strings.HasSuffix(k, "-bin") {
+		return vs, true
+	}
+	bad := -1
+	for i, v := range vs {
+		if !printable(v) {
+			bad = i
+			break
+		}
+	}
+	if bad < 0 {
+		return vs, true
+	}
+	kept := append([]string(nil), vs[:bad]...)
+	for _, v := range vs[bad+1:] {
+		if printable(v) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, false
+	}
+	return kept, false
+}
+
+// validKey reports whether k is a gRPC metadata key: [0-9a-z-_.]+.
+func validKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return k != ""
+}
+
+// printable reports whether v is printable ASCII (0x20–0x7E), what a
+// gRPC metadata value that is not binary must be.
+func printable(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // ResponseMetadata returns the upstream's response headers as they are sent

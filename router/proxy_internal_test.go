@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -84,7 +85,7 @@ func TestUpstreamError(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			p := NewProxy(nil, ProxyOptions{Log: slog.New(slog.NewJSONHandler(&logs, nil))})
-			got := status.Convert(p.upstreamError(tc.err, cl, "/users.v1.S/Get"))
+			got := status.Convert(p.upstreamError(context.Background(), tc.err, cl, "/users.v1.S/Get"))
 			if !proto.Equal(got.Proto(), tc.want.Proto()) {
 				t.Errorf("upstreamError = %v, want %v", got.Proto(), tc.want.Proto())
 			}

@@ -159,6 +159,8 @@ http:
     allowed_headers: [x-custom]
     exposed_headers: [echo-trailer-x-custom]
     max_age: 60s
+  grpc_web:
+    forward_request_headers: [x-custom]
 `)
 	base := "http://" + gw.Addr
 	preflight := func(origin, path string) (int, http.Header) {

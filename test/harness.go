@@ -197,8 +197,8 @@ const MarkerKey = "x-test-marker"
 
 // WithMarker returns ctx with outgoing metadata that marks the call as
 // marker (see StartedUntil). Through the HTTP doors, send the header
-// MarkerKey: marker instead (gRPC-Web forwards it; REST only when its
-// forward_request_headers list it).
+// MarkerKey: marker instead (forwarded when the door's
+// forward_request_headers list it: doorsConfig's gRPC-Web list does).
 func WithMarker(ctx context.Context, marker string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, MarkerKey, marker)
 }
@@ -452,14 +452,16 @@ routes:
 `, addr)
 }
 
-// doorsConfig exposes the echo upstream on every door, with the REST
-// header allowlists the cases use.
+// doorsConfig exposes the echo upstream on every door, with the REST and
+// gRPC-Web header allowlists the cases use.
 func doorsConfig(addr string) string {
 	return EchoConfig(addr) + `
 http:
   rest:
     forward_request_headers: [x-custom]
     expose_response_headers: [echo-x-custom, echo-x-request-id]
+  grpc_web:
+    forward_request_headers: [x-custom, x-test-marker]
 `
 }
 

@@ -21,6 +21,7 @@ import (
 func limitedConfig(upstream, policy string) string {
 	cfg := strings.Replace(doorsConfig(upstream), "    cluster: echo\n", "    cluster: echo\n    rate_limits: [api]\n", 1)
 	cfg = strings.Replace(cfg, "forward_request_headers: [x-custom]", "forward_request_headers: [x-custom, x-tenant]", 1)
+	cfg = strings.Replace(cfg, "forward_request_headers: [x-custom, x-test-marker]", "forward_request_headers: [x-custom, x-test-marker, x-tenant]", 1)
 	return cfg + "rate_limits:\n" + policy
 }
 

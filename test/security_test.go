@@ -396,6 +396,7 @@ func TestSpoofedIdentityNeverReachesUpstream(t *testing.T) {
 	up := StartEcho(t, "up")
 	cfg := authConfig(up.Addr, je.jwksFile, authint.HashKey("k"), `{providers: [users], allow_anonymous: true}`)
 	cfg = strings.Replace(cfg, "forward_request_headers: [x-custom]", "forward_request_headers: [x-custom, x-edgegate-principal, x-edgegate-claims]", 1)
+	cfg = strings.Replace(cfg, "forward_request_headers: [x-custom, x-test-marker]", "forward_request_headers: [x-custom, x-test-marker, x-edgegate-principal, x-edgegate-claims]", 1)
 	gw := StartGateway(t, cfg)
 	base := "http://" + gw.Addr
 	spoof := map[string]string{"x-edgegate-principal": "admin", "x-edgegate-claims": `{"role":"admin"}`}

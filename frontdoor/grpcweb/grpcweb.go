@@ -16,7 +16,9 @@ package grpcweb
 import (
 	"encoding/base64"
 	"io"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/improbable-eng/grpc-web/go/grpcweb"
@@ -58,18 +60,38 @@ type Options struct {
 	// MaxMessageBytes bounds each message either way (RESOURCE_EXHAUSTED
 	// above); 0: no bound.
 	MaxMessageBytes int
+	// ForwardHeaders are the request headers that become call metadata
+	// besides the standard ones (authorization, x-request-id, traceparent,
+	// tracestate), which always do: the auth providers' headers and
+	// http.grpc_web.forward_request_headers. Every other header (a
+	// browser's cookie, origin, referer, sec-fetch-*, …) is left out.
+	ForwardHeaders []string
+	// Log gets, at debug level, the names of the headers a call's
+	// metadata left out; nil: not logged.
+	Log *slog.Logger
 }
+
+// standardHeaders are the request headers of a gRPC-Web call that are
+// always call metadata: the standard gRPC metadata a client sends. The
+// gRPC-Web protocol's own headers (content-type, grpc-timeout, the other
+// grpc-* ones, x-grpc-web, x-user-agent) are not metadata; user-agent is
+// the call's, for its record, and never forwarded.
+var standardHeaders = []string{"authorization", "x-request-id", "traceparent", "tracestate"}
 
 // Door serves gRPC-Web calls. It is safe for concurrent use.
 type Door struct {
-	o    Options
-	own  map[string]bool
-	wrap *grpcweb.WrappedGrpcServer // improbable-eng's, in front of Server
+	o       Options
+	own     map[string]bool
+	wrap    *grpcweb.WrappedGrpcServer // improbable-eng's, in front of Server
+	forward map[string]bool            // the headers that are metadata; nil: all (ServeCore)
 }
 
 // New returns the door of o.
 func New(o Options) *Door {
-	d := &Door{o: o, own: map[string]bool{}}
+	d := &Door{o: o, own: map[string]bool{}, forward: map[string]bool{}}
+	for _, h := range slices.Concat(standardHeaders, o.ForwardHeaders) {
+		d.forward[strings.ToLower(h)] = true
+	}
 	if o.MaxBodyBytes <= 0 {
 		d.o.MaxBodyBytes = 4 << 20
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	// The proto codec marshals messages that are not raw frames.
 	_ "google.golang.org/grpc/encoding/proto"
 
+	"github.com/edgegate/edgegate/internal/callinfo"
 	"github.com/edgegate/edgegate/internal/callmeta"
 	"github.com/edgegate/edgegate/internal/grpcwire"
 	"github.com/edgegate/edgegate/router"
@@ -39,13 +41,15 @@ import (
 // trailer twice).
 //
 // Request metadata is every header but the reserved ones (content-type,
-// te, grpc-*), -bin values decoded; grpc-timeout sets the deadline. The
-// response headers are sent with the first message (or when the handler
-// sends them); the status, message, details and trailer metadata go to
-// trailers (for gRPC-Web, a trailer frame at the end of the body), or to
-// the headers of a trailers-only answer when nothing else was sent. A
-// gRPC-Web answer lists its headers in Access-Control-Expose-Headers, so
-// that a browser client may read them.
+// te, grpc-*), -bin values decoded (the door's own gRPC-Web calls keep
+// only the headers of its allow list: Options.ForwardHeaders);
+// grpc-timeout sets the deadline. The response headers are sent with the
+// first message (or when the handler sends them); the status, message,
+// details and trailer metadata go to trailers (for gRPC-Web, a trailer
+// frame at the end of the body), or to the headers of a trailers-only
+// answer when nothing else was sent. A gRPC-Web answer lists its headers
+// in Access-Control-Expose-Headers, so that a browser client may read
+// them.
 func ServeCore(core *router.InProcess, maxMessageBytes int, w http.ResponseWriter, r *http.Request) {
 	d := &Door{o: Options{Core: core, MaxMessageBytes: maxMessageBytes}}
 	var b io.Reader = r.Body
@@ -58,11 +62,39 @@ func ServeCore(core *router.InProcess, maxMessageBytes int, w http.ResponseWrite
 // serveCore runs the call of r on the core, reading its frames from b
 // (decoded from base64 already in text mode).
 func (d *Door) serveCore(w http.ResponseWriter, r *http.Request, b io.Reader) {
+	if info := callinfo.FromContext(r.Context()); info != nil {
+		info.SetClientForwarding(callinfo.HTTPForwarding(r.Header, r.Host))
+	}
 	hs := &stream{w: w, body: b, max: d.o.MaxMessageBytes, method: r.URL.Path, contentType: "application/grpc"}
 	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, contentType) {
 		hs.web, hs.text, hs.contentType = true, IsText(ct), responseType(ct)
 	}
-	hs.finish(hs.serve(d.o.Core, r))
+	hs.finish(hs.serve(d.o.Core, r, d.metadata(r)))
+}
+
+// metadata is the call metadata of r: every header but the reserved ones
+// for ServeCore, the headers of the allow list for the door's calls (the
+// names of the others logged at debug level, but for the forwarding
+// headers, which follow their own rule).
+func (d *Door) metadata(r *http.Request) metadata.MD {
+	if d.forward == nil {
+		return grpcwire.IncomingMetadata(r.Header, r.Host)
+	}
+	md := grpcwire.FilteredMetadata(r.Header, r.Host, d.forward)
+	if d.o.Log != nil && d.o.Log.Enabled(r.Context(), slog.LevelDebug) {
+		var left []string
+		for k := range r.Header {
+			if k := grpcwire.LowerKey(k); !grpcwire.Reserved(k) && !d.forward[k] && !callinfo.IsForwardingKey(k) {
+				left = append(left, k)
+			}
+		}
+		if len(left) > 0 {
+			slices.Sort(left)
+			d.o.Log.Debug("gRPC-Web request headers not forwarded as metadata: list the ones the upstream or a policy needs in http.grpc_web.forward_request_headers",
+				slog.String("method", r.URL.Path), slog.Any("headers", left))
+		}
+	}
+	return md
 }
 
 // responseType is the content type of the answer to a gRPC-Web request
@@ -113,7 +145,7 @@ type stream struct {
 
 // serve checks the request and runs the call; its error is the call's
 // status.
-func (s *stream) serve(core *router.InProcess, r *http.Request) error {
+func (s *stream) serve(core *router.InProcess, r *http.Request, md metadata.MD) error {
 	if err := s.prepare(r); err != nil {
 		return err
 	}
@@ -128,7 +160,7 @@ func (s *stream) serve(core *router.InProcess, r *http.Request) error {
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
-	s.ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, grpcwire.IncomingMetadata(r.Header, r.Host)), callmeta.TransportStream{S: s})
+	s.ctx = grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, md), callmeta.TransportStream{S: s})
 	// A gRPC-over-HTTP request may stream either way.
 	return core.Serve(s, s.method, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true})
 }

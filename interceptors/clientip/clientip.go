@@ -1,10 +1,17 @@
-// Package clientip works out, once per call, who the client is by IP: the
-// peer's address, unless the peer is a trusted proxy, in which case it is
-// the right-most X-Forwarded-For entry that is not a trusted proxy
-// (entries a client wrote further left are never believed). The result
-// goes into the call's record (package callinfo) for the policies after it
-// (IP lists, rate limit keys, authorization rules) and the access log. It
-// is the idea of go-grpc-middleware's realip interceptor.
+// Package clientip works out, once per call, who the client is by IP, and
+// what the upstream is told of it: the forwarding rule.
+//
+// The client IP is the peer's address, unless the peer is a trusted proxy,
+// in which case it is the right-most X-Forwarded-For entry that is not a
+// trusted proxy (entries a client wrote further left are never believed).
+// It goes into the call's record (package callinfo) for the policies after
+// it (IP lists, rate limit keys, authorization rules) and the access log.
+// It is the idea of go-grpc-middleware's realip interceptor.
+//
+// The forwarding headers the upstream gets (Headers) follow Envoy's
+// use_remote_address with trusted proxies. Both start from what the
+// client sent, as its door recorded it (callinfo.Forwarding), never from
+// the call's metadata, which a door may have changed.
 package clientip
 
 import (
@@ -14,6 +21,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
 	"github.com/edgegate/edgegate/internal/callinfo"
@@ -23,20 +31,12 @@ import (
 // the X-Forwarded-For values xff, given the trusted proxies; invalid when
 // peerAddr is not an IP address.
 func Of(peerAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
-	host := peerAddr
-	if h, _, err := net.SplitHostPort(peerAddr); err == nil {
-		host = h
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	ip = ip.Unmap()
-	if !in(ip, trusted) {
+	ip := peerIP(peerAddr)
+	if !ip.IsValid() || !in(ip, trusted) {
 		return ip
 	}
 	var chain []string
-	for _, v := range xff {
+	for _, v := range printable(xff) {
 		for part := range strings.SplitSeq(v, ",") {
 			chain = append(chain, strings.TrimSpace(part))
 		}
@@ -53,6 +53,103 @@ func Of(peerAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
 		ip = a
 	}
 	return ip
+}
+
+// peerIP is the IP of peerAddr ("ip:port", or a bare IP); invalid when it
+// has none.
+func peerIP(peerAddr string) netip.Addr {
+	host := peerAddr
+	if h, _, err := net.SplitHostPort(peerAddr); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
+}
+
+// printable returns the values of vs that are printable ASCII, the only
+// ones gRPC metadata can carry (a value with UTF-8 or a control byte is
+// left out, as grpc-gateway leaves it out of the REST door's metadata):
+// vs itself when all are.
+func printable(vs []string) []string {
+	for i, v := range vs {
+		if !isPrintable(v) {
+			out := append([]string(nil), vs[:i]...)
+			for _, v := range vs[i+1:] {
+				if isPrintable(v) {
+					out = append(out, v)
+				}
+			}
+			return out
+		}
+	}
+	return vs
+}
+
+func isPrintable(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// Headers is the forwarding rule: the forwarding headers the upstream is
+// sent for a call from peerAddr whose client IP is client, whose client
+// sent f, over TLS or not. Whatever the client sent is dropped unless the
+// peer is a trusted proxy:
+//
+//   - x-forwarded-for: the peer's IP; from a trusted proxy, its
+//     X-Forwarded-For with the peer's IP appended.
+//   - x-forwarded-proto: "https" over TLS, else "http"; a trusted proxy's
+//     own is kept.
+//   - x-forwarded-host: the call's authority; a trusted proxy's own is
+//     kept.
+//   - x-real-ip: the client IP (Of), always the gateway's: a client's or
+//     proxy's is never passed on.
+//   - forwarded (RFC 7239): a trusted proxy's is kept as it is; the
+//     gateway neither sets nor extends it, and drops anyone else's.
+//
+// A value gRPC metadata cannot carry (not printable ASCII) counts as not
+// sent, here as in Of.
+func Headers(peerAddr string, client netip.Addr, f callinfo.Forwarding, trusted []netip.Prefix, tls bool) metadata.MD {
+	md := make(metadata.MD, 5)
+	ip := peerIP(peerAddr)
+	proxy := ip.IsValid() && in(ip, trusted)
+	if proxy {
+		f.For, f.Proto, f.Host, f.Forwarded = printable(f.For), printable(f.Proto), printable(f.Host), printable(f.Forwarded)
+	}
+	if ip.IsValid() {
+		xff := ip.String()
+		if proxy && len(f.For) > 0 {
+			xff = strings.Join(f.For, ", ") + ", " + xff
+		}
+		md["x-forwarded-for"] = []string{xff}
+	}
+	switch {
+	case proxy && len(f.Proto) > 0:
+		md["x-forwarded-proto"] = f.Proto
+	case tls:
+		md["x-forwarded-proto"] = []string{"https"}
+	default:
+		md["x-forwarded-proto"] = []string{"http"}
+	}
+	switch {
+	case proxy && len(f.Host) > 0:
+		md["x-forwarded-host"] = f.Host
+	case f.Authority != "" && isPrintable(f.Authority):
+		md["x-forwarded-host"] = []string{f.Authority}
+	}
+	if client.IsValid() {
+		md["x-real-ip"] = []string{client.String()}
+	}
+	if proxy && len(f.Forwarded) > 0 {
+		md["forwarded"] = f.Forwarded
+	}
+	return md
 }
 
 func in(ip netip.Addr, list []netip.Prefix) bool {
@@ -77,10 +174,11 @@ func FromContext(ctx context.Context) netip.Addr {
 	return netip.Addr{}
 }
 
-// StreamServerInterceptor records the client IP of every call in its
-// record, trusting the X-Forwarded-For entries written by trusted. It
-// always calls the handler.
-func StreamServerInterceptor(trusted []netip.Prefix) grpc.StreamServerInterceptor {
+// StreamServerInterceptor records in every call's record its client IP,
+// trusting the X-Forwarded-For entries written by trusted, and the
+// forwarding headers to send upstream (Headers). secure tells whether a
+// call came over TLS (nil: never). It always calls the handler.
+func StreamServerInterceptor(trusted []netip.Prefix, secure func(context.Context) bool) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx := ss.Context()
 		if info := callinfo.FromContext(ctx); info != nil {
@@ -90,7 +188,10 @@ func StreamServerInterceptor(trusted []netip.Prefix) grpc.StreamServerIntercepto
 					peerAddr = p.Addr.String()
 				}
 			}
-			info.SetClientIP(Of(peerAddr, callinfo.Incoming(ctx).Get("x-forwarded-for"), trusted))
+			f := info.ClientForwarding
+			client := Of(peerAddr, f.For, trusted)
+			info.SetClientIP(client)
+			info.SetForwardHeaders(Headers(peerAddr, client, f, trusted, secure != nil && secure(ctx)))
 		}
 		return handler(srv, ss)
 	}

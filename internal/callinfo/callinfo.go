@@ -64,6 +64,12 @@ type Info struct {
 	// HTTPMethod and HTTPPath are the request line of an HTTP door's call.
 	HTTPMethod string
 	HTTPPath   string
+	// ClientForwarding is what the client sent of the forwarding headers,
+	// recorded by the door (SetClientForwarding); ForwardHeaders is what
+	// the upstream is sent of them, by the forwarding rule (package
+	// clientip; nil: none).
+	ClientForwarding Forwarding
+	ForwardHeaders   metadata.MD
 
 	BytesIn  atomic.Int64 // message bytes received from the client
 	BytesOut atomic.Int64 // message bytes sent to the client
@@ -106,6 +112,14 @@ func (i *Info) SetClientIP(ip netip.Addr) {
 		i.ClientIP = ip.String()
 	}
 }
+
+// SetClientForwarding records what the client sent of the forwarding
+// headers (the door; Begin for native calls).
+func (i *Info) SetClientForwarding(f Forwarding) { i.ClientForwarding = f }
+
+// SetForwardHeaders records the forwarding headers to send upstream
+// (package clientip).
+func (i *Info) SetForwardHeaders(md metadata.MD) { i.ForwardHeaders = md }
 
 // SetPrincipal records the authenticated caller (package auth).
 func (i *Info) SetPrincipal(id string) { i.Principal = id }
@@ -189,11 +203,14 @@ func Incoming(ctx context.Context) metadata.MD {
 // entered, and records the method, the peer and user agent when the door
 // did not, and the incoming metadata without the keys of strip (the
 // identity metadata only the gateway may send upstream, so that neither
-// the chain nor the upstream ever sees a client's copy). The returned
-// context carries the record and the cleaned metadata.
+// the chain nor the upstream ever sees a client's copy); for a native call
+// it records the client's forwarding headers (an HTTP door records them
+// itself, from the request). The returned context carries the record and
+// the cleaned metadata.
 func Begin(ctx context.Context, method string, strip []string) (context.Context, *Info) {
 	info := FromContext(ctx)
-	if info == nil {
+	native := info == nil
+	if native {
 		info = New(DoorGRPC)
 		ctx = NewContext(ctx, info)
 	}
@@ -216,6 +233,10 @@ func Begin(ctx context.Context, method string, strip []string) (context.Context,
 		ctx = metadata.NewIncomingContext(ctx, md)
 	}
 	info.SetIncoming(md)
+	if native {
+		// The client's own headers: no door has changed them.
+		info.SetClientForwarding(ForwardingOf(md))
+	}
 	if info.UserAgent == "" {
 		if ua := md.Get("user-agent"); len(ua) > 0 {
 			info.UserAgent = ua[0]

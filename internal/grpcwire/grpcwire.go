@@ -148,10 +148,21 @@ func PutStatus(h http.Header, prefix string, st *status.Status) {
 // undecodable value is dropped, as grpc-go does), non-binary value slices
 // shared with h. user-agent is kept; host, when not empty, is :authority.
 func IncomingMetadata(h http.Header, host string) metadata.MD {
-	md := make(metadata.MD, len(h)+2)
+	return FilteredMetadata(h, host, nil)
+}
+
+// FilteredMetadata is IncomingMetadata of the headers whose lower-case
+// key keep holds (nil: every header); user-agent and :authority are kept
+// whatever keep says.
+func FilteredMetadata(h http.Header, host string, keep map[string]bool) metadata.MD {
+	n := len(h)
+	if keep != nil {
+		n = min(n, len(keep))
+	}
+	md := make(metadata.MD, n+2)
 	for k, vs := range h {
 		k = LowerKey(k)
-		if Reserved(k) {
+		if Reserved(k) || keep != nil && !keep[k] {
 			continue
 		}
 		if !strings.HasSuffix(k, "-bin") {
