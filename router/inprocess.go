@@ -88,13 +88,15 @@ func applyCallOptions(opts []grpc.CallOption, header, trailer metadata.MD) {
 
 // serverSide is the core's view of an in-process call. For a unary call
 // it holds the one request and the one reply; for a stream it is connected
-// to a clientSide by channels.
+// to a clientSide by channels, and holds the one request of a stream that
+// takes one (a server stream).
 type serverSide struct {
 	ctx    context.Context
 	method string
 	codec  Codec
 
-	// Unary: the request (sent once) and the reply.
+	// The request of a call that takes one (sent once), and the reply of
+	// a unary call.
 	req     any
 	reqSent bool
 	reply   any
@@ -127,13 +129,13 @@ func (s *serverSide) SendHeader(md metadata.MD) error {
 // m is a *Frame (the proxy), merged into m otherwise.
 func (s *serverSide) RecvMsg(m any) error {
 	var req any
-	if s.pipe != nil {
+	if s.pipe != nil && s.pipe.requests != nil {
 		var err error
 		if req, err = s.pipe.recvRequest(s.ctx); err != nil {
 			return err
 		}
 	} else {
-		if s.reqSent {
+		if s.reqSent || s.req == nil { // nil: a server stream closed without its request
 			return io.EOF
 		}
 		s.reqSent = true
@@ -168,12 +170,19 @@ func (s *serverSide) convert(from, to any) error {
 	return nil
 }
 
-// SendMsg hands a response message from the core to the caller.
+// SendMsg hands a response message from the core to the caller; on a
+// stream, the header goes first when it was not sent (as grpc-go sends
+// it): the caller may be waiting for it before it reads messages.
 func (s *serverSide) SendMsg(m any) error {
 	s.Mu.Lock()
+	first := !s.HeaderSent
 	s.HeaderSent = true
+	hdr := s.Header
 	s.Mu.Unlock()
 	if s.pipe != nil {
+		if first {
+			s.pipe.sendHeader(hdr)
+		}
 		return s.pipe.sendResponse(s.ctx, m)
 	}
 	if s.replied {
@@ -184,26 +193,33 @@ func (s *serverSide) SendMsg(m any) error {
 }
 
 // NewStream starts a streaming call: the chain and handler run on their own
-// goroutine, connected to the returned stream by channels.
+// goroutine, connected to the returned stream by channels. A call that
+// takes one request (a server stream) starts with it, at SendMsg; a
+// client-streaming call starts at once.
 func (c *InProcess) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	p := newPipe()
+	p := newPipe(desc.ClientStreams)
 	ss := &serverSide{method: method, codec: c.codec, pipe: p}
 	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), callmeta.TransportStream{S: ss})
-	cs := &clientSide{ctx: ctx, cancel: cancel, pipe: p, ss: ss, codec: c.codec}
-	go func() {
-		stack.Grow()
-		err := c.run(ss, method, desc)
-		hdr, tlr := ss.End()
-		p.finish(hdr, tlr, err)
-		applyCallOptions(opts, hdr, tlr)
-	}()
+	cs := &clientSide{ctx: ctx, cancel: cancel, pipe: p, ss: ss, codec: c.codec, manyRequests: desc.ClientStreams}
+	cs.start = func() {
+		go func() {
+			stack.Grow()
+			err := c.run(ss, method, desc)
+			hdr, tlr := ss.End()
+			p.finish(hdr, tlr, err)
+			applyCallOptions(opts, hdr, tlr)
+		}()
+	}
+	if desc.ClientStreams {
+		cs.begin()
+	}
 	return cs, nil
 }
 
 // pipe connects the two sides of an in-process stream.
 type pipe struct {
-	requests  chan any      // caller → core; closed on CloseSend
+	requests  chan any      // caller → core, closed on CloseSend; nil when the call takes one request
 	responses chan any      // core → caller
 	header    chan struct{} // closed when the header is known
 	done      chan struct{} // closed when the core's handler returned
@@ -214,13 +230,16 @@ type pipe struct {
 	err        error
 }
 
-func newPipe() *pipe {
-	return &pipe{
-		requests:  make(chan any),
+func newPipe(manyRequests bool) *pipe {
+	p := &pipe{
 		responses: make(chan any),
 		header:    make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	if manyRequests {
+		p.requests = make(chan any)
+	}
+	return p
 }
 
 func (p *pipe) sendHeader(md metadata.MD) {
@@ -279,9 +298,21 @@ type clientSide struct {
 	pipe   *pipe
 	ss     *serverSide
 	codec  Codec
+	start  func() // runs the call on its goroutine; once, by begin
+
+	manyRequests bool // a client stream; else the call takes one request
 
 	sendMu sync.Mutex
 	closed bool
+	begun  bool
+}
+
+// begin starts the call, once; sendMu is held or the stream is new.
+func (c *clientSide) begin() {
+	if !c.begun {
+		c.begun = true
+		c.start()
+	}
 }
 
 func (c *clientSide) Header() (metadata.MD, error) {
@@ -307,18 +338,37 @@ func (c *clientSide) CloseSend() error {
 	defer c.sendMu.Unlock()
 	if !c.closed {
 		c.closed = true
-		close(c.pipe.requests)
+		if c.manyRequests {
+			close(c.pipe.requests)
+		} else {
+			c.begin() // without a request, if none was sent
+		}
 	}
 	return nil
 }
 
 func (c *clientSide) Context() context.Context { return c.ctx }
 
+// SendMsg sends a request message. A server stream's one request starts
+// the call and is taken even when the call ends at once: what ends it
+// before its first response (a policy's refusal, an upstream down) is the
+// status RecvMsg returns, after the header the chain set, since
+// grpc-gateway's generated clients return SendMsg's error without reading
+// the status. A client stream's SendMsg says io.EOF once the call has
+// ended, as grpc-go's does.
 func (c *clientSide) SendMsg(m any) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	if c.closed {
 		return status.Error(codes.Internal, "edgegate: SendMsg after CloseSend")
+	}
+	if !c.manyRequests {
+		if c.begun {
+			return status.Error(codes.Internal, "edgegate: a second request on a call that takes one")
+		}
+		c.ss.req = m
+		c.begin()
+		return nil
 	}
 	select {
 	case c.pipe.requests <- m:
@@ -335,14 +385,23 @@ func (c *clientSide) RecvMsg(m any) error {
 	case r := <-c.pipe.responses:
 		return c.ss.convert(r, m)
 	case <-c.pipe.done:
-		// Responses sent before the handler returned were taken (the
-		// channel is unbuffered), so the call is over.
-		defer c.cancel()
-		if c.pipe.err != nil {
-			return c.pipe.err
-		}
-		return io.EOF
+		return c.ended()
 	case <-c.ctx.Done():
+		select {
+		case <-c.pipe.done: // it ended as it was cancelled
+			return c.ended()
+		default:
+		}
 		return status.FromContextError(c.ctx.Err()).Err()
 	}
+}
+
+// ended is what RecvMsg says once the call is over: responses sent before
+// the handler returned were taken (the channel is unbuffered).
+func (c *clientSide) ended() error {
+	c.cancel()
+	if c.pipe.err != nil {
+		return c.pipe.err
+	}
+	return io.EOF
 }

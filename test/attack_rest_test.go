@@ -1,0 +1,151 @@
+package test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	authint "github.com/edgegate/edgegate/interceptors/auth"
+)
+
+// The REST door under attack: refusals of server streams, bodies and
+// content types a well-behaved client would not send, cross-site requests.
+
+// restStream calls the echo service's server-streaming binding with body,
+// as newline-delimited JSON or, with sse, as Server-Sent Events.
+func restStream(t *testing.T, base string, sse bool, body string, hdr map[string]string) httpResult {
+	t.Helper()
+	h := map[string]string{}
+	if sse {
+		h["Accept"] = "text/event-stream"
+	}
+	for k, v := range hdr {
+		h[k] = v
+	}
+	return doHTTP(t, nil, "POST", base+"/v1/echo:stream", body, h)
+}
+
+// wantStreamRefused checks the answer of a server stream refused before
+// its first message: as newline-delimited JSON, the mapped HTTP status
+// and one {"error": google.rpc.Status} record; as Server-Sent Events, 200
+// (so that EventSource reads it) and one "event: error" record carrying
+// the status.
+func wantStreamRefused(t *testing.T, r httpResult, sse bool, httpCode int, code codes.Code, msg string) {
+	t.Helper()
+	if !sse {
+		if r.code != httpCode {
+			t.Errorf("HTTP %d, want %d: %s", r.code, httpCode, r.body)
+		}
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("content type %q, want JSON", ct)
+		}
+		lines := strings.Split(strings.TrimSpace(string(r.body)), "\n")
+		if len(lines) != 1 {
+			t.Fatalf("want one error record, got %q", r.body)
+		}
+		st := restStatus(t, mustJSONField(t, []byte(lines[0]), "error"))
+		if st.Code() != code || !strings.Contains(st.Message(), msg) {
+			t.Errorf("status %v %q, want %v containing %q", st.Code(), st.Message(), code, msg)
+		}
+		return
+	}
+	if r.code != http.StatusOK {
+		t.Errorf("HTTP %d, want 200 with an error event: %s", r.code, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("content type %q, want text/event-stream", ct)
+	}
+	events := strings.Split(strings.TrimSpace(string(r.body)), "\n\n")
+	if len(events) != 1 {
+		t.Fatalf("want one error event, got %q", r.body)
+	}
+	data, ok := strings.CutPrefix(events[0], "event: error\ndata: ")
+	if !ok {
+		t.Fatalf("event %q, want an error event", events[0])
+	}
+	st := restStatus(t, []byte(data))
+	if st.Code() != code || !strings.Contains(st.Message(), msg) {
+		t.Errorf("status %v %q, want %v containing %q", st.Code(), st.Message(), code, msg)
+	}
+}
+
+// Every refusal of the chain before a server stream's first message
+// reaches the REST client as itself: the mapped status and the policy's
+// headers, not 500 "EOF"; over Server-Sent Events, an error event.
+func TestRESTStreamRefusals(t *testing.T) {
+	for _, sse := range []bool{false, true} {
+		name := map[bool]string{false: "ndjson", true: "sse"}[sse]
+		t.Run(name+"/auth", func(t *testing.T) {
+			je := newJWTEnv(t)
+			up := StartEcho(t, "up")
+			gw := StartGateway(t, authConfig(up.Addr, je.jwksFile, authint.HashKey("k"), `{providers: [users, keys]}`))
+			r := restStream(t, "http://"+gw.Addr, sse, `{"message":"m"}`, nil)
+			wantStreamRefused(t, r, sse, http.StatusUnauthorized, codes.Unauthenticated, "authentication required")
+			if got := r.header.Values("Www-Authenticate"); len(got) != 1 || got[0] != `Bearer realm="edgegate", APIKey realm="edgegate", header="x-api-key"` {
+				t.Errorf("WWW-Authenticate %q, want the providers' challenge once", got)
+			}
+		})
+		t.Run(name+"/rate limit", func(t *testing.T) {
+			up := StartEcho(t, "up")
+			gw := StartGateway(t, limitedConfig(up.Addr, "  - {name: api, key: [{header: x-tenant}], limits: [{requests: 1, period: 1h}]}\n"))
+			base := "http://" + gw.Addr
+			tenant := map[string]string{"X-Tenant": "t"}
+			if r := restStream(t, base, sse, `{"message":"m"}`, tenant); r.code != http.StatusOK {
+				t.Fatalf("the call within the limit: %d %s", r.code, r.body)
+			}
+			r := restStream(t, base, sse, `{"message":"m"}`, tenant)
+			wantStreamRefused(t, r, sse, http.StatusTooManyRequests, codes.ResourceExhausted, `rate limit "api" exceeded`)
+			if r.header.Get("Retry-After") == "" {
+				t.Errorf("no Retry-After: %v", r.header)
+			}
+		})
+		t.Run(name+"/ip filter", func(t *testing.T) {
+			up := StartEcho(t, "up")
+			gw := StartGateway(t, strings.Replace(doorsConfig(up.Addr), "    cluster: echo\n", "    cluster: echo\n    ip_filter: {block: [127.0.0.0/8]}\n", 1))
+			wantStreamRefused(t, restStream(t, "http://"+gw.Addr, sse, `{"message":"m"}`, nil), sse, http.StatusForbidden, codes.PermissionDenied, "")
+		})
+		t.Run(name+"/concurrency limit", func(t *testing.T) {
+			up := StartEcho(t, "up")
+			gw := StartGateway(t, strings.Replace(doorsConfig(up.Addr), "    cluster: echo\n", "    cluster: echo\n    max_concurrent_calls: 1\n", 1))
+			ctx, cancel := context.WithCancel(Ctx(t, 10*time.Second))
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				// Held at the upstream until cancelled.
+				_, _ = testingv1.NewEchoServiceClient(Dial(t, gw.Addr)).Unary(ctx, &testingv1.EchoRequest{Delay: durationpb.New(time.Minute)})
+			})
+			up.WaitStarted(t, 1)
+			r := restStream(t, "http://"+gw.Addr, sse, `{"message":"m"}`, nil)
+			cancel()
+			wg.Wait()
+			wantStreamRefused(t, r, sse, http.StatusServiceUnavailable, codes.ResourceExhausted, "calls in flight")
+		})
+		t.Run(name+"/upstream down", func(t *testing.T) {
+			gw := StartGateway(t, doorsConfig(FreeAddr(t)))
+			wantStreamRefused(t, restStream(t, "http://"+gw.Addr, sse, `{"message":"m"}`, nil), sse, http.StatusServiceUnavailable, codes.Unavailable, `upstream cluster "echo" is unavailable`)
+		})
+		t.Run(name+"/bad request body", func(t *testing.T) {
+			// Refused by the door, before the call.
+			up := StartEcho(t, "up")
+			gw := StartGateway(t, doorsConfig(up.Addr))
+			wantStreamRefused(t, restStream(t, "http://"+gw.Addr, sse, `{"repeat":"x"}`, nil), sse, http.StatusBadRequest, codes.InvalidArgument, "invalid value for int32 field repeat")
+		})
+		t.Run(name+"/upstream status", func(t *testing.T) {
+			// The echo service sends a message before any failure; the
+			// shop's order tracking fails first for an unknown order.
+			gw, _ := shopGateway(t, "")
+			hdr := map[string]string{}
+			if sse {
+				hdr["Accept"] = "text/event-stream"
+			}
+			r := doHTTP(t, nil, "GET", "http://"+gw.Addr+"/v1/orders/o-nope:track", "", hdr)
+			wantStreamRefused(t, r, sse, http.StatusNotFound, codes.NotFound, "o-nope")
+		})
+	}
+}
