@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 
@@ -226,12 +227,14 @@ func (d *restDoor) streamError(ctx context.Context, err error) *status.Status {
 
 // writeError answers a call that failed before its answer began, with
 // the status and the mapped HTTP status (503 for a concurrency limit's
-// refusal). A server stream's answer is records, as
-// runtime.ForwardResponseStream writes them: the exposed response
-// metadata as headers and one {"error": …} record, or over Server-Sent
-// Events 200 and one "event: error" record. Any other answer is
-// grpc-gateway's: a google.rpc.Status body.
-func (d *restDoor) writeError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+// refusal) and the exposed response metadata as headers. A server
+// stream's answer is records, as runtime.ForwardResponseStream writes
+// them: one {"error": …} record, or over Server-Sent Events 200 and one
+// "event: error" record. Any other answer is a google.rpc.Status body,
+// with the exposed trailers when the client accepts them; its only
+// WWW-Authenticate is the one the auth policy set (grpc-gateway's own
+// handler adds the status message as another).
+func (d *restDoor) writeError(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	code := 0
 	var hse *runtime.HTTPStatusError
 	if errors.As(err, &hse) {
@@ -246,32 +249,45 @@ func (d *restDoor) writeError(ctx context.Context, mux *runtime.ServeMux, m runt
 			code = http.StatusServiceUnavailable
 		}
 	}
-	if method, _ := runtime.RPCMethod(ctx); !d.serverStreams[method] {
-		runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: code, Err: st.Err()})
-		return
-	}
 	h := w.Header()
 	h.Del("Trailer")
 	h.Del("Transfer-Encoding")
 	md, _ := runtime.ServerMetadataFromContext(ctx)
 	d.addMetadata(h, md.HeaderMD)
-	rec := map[string]proto.Message{"error": st.Proto()}
 	var body []byte
 	var merr error
-	if s, ok := m.(*sse); ok {
-		body, merr = s.Marshal(rec)
-		h.Set("Content-Type", sseContentType)
-		code = http.StatusOK
+	if method, _ := runtime.RPCMethod(ctx); d.serverStreams[method] {
+		rec := map[string]proto.Message{"error": st.Proto()}
+		if s, ok := m.(*sse); ok {
+			body, merr = s.Marshal(rec)
+			h.Set("Content-Type", sseContentType)
+			code = http.StatusOK
+		} else {
+			body, merr = d.json.Marshal(rec)
+			h.Set("Content-Type", "application/json")
+		}
+		body = append(body, '\n')
 	} else {
-		body, merr = d.json.Marshal(rec)
+		body, merr = d.json.Marshal(st.Proto())
 		h.Set("Content-Type", "application/json")
 	}
 	if merr != nil {
 		WriteStatus(w, status.New(codes.Internal, "edgegate: cannot encode the error"), 0)
 		return
 	}
+	trailers := strings.Contains(strings.ToLower(r.Header.Get("TE")), "trailers")
+	if trailers {
+		for k := range md.TrailerMD {
+			if d.expose[k] {
+				h.Add("Trailer", textproto.CanonicalMIMEHeaderKey(k))
+			}
+		}
+	}
 	w.WriteHeader(code)
-	_, _ = w.Write(append(body, '\n')) //nolint:gosec // G705: JSON or an event stream, never HTML
+	_, _ = w.Write(body) //nolint:gosec // G705: JSON or an event stream, never HTML
+	if trailers {
+		d.addMetadata(h, md.TrailerMD)
+	}
 }
 
 // addMetadata adds the exposed keys of md to h.

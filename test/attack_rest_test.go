@@ -149,3 +149,24 @@ func TestRESTStreamRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A 401 carries one WWW-Authenticate: the auth policy's challenge, not
+// also the status message as grpc-gateway's error handler adds it.
+func TestRESTUnauthorizedHasOneChallenge(t *testing.T) {
+	je := newJWTEnv(t)
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, authConfig(up.Addr, je.jwksFile, authint.HashKey("k"), `{providers: [users, keys]}`))
+	for _, c := range []struct {
+		name, challenge string
+		hdr             map[string]string
+	}{
+		{"no credentials", `Bearer realm="edgegate", APIKey realm="edgegate", header="x-api-key"`, nil},
+		{"a bad token", `Bearer realm="edgegate", error="invalid_token", APIKey realm="edgegate", header="x-api-key"`, map[string]string{"Authorization": "Bearer nope"}},
+	} {
+		r := doHTTP(t, nil, "POST", "http://"+gw.Addr+"/v1/echo:unary", `{"message":"m"}`, c.hdr)
+		wantStatusJSON(t, r, http.StatusUnauthorized, codes.Unauthenticated, "edgegate: ")
+		if got := r.header.Values("Www-Authenticate"); len(got) != 1 || got[0] != c.challenge {
+			t.Errorf("%s: WWW-Authenticate %q, want exactly [%q]", c.name, got, c.challenge)
+		}
+	}
+}
