@@ -2,14 +2,17 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/edgegate/edgegate/internal/callmeta"
 	"github.com/edgegate/edgegate/internal/stack"
@@ -62,8 +65,13 @@ func incoming(ctx context.Context) context.Context {
 	return metadata.NewIncomingContext(ctx, md)
 }
 
-// Invoke runs a unary call.
+// Invoke runs a unary call. A request that cannot be sent (a string field
+// that is not UTF-8) is refused with INVALID_ARGUMENT before the chain
+// runs.
 func (c *InProcess) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	if err := checkRequest(args); err != nil {
+		return err
+	}
 	ss := &serverSide{method: method, codec: c.codec, req: args, reply: reply}
 	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), callmeta.TransportStream{S: ss})
 	err := c.run(ss, method, &grpc.StreamDesc{})
@@ -194,8 +202,10 @@ func (s *serverSide) SendMsg(m any) error {
 
 // NewStream starts a streaming call: the chain and handler run on their own
 // goroutine, connected to the returned stream by channels. A call that
-// takes one request (a server stream) starts with it, at SendMsg; a
-// client-streaming call starts at once.
+// takes one request (a server stream) starts with it, at SendMsg: the
+// chain sees the request before anything is forwarded, and a request that
+// cannot be sent is refused there (INVALID_ARGUMENT) without starting the
+// call. A client-streaming call starts at once.
 func (c *InProcess) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	p := newPipe(desc.ClientStreams)
@@ -315,6 +325,14 @@ func (c *clientSide) begin() {
 	}
 }
 
+// refuse ends a call that never started with err.
+func (c *clientSide) refuse(err error) error {
+	c.begun = true
+	c.pipe.finish(nil, nil, err)
+	c.cancel()
+	return err
+}
+
 func (c *clientSide) Header() (metadata.MD, error) {
 	select {
 	case <-c.pipe.header:
@@ -355,7 +373,8 @@ func (c *clientSide) Context() context.Context { return c.ctx }
 // status RecvMsg returns, after the header the chain set, since
 // grpc-gateway's generated clients return SendMsg's error without reading
 // the status. A client stream's SendMsg says io.EOF once the call has
-// ended, as grpc-go's does.
+// ended, as grpc-go's does. A message that cannot be marshalled (see
+// checkRequest) is refused with INVALID_ARGUMENT, and the call with it.
 func (c *clientSide) SendMsg(m any) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
@@ -366,9 +385,16 @@ func (c *clientSide) SendMsg(m any) error {
 		if c.begun {
 			return status.Error(codes.Internal, "edgegate: a second request on a call that takes one")
 		}
+		if err := checkRequest(m); err != nil {
+			return c.refuse(err)
+		}
 		c.ss.req = m
 		c.begin()
 		return nil
+	}
+	if err := checkRequest(m); err != nil {
+		c.cancel()
+		return err
 	}
 	select {
 	case c.pipe.requests <- m:
@@ -388,7 +414,7 @@ func (c *clientSide) RecvMsg(m any) error {
 		return c.ended()
 	case <-c.ctx.Done():
 		select {
-		case <-c.pipe.done: // it ended as it was cancelled
+		case <-c.pipe.done: // it ended as it was cancelled (or refused)
 			return c.ended()
 		default:
 		}
@@ -404,4 +430,79 @@ func (c *clientSide) ended() error {
 		return c.pipe.err
 	}
 	return io.EOF
+}
+
+// checkRequest refuses a request message that proto.Marshal would refuse
+// for a string field that is not valid UTF-8 (the REST door fills string
+// fields from the path and the query as they come): INVALID_ARGUMENT,
+// naming the field, instead of an INTERNAL marshalling error after the
+// call has started. Anything but a message passes.
+func checkRequest(m any) error {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil
+	}
+	if path := invalidUTF8(pm.ProtoReflect()); path != "" {
+		return status.Errorf(codes.InvalidArgument, "edgegate: string field %s holds invalid UTF-8", path)
+	}
+	return nil
+}
+
+// invalidUTF8 returns the path (user.name, tags[1], labels["k"]) of the
+// first string field of m that must be UTF-8 and is not, or "".
+func invalidUTF8(m protoreflect.Message) string {
+	var path string
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		name := string(fd.Name())
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := range l.Len() {
+				if sub, bad := badValue(fd, l.Get(i)); bad {
+					path = fmt.Sprintf("%s[%d]%s", name, i, sub)
+					break
+				}
+			}
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				if _, bad := badValue(fd.MapKey(), k.Value()); bad {
+					path = fmt.Sprintf("%s key %q", name, k.String())
+				} else if sub, bad := badValue(fd.MapValue(), mv); bad {
+					path = fmt.Sprintf("%s[%q]%s", name, k.String(), sub)
+				}
+				return path == ""
+			})
+		default:
+			if sub, bad := badValue(fd, v); bad {
+				path = name + sub
+			}
+		}
+		return path == ""
+	})
+	return path
+}
+
+// badValue reports whether v, a value of field fd, holds invalid UTF-8
+// where it must not, and where: "" for v itself, ".field…" inside it.
+func badValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) (string, bool) {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return "", enforceUTF8(fd) && !utf8.ValidString(v.String())
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		if p := invalidUTF8(v.Message()); p != "" {
+			return "." + p, true
+		}
+	}
+	return "", false
+}
+
+// enforceUTF8 reports whether proto.Marshal requires fd's strings to be
+// UTF-8: proto3, and editions with utf8_validation VERIFY.
+func enforceUTF8(fd protoreflect.FieldDescriptor) bool {
+	if fd.Syntax() == protoreflect.Editions {
+		if e, ok := fd.(interface{ EnforceUTF8() bool }); ok {
+			return e.EnforceUTF8()
+		}
+	}
+	return fd.Syntax() == protoreflect.Proto3
 }

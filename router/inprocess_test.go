@@ -12,8 +12,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 )
 
 // Once an in-process call has ended, its header and trailer were handed
@@ -165,5 +170,55 @@ func TestStreamFirstResponseSendsTheHeader(t *testing.T) {
 	}
 	if err := cs.RecvMsg(&resp); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the response: %v", err)
+	}
+}
+
+// A request whose string fields are not all UTF-8 cannot be marshalled:
+// it is refused with INVALID_ARGUMENT naming the field, before the call
+// starts, instead of failing to marshal (INTERNAL) once it has.
+func TestRequestWithInvalidUTF8IsRefused(t *testing.T) {
+	ran := false
+	ip := NewInProcess(nil, func(_ any, ss grpc.ServerStream) error {
+		ran = true
+		if err := ss.RecvMsg(&Frame{}); err != nil {
+			return err
+		}
+		return ss.SendMsg(&Frame{})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		req  proto.Message
+		path string
+	}{
+		{&testingv1.EchoRequest{Message: "ok\xff"}, "message"},
+		{&testingv1.EchoRequest{FailWith: &spb.Status{Message: "\xc3"}}, "fail_with.message"},
+		{&catalogv1.ListBooksRequest{Tags: []string{"a", "\xfe"}}, "tags[1]"},
+		{&catalogv1.ListBooksRequest{Filter: &catalogv1.ListBooksRequest_Filter{Author: "\xff"}}, "filter.author"},
+		{&structpb.Struct{Fields: map[string]*structpb.Value{"k": structpb.NewStringValue("\xff")}}, `fields["k"].string_value`},
+		{&structpb.Struct{Fields: map[string]*structpb.Value{"\xff": structpb.NewNullValue()}}, `fields key "\xff"`},
+	} {
+		want := "edgegate: string field " + c.path + " holds invalid UTF-8"
+		err := ip.Invoke(ctx, "/pkg.Svc/Unary", c.req, &Frame{})
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument || st.Message() != want {
+			t.Errorf("Invoke: %v, want INVALID_ARGUMENT %q", err, want)
+		}
+		cs, err := ip.NewStream(ctx, serverStream, "/pkg.Svc/Watch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.SendMsg(c.req); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("SendMsg: %v, want INVALID_ARGUMENT", err)
+		}
+		if err := cs.RecvMsg(&Frame{}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("RecvMsg after the refusal: %v, want INVALID_ARGUMENT", err)
+		}
+	}
+	if ran {
+		t.Fatal("the handler ran for a refused request")
+	}
+	// Valid strings and bytes that are not UTF-8 pass.
+	if err := ip.Invoke(ctx, "/pkg.Svc/Unary", &testingv1.EchoRequest{Message: "ü", Payload: []byte{0xff}}, &testingv1.EchoResponse{}); err != nil || !ran {
+		t.Errorf("a valid request: %v (handler ran: %v)", err, ran)
 	}
 }

@@ -2,16 +2,25 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/edgegate/edgegate/examples/shop"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
+	ordersv1 "github.com/edgegate/edgegate/gen/shop/orders/v1"
+	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 )
 
@@ -169,4 +178,110 @@ func TestRESTUnauthorizedHasOneChallenge(t *testing.T) {
 			t.Errorf("%s: WWW-Authenticate %q, want exactly [%q]", c.name, got, c.challenge)
 		}
 	}
+}
+
+// callLog records every unary call an upstream served, in order.
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *callLog) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	l.add(info.FullMethod + " " + prototext.Format(req.(proto.Message)))
+	return handler(ctx, req)
+}
+
+func (l *callLog) interceptStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	l.add(info.FullMethod)
+	return handler(srv, ss)
+}
+
+func (l *callLog) add(call string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, call)
+}
+
+// since returns the calls from the n-th on.
+func (l *callLog) since(n int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.calls[n:])
+}
+
+func (l *callLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.calls)
+}
+
+// loggedShop starts the shop's catalog, orders and users services, which
+// log every call they serve in one callLog, and a gateway in front of
+// them.
+// A negative check ends with a marker call through the gateway: a call
+// the gateway forwarded it served before answering it, so before the
+// marker, which is then not the only call logged since.
+func loggedShop(t *testing.T, extra string) (*Gateway, *callLog) {
+	t.Helper()
+	log := &callLog{}
+	catalog := StartServerOpts(t, func(s *grpc.Server) { catalogv1.RegisterCatalogServiceServer(s, shop.NewCatalog()) }, grpc.UnaryInterceptor(log.intercept))
+	orders := StartServerOpts(t, func(s *grpc.Server) { ordersv1.RegisterOrdersServiceServer(s, shop.NewOrders()) }, grpc.UnaryInterceptor(log.intercept), grpc.StreamInterceptor(log.interceptStream))
+	users := StartServerOpts(t, func(s *grpc.Server) { usersv1.RegisterUsersServiceServer(s, shop.NewUsers()) }, grpc.UnaryInterceptor(log.intercept))
+	gw := StartGateway(t, fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - {name: catalog, endpoints: [%q]}
+  - {name: orders, endpoints: [%q]}
+  - {name: users, endpoints: [%q]}
+routes:
+  - {match: {service: shop.catalog.v1.CatalogService}, cluster: catalog}
+  - {match: {service: shop.orders.v1.OrdersService}, cluster: orders}
+  - {match: {service: shop.users.v1.UsersService}, cluster: users}
+`, catalog, orders, users)+extra)
+	return gw, log
+}
+
+// wantOnlyMarker sends the marker call (GET /v1/users/marker, answered
+// 404 by the users service) and fails unless it is the one call logged
+// from the since-th.
+func wantOnlyMarker(t *testing.T, gw *Gateway, log *callLog, since int) {
+	t.Helper()
+	wantStatusJSON(t, doHTTP(t, nil, "GET", "http://"+gw.Addr+"/v1/users/marker", "", nil), http.StatusNotFound, codes.NotFound, "marker")
+	want := `/shop.users.v1.UsersService/GetUser user_id: "marker"` // as strings.Fields sees it: prototext varies its spaces
+	if got := log.since(since); len(got) != 1 || strings.Join(strings.Fields(got[0]), " ") != want {
+		t.Fatalf("calls served since the refused ones: %q, want the marker's alone", got)
+	}
+}
+
+// A string field filled with bytes that are not UTF-8 (from the path, the
+// query or the body) is INVALID_ARGUMENT, 400, naming the field, and never
+// forwarded; before, proto.Marshal failed in the in-process connection
+// and the client got 500.
+func TestRESTInvalidUTF8IsInvalidArgument(t *testing.T) {
+	gw, log := loggedShop(t, "")
+	base := "http://" + gw.Addr
+	since := log.len()
+	for _, c := range []struct {
+		name, method, path, body, msg string
+	}{
+		{"path variable", "GET", "/v1/users/%ff%fe", "", "string field user_id holds invalid UTF-8"},
+		{"nested query parameter", "GET", "/v1/books?filter.author=%C3", "", "string field filter.author holds invalid UTF-8"},
+		{"repeated query parameter", "GET", "/v1/books?tags=ok&tags=%ff", "", "string field tags[1] holds invalid UTF-8"},
+		{"path variable beside a body", "PUT", "/v1/users/%ff", `{"display_name":"x"}`, "string field user.user_id holds invalid UTF-8"},
+		{"body", "PUT", "/v1/users/ada", "{\"display_name\":\"\xff\"}", "invalid UTF-8"},
+		{"body, a lone surrogate escaped", "PUT", "/v1/users/ada", `{"display_name":"\udcff"}`, "proto: "},
+	} {
+		wantStatusJSON(t, doHTTP(t, nil, c.method, base+c.path, c.body, nil), http.StatusBadRequest, codes.InvalidArgument, c.msg)
+	}
+	// A server stream's: refused before the call starts.
+	for _, sse := range []bool{false, true} {
+		hdr := map[string]string{}
+		if sse {
+			hdr["Accept"] = "text/event-stream"
+		}
+		r := doHTTP(t, nil, "GET", base+"/v1/orders/%ff:track", "", hdr)
+		wantStreamRefused(t, r, sse, http.StatusBadRequest, codes.InvalidArgument, "string field order_id holds invalid UTF-8")
+	}
+	wantOnlyMarker(t, gw, log, since)
 }
