@@ -90,6 +90,22 @@ func RESTRoutes() []RESTRoute {
 	return out
 }
 
+// streamedBodies are the request types of the client-streaming bindings,
+// whose bodies are a stream of JSON values.
+func streamedBodies() map[protoreflect.FullName]bool {
+	out := map[protoreflect.FullName]bool{}
+	for _, r := range RESTRoutes() {
+		if !r.ClientStream {
+			continue
+		}
+		name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(r.FullMethod, "/"), "/", "."))
+		if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil {
+			out[d.(protoreflect.MethodDescriptor).Input().FullName()] = true
+		}
+	}
+	return out
+}
+
 func httpBinding(r *annotations.HttpRule) (verb, path string) {
 	switch p := r.GetPattern().(type) {
 	case *annotations.HttpRule_Get:
@@ -136,6 +152,7 @@ func NewREST(c *configv1.REST, cc grpc.ClientConnInterface, extraForward ...stri
 		},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: c.GetDiscardUnknownFields()},
 	}}
+	json.streams = streamedBodies()
 	forward := headerSet(alwaysForward, append(extraForward, c.GetForwardRequestHeaders()...))
 	delete(forward, "authorization") // grpc-gateway forwards it itself
 	d := &restDoor{json: json, expose: headerSet(alwaysExpose, c.GetExposeResponseHeaders()), serverStreams: map[string]bool{}}

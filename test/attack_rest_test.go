@@ -41,6 +41,22 @@ func restStream(t *testing.T, base string, sse bool, body string, hdr map[string
 	return doHTTP(t, nil, "POST", base+"/v1/echo:stream", body, h)
 }
 
+// wantNoneForwarded fails when up started a call from the since-th on
+// (a value of Started taken before the calls under test) other than a
+// marker call it sends through gw's native gRPC door after them; the
+// gateway's calls to up share one connection, so a forwarded call would
+// have started before the marker ended.
+func wantNoneForwarded(t *testing.T, gw *Gateway, up *Upstream, since int64) {
+	t.Helper()
+	marker := "after-" + t.Name()
+	if _, err := testingv1.NewEchoServiceClient(Dial(t, gw.Addr)).Unary(WithMarker(Ctx(t, 10*time.Second), marker), &testingv1.EchoRequest{}); err != nil {
+		t.Fatalf("the marker call: %v", err)
+	}
+	if calls := up.StartedUntil(t, since, marker); len(calls) != 0 {
+		t.Fatalf("the upstream saw %d refused calls: %v first", len(calls), calls[0].Method)
+	}
+}
+
 // wantStreamRefused checks the answer of a server stream refused before
 // its first message: as newline-delimited JSON, the mapped HTTP status
 // and one {"error": google.rpc.Status} record; as Server-Sent Events, 200
@@ -283,5 +299,35 @@ func TestRESTInvalidUTF8IsInvalidArgument(t *testing.T) {
 		r := doHTTP(t, nil, "GET", base+"/v1/orders/%ff:track", "", hdr)
 		wantStreamRefused(t, r, sse, http.StatusBadRequest, codes.InvalidArgument, "string field order_id holds invalid UTF-8")
 	}
+	wantOnlyMarker(t, gw, log, since)
+}
+
+// A JSON body holds one value: trailing garbage or a second value is 400
+// with protojson's message, and nothing is forwarded (before, what
+// followed the first value was dropped and the call forwarded).
+func TestRESTBodyHoldsOneJSONValue(t *testing.T) {
+	gw, log := loggedShop(t, "http:\n  rest:\n    discard_unknown_fields: true\n")
+	base := "http://" + gw.Addr
+	since := log.len()
+	for _, c := range []struct{ body, msg string }{
+		{`{"display_name":"a"} xyz`, "syntax error (line 1:22): invalid value xyz"},
+		{`{"display_name":"a"}{"display_name":"b"}`, "syntax error (line 1:21): unexpected token {"},
+		{`{"a":1}{"b":2}`, "unexpected token {"},
+		{`{"display_name":"a"},`, "unexpected token ,"},
+		{`{"display_name":"a"}]`, "unexpected token ]"},
+	} {
+		wantStatusJSON(t, doHTTP(t, nil, "PUT", base+"/v1/users/ada", c.body, nil), http.StatusBadRequest, codes.InvalidArgument, c.msg)
+	}
+	// The body of a server stream's binding, and of another unary one.
+	up := StartEcho(t, "up")
+	egw := StartGateway(t, doorsConfig(up.Addr))
+	wantStreamRefused(t, doHTTP(t, nil, "POST", "http://"+egw.Addr+"/v1/echo:stream", `{"message":"a"} xyz`, nil), false, http.StatusBadRequest, codes.InvalidArgument, "invalid value xyz")
+	wantStatusJSON(t, doHTTP(t, nil, "POST", "http://"+egw.Addr+"/v1/echo:unary", `{"message":"a"}{"message":"b"}`, nil), http.StatusBadRequest, codes.InvalidArgument, "unexpected token {")
+	wantNoneForwarded(t, egw, up, 0)
+	// White space after the value is fine.
+	if r := doHTTP(t, nil, "PUT", base+"/v1/users/ada", "{\"display_name\":\"a\"} \r\n\t", nil); r.code != http.StatusOK {
+		t.Fatalf("a body with trailing white space: %d %s", r.code, r.body)
+	}
+	since = log.len()
 	wantOnlyMarker(t, gw, log, since)
 }
