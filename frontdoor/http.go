@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -115,7 +116,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		w.Header().Set("Content-Length", strconv.Itoa(len(h.o.OpenAPI)))
 		_, _ = w.Write(h.o.OpenAPI)
 	case h.o.REST != nil:
-		if !h.limitBody(w, r) {
+		if !h.limitBody(w, r) || !jsonBody(w, r) {
 			return
 		}
 		ctx = callinfo.NewContext(ctx, info)
@@ -192,6 +193,40 @@ func (h *handler) limitBody(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = restBody{bytes.NewReader(body), body}
 	r.ContentLength = int64(len(body))
 	return true
+}
+
+// jsonBody refuses a REST request whose body is not JSON by its content
+// type (application/json or application/*+json, parameters allowed; a
+// request without a body needs none): 415, with Accept, before anything
+// is forwarded. A browser sends a cross-site text/plain or form body
+// without asking first (no preflight); refused here, it never reaches the
+// API. It answers the request itself and returns false when it refuses.
+func jsonBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return true
+	}
+	types := r.Header.Values("Content-Type")
+	if len(types) == 1 && isJSON(types[0]) {
+		return true
+	}
+	got := "none"
+	if len(types) > 0 {
+		got = strconv.Quote(strings.Join(types, ", "))
+	}
+	w.Header().Set("Accept", "application/json")
+	Error(w, codes.InvalidArgument, http.StatusUnsupportedMediaType, "edgegate: a REST request body must be JSON (Content-Type: application/json); its content type is "+got)
+	return false
+}
+
+// isJSON reports whether a Content-Type value is JSON: application/json or
+// application/*+json, with any parameters.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	sub, ok := strings.CutPrefix(mt, "application/")
+	return ok && (sub == "json" || len(sub) > len("+json") && strings.HasSuffix(sub, "+json"))
 }
 
 func remoteAddr(s string) net.Addr {

@@ -29,8 +29,8 @@ backends: catalog 127.0.0.1:9101, orders 127.0.0.1:9102, users 127.0.0.1:9103, e
 Try, in another terminal:
   curl -s $GW/v1/shelves/1/books/1
   curl -s '$GW/v1/books?genre=GENRE_SCIENCE&tags=physics'
-  curl -s -X POST $GW/v1/orders -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":2}]}'
-  curl -s -X POST $GW/v1/orders -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":50}]}'
+  curl -s -X POST $GW/v1/orders -H 'Content-Type: application/json' -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":2}]}'
+  curl -s -X POST $GW/v1/orders -H 'Content-Type: application/json' -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":50}]}'
   curl -sN -H 'Accept: text/event-stream' $GW/v1/orders/o-1:track
   curl -s $GW/openapi.json | head -20
   $GRPCURL -plaintext $GW list

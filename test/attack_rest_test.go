@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -330,4 +331,99 @@ func TestRESTBodyHoldsOneJSONValue(t *testing.T) {
 	}
 	since = log.len()
 	wantOnlyMarker(t, gw, log, since)
+}
+
+// send is one HTTP request with exactly the headers in hdr (no
+// Content-Type unless there).
+func send(t *testing.T, method, url, body string, hdr map[string]string) httpResult {
+	t.Helper()
+	req, err := http.NewRequestWithContext(Ctx(t, 10*time.Second), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body == "" {
+		req.Body = http.NoBody
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httpResult{resp.StatusCode, resp.Header, b}
+}
+
+// crossSite are the headers a browser sends with a cross-site fetch in
+// no-cors mode, which it sends without a preflight: a POST with a
+// text/plain body (a CORS-safelisted content type).
+func crossSite(origin string) map[string]string {
+	return map[string]string{
+		"Origin":         origin,
+		"Sec-Fetch-Site": "cross-site",
+		"Sec-Fetch-Mode": "no-cors",
+		"Sec-Fetch-Dest": "empty",
+		"Content-Type":   "text/plain;charset=UTF-8",
+	}
+}
+
+const order = `{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":1}]}`
+
+// A REST request with a body needs a JSON content type, else 415 (with
+// Accept: application/json) and nothing is forwarded: a cross-site page
+// can send text/plain, form and multipart bodies without a preflight, and
+// the door parsed them as JSON, so any site could create an order with
+// the visitor's cookies.
+func TestRESTBodyMustBeJSON(t *testing.T) {
+	gw, log := loggedShop(t, "")
+	base := "http://" + gw.Addr
+	since := log.len()
+	for _, c := range []struct {
+		name string
+		hdr  map[string]string
+		got  string
+	}{
+		{"a cross-site text/plain POST", crossSite("https://evil.example"), `"text/plain;charset=UTF-8"`},
+		{"a form", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, `"application/x-www-form-urlencoded"`},
+		{"multipart", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, `"multipart/form-data; boundary=x"`},
+		{"no content type", nil, "none"},
+		{"not a media type", map[string]string{"Content-Type": "json"}, `"json"`},
+		{"JSON's name in a parameter", map[string]string{"Content-Type": "text/plain; x=application/json"}, `"text/plain; x=application/json"`},
+	} {
+		r := send(t, "POST", base+"/v1/orders", order, c.hdr)
+		wantStatusJSON(t, r, http.StatusUnsupportedMediaType, codes.InvalidArgument, "edgegate: a REST request body must be JSON (Content-Type: application/json); its content type is "+c.got)
+		if a := r.header.Get("Accept"); a != "application/json" {
+			t.Errorf("%s: Accept %q, want application/json", c.name, a)
+		}
+	}
+	// Two content types, one of them JSON: refused too.
+	req, _ := http.NewRequestWithContext(Ctx(t, 10*time.Second), "POST", base+"/v1/orders", strings.NewReader(order))
+	req.Header["Content-Type"] = []string{"application/json", "text/plain"}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("two content types: HTTP %d, want 415", resp.StatusCode)
+	}
+	wantOnlyMarker(t, gw, log, since)
+
+	// JSON, with parameters or as a +json type; no content type without a
+	// body.
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"} {
+		if r := send(t, "POST", base+"/v1/orders", order, map[string]string{"Content-Type": ct}); r.code != http.StatusOK {
+			t.Errorf("%s: HTTP %d %s", ct, r.code, r.body)
+		}
+	}
+	for _, hdr := range []map[string]string{nil, {"Content-Type": "text/plain"}} {
+		if r := send(t, "GET", base+"/v1/shelves/1/books/1", "", hdr); r.code != http.StatusOK {
+			t.Errorf("GET without a body, content type %q: HTTP %d %s", hdr["Content-Type"], r.code, r.body)
+		}
+	}
 }
