@@ -84,6 +84,10 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 	if h.o.CORS != nil && h.o.CORS.handle(w, r) {
 		return
 	}
+	if h.o.CORS != nil && !h.o.CORS.admits(r) {
+		h.refuseOrigin(w, r)
+		return
+	}
 	if h.o.CORS == nil && isPreflight(r) {
 		// A browser asks before a cross-origin call; without http.cors
 		// nothing answers it, and the browser only says the call failed.
@@ -124,6 +128,17 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 	default:
 		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
 	}
+}
+
+// refuseOrigin answers a request from an origin CORS does not admit:
+// PERMISSION_DENIED, as gRPC-Web (trailers-only) or as JSON (403).
+func (h *handler) refuseOrigin(w http.ResponseWriter, r *http.Request) {
+	st := status.New(codes.PermissionDenied, fmt.Sprintf("edgegate: origin %q is not allowed: list it in http.cors.allowed_origins", r.Header.Get("Origin")))
+	if h.o.GRPCWeb != nil && grpcweb.IsRequest(r) {
+		grpcweb.WriteError(w, r, st)
+		return
+	}
+	WriteStatus(w, st, http.StatusForbidden)
 }
 
 // shed answers a request over the in-flight limit: UNAVAILABLE, as

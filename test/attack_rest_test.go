@@ -2,8 +2,10 @@ package test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -426,4 +428,110 @@ func TestRESTBodyMustBeJSON(t *testing.T) {
 			t.Errorf("GET without a body, content type %q: HTTP %d %s", hdr["Content-Type"], r.code, r.body)
 		}
 	}
+}
+
+// corsConfig exposes the echo upstream with CORS for one origin; extra
+// is appended to its http.cors.
+func corsConfig(upstream, extra string) string {
+	return EchoConfig(upstream) + `
+http:
+  cors:
+    allowed_origins: ["https://app.example"]
+` + extra
+}
+
+// With http.cors, a request whose Origin is neither allowed nor its own
+// is refused before it is forwarded, on the REST door (403
+// PERMISSION_DENIED) and the gRPC-Web door (a trailers-only
+// PERMISSION_DENIED): before, it was forwarded and only its answer was
+// kept from the page, so a cross-site page could act for its visitor.
+func TestCrossSiteRequestsAreRefused(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, corsConfig(up.Addr, ""))
+	base := "http://" + gw.Addr
+	const msg = `edgegate: origin "https://evil.example" is not allowed`
+	for _, c := range []struct {
+		name string
+		hdr  map[string]string
+		msg  string
+	}{
+		{"a cross-site text/plain POST", crossSite("https://evil.example"), msg},
+		{"a cross-site JSON POST", map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"}, msg},
+		{"an allowed origin's host on another scheme", map[string]string{"Origin": "http://app.example", "Content-Type": "application/json"}, `origin "http://app.example" is not allowed`},
+		{"the gateway's host on another scheme", map[string]string{"Origin": "https://" + gw.Addr, "Content-Type": "application/json"}, "is not allowed"},
+		{"an opaque origin", map[string]string{"Origin": "null", "Content-Type": "application/json"}, `origin "null" is not allowed`},
+	} {
+		r := send(t, "POST", base+"/v1/echo:unary", `{"message":"x"}`, c.hdr)
+		wantStatusJSON(t, r, http.StatusForbidden, codes.PermissionDenied, c.msg)
+		if r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q", c.name, r.header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	r := restStream(t, base, true, `{"message":"x"}`, map[string]string{"Origin": "https://evil.example"})
+	wantStatusJSON(t, r, http.StatusForbidden, codes.PermissionDenied, msg)
+	f := webFrame(t, &testingv1.EchoRequest{Message: "x"})
+	for _, ct := range []string{"application/grpc-web+proto", "application/grpc-web-text"} {
+		body := f
+		if ct == "application/grpc-web-text" {
+			body = []byte(base64.StdEncoding.EncodeToString(f))
+		}
+		a := postWeb(t, nil, base+"/edgegate.testing.v1.EchoService/Unary", ct, body, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+		if a.grpcStatus() != "7" || !strings.Contains(a.grpcMessage(), "is not allowed") || len(a.messages) != 0 {
+			t.Errorf("gRPC-Web %s: HTTP %d, status %q %q, %d messages; want a trailers-only PERMISSION_DENIED", ct, a.code, a.grpcStatus(), a.grpcMessage(), len(a.messages))
+		}
+	}
+	wantNoneForwarded(t, gw, up, 0)
+
+	// Served: an allowed origin (with CORS headers), the gateway's own
+	// origin (a browser sends Origin with a same-origin POST), and no
+	// Origin at all.
+	for _, hdr := range []map[string]string{
+		{"Origin": "https://app.example", "Sec-Fetch-Site": "cross-site"},
+		{"Origin": "http://" + gw.Addr, "Sec-Fetch-Site": "same-origin"},
+		{"Origin": "HTTP://" + strings.ToUpper(gw.Addr)},
+		nil,
+	} {
+		hdr = maps.Clone(hdr)
+		if hdr == nil {
+			hdr = map[string]string{}
+		}
+		hdr["Content-Type"] = "application/json"
+		if r := send(t, "POST", base+"/v1/echo:unary", `{"message":"x"}`, hdr); r.code != http.StatusOK {
+			t.Errorf("Origin %q: HTTP %d %s", hdr["Origin"], r.code, r.body)
+		}
+		up.NextCall(t)
+		a := postWeb(t, nil, base+"/edgegate.testing.v1.EchoService/Unary", "application/grpc-web+proto", f, map[string]string{"Origin": hdr["Origin"]})
+		if a.grpcStatus() != "0" {
+			t.Errorf("gRPC-Web, Origin %q: status %q %q", hdr["Origin"], a.grpcStatus(), a.grpcMessage())
+		}
+		up.NextCall(t)
+	}
+}
+
+// http.cors.serve_other_origins serves requests from other origins, as
+// before: without CORS headers, so that the page cannot read the answer.
+func TestServeOtherOrigins(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, corsConfig(up.Addr, "    serve_other_origins: true\n"))
+	r := send(t, "POST", "http://"+gw.Addr+"/v1/echo:unary", `{"message":"x"}`, map[string]string{"Origin": "https://evil.example", "Content-Type": "application/json"})
+	if r.code != http.StatusOK || r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("HTTP %d, Access-Control-Allow-Origin %q: %s", r.code, r.header.Get("Access-Control-Allow-Origin"), r.body)
+	}
+	up.NextCall(t)
+	// Its preflight is still refused, and a text/plain body is still not
+	// JSON.
+	since := up.Started()
+	req, _ := http.NewRequestWithContext(Ctx(t, 10*time.Second), "OPTIONS", "http://"+gw.Addr+"/v1/echo:unary", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("preflight: HTTP %d, want 403", resp.StatusCode)
+	}
+	wantStatusJSON(t, send(t, "POST", "http://"+gw.Addr+"/v1/echo:unary", `{"message":"x"}`, crossSite("https://evil.example")), http.StatusUnsupportedMediaType, codes.InvalidArgument, "must be JSON")
+	wantNoneForwarded(t, gw, up, since)
 }
