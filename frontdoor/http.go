@@ -66,9 +66,13 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		HTTPPath:   r.URL.Path,
 	}
 	w := &statusWriter{ResponseWriter: rw}
-	if n := h.inFlight.Add(1); h.o.MaxInFlight > 0 && n > h.o.MaxInFlight {
+	n := h.inFlight.Add(1)
+	switch msg := framingRefusal(r); {
+	case msg != "":
+		h.refuseFraming(w, r, msg)
+	case h.o.MaxInFlight > 0 && n > h.o.MaxInFlight:
 		h.shed(w, r)
-	} else {
+	default:
 		h.serve(w, r, info)
 	}
 	h.inFlight.Add(-1)
@@ -139,6 +143,19 @@ func (h *handler) refuseOrigin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteStatus(w, st, http.StatusForbidden)
+}
+
+// refuseFraming answers an HTTP/1.1 request whose framing is refused (see
+// framingRefusal): INVALID_ARGUMENT, as gRPC-Web (trailers-only) or as
+// JSON (400), and the connection is closed after the answer.
+func (h *handler) refuseFraming(w http.ResponseWriter, r *http.Request, msg string) {
+	w.Header().Set("Connection", "close")
+	st := status.New(codes.InvalidArgument, msg)
+	if h.o.GRPCWeb != nil && grpcweb.IsRequest(r) {
+		grpcweb.WriteError(w, r, st)
+		return
+	}
+	WriteStatus(w, st, http.StatusBadRequest)
 }
 
 // shed answers a request over the in-flight limit: UNAVAILABLE, as

@@ -1,11 +1,13 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -25,6 +27,7 @@ import (
 	ordersv1 "github.com/edgegate/edgegate/gen/shop/orders/v1"
 	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/test/attack"
 )
 
 // The REST door under attack: refusals of server streams, bodies and
@@ -534,4 +537,82 @@ func TestServeOtherOrigins(t *testing.T) {
 	}
 	wantStatusJSON(t, send(t, "POST", "http://"+gw.Addr+"/v1/echo:unary", `{"message":"x"}`, crossSite("https://evil.example")), http.StatusUnsupportedMediaType, codes.InvalidArgument, "must be JSON")
 	wantNoneForwarded(t, gw, up, since)
+}
+
+// rawExchange writes head on a new HTTP/1.1 connection to addr and reads
+// one response; the connection is returned for what follows.
+func rawExchange(t *testing.T, addr, head string) (*http.Response, []byte, net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := attack.Raw(addr, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetReadDeadline(time.Now().Add(Patience))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return resp, b, c, br
+}
+
+// A request with both Content-Length and Transfer-Encoding: chunked is
+// refused with 400 before anything is forwarded, and the connection is
+// closed (RFC 9112 §6.1). net/http accepts such a request: it reads the
+// chunked body and deletes both headers, so the handler cannot see them,
+// and keeps the connection, so a proxy in front that framed the request by
+// its Content-Length and the gateway disagree on where the next request
+// starts. The front door follows the framing of HTTP/1 connections in the
+// bytes net/http reads.
+func TestHTTP1ContentLengthWithChunkedIsRefused(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, doorsConfig(up.Addr))
+	body := `{"message":"x"}`
+	chunked := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+	for _, c := range []struct{ name, head string }{
+		{"Content-Length first", "POST /v1/echo:unary HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: " + fmt.Sprint(len(chunked)) + "\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked},
+		{"Transfer-Encoding first, other cases", "POST /v1/echo:unary HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\ntransfer-encoding: Chunked\r\ncontent-length: 4\r\n\r\n" + chunked},
+		// What a proxy that framed it by Content-Length (4 bytes: "0\r\n\r")
+		// would take for one request, and the gateway for two.
+		{"a smuggled request", "POST /v1/echo:unary HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPOST /v1/echo:unary HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body},
+	} {
+		resp, b, conn, _ := rawExchange(t, gw.Addr, c.head)
+		wantStatusJSON(t, httpResult{resp.StatusCode, resp.Header, b}, http.StatusBadRequest, codes.InvalidArgument, "a request with both Content-Length and Transfer-Encoding is refused")
+		if !resp.Close {
+			t.Errorf("%s: the answer does not close the connection: %v", c.name, resp.Header)
+		}
+		if !attack.Closed(conn, Patience) {
+			t.Errorf("%s: the connection stayed open", c.name)
+		}
+	}
+	// gRPC-Web over HTTP/1.1 too: a trailers-only INVALID_ARGUMENT.
+	frame := webFrame(t, &testingv1.EchoRequest{Message: "x"})
+	webChunked := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(frame), frame)
+	resp, _, _, _ := rawExchange(t, gw.Addr, "POST /edgegate.testing.v1.EchoService/Unary HTTP/1.1\r\nHost: gw\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n"+webChunked)
+	if resp.Header.Get("Grpc-Status") != "3" || !resp.Close {
+		t.Errorf("gRPC-Web: HTTP %d, grpc-status %q, close %v", resp.StatusCode, resp.Header.Get("Grpc-Status"), resp.Close)
+	}
+	wantNoneForwarded(t, gw, up, 0)
+
+	// A chunked request alone, then another on the same connection: both
+	// served.
+	resp, b, conn, br := rawExchange(t, gw.Addr, "POST /v1/echo:unary HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"+chunked)
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("a chunked request: HTTP %d, close %v: %s", resp.StatusCode, resp.Close, b)
+	}
+	if _, err := io.WriteString(conn, "POST /v1/echo:unary HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: "+fmt.Sprint(len(body))+"\r\n\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(Patience))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the next request on the connection: %v %v", resp, err)
+	}
+	_ = resp.Body.Close()
 }
