@@ -1,6 +1,7 @@
 package frontdoor
 
 import (
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,7 +18,8 @@ var (
 	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id"}
 )
 
-// CORS answers preflight requests and marks responses for allowed origins.
+// CORS answers preflight requests and marks responses for allowed origins;
+// the HTTP handler refuses requests from other origins (admits).
 type CORS struct {
 	anyOrigin   bool
 	origins     map[string]bool
@@ -26,6 +28,7 @@ type CORS struct {
 	exposeList  []string
 	maxAge      string
 	credentials bool
+	serveOthers bool
 }
 
 // NewCORS compiles c; nil (CORS off) when c is nil.
@@ -33,7 +36,7 @@ func NewCORS(c *configv1.CORS) *CORS {
 	if c == nil {
 		return nil
 	}
-	out := &CORS{origins: map[string]bool{}, credentials: c.GetAllowCredentials()}
+	out := &CORS{origins: map[string]bool{}, credentials: c.GetAllowCredentials(), serveOthers: c.GetServeOtherOrigins()}
 	for _, o := range c.GetAllowedOrigins() {
 		if o == "*" {
 			out.anyOrigin = true
@@ -60,8 +63,40 @@ func (c *CORS) allowed(origin string) bool {
 	return c.anyOrigin || c.origins[origin]
 }
 
+// admits reports whether r may be served: it has no Origin, or an allowed
+// one, or its own (a browser sends Origin with a same-origin POST too), or
+// serve_other_origins is set.
+func (c *CORS) admits(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	return origin == "" || c.serveOthers || c.allowed(origin) || sameOrigin(origin, r)
+}
+
+// sameOrigin reports whether origin is r's own: the scheme of r's
+// connection (https when the front door terminated TLS) and r's Host,
+// default ports made explicit.
+func sameOrigin(origin string, r *http.Request) bool {
+	scheme := "http"
+	if TLSState(r.Context()) != nil {
+		scheme = "https"
+	}
+	host, ok := strings.CutPrefix(strings.ToLower(origin), scheme+"://")
+	return ok && host != "" && hostPort(host, scheme) == hostPort(strings.ToLower(r.Host), scheme)
+}
+
+// hostPort is host[:port] with the scheme's default port when it has none.
+func hostPort(h, scheme string) string {
+	if _, _, err := net.SplitHostPort(h); err == nil {
+		return h
+	}
+	port := "80"
+	if scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), port)
+}
+
 // handle applies CORS to r. It returns true when it answered r itself (a
-// preflight, or a disallowed origin).
+// preflight); a request from another origin it leaves to admits.
 func (c *CORS) handle(w http.ResponseWriter, r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {

@@ -49,7 +49,8 @@ func restHandler(t testing.TB) http.Handler {
 
 // FuzzREST drives REST request decoding (path templates, query parameters,
 // JSON bodies) with arbitrary input: the handler never panics, and every
-// answer is JSON, a google.rpc.Status when it is an error.
+// answer is JSON, a google.rpc.Status when it is an error (in an
+// {"error": …} record for a server stream's binding).
 func FuzzREST(f *testing.F) {
 	for _, s := range [][3]string{
 		{"GET", "/v1/shelves/1/books/1", ""},
@@ -57,6 +58,7 @@ func FuzzREST(f *testing.F) {
 		{"POST", "/v1/shelves/1/books?book_id=x", `{"title":"t","genre":"GENRE_FICTION","readingTime":"3600s"}`},
 		{"PATCH", "/v1/shelves/1/books/1?update_mask=title,stock", `{"stock":3}`},
 		{"POST", "/v1/echo:unary", `{"message":"m","payload":"AAEC","delay":"1s"}`},
+		{"POST", "/v1/echo:stream", `{"repeat":"x"}`},
 		{"PUT", "/v1/users/a%2Fb", `{"display_name":"x"}`},
 		{"POST", "/v1/orders", `{"items":[{"book":"b","quantity":"9999999999999"}]}`},
 		{"GET", "/v1/books?page_size=-1&genre=99999", ""},
@@ -92,7 +94,12 @@ func FuzzREST(f *testing.F) {
 				Code    *int   `json:"code"`
 				Message string `json:"message"`
 			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || st.Code == nil {
+			body := rec.Body.Bytes()
+			var record struct{ Error json.RawMessage } // a server stream's error record
+			if json.Unmarshal(body, &record) == nil && record.Error != nil {
+				body = record.Error
+			}
+			if err := json.Unmarshal(body, &st); err != nil || st.Code == nil {
 				t.Fatalf("%s %s: HTTP %d with a body that is no google.rpc.Status: %q", method, target, rec.Code, rec.Body.String())
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -65,9 +66,13 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		HTTPPath:   r.URL.Path,
 	}
 	w := &statusWriter{ResponseWriter: rw}
-	if n := h.inFlight.Add(1); h.o.MaxInFlight > 0 && n > h.o.MaxInFlight {
+	n := h.inFlight.Add(1)
+	switch msg := framingRefusal(r); {
+	case msg != "":
+		h.refuseFraming(w, r, msg)
+	case h.o.MaxInFlight > 0 && n > h.o.MaxInFlight:
 		h.shed(w, r)
-	} else {
+	default:
 		h.serve(w, r, info)
 	}
 	h.inFlight.Add(-1)
@@ -81,6 +86,10 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.Info) {
 	if h.o.CORS != nil && h.o.CORS.handle(w, r) {
+		return
+	}
+	if h.o.CORS != nil && !h.o.CORS.admits(r) {
+		h.refuseOrigin(w, r)
 		return
 	}
 	if h.o.CORS == nil && isPreflight(r) {
@@ -115,7 +124,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		w.Header().Set("Content-Length", strconv.Itoa(len(h.o.OpenAPI)))
 		_, _ = w.Write(h.o.OpenAPI)
 	case h.o.REST != nil:
-		if !h.limitBody(w, r) {
+		if !h.limitBody(w, r) || !jsonBody(w, r) {
 			return
 		}
 		ctx = callinfo.NewContext(ctx, info)
@@ -123,6 +132,30 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 	default:
 		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
 	}
+}
+
+// refuseOrigin answers a request from an origin CORS does not admit:
+// PERMISSION_DENIED, as gRPC-Web (trailers-only) or as JSON (403).
+func (h *handler) refuseOrigin(w http.ResponseWriter, r *http.Request) {
+	st := status.New(codes.PermissionDenied, fmt.Sprintf("edgegate: origin %q is not allowed: list it in http.cors.allowed_origins", r.Header.Get("Origin")))
+	if h.o.GRPCWeb != nil && grpcweb.IsRequest(r) {
+		grpcweb.WriteError(w, r, st)
+		return
+	}
+	WriteStatus(w, st, http.StatusForbidden)
+}
+
+// refuseFraming answers an HTTP/1.1 request whose framing is refused (see
+// framingRefusal): INVALID_ARGUMENT, as gRPC-Web (trailers-only) or as
+// JSON (400), and the connection is closed after the answer.
+func (h *handler) refuseFraming(w http.ResponseWriter, r *http.Request, msg string) {
+	w.Header().Set("Connection", "close")
+	st := status.New(codes.InvalidArgument, msg)
+	if h.o.GRPCWeb != nil && grpcweb.IsRequest(r) {
+		grpcweb.WriteError(w, r, st)
+		return
+	}
+	WriteStatus(w, st, http.StatusBadRequest)
 }
 
 // shed answers a request over the in-flight limit: UNAVAILABLE, as
@@ -192,6 +225,40 @@ func (h *handler) limitBody(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = restBody{bytes.NewReader(body), body}
 	r.ContentLength = int64(len(body))
 	return true
+}
+
+// jsonBody refuses a REST request whose body is not JSON by its content
+// type (application/json or application/*+json, parameters allowed; a
+// request without a body needs none): 415, with Accept, before anything
+// is forwarded. A browser sends a cross-site text/plain or form body
+// without asking first (no preflight); refused here, it never reaches the
+// API. It answers the request itself and returns false when it refuses.
+func jsonBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return true
+	}
+	types := r.Header.Values("Content-Type")
+	if len(types) == 1 && isJSON(types[0]) {
+		return true
+	}
+	got := "none"
+	if len(types) > 0 {
+		got = strconv.Quote(strings.Join(types, ", "))
+	}
+	w.Header().Set("Accept", "application/json")
+	Error(w, codes.InvalidArgument, http.StatusUnsupportedMediaType, "edgegate: a REST request body must be JSON (Content-Type: application/json); its content type is "+got)
+	return false
+}
+
+// isJSON reports whether a Content-Type value is JSON: application/json or
+// application/*+json, with any parameters.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	sub, ok := strings.CutPrefix(mt, "application/")
+	return ok && (sub == "json" || len(sub) > len("+json") && strings.HasSuffix(sub, "+json"))
 }
 
 func remoteAddr(s string) net.Addr {

@@ -94,7 +94,7 @@ func NewServer(o ListenerOptions) *Server {
 			IdleTimeout:       hc.GetIdleTimeout().AsDuration(),
 			MaxHeaderBytes:    int(lim.GetMaxHeaderListBytes()),
 			ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
-			ConnContext:       ConnContext,
+			ConnContext:       connContext,
 			Protocols:         protocols,
 			HTTP2: &http.HTTP2Config{
 				MaxConcurrentStreams: int(lim.GetMaxConcurrentStreams()),

@@ -3,9 +3,11 @@ package frontdoor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -55,6 +58,9 @@ type RESTRoute struct {
 	Path string // the google.api.http template, "/v1/{name=shelves/*/books/*}"
 	// FullMethod is the gRPC method, "/shop.catalog.v1.CatalogService/GetBook".
 	FullMethod string
+	// ServerStream and ClientStream say whether the method streams
+	// responses and requests.
+	ServerStream, ClientStream bool
 }
 
 // RESTRoutes lists the HTTP bindings of the compiled-in API, additional
@@ -76,9 +82,25 @@ func RESTRoutes() []RESTRoute {
 			full := "/" + reg.service + "/" + string(md.Name())
 			for _, r := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
 				if verb, path := httpBinding(r); verb != "" {
-					out = append(out, RESTRoute{Verb: verb, Path: path, FullMethod: full})
+					out = append(out, RESTRoute{Verb: verb, Path: path, FullMethod: full, ServerStream: md.IsStreamingServer(), ClientStream: md.IsStreamingClient()})
 				}
 			}
+		}
+	}
+	return out
+}
+
+// streamedBodies are the request types of the client-streaming bindings,
+// whose bodies are a stream of JSON values.
+func streamedBodies() map[protoreflect.FullName]bool {
+	out := map[protoreflect.FullName]bool{}
+	for _, r := range RESTRoutes() {
+		if !r.ClientStream {
+			continue
+		}
+		name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(r.FullMethod, "/"), "/", "."))
+		if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil {
+			out[d.(protoreflect.MethodDescriptor).Input().FullName()] = true
 		}
 	}
 	return out
@@ -114,12 +136,15 @@ var (
 // Errors are google.rpc.Status JSON bodies with the mapped HTTP status;
 // unknown paths are 404 and wrong methods 405, as JSON too. A client that
 // sends Accept: text/event-stream gets server streams as Server-Sent
-// Events; otherwise streams are newline-delimited JSON.
+// Events; otherwise streams are newline-delimited JSON. A server stream
+// that fails before its first message is answered with the mapped status
+// and one {"error": …} record, or over Server-Sent Events with 200 and one
+// "event: error" record (EventSource reads no other answer).
 //
 // extraForward are more request headers forwarded as metadata (the auth
 // providers' headers).
 func NewREST(c *configv1.REST, cc grpc.ClientConnInterface, extraForward ...string) (http.Handler, error) {
-	json := restJSON{&runtime.JSONPb{
+	json := restJSON{JSONPb: &runtime.JSONPb{
 		MarshalOptions: protojson.MarshalOptions{
 			UseProtoNames:   c.GetUseProtoNames(),
 			EmitUnpopulated: c.GetEmitUnpopulated(),
@@ -127,28 +152,170 @@ func NewREST(c *configv1.REST, cc grpc.ClientConnInterface, extraForward ...stri
 		},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: c.GetDiscardUnknownFields()},
 	}}
+	json.streams = streamedBodies()
 	forward := headerSet(alwaysForward, append(extraForward, c.GetForwardRequestHeaders()...))
 	delete(forward, "authorization") // grpc-gateway forwards it itself
-	expose := headerSet(alwaysExpose, c.GetExposeResponseHeaders())
-	mux := runtime.NewServeMux(
+	d := &restDoor{json: json, expose: headerSet(alwaysExpose, c.GetExposeResponseHeaders()), serverStreams: map[string]bool{}}
+	for _, r := range RESTRoutes() {
+		if r.ServerStream {
+			d.serverStreams[r.FullMethod] = true
+		}
+	}
+	d.mux = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, json),
 		runtime.WithMarshalerOption("text/event-stream", &sse{json}),
 		runtime.WithIncomingHeaderMatcher(func(k string) (string, bool) {
 			k = strings.ToLower(k)
 			return k, forward[k]
 		}),
-		runtime.WithOutgoingHeaderMatcher(func(k string) (string, bool) { return k, expose[k] }),
-		runtime.WithOutgoingTrailerMatcher(func(k string) (string, bool) { return k, expose[k] }),
+		runtime.WithOutgoingHeaderMatcher(d.exposed),
+		runtime.WithOutgoingTrailerMatcher(d.exposed),
 		runtime.WithRoutingErrorHandler(routingError),
-		runtime.WithErrorHandler(restError),
+		runtime.WithErrorHandler(d.writeError),
+		runtime.WithStreamErrorHandler(d.streamError),
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptSlash),
 	)
 	for _, reg := range registrations {
-		if err := reg.register(context.Background(), mux, cc); err != nil {
+		if err := reg.register(context.Background(), d.mux, cc); err != nil {
 			return nil, fmt.Errorf("register REST handlers: %w", err)
 		}
 	}
-	return mux, nil
+	return d, nil
+}
+
+// restDoor is the REST door: grpc-gateway's mux, with the door's own
+// error answers.
+type restDoor struct {
+	mux           *runtime.ServeMux
+	json          restJSON
+	expose        map[string]bool // response metadata keys that become headers
+	serverStreams map[string]bool // full methods of the server-streaming bindings
+}
+
+// restCallKey is the context key of a request's *restWriter.
+type restCallKey struct{}
+
+func (d *restDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &restWriter{ResponseWriter: w}
+	d.mux.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), restCallKey{}, rw)))
+}
+
+func (d *restDoor) exposed(k string) (string, bool) { return k, d.expose[k] }
+
+// restWriter is the response of one REST request. It sets the HTTP status
+// of a server stream that fails before its first message, which
+// grpc-gateway writes itself (runtime.ForwardResponseStream): over
+// Server-Sent Events 200, for a concurrency limit's refusal 503.
+type restWriter struct {
+	http.ResponseWriter
+	streamErr *status.Status // the stream's error, once streamError has seen it
+}
+
+func (w *restWriter) WriteHeader(code int) {
+	if w.streamErr != nil {
+		switch {
+		case w.Header().Get("Content-Type") == sseContentType:
+			code = http.StatusOK
+		case shedByConcurrency(w.streamErr):
+			code = http.StatusServiceUnavailable
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *restWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *restWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// streamError is the status of a server stream's failure, which
+// grpc-gateway writes as the stream's last record (and, before the first
+// message, with the status restWriter sets).
+func (d *restDoor) streamError(ctx context.Context, err error) *status.Status {
+	st := restStatus(err)
+	if rw, ok := ctx.Value(restCallKey{}).(*restWriter); ok {
+		rw.streamErr = st
+	}
+	return st
+}
+
+// writeError answers a call that failed before its answer began, with
+// the status and the mapped HTTP status (503 for a concurrency limit's
+// refusal) and the exposed response metadata as headers. A server
+// stream's answer is records, as runtime.ForwardResponseStream writes
+// them: one {"error": …} record, or over Server-Sent Events 200 and one
+// "event: error" record. Any other answer is a google.rpc.Status body,
+// with the exposed trailers when the client accepts them; its only
+// WWW-Authenticate is the one the auth policy set (grpc-gateway's own
+// handler adds the status message as another).
+func (d *restDoor) writeError(ctx context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	code := 0
+	var hse *runtime.HTTPStatusError
+	if errors.As(err, &hse) {
+		code, err = hse.HTTPStatus, hse.Err
+	}
+	st := restStatus(err)
+	if code == 0 {
+		code = HTTPStatus(st.Code())
+		if shedByConcurrency(st) {
+			// Load shedding is the server's trouble, not the client's
+			// rate: 503, not 429.
+			code = http.StatusServiceUnavailable
+		}
+	}
+	h := w.Header()
+	h.Del("Trailer")
+	h.Del("Transfer-Encoding")
+	md, _ := runtime.ServerMetadataFromContext(ctx)
+	d.addMetadata(h, md.HeaderMD)
+	var body []byte
+	var merr error
+	if method, _ := runtime.RPCMethod(ctx); d.serverStreams[method] {
+		rec := map[string]proto.Message{"error": st.Proto()}
+		if s, ok := m.(*sse); ok {
+			body, merr = s.Marshal(rec)
+			h.Set("Content-Type", sseContentType)
+			code = http.StatusOK
+		} else {
+			body, merr = d.json.Marshal(rec)
+			h.Set("Content-Type", "application/json")
+		}
+		body = append(body, '\n')
+	} else {
+		body, merr = d.json.Marshal(st.Proto())
+		h.Set("Content-Type", "application/json")
+	}
+	if merr != nil {
+		WriteStatus(w, status.New(codes.Internal, "edgegate: cannot encode the error"), 0)
+		return
+	}
+	trailers := strings.Contains(strings.ToLower(r.Header.Get("TE")), "trailers")
+	if trailers {
+		for k := range md.TrailerMD {
+			if d.expose[k] {
+				h.Add("Trailer", textproto.CanonicalMIMEHeaderKey(k))
+			}
+		}
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write(body) //nolint:gosec // G705: JSON or an event stream, never HTML
+	if trailers {
+		d.addMetadata(h, md.TrailerMD)
+	}
+}
+
+// addMetadata adds the exposed keys of md to h.
+func (d *restDoor) addMetadata(h http.Header, md metadata.MD) {
+	for k, vs := range md {
+		if d.expose[k] {
+			for _, v := range vs {
+				h.Add(k, v)
+			}
+		}
+	}
 }
 
 func headerSet(base, extra []string) map[string]bool {
@@ -172,23 +339,16 @@ func routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 	}
 }
 
-// restError writes err as a google.rpc.Status body with the mapped HTTP
-// status (grpc-gateway's default handler), with protojson's deliberately
-// unstable non-breaking spaces in parse errors made plain.
-func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	st, ok := status.FromError(err)
-	if ok && strings.ContainsRune(st.Message(), '\u00a0') {
+// restStatus is err's status, with protojson's deliberately unstable
+// non-breaking spaces in parse errors made plain.
+func restStatus(err error) *status.Status {
+	st := status.Convert(err)
+	if strings.ContainsRune(st.Message(), '\u00a0') {
 		p := st.Proto()
 		p.Message = strings.ReplaceAll(p.Message, "\u00a0", " ")
 		st = status.FromProto(p)
-		err = st.Err()
 	}
-	if ok && shedByConcurrency(st) {
-		// Load shedding is the server's trouble, not the client's rate:
-		// 503, not 429.
-		err = &runtime.HTTPStatusError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
-	}
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+	return st
 }
 
 // shedByConcurrency reports whether st is a concurrency limit's refusal.
@@ -209,7 +369,9 @@ func shedByConcurrency(st *status.Status) bool {
 // stream fails.
 type sse struct{ json restJSON }
 
-func (s *sse) ContentType(any) string { return "text/event-stream" }
+const sseContentType = "text/event-stream"
+
+func (s *sse) ContentType(any) string { return sseContentType }
 
 func (s *sse) Marshal(v any) ([]byte, error) {
 	event := ""

@@ -6,17 +6,28 @@ import (
 	"reflect"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// restJSON is grpc-gateway's JSONPb with a cheaper request path. JSONPb's
-// decoder runs every body through encoding/json to cut out one value
-// (json.RawMessage) and then parses it again with protojson; for a 16 KiB
-// body the first pass was 31 % of the REST door's CPU. restJSON's decoder
-// finds the end of each JSON value with a byte scan and leaves all
+// restJSON is grpc-gateway's JSONPb with a cheaper and stricter request
+// path. JSONPb's decoder runs every body through encoding/json to cut out
+// one value (json.RawMessage) and then parses it again with protojson; for
+// a 16 KiB body the first pass was 31 % of the REST door's CPU. restJSON's
+// decoder parses a body that holds one value with protojson alone, the
+// whole body, so that anything after the value but white space is an
+// error (JSONPb's decoder ignores it); a body read as a stream of values
+// (a client-streaming binding's) it cuts with a byte scan, and leaves all
 // parsing, and every syntax error, to protojson. Marshal writes a message
 // with protojson directly instead of through a bytes.Buffer copy.
-type restJSON struct{ *runtime.JSONPb }
+type restJSON struct {
+	*runtime.JSONPb
+	// streams holds the message types whose bodies are a stream of
+	// values: the requests of the client-streaming bindings.
+	streams map[protoreflect.FullName]bool
+}
 
 // Marshal is JSONPb's Marshal without the extra copy for a message.
 func (j restJSON) Marshal(v any) ([]byte, error) {
@@ -26,9 +37,10 @@ func (j restJSON) Marshal(v any) ([]byte, error) {
 	return j.JSONPb.Marshal(v)
 }
 
-// NewDecoder returns a decoder of the JSON values in r, one per Decode.
+// NewDecoder returns a decoder of the body r: one value, or for a type in
+// streams the values in turn, one per Decode.
 func (j restJSON) NewDecoder(r io.Reader) runtime.Decoder {
-	return &bodyDecoder{r: r, json: j.JSONPb}
+	return &bodyDecoder{r: r, json: j.JSONPb, streams: j.streams}
 }
 
 // restBody is a REST request body the HTTP door has read whole (see
@@ -40,22 +52,21 @@ type restBody struct {
 
 func (restBody) Close() error { return nil }
 
-// bodyDecoder decodes the JSON values of a request body in turn (one for
-// a unary call, a sequence for a client stream). A target that is not a
-// message (grpc-gateway decodes a body mapped to a scalar, map or list
-// field into the field itself) goes to JSONPb's own decoder.
+// bodyDecoder decodes a request body: one JSON value, or the values of a
+// client stream in turn. A target that is not a message (grpc-gateway
+// decodes a body mapped to a scalar, map or list field into the field
+// itself) goes to JSONPb's own decoder, once protojson has checked the
+// body's syntax.
 type bodyDecoder struct {
-	r    io.Reader
-	json *runtime.JSONPb
-	data []byte
-	read bool
-	rest runtime.Decoder // JSONPb's decoder, once a target was not a message
+	r       io.Reader
+	json    *runtime.JSONPb
+	streams map[protoreflect.FullName]bool
+	data    []byte
+	read    bool
+	done    bool // the one value was decoded
 }
 
 func (d *bodyDecoder) Decode(v any) error {
-	if d.rest != nil {
-		return d.rest.Decode(v)
-	}
 	if !d.read {
 		d.read = true
 		if rb, ok := d.r.(restBody); ok {
@@ -68,21 +79,35 @@ func (d *bodyDecoder) Decode(v any) error {
 			d.data = b
 		}
 	}
+	d.data = bytes.TrimLeft(d.data, jsonSpace)
 	m := messageOf(v)
-	if m == nil {
-		d.rest = d.json.NewDecoder(bytes.NewReader(d.data))
-		d.data = nil
-		return d.rest.Decode(v)
+	if m != nil && d.streams[m.ProtoReflect().Descriptor().FullName()] {
+		if len(d.data) == 0 {
+			return io.EOF
+		}
+		n := valueEnd(d.data)
+		val := d.data[:n]
+		d.data = d.data[n:]
+		return d.json.UnmarshalOptions.Unmarshal(val, m)
 	}
-	d.data = bytes.TrimLeft(d.data, " \t\r\n")
-	if len(d.data) == 0 {
+	if d.done || len(d.data) == 0 {
 		return io.EOF
 	}
-	n := valueEnd(d.data)
-	val := d.data[:n]
-	d.data = d.data[n:]
-	return d.json.UnmarshalOptions.Unmarshal(val, m)
+	d.done = true
+	data := d.data
+	d.data = nil
+	if m != nil {
+		return d.json.UnmarshalOptions.Unmarshal(data, m)
+	}
+	// protojson's syntax check of the whole body, for its messages.
+	if err := protojson.Unmarshal(data, &structpb.Value{}); err != nil {
+		return err
+	}
+	return d.json.NewDecoder(bytes.NewReader(data)).Decode(v)
 }
+
+// jsonSpace is JSON's white space.
+const jsonSpace = " \t\r\n"
 
 // messageOf returns the message v points to, allocating a nil message
 // pointer on the way as grpc-gateway does (it decodes a body field into

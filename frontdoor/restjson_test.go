@@ -12,12 +12,19 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 )
 
 func jsonPb() *runtime.JSONPb { return &runtime.JSONPb{} }
+
+// streamJSON is the door's JSON with Book bodies read as a stream of
+// values, as a client-streaming binding's are.
+func streamJSON() restJSON {
+	return restJSON{JSONPb: jsonPb(), streams: map[protoreflect.FullName]bool{"shop.catalog.v1.Book": true}}
+}
 
 // decodeAll decodes the values of body into fresh messages until the
 // decoder says io.EOF or fails; it returns the messages and the error.
@@ -53,7 +60,7 @@ func TestRESTDecoder(t *testing.T) {
 		{name: "unknown field", body: `{"nope":1}`, err: `unknown field "nope"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := decodeAll(restJSON{jsonPb()}.NewDecoder(strings.NewReader(c.body)))
+			got, err := decodeAll(streamJSON().NewDecoder(strings.NewReader(c.body)))
 			var titles []string
 			for _, b := range got {
 				titles = append(titles, b.GetTitle())
@@ -74,7 +81,7 @@ func TestRESTDecoder(t *testing.T) {
 // A body field decodes into &req.Field (a **T), allocating the message.
 func TestRESTDecoderBodyField(t *testing.T) {
 	req := &catalogv1.CreateBookRequest{}
-	if err := (restJSON{jsonPb()}).NewDecoder(strings.NewReader(`{"title":"t"}`)).Decode(&req.Book); err != nil {
+	if err := (restJSON{JSONPb: jsonPb()}).NewDecoder(strings.NewReader(`{"title":"t"}`)).Decode(&req.Book); err != nil {
 		t.Fatal(err)
 	}
 	if req.GetBook().GetTitle() != "t" {
@@ -82,7 +89,7 @@ func TestRESTDecoderBodyField(t *testing.T) {
 	}
 	// A target that is not a message goes to JSONPb's decoder.
 	var tags []string
-	if err := (restJSON{jsonPb()}).NewDecoder(strings.NewReader(`["a","b"]`)).Decode(&tags); err != nil {
+	if err := (restJSON{JSONPb: jsonPb()}).NewDecoder(strings.NewReader(`["a","b"]`)).Decode(&tags); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(tags, ",") != "a,b" {
@@ -96,13 +103,13 @@ func TestRESTDecoderTakesReadBody(t *testing.T) {
 	body := restBody{bytes.NewReader(raw), raw}
 	_, _ = body.Read(make([]byte, len(raw))) // the reader is spent
 	b := &catalogv1.Book{}
-	if err := (restJSON{jsonPb()}).NewDecoder(body).Decode(b); err != nil || b.GetTitle() != "a" {
+	if err := (restJSON{JSONPb: jsonPb()}).NewDecoder(body).Decode(b); err != nil || b.GetTitle() != "a" {
 		t.Fatalf("%v %v", b, err)
 	}
 }
 
 func TestRESTMarshal(t *testing.T) {
-	j := restJSON{&runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{UseProtoNames: true}}}
+	j := restJSON{JSONPb: &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{UseProtoNames: true}}}
 	for _, v := range []any{
 		&catalogv1.Book{Title: "t", PriceCents: 5},
 		[]*catalogv1.Book{{Title: "a"}, {Title: "b"}},
@@ -122,9 +129,9 @@ func TestRESTMarshal(t *testing.T) {
 	}
 }
 
-// FuzzRESTDecoder holds restJSON's decoder to grpc-gateway's JSONPb
-// decoder for the first value of any body: both succeed with the same
-// message, both say io.EOF, or both fail.
+// FuzzRESTDecoder holds restJSON's decoder of a stream of values to
+// grpc-gateway's JSONPb decoder for the first value of any body: both
+// succeed with the same message, both say io.EOF, or both fail.
 func FuzzRESTDecoder(f *testing.F) {
 	for _, s := range []string{
 		`{"title":"a"}`, `{"title":"a"} trailing`, ``, `  `, `{"title":"\"\\"}`, `{"tags":["x",{}]}`,
@@ -136,7 +143,7 @@ func FuzzRESTDecoder(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var ours, theirs catalogv1.Book
-		errOurs := restJSON{jsonPb()}.NewDecoder(bytes.NewReader(body)).Decode(&ours)
+		errOurs := streamJSON().NewDecoder(bytes.NewReader(body)).Decode(&ours)
 		errTheirs := jsonPb().NewDecoder(bytes.NewReader(body)).Decode(&theirs)
 		switch {
 		case errTheirs == nil:
@@ -158,6 +165,79 @@ func FuzzRESTDecoder(f *testing.F) {
 	})
 }
 
+// A body that is not a stream holds one value: white space may follow it,
+// nothing else (JSONPb's decoder ignores what follows the first value);
+// the error is protojson's. A second Decode says io.EOF.
+func TestRESTDecoderOneValue(t *testing.T) {
+	for _, c := range []struct {
+		name, body string
+		title      string
+		err        string // "" is success, "EOF" io.EOF
+	}{
+		{name: "one", body: `{"title":"a"}`, title: "a"},
+		{name: "white space around", body: " \r\n{\"title\":\"a\"}\t\n ", title: "a"},
+		{name: "empty", body: "", err: "EOF"},
+		{name: "white space only", body: " \n", err: "EOF"},
+		{name: "garbage after", body: `{"title":"a"} xyz`, err: "syntax error (line 1:15): invalid value xyz"},
+		{name: "a second value", body: `{"title":"a"}{"title":"b"}`, err: "syntax error (line 1:14): unexpected token {"},
+		{name: "a second value after a line", body: "{\"title\":\"a\"}\n{\"title\":\"b\"}", err: "syntax error (line 2:1): unexpected token {"},
+		{name: "a comma after", body: `{"title":"a"},`, err: "unexpected token ,"},
+		{name: "a stray close after", body: `{"title":"a"}}`, err: "unexpected token }"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := restJSON{JSONPb: jsonPb()}.NewDecoder(strings.NewReader(c.body))
+			b := &catalogv1.Book{}
+			err := d.Decode(b)
+			switch {
+			case c.err == "" && (err != nil || b.GetTitle() != c.title):
+				t.Fatalf("%v %v, want title %q", b, err, c.title)
+			case c.err == "EOF" && !errors.Is(err, io.EOF):
+				t.Fatalf("%v, want io.EOF", err)
+			case c.err != "" && c.err != "EOF" && (err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), "\u00a0", " "), c.err)):
+				t.Fatalf("%v, want an error containing %q", err, c.err)
+			}
+			if err := d.Decode(&catalogv1.Book{}); !errors.Is(err, io.EOF) {
+				t.Errorf("a second Decode: %v, want io.EOF", err)
+			}
+		})
+	}
+	// A target that is not a message: the body's syntax is checked whole.
+	var tags []string
+	err := restJSON{JSONPb: jsonPb()}.NewDecoder(strings.NewReader(`["a"] ["b"]`)).Decode(&tags)
+	if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), "\u00a0", " "), "unexpected token [") {
+		t.Fatalf("a list body with a second value: %v %q", err, tags)
+	}
+}
+
+// FuzzRESTDecoderOneValue holds restJSON's decoder of a body that holds
+// one value to protojson.Unmarshal of the whole body: both succeed with
+// the same message or both fail; a body of white space is io.EOF.
+func FuzzRESTDecoderOneValue(f *testing.F) {
+	for _, s := range []string{
+		`{"title":"a"}`, `{"title":"a"} trailing`, `{"title":"a"}{"title":"b"}`, ``, `  `, `{"title":"\"\\"}`,
+		`{"tags":["x",{}]}`, `[`, `{`, `}`, `1`, `null`, "{\"title\":\"\xff\"}", `{"title":"a"}}`, `{"title":"a"} `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var ours, theirs catalogv1.Book
+		errOurs := restJSON{JSONPb: jsonPb()}.NewDecoder(bytes.NewReader(body)).Decode(&ours)
+		if len(bytes.Trim(body, " \t\r\n")) == 0 {
+			if !errors.Is(errOurs, io.EOF) {
+				t.Fatalf("%q: %v, want io.EOF", body, errOurs)
+			}
+			return
+		}
+		errTheirs := protojson.Unmarshal(body, &theirs)
+		switch {
+		case (errOurs == nil) != (errTheirs == nil):
+			t.Fatalf("%q: restJSON %v, protojson %v", body, errOurs, errTheirs)
+		case errOurs == nil && !proto.Equal(&ours, &theirs):
+			t.Fatalf("%q: restJSON %v, protojson %v", body, &ours, &theirs)
+		}
+	})
+}
+
 // BenchmarkRESTDecode compares grpc-gateway's JSONPb decoder with
 // restJSON's on an echo request body of 100 B and 16 KiB of payload.
 func BenchmarkRESTDecode(b *testing.B) {
@@ -168,7 +248,7 @@ func BenchmarkRESTDecode(b *testing.B) {
 			dec  func(io.Reader) runtime.Decoder
 		}{
 			{"JSONPb", jsonPb().NewDecoder},
-			{"restJSON", restJSON{jsonPb()}.NewDecoder},
+			{"restJSON", restJSON{JSONPb: jsonPb()}.NewDecoder},
 		} {
 			b.Run(sizeLabel(n)+"/"+m.name, func(b *testing.B) {
 				b.ReportAllocs()

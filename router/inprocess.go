@@ -2,14 +2,17 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/edgegate/edgegate/internal/callmeta"
 	"github.com/edgegate/edgegate/internal/stack"
@@ -62,8 +65,13 @@ func incoming(ctx context.Context) context.Context {
 	return metadata.NewIncomingContext(ctx, md)
 }
 
-// Invoke runs a unary call.
+// Invoke runs a unary call. A request that cannot be sent (a string field
+// that is not UTF-8) is refused with INVALID_ARGUMENT before the chain
+// runs.
 func (c *InProcess) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	if err := checkRequest(args); err != nil {
+		return err
+	}
 	ss := &serverSide{method: method, codec: c.codec, req: args, reply: reply}
 	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), callmeta.TransportStream{S: ss})
 	err := c.run(ss, method, &grpc.StreamDesc{})
@@ -88,13 +96,15 @@ func applyCallOptions(opts []grpc.CallOption, header, trailer metadata.MD) {
 
 // serverSide is the core's view of an in-process call. For a unary call
 // it holds the one request and the one reply; for a stream it is connected
-// to a clientSide by channels.
+// to a clientSide by channels, and holds the one request of a stream that
+// takes one (a server stream).
 type serverSide struct {
 	ctx    context.Context
 	method string
 	codec  Codec
 
-	// Unary: the request (sent once) and the reply.
+	// The request of a call that takes one (sent once), and the reply of
+	// a unary call.
 	req     any
 	reqSent bool
 	reply   any
@@ -127,13 +137,13 @@ func (s *serverSide) SendHeader(md metadata.MD) error {
 // m is a *Frame (the proxy), merged into m otherwise.
 func (s *serverSide) RecvMsg(m any) error {
 	var req any
-	if s.pipe != nil {
+	if s.pipe != nil && s.pipe.requests != nil {
 		var err error
 		if req, err = s.pipe.recvRequest(s.ctx); err != nil {
 			return err
 		}
 	} else {
-		if s.reqSent {
+		if s.reqSent || s.req == nil { // nil: a server stream closed without its request
 			return io.EOF
 		}
 		s.reqSent = true
@@ -168,12 +178,19 @@ func (s *serverSide) convert(from, to any) error {
 	return nil
 }
 
-// SendMsg hands a response message from the core to the caller.
+// SendMsg hands a response message from the core to the caller; on a
+// stream, the header goes first when it was not sent (as grpc-go sends
+// it): the caller may be waiting for it before it reads messages.
 func (s *serverSide) SendMsg(m any) error {
 	s.Mu.Lock()
+	first := !s.HeaderSent
 	s.HeaderSent = true
+	hdr := s.Header
 	s.Mu.Unlock()
 	if s.pipe != nil {
+		if first {
+			s.pipe.sendHeader(hdr)
+		}
 		return s.pipe.sendResponse(s.ctx, m)
 	}
 	if s.replied {
@@ -184,26 +201,35 @@ func (s *serverSide) SendMsg(m any) error {
 }
 
 // NewStream starts a streaming call: the chain and handler run on their own
-// goroutine, connected to the returned stream by channels.
+// goroutine, connected to the returned stream by channels. A call that
+// takes one request (a server stream) starts with it, at SendMsg: the
+// chain sees the request before anything is forwarded, and a request that
+// cannot be sent is refused there (INVALID_ARGUMENT) without starting the
+// call. A client-streaming call starts at once.
 func (c *InProcess) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	p := newPipe()
+	p := newPipe(desc.ClientStreams)
 	ss := &serverSide{method: method, codec: c.codec, pipe: p}
 	ss.ctx = grpc.NewContextWithServerTransportStream(incoming(ctx), callmeta.TransportStream{S: ss})
-	cs := &clientSide{ctx: ctx, cancel: cancel, pipe: p, ss: ss, codec: c.codec}
-	go func() {
-		stack.Grow()
-		err := c.run(ss, method, desc)
-		hdr, tlr := ss.End()
-		p.finish(hdr, tlr, err)
-		applyCallOptions(opts, hdr, tlr)
-	}()
+	cs := &clientSide{ctx: ctx, cancel: cancel, pipe: p, ss: ss, codec: c.codec, manyRequests: desc.ClientStreams}
+	cs.start = func() {
+		go func() {
+			stack.Grow()
+			err := c.run(ss, method, desc)
+			hdr, tlr := ss.End()
+			p.finish(hdr, tlr, err)
+			applyCallOptions(opts, hdr, tlr)
+		}()
+	}
+	if desc.ClientStreams {
+		cs.begin()
+	}
 	return cs, nil
 }
 
 // pipe connects the two sides of an in-process stream.
 type pipe struct {
-	requests  chan any      // caller → core; closed on CloseSend
+	requests  chan any      // caller → core, closed on CloseSend; nil when the call takes one request
 	responses chan any      // core → caller
 	header    chan struct{} // closed when the header is known
 	done      chan struct{} // closed when the core's handler returned
@@ -214,13 +240,16 @@ type pipe struct {
 	err        error
 }
 
-func newPipe() *pipe {
-	return &pipe{
-		requests:  make(chan any),
+func newPipe(manyRequests bool) *pipe {
+	p := &pipe{
 		responses: make(chan any),
 		header:    make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	if manyRequests {
+		p.requests = make(chan any)
+	}
+	return p
 }
 
 func (p *pipe) sendHeader(md metadata.MD) {
@@ -279,9 +308,29 @@ type clientSide struct {
 	pipe   *pipe
 	ss     *serverSide
 	codec  Codec
+	start  func() // runs the call on its goroutine; once, by begin
+
+	manyRequests bool // a client stream; else the call takes one request
 
 	sendMu sync.Mutex
 	closed bool
+	begun  bool
+}
+
+// begin starts the call, once; sendMu is held or the stream is new.
+func (c *clientSide) begin() {
+	if !c.begun {
+		c.begun = true
+		c.start()
+	}
+}
+
+// refuse ends a call that never started with err.
+func (c *clientSide) refuse(err error) error {
+	c.begun = true
+	c.pipe.finish(nil, nil, err)
+	c.cancel()
+	return err
 }
 
 func (c *clientSide) Header() (metadata.MD, error) {
@@ -307,18 +356,45 @@ func (c *clientSide) CloseSend() error {
 	defer c.sendMu.Unlock()
 	if !c.closed {
 		c.closed = true
-		close(c.pipe.requests)
+		if c.manyRequests {
+			close(c.pipe.requests)
+		} else {
+			c.begin() // without a request, if none was sent
+		}
 	}
 	return nil
 }
 
 func (c *clientSide) Context() context.Context { return c.ctx }
 
+// SendMsg sends a request message. A server stream's one request starts
+// the call and is taken even when the call ends at once: what ends it
+// before its first response (a policy's refusal, an upstream down) is the
+// status RecvMsg returns, after the header the chain set, since
+// grpc-gateway's generated clients return SendMsg's error without reading
+// the status. A client stream's SendMsg says io.EOF once the call has
+// ended, as grpc-go's does. A message that cannot be marshalled (see
+// checkRequest) is refused with INVALID_ARGUMENT, and the call with it.
 func (c *clientSide) SendMsg(m any) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	if c.closed {
 		return status.Error(codes.Internal, "edgegate: SendMsg after CloseSend")
+	}
+	if !c.manyRequests {
+		if c.begun {
+			return status.Error(codes.Internal, "edgegate: a second request on a call that takes one")
+		}
+		if err := checkRequest(m); err != nil {
+			return c.refuse(err)
+		}
+		c.ss.req = m
+		c.begin()
+		return nil
+	}
+	if err := checkRequest(m); err != nil {
+		c.cancel()
+		return err
 	}
 	select {
 	case c.pipe.requests <- m:
@@ -335,14 +411,98 @@ func (c *clientSide) RecvMsg(m any) error {
 	case r := <-c.pipe.responses:
 		return c.ss.convert(r, m)
 	case <-c.pipe.done:
-		// Responses sent before the handler returned were taken (the
-		// channel is unbuffered), so the call is over.
-		defer c.cancel()
-		if c.pipe.err != nil {
-			return c.pipe.err
-		}
-		return io.EOF
+		return c.ended()
 	case <-c.ctx.Done():
+		select {
+		case <-c.pipe.done: // it ended as it was cancelled (or refused)
+			return c.ended()
+		default:
+		}
 		return status.FromContextError(c.ctx.Err()).Err()
 	}
+}
+
+// ended is what RecvMsg says once the call is over: responses sent before
+// the handler returned were taken (the channel is unbuffered).
+func (c *clientSide) ended() error {
+	c.cancel()
+	if c.pipe.err != nil {
+		return c.pipe.err
+	}
+	return io.EOF
+}
+
+// checkRequest refuses a request message that proto.Marshal would refuse
+// for a string field that is not valid UTF-8 (the REST door fills string
+// fields from the path and the query as they come): INVALID_ARGUMENT,
+// naming the field, instead of an INTERNAL marshalling error after the
+// call has started. Anything but a message passes.
+func checkRequest(m any) error {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil
+	}
+	if path := invalidUTF8(pm.ProtoReflect()); path != "" {
+		return status.Errorf(codes.InvalidArgument, "edgegate: string field %s holds invalid UTF-8", path)
+	}
+	return nil
+}
+
+// invalidUTF8 returns the path (user.name, tags[1], labels["k"]) of the
+// first string field of m that must be UTF-8 and is not, or "".
+func invalidUTF8(m protoreflect.Message) string {
+	var path string
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		name := string(fd.Name())
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := range l.Len() {
+				if sub, bad := badValue(fd, l.Get(i)); bad {
+					path = fmt.Sprintf("%s[%d]%s", name, i, sub)
+					break
+				}
+			}
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				if _, bad := badValue(fd.MapKey(), k.Value()); bad {
+					path = fmt.Sprintf("%s key %q", name, k.String())
+				} else if sub, bad := badValue(fd.MapValue(), mv); bad {
+					path = fmt.Sprintf("%s[%q]%s", name, k.String(), sub)
+				}
+				return path == ""
+			})
+		default:
+			if sub, bad := badValue(fd, v); bad {
+				path = name + sub
+			}
+		}
+		return path == ""
+	})
+	return path
+}
+
+// badValue reports whether v, a value of field fd, holds invalid UTF-8
+// where it must not, and where: "" for v itself, ".field…" inside it.
+func badValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) (string, bool) {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return "", enforceUTF8(fd) && !utf8.ValidString(v.String())
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		if p := invalidUTF8(v.Message()); p != "" {
+			return "." + p, true
+		}
+	}
+	return "", false
+}
+
+// enforceUTF8 reports whether proto.Marshal requires fd's strings to be
+// UTF-8: proto3, and editions with utf8_validation VERIFY.
+func enforceUTF8(fd protoreflect.FieldDescriptor) bool {
+	if fd.Syntax() == protoreflect.Editions {
+		if e, ok := fd.(interface{ EnforceUTF8() bool }); ok {
+			return e.EnforceUTF8()
+		}
+	}
+	return fd.Syntax() == protoreflect.Proto3
 }
