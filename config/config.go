@@ -45,6 +45,7 @@ const (
 	DefaultKeepaliveTime        = 2 * time.Hour
 	DefaultKeepaliveTimeout     = 20 * time.Second
 	DefaultShutdownGracePeriod  = 15 * time.Second
+	DefaultSettlePeriod         = time.Second
 	DefaultConnectTimeout       = 5 * time.Second
 	DefaultReadHeaderTimeout    = 10 * time.Second
 	DefaultIdleTimeout          = 2 * time.Minute
@@ -568,6 +569,9 @@ func applyDefaults(cfg *configv1.Config) {
 	}
 	if cfg.Reload == nil {
 		cfg.Reload = &configv1.Reload{}
+	}
+	if cfg.Reload.SettlePeriod == nil { // 0s loads at the first write
+		cfg.Reload.SettlePeriod = durationpb.New(DefaultSettlePeriod)
 	}
 	if cfg.Admin == nil {
 		cfg.Admin = &configv1.Admin{}

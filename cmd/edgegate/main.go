@@ -303,9 +303,16 @@ func serve(args []string, stderr io.Writer) int {
 		}
 	}()
 	if file != "" && !cfg.GetReload().GetDisableWatch() {
-		if err := config.Watch(ctx, file, func() {
-			log.Info("config file changed: reloading", slog.String("file", file))
-			_ = reload()
+		settle := cfg.GetReload().GetSettlePeriod().AsDuration()
+		if err := config.Watch(ctx, file, config.WatchOptions{
+			Settle: settle,
+			Changed: func() {
+				log.Info("config file changed: reloading", slog.String("file", file))
+				_ = reload()
+			},
+			Settling: func() {
+				log.Info("config file written in place: loading it once it settles", slog.String("file", file), slog.Duration("settle_period", settle))
+			},
 		}); err != nil {
 			log.Warn("cannot watch the config file; SIGHUP and POST /reload still reload", slog.String("error", err.Error()))
 		}

@@ -1,0 +1,193 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/edgegate/edgegate/config"
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	authint "github.com/edgegate/edgegate/interceptors/auth"
+)
+
+// Operations under attack and in production: the config watch, the
+// shutdown, and a log that stays readable and bounded.
+
+// configHash is the hash the binary logs when it reloads to yaml (as
+// StartBinary writes it).
+func configHash(t *testing.T, yaml string) string {
+	t.Helper()
+	cfg, err := config.Load("edgegate.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	return config.Hash(cfg)
+}
+
+// reloadsTo counts the reloads to the config of hash in logs.
+func reloadsTo(logs, hash string) int {
+	n := 0
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, `"msg":"config reloaded"`) && strings.Contains(l, `"hash":"`+hash+`"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// authedEcho is a config routing the echo service to addr for callers
+// with the API key "k" only; settle is reload.settle_period and route the
+// route's name (a change that is not a cluster change).
+func authedEcho(addr, settle, route string) string {
+	return fmt.Sprintf(`listeners:
+  - address: 127.0.0.1:0
+admin: {address: 127.0.0.1:0}
+reload: {settle_period: %s}
+auth_providers:
+  - name: keys
+    api_key: {keys: [{sha256: %q, principal: svc}]}
+clusters:
+  - name: echo
+    endpoints: [%q]
+routes:
+  - name: %s
+    match: {service: edgegate.testing.v1.EchoService}
+    cluster: echo
+    auth:
+      providers: [keys]
+`, settle, authint.HashKey("k"), addr, route)
+}
+
+// A config file written in place is applied only once it is complete: a
+// prefix that is a valid config without the route's auth block, written
+// first, is never in force (no reload to it, an unauthenticated call made
+// meanwhile is refused); the whole file is, once it has not changed for
+// reload.settle_period.
+func TestConfigWatchWaitsForInPlaceWriteToSettle(t *testing.T) {
+	up := StartEcho(t, "up")
+	p := StartBinary(t, authedEcho(up.Addr, "2s", "echo"))
+	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
+	withKey := metadata.AppendToOutgoingContext(Ctx(t, 10*time.Second), "x-api-key", "k")
+	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("unauthenticated call at start: %v, want UNAUTHENTICATED", err)
+	}
+
+	// The next version, cut before the route's auth block.
+	whole := authedEcho(up.Addr, "2s", "echo-v2")
+	prefix, _, ok := strings.Cut(whole, "    auth:\n")
+	if !ok {
+		t.Fatal("no auth block to cut")
+	}
+	prefixHash, wholeHash := configHash(t, prefix), configHash(t, whole)
+	if err := os.WriteFile(p.File, []byte(prefix), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The watch has seen the write: it waits for the file to settle (or,
+	// without the settle period, it has applied the prefix already).
+	logs := p.logs.WaitFor(t, "watch event of the write", func(logs string) bool {
+		return strings.Contains(logs, `"msg":"config file written in place: loading it once it settles"`) || reloadsTo(logs, prefixHash) > 0
+	})
+	if reloadsTo(logs, prefixHash) > 0 {
+		t.Fatalf("the half-written file was applied:\n%s", logs)
+	}
+	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("unauthenticated call while the file is half written: %v, want UNAUTHENTICATED", err)
+	}
+	f, err := os.OpenFile(p.File, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(whole[len(prefix):]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	logs = p.logs.WaitFor(t, "reload to the whole file", func(logs string) bool { return reloadsTo(logs, wholeHash) > 0 })
+	if n := reloadsTo(logs, prefixHash); n > 0 {
+		t.Fatalf("the half-written file was applied %d times:\n%s", n, logs)
+	}
+	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("unauthenticated call after the reload: %v, want UNAUTHENTICATED", err)
+	}
+	if _, err := c.Unary(withKey, &testingv1.EchoRequest{}); err != nil {
+		t.Fatalf("call with the key after the reload: %v", err)
+	}
+	if got := reloadsTo(p.logs.String(), wholeHash); got != 1 {
+		t.Errorf("%d reloads to the whole file, want 1", got)
+	}
+}
+
+// A file renamed into place (written to a temporary name in the same
+// directory first) is applied at once: the settle period (1m here, more
+// than the test waits) is for files written in place.
+func TestConfigWatchAppliesRenameAtOnce(t *testing.T) {
+	up := StartEcho(t, "up")
+	p := StartBinary(t, authedEcho(up.Addr, "1m", "echo"))
+	next := authedEcho(up.Addr, "1m", "echo-v2")
+	tmp := p.File + ".tmp"
+	if err := os.WriteFile(tmp, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p.File); err != nil {
+		t.Fatal(err)
+	}
+	hash := configHash(t, next)
+	p.logs.WaitFor(t, "reload to the renamed file", func(logs string) bool { return reloadsTo(logs, hash) > 0 })
+}
+
+// A config mounted as Kubernetes mounts a ConfigMap: the file is a link
+// through "..data", itself a link to a directory of the version; an
+// update writes a new directory and swaps "..data" (a rename), and the
+// file's own name sees no event. The swap is seen and applied at once.
+func TestConfigWatchSeesSymlinkSwap(t *testing.T) {
+	up := StartEcho(t, "up")
+	first := authedEcho(up.Addr, "1m", "echo")
+	p := StartBinary(t, first)
+	dir := filepath.Dir(p.File)
+	name := filepath.Base(p.File)
+	version := func(v, yaml string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, v), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		WriteFile(t, filepath.Join(dir, v), name, []byte(yaml))
+		// ..data → v, swapped by a rename, as the kubelet does.
+		if err := os.Symlink(v, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The mount as the kubelet lays it, the file replaced by the link.
+	before := reloadsTo(p.logs.String(), configHash(t, first))
+	version("..v1", first)
+	link := filepath.Join(dir, name+".link")
+	if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(link, p.File); err != nil {
+		t.Fatal(err)
+	}
+	p.logs.WaitFor(t, "reload to the linked file", func(logs string) bool { return reloadsTo(logs, configHash(t, first)) > before })
+
+	next := authedEcho(up.Addr, "1m", "echo-v2")
+	version("..v2", next)
+	if err := os.RemoveAll(filepath.Join(dir, "..v1")); err != nil {
+		t.Fatal(err)
+	}
+	hash := configHash(t, next)
+	p.logs.WaitFor(t, "reload after the ..data swap", func(logs string) bool { return reloadsTo(logs, hash) > 0 })
+	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
+	if _, err := c.Unary(metadata.AppendToOutgoingContext(Ctx(t, 5*time.Second), "x-api-key", "k"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatalf("call after the swap: %v", err)
+	}
+}
