@@ -45,6 +45,7 @@ const (
 	DefaultKeepaliveTime        = 2 * time.Hour
 	DefaultKeepaliveTimeout     = 20 * time.Second
 	DefaultShutdownGracePeriod  = 15 * time.Second
+	DefaultShutdownDrainPeriod  = 5 * time.Second
 	DefaultSettlePeriod         = time.Second
 	DefaultConnectTimeout       = 5 * time.Second
 	DefaultReadHeaderTimeout    = 10 * time.Second
@@ -491,6 +492,9 @@ func applyDefaults(cfg *configv1.Config) {
 	setDur(&ka.Time, DefaultKeepaliveTime)
 	setDur(&ka.Timeout, DefaultKeepaliveTimeout)
 	setDur(&cfg.ShutdownGracePeriod, DefaultShutdownGracePeriod)
+	if cfg.ShutdownDrainPeriod == nil { // 0s is no drain period
+		cfg.ShutdownDrainPeriod = durationpb.New(DefaultShutdownDrainPeriod)
+	}
 	for _, c := range cfg.GetClusters() {
 		if c.LoadBalancing == configv1.LoadBalancing_LOAD_BALANCING_UNSPECIFIED {
 			c.LoadBalancing = configv1.LoadBalancing_LOAD_BALANCING_ROUND_ROBIN

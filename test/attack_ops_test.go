@@ -1,16 +1,23 @@
 package test
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/edgegate/edgegate/config"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
@@ -19,6 +26,25 @@ import (
 
 // Operations under attack and in production: the config watch, the
 // shutdown, and a log that stays readable and bounded.
+
+// logRecords decodes the JSON lines of logs; a line that is not JSON
+// fails the test (the log is JSON only).
+func logRecords(t *testing.T, logs string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(logs, "\n") {
+		if line == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("a log line is not JSON: %q", line)
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out
+}
 
 // configHash is the hash the binary logs when it reloads to yaml (as
 // StartBinary writes it).
@@ -189,5 +215,122 @@ func TestConfigWatchSeesSymlinkSwap(t *testing.T) {
 	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
 	if _, err := c.Unary(metadata.AppendToOutgoingContext(Ctx(t, 5*time.Second), "x-api-key", "k"), &testingv1.EchoRequest{}); err != nil {
 		t.Fatalf("call after the swap: %v", err)
+	}
+}
+
+// logTime is the time of the first log record of logs with message msg.
+func logTime(t *testing.T, logs, msg string) time.Time {
+	t.Helper()
+	for _, rec := range logRecords(t, logs) {
+		if rec["msg"] == msg {
+			ts, err := time.Parse(time.RFC3339Nano, rec["time"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ts
+		}
+	}
+	t.Fatalf("no %q in the log:\n%s", msg, logs)
+	return time.Time{}
+}
+
+// readyz is the admin server's /readyz answer.
+func readyz(t *testing.T, p *Proc) (int, string) {
+	t.Helper()
+	r := doHTTP(t, nil, "GET", "http://"+p.AdminAddr+"/readyz", "", nil)
+	return r.code, string(r.body)
+}
+
+// On SIGTERM the gateway drains for shutdown_drain_period before its
+// listeners close: /readyz answers 503 "draining" and the gRPC health
+// service NOT_SERVING at once, while new connections are still accepted
+// and served; a second SIGTERM ends the drain early. Then new
+// connections are refused, a call in flight gets the grace period, and
+// the process exits 0.
+func TestBinaryDrainPeriod(t *testing.T) {
+	up := StartEcho(t, "up")
+	// A drain longer than the test: the second SIGTERM ends it.
+	p := StartBinary(t, EchoConfig(up.Addr)+"shutdown_drain_period: 1h\nshutdown_grace_period: 30s\n")
+	Eventually(t, Patience, func() error { // ready once the cluster is connected
+		if code, body := readyz(t, p); code != 200 {
+			return fmt.Errorf("/readyz before SIGTERM: %d %s", code, body)
+		}
+		return nil
+	})
+	// A call that is in flight through the drain and the grace period.
+	held := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
+	before := up.Started()
+	release := make(chan error, 1)
+	go func() {
+		_, err := held.Unary(Ctx(t, 30*time.Second), &testingv1.EchoRequest{Delay: durationpb.New(3 * time.Second)})
+		release <- err
+	}()
+	up.WaitStarted(t, before+1)
+
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.logs.WaitContains(t, `"msg":"draining"`)
+	if code, body := readyz(t, p); code != 503 || !strings.Contains(body, "draining") {
+		t.Fatalf("/readyz while draining: %d %s, want 503 draining", code, body)
+	}
+	// A new connection is accepted and served; health says NOT_SERVING.
+	fresh := Dial(t, p.Addr)
+	if _, err := testingv1.NewEchoServiceClient(fresh).Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+		t.Fatalf("a call on a new connection while draining: %v", err)
+	}
+	hr, err := healthpb.NewHealthClient(fresh).Check(Ctx(t, 5*time.Second), &healthpb.HealthCheckRequest{})
+	if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health while draining: %v %v, want NOT_SERVING", hr.GetStatus(), err)
+	}
+	r := doHTTP(t, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, "POST", "http://"+p.Addr+"/v1/echo:unary", `{}`, nil)
+	if r.code != 200 {
+		t.Fatalf("REST on a new connection while draining: %d %s", r.code, r.body)
+	}
+
+	// The second SIGTERM ends the drain: the listeners close, the call in
+	// flight still finishes.
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.logs.WaitContains(t, `"msg":"drain period ended early"`)
+	Eventually(t, Patience, func() error {
+		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return errors.New("the listener still accepts connections after the drain")
+		}
+		return nil
+	})
+	if err := <-release; err != nil {
+		t.Fatalf("the call in flight: %v", err)
+	}
+	if code := p.Wait(t, Patience); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// The drain period ends by itself after shutdown_drain_period; SIGINT (an
+// interactive stop) skips it.
+func TestBinaryDrainPeriodEnds(t *testing.T) {
+	up := StartEcho(t, "up")
+	p := StartBinary(t, EchoConfig(up.Addr)+"shutdown_drain_period: 300ms\n")
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.Wait(t, Patience); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	logs := p.logs.String()
+	if d := logTime(t, logs, "closing the listeners").Sub(logTime(t, logs, "draining")); d < 300*time.Millisecond {
+		t.Errorf("the listeners closed %v after SIGTERM, want the 300ms drain period", d)
+	}
+
+	p = StartBinary(t, EchoConfig(up.Addr)+"shutdown_drain_period: 1h\n")
+	if err := p.Cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.Wait(t, Patience); code != 0 {
+		t.Fatalf("exit code after SIGINT %d", code)
 	}
 }
