@@ -22,6 +22,7 @@ import (
 	"github.com/edgegate/edgegate/config"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/interceptors/ratelimit"
 )
 
 // Operations under attack and in production: the config watch, the
@@ -332,5 +333,52 @@ func TestBinaryDrainPeriodEnds(t *testing.T) {
 	}
 	if code := p.Wait(t, Patience); code != 0 {
 		t.Fatalf("exit code after SIGINT %d", code)
+	}
+}
+
+// redisDown is a config rate limiting the echo service in a Redis that
+// is not there.
+func redisDown(t *testing.T, upstream string) string {
+	return strings.Replace(EchoConfig(upstream), "    cluster: echo\n", "    cluster: echo\n    rate_limits: [rl]\n", 1) +
+		fmt.Sprintf("redis: {address: %q}\n", FreeAddr(t)) +
+		"rate_limits: [{name: rl, backend: RATE_LIMIT_BACKEND_REDIS, key: [{client_ip: true}], limits: [{requests: 1000, period: 1s}]}]\n"
+}
+
+// With Redis down, go-redis's own log lines (a pool that cannot dial)
+// come out as the gateway's JSON lines at WARN, one per kind every 10 s
+// however many dials fail, never as plain text on stderr.
+func TestBinaryRedisLogIsJSONAndBounded(t *testing.T) {
+	up := StartEcho(t, "up")
+	p := StartBinary(t, redisDown(t, up.Addr)+"shutdown_drain_period: 0s\n")
+	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
+	call := func() {
+		if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+			t.Fatalf("call (the policy fails open): %v", err)
+		}
+	}
+	call()
+	p.logs.WaitFor(t, "dial failure of the Redis client", func(logs string) bool {
+		return strings.Contains(logs, `"msg":"`+ratelimit.RedisMessage+`"`) || strings.Contains(logs, "redis: connection pool")
+	})
+	for range 30 {
+		call()
+	}
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.Wait(t, Patience); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	n := 0
+	for _, rec := range logRecords(t, p.logs.String()) {
+		if rec["msg"] == ratelimit.RedisMessage {
+			n++
+			if rec["level"] != "WARN" || !strings.Contains(fmt.Sprint(rec["detail"]), "connection pool") {
+				t.Errorf("Redis client line %v, want WARN with the client's detail", rec)
+			}
+		}
+	}
+	if n == 0 || n > 2 {
+		t.Errorf("%d Redis client lines for 31 failing calls, want 1 or 2 (one per kind every 10s):\n%s", n, p.logs.String())
 	}
 }
