@@ -382,3 +382,28 @@ func TestBinaryRedisLogIsJSONAndBounded(t *testing.T) {
 		t.Errorf("%d Redis client lines for 31 failing calls, want 1 or 2 (one per kind every 10s):\n%s", n, p.logs.String())
 	}
 }
+
+// The process exits promptly once it has logged "stopped", whatever it
+// held: a Redis client whose dials fail and retry, upstream and client
+// connections, buffered access log lines.
+func TestBinaryExitsPromptlyAfterStopped(t *testing.T) {
+	up := StartEcho(t, "up")
+	p := StartBinary(t, redisDown(t, up.Addr)+"shutdown_drain_period: 0s\n")
+	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
+	for range 10 {
+		if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.logs.WaitContains(t, `"msg":"stopped"`)
+	stopped := time.Now()
+	if code := p.Wait(t, Patience); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if d := time.Since(stopped); d > time.Second {
+		t.Fatalf("the process exited %v after it logged stopped, want within 1s", d)
+	}
+}
