@@ -46,6 +46,7 @@ const (
 	DefaultKeepaliveTimeout     = 20 * time.Second
 	DefaultShutdownGracePeriod  = 15 * time.Second
 	DefaultShutdownDrainPeriod  = 5 * time.Second
+	DefaultCancelledLogPerSec   = 100
 	DefaultSettlePeriod         = time.Second
 	DefaultConnectTimeout       = 5 * time.Second
 	DefaultReadHeaderTimeout    = 10 * time.Second
@@ -594,6 +595,7 @@ func applyDefaults(cfg *configv1.Config) {
 	if cfg.Logging == nil {
 		cfg.Logging = &configv1.Logging{}
 	}
+	setU32(&cfg.Logging.AccessLogCancelledPerSecond, DefaultCancelledLogPerSec)
 	if cfg.Logging.AccessLogSampleRatio == nil {
 		cfg.Logging.AccessLogSampleRatio = proto.Float64(1)
 	}

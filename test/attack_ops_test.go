@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -21,8 +23,10 @@ import (
 
 	"github.com/edgegate/edgegate/config"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	"github.com/edgegate/edgegate/interceptors/accesslog"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/interceptors/ratelimit"
+	"github.com/edgegate/edgegate/test/attack"
 )
 
 // Operations under attack and in production: the config watch, the
@@ -405,5 +409,106 @@ func TestBinaryExitsPromptlyAfterStopped(t *testing.T) {
 	}
 	if d := time.Since(stopped); d > time.Second {
 		t.Fatalf("the process exited %v after it logged stopped, want within 1s", d)
+	}
+}
+
+// A flood of client-cancelled calls (HEADERS then RST_STREAM, as an HTTP/2
+// rapid reset attack sends) writes at most
+// logging.access_log_cancelled_per_second of their access log lines a
+// second; the rest are counted (edgegate_access_log_dropped_total) and
+// summed up in a line a second. The lines of other calls made meanwhile
+// are all written.
+func TestAccessLogCancelledFloodIsBounded(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, EchoConfig(up.Addr)+"logging: {access_log_cancelled_per_second: 10}\n")
+	const conns, perConn, normal = 12, 10, 20
+	const flood = conns * perConn
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	counted := make(chan struct{})
+	var countedOnce sync.Once
+	t.Cleanup(func() { countedOnce.Do(func() { close(counted) }) })
+	for range conns {
+		wg.Go(func() {
+			h, err := attack.Dial(gw.Addr, nil, []http2.Setting{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer func() { _ = h.Close() }()
+			go func() { _, _ = h.Frames(Patience, func(http2.Frame) bool { return false }) }()
+			for range perConn {
+				id, err := h.Open(attack.GRPC(gw.Addr, "/edgegate.testing.v1.EchoService/Unary"), false)
+				if err == nil {
+					err = h.Fr.WriteRSTStream(id, http2.ErrCodeCancel)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			<-counted // the connection stays open until the lines are counted
+		})
+	}
+	c := testingv1.NewEchoServiceClient(Dial(t, gw.Addr))
+	for range normal {
+		if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every cancelled call is either logged or summed up.
+	var logged, summed int
+	count := func(logs string) {
+		logged, summed = 0, 0
+		for _, line := range strings.Split(logs, "\n") {
+			var rec struct {
+				Msg     string `json:"msg"`
+				Code    string `json:"code"`
+				Dropped int    `json:"dropped"`
+			}
+			if json.Unmarshal([]byte(line), &rec) != nil {
+				continue
+			}
+			switch {
+			case rec.Msg == accesslog.Message && rec.Code == codes.Canceled.String():
+				logged++
+			case rec.Msg == accesslog.DroppedMessage:
+				summed += rec.Dropped
+			}
+		}
+	}
+	logs := gw.Logs.WaitFor(t, "line or summed-up count for every cancelled call", func(logs string) bool {
+		count(logs)
+		return logged+summed >= flood
+	})
+	elapsed := time.Since(start)
+	countedOnce.Do(func() { close(counted) })
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if logged+summed != flood {
+		t.Errorf("%d cancelled calls logged and %d summed up, want %d in all", logged, summed, flood)
+	}
+	// At most 10 lines in each window of a second the flood spanned.
+	if most := 10 * (int(elapsed/time.Second) + 2); logged > most {
+		t.Errorf("%d lines of cancelled calls in %v, want at most %d (10 a second)", logged, elapsed, most)
+	}
+	if summed == 0 {
+		t.Errorf("no line sums up the dropped lines:\n%s", logs)
+	}
+	if got := counter(t, scrape(t, gw), "edgegate_access_log_dropped_total", nil); got != float64(summed) {
+		t.Errorf("edgegate_access_log_dropped_total %v, want %d", got, summed)
+	}
+	ok := 0
+	for _, l := range accessLines(logs) {
+		if strings.Contains(l, `"code":"OK"`) {
+			ok++
+		}
+	}
+	if ok != normal {
+		t.Errorf("%d access lines of the %d successful calls", ok, normal)
 	}
 }
