@@ -46,6 +46,9 @@ const (
 	DefaultKeepaliveTime        = 2 * time.Hour
 	DefaultKeepaliveTimeout     = 20 * time.Second
 	DefaultShutdownGracePeriod  = 15 * time.Second
+	DefaultShutdownDrainPeriod  = 5 * time.Second
+	DefaultCancelledLogPerSec   = 100
+	DefaultSettlePeriod         = time.Second
 	DefaultConnectTimeout       = 5 * time.Second
 	DefaultReadHeaderTimeout    = 10 * time.Second
 	DefaultIdleTimeout          = 2 * time.Minute
@@ -553,6 +556,9 @@ func applyDefaults(cfg *configv1.Config) {
 	setDur(&ka.Time, DefaultKeepaliveTime)
 	setDur(&ka.Timeout, DefaultKeepaliveTimeout)
 	setDur(&cfg.ShutdownGracePeriod, DefaultShutdownGracePeriod)
+	if cfg.ShutdownDrainPeriod == nil { // 0s is no drain period
+		cfg.ShutdownDrainPeriod = durationpb.New(DefaultShutdownDrainPeriod)
+	}
 	for _, c := range cfg.GetClusters() {
 		if c.LoadBalancing == configv1.LoadBalancing_LOAD_BALANCING_UNSPECIFIED {
 			c.LoadBalancing = configv1.LoadBalancing_LOAD_BALANCING_ROUND_ROBIN
@@ -635,6 +641,9 @@ func applyDefaults(cfg *configv1.Config) {
 	if cfg.Reload == nil {
 		cfg.Reload = &configv1.Reload{}
 	}
+	if cfg.Reload.SettlePeriod == nil { // 0s loads at the first write
+		cfg.Reload.SettlePeriod = durationpb.New(DefaultSettlePeriod)
+	}
 	if cfg.Admin == nil {
 		cfg.Admin = &configv1.Admin{}
 	}
@@ -652,6 +661,7 @@ func applyDefaults(cfg *configv1.Config) {
 	if cfg.Logging == nil {
 		cfg.Logging = &configv1.Logging{}
 	}
+	setU32(&cfg.Logging.AccessLogCancelledPerSecond, DefaultCancelledLogPerSec)
 	if cfg.Logging.AccessLogSampleRatio == nil {
 		cfg.Logging.AccessLogSampleRatio = proto.Float64(1)
 	}

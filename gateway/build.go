@@ -66,6 +66,7 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 		reloader:  o.reload,
 		runtime:   o.runtime,
 	}
+	g.accessLog.LimitCancelled(int(cfg.GetLogging().GetAccessLogCancelledPerSecond()), g.metrics.AccessLogDropped)
 	g.current.Store(cfg)
 	if err := g.build(cfg, o); err != nil {
 		g.closeAll()

@@ -135,6 +135,17 @@ func (g *Gateway) Serve() error {
 	return first
 }
 
+// Drain starts the drain period: from now on /readyz answers 503
+// ("draining") and the gRPC health service NOT_SERVING, so that load
+// balancers stop sending new calls, while the listeners keep accepting and
+// serving connections as before. Shutdown ends it.
+func (g *Gateway) Drain() {
+	g.mu.Lock()
+	g.draining = true
+	g.mu.Unlock()
+	g.health.Shutdown()
+}
+
 // Shutdown drains the gateway: it reports NOT_SERVING on the health
 // service, stops accepting connections and waits for calls in flight to
 // finish. When ctx ends first, the remaining calls are cancelled. Upstream

@@ -45,6 +45,7 @@ type Metrics struct {
 	storeFailures    *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
 	configInfo       *prometheus.GaugeVec
+	accessLogDropped prometheus.Counter
 
 	mu     sync.RWMutex
 	known  map[string]bool
@@ -88,6 +89,9 @@ func New(version string) *Metrics {
 		configInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "edgegate_config_info", Help: "1 for the configuration in force, labelled by its SHA-256 hash.",
 		}, []string{"hash"}),
+		accessLogDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgegate_access_log_dropped_total", Help: "Access log lines not written: lines of calls cancelled by the client over logging.access_log_cancelled_per_second.",
+		}),
 		known: map[string]bool{},
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -97,7 +101,7 @@ func New(version string) *Metrics {
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("failed")
 	m.Registry.MustRegister(m.callsStarted, m.callsHandled, m.callDuration, m.inFlight,
-		m.upstreamCalls, m.upstreamDuration, m.rejections, m.storeFailures, m.reloads, m.configInfo, build,
+		m.upstreamCalls, m.upstreamDuration, m.rejections, m.storeFailures, m.reloads, m.configInfo, m.accessLogDropped, build,
 		&healthCollector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
@@ -131,6 +135,10 @@ func (m *Metrics) methodLabel(method string) string {
 	}
 	return OtherMethod
 }
+
+// AccessLogDropped counts an access log line not written (a cancelled
+// call over the access log's budget).
+func (m *Metrics) AccessLogDropped() { m.accessLogDropped.Inc() }
 
 // SetConfig records the hash of the configuration in force.
 func (m *Metrics) SetConfig(hash string) {

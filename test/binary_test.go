@@ -52,7 +52,7 @@ func TestGrpcurlThroughGateway(t *testing.T) {
 
 func TestBinaryDrainsOnSIGTERM(t *testing.T) {
 	up := StartEcho(t, "up")
-	p := StartBinary(t, EchoConfig(up.Addr)+"shutdown_grace_period: 5s\n")
+	p := StartBinary(t, EchoConfig(up.Addr)+"shutdown_grace_period: 5s\nshutdown_drain_period: 0s\n")
 	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
 	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func accessLines(logs string) []string {
 // waiting is written before it exits.
 func TestBinaryAccessLogFlush(t *testing.T) {
 	up := StartEcho(t, "up")
-	p := StartBinary(t, EchoConfig(up.Addr)+"logging: {access_log_flush_interval: 300ms}\n")
+	p := StartBinary(t, EchoConfig(up.Addr)+"logging: {access_log_flush_interval: 300ms}\nshutdown_drain_period: 0s\n")
 	c := testingv1.NewEchoServiceClient(Dial(t, p.Addr))
 	if _, err := c.Unary(Ctx(t, 5*time.Second), &testingv1.EchoRequest{}); err != nil {
 		t.Fatal(err)

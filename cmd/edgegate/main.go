@@ -316,8 +316,13 @@ func serve(args []string, stderr io.Writer) int {
 		gw.Stop()
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// The first SIGTERM or SIGINT stops the gateway (see stopOnSignal); a
+	// second one, during the drain period, ends that period early.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -333,9 +338,16 @@ func serve(args []string, stderr io.Writer) int {
 		}
 	}()
 	if file != "" && !cfg.GetReload().GetDisableWatch() {
-		if err := config.Watch(ctx, file, func() {
-			log.Info("config file changed: reloading", slog.String("file", file))
-			_ = reload()
+		settle := cfg.GetReload().GetSettlePeriod().AsDuration()
+		if err := config.Watch(ctx, file, config.WatchOptions{
+			Settle: settle,
+			Changed: func() {
+				log.Info("config file changed: reloading", slog.String("file", file))
+				_ = reload()
+			},
+			Settling: func() {
+				log.Info("config file written in place: loading it once it settles", slog.String("file", file), slog.Duration("settle_period", settle))
+			},
 		}); err != nil {
 			log.Warn("cannot watch the config file; SIGHUP and POST /reload still reload", slog.String("error", err.Error()))
 		}
@@ -343,6 +355,7 @@ func serve(args []string, stderr io.Writer) int {
 	errc := make(chan error, 1)
 	go func() { errc <- gw.Serve() }()
 	log.Info("edgegate ready", slog.String("version", version.String()))
+	var sig os.Signal
 	select {
 	case err := <-errc:
 		if err != nil {
@@ -350,19 +363,57 @@ func serve(args []string, stderr io.Writer) int {
 			return 1
 		}
 		return 0
-	case <-ctx.Done():
+	case sig = <-sigs:
 	}
-	stop()
+	cancel()
+	exit := stopOnSignal(gw, cfg, log, sig, sigs, errc)
+	log.Info("stopped")
+	return exit
+}
+
+// stopOnSignal stops gw after the signal sig. On SIGTERM, the drain
+// period first: /readyz answers 503 and the health service NOT_SERVING
+// while the listeners still serve, for shutdown_drain_period or until the
+// next signal on sigs, whichever comes first; SIGINT (an interactive
+// stop) skips it. Then the listeners close and the calls in flight get
+// shutdown_grace_period to finish; a further signal ends the process at
+// once. It returns the exit code: 0, or 1 when serving failed.
+func stopOnSignal(gw *gateway.Gateway, cfg *configv1.Config, log *slog.Logger, sig os.Signal, sigs chan os.Signal, errc chan error) int {
 	grace := cfg.GetShutdownGracePeriod().AsDuration()
-	log.Info("draining", slog.Duration("grace_period", grace))
+	drain := cfg.GetShutdownDrainPeriod().AsDuration()
+	if sig != syscall.SIGTERM {
+		drain = 0
+	}
+	gw.Drain()
+	log.Info("draining", slog.String("signal", sig.String()), slog.Duration("drain_period", drain), slog.Duration("grace_period", grace))
+	code := 0
+	served := false // Serve has returned (its error taken from errc)
+	if drain > 0 {
+		t := time.NewTimer(drain)
+		select {
+		case <-t.C:
+		case s := <-sigs:
+			log.Info("drain period ended early", slog.String("signal", s.String()))
+		case err := <-errc:
+			served = true
+			if err != nil {
+				log.Error("serve", slog.String("error", err.Error()))
+				code = 1
+			}
+		}
+		t.Stop()
+	}
+	signal.Stop(sigs)
+	log.Info("closing the listeners", slog.Duration("grace_period", grace))
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := gw.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Error("shutdown", slog.String("error", err.Error()))
 	}
-	if err := <-errc; err != nil {
-		log.Error("serve", slog.String("error", err.Error()))
+	if !served {
+		if err := <-errc; err != nil {
+			log.Error("serve", slog.String("error", err.Error()))
+		}
 	}
-	log.Info("stopped")
-	return 0
+	return code
 }

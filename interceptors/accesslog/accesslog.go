@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -31,8 +32,9 @@ const Message = "call"
 
 // Logger writes access log lines. A nil *Logger writes nothing.
 type Logger struct {
-	log    *slog.Logger
-	sample float64
+	log       *slog.Logger
+	sample    float64
+	cancelled *budget // nil: no limit
 }
 
 // New returns a logger writing to log, keeping sampleRatio (0 to 1) of the
@@ -45,12 +47,34 @@ func New(log *slog.Logger, sampleRatio float64) *Logger {
 	return &Logger{log: log, sample: sampleRatio}
 }
 
+// DroppedMessage is the message of the line that sums up the access log
+// lines of cancelled calls not written (see LimitCancelled).
+const DroppedMessage = "access log lines dropped"
+
+// LimitCancelled makes l write the lines of calls cancelled by the client
+// (code CANCELLED, the call's context cancelled) at most perSecond a
+// second: a flood of reset streams, each one such call, cannot fill the
+// disk. The lines beyond it are not written; dropped (may be nil) is
+// called for each, and one line (DroppedMessage, at WARN) a second says
+// how many there were. Other lines are never dropped. perSecond 0 means
+// no limit. It returns l; call it before l is used.
+func (l *Logger) LimitCancelled(perSecond int, dropped func()) *Logger {
+	if l != nil && perSecond > 0 {
+		l.cancelled = &budget{perSecond: perSecond, dropped: dropped, log: l.log}
+	}
+	return l
+}
+
 // Write writes the line of the call info, answered with httpStatus (0 for
-// native gRPC), unless the call's route disables the log or sampling drops
-// it. The caller must be the last to touch info (callinfo's EndChain /
-// EndHTTP say who is).
+// native gRPC), unless the call's route disables the log, sampling drops
+// it, or it is a cancelled call over the LimitCancelled budget. The
+// caller must be the last to touch info (callinfo's EndChain / EndHTTP say
+// who is).
 func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int) {
 	if l == nil || info == nil || info.NoAccessLog || !l.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	if l.cancelled != nil && status.Code(info.Err) == codes.Canceled && ctx.Err() != nil && !l.cancelled.take() {
 		return
 	}
 	failed := info.Err != nil || httpStatus >= 400
@@ -160,3 +184,53 @@ func (l *Logger) StreamServerInterceptor() grpc.StreamServerInterceptor {
 
 // CodeOf is the gRPC code of a finished call's record.
 func CodeOf(info *callinfo.Info) codes.Code { return status.Code(info.Err) }
+
+// budget is the LimitCancelled budget: perSecond lines in each window of a
+// second (a window starts at the first line after the last one ended).
+type budget struct {
+	perSecond int
+	dropped   func()
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	start   time.Time // of the current window
+	used    int       // lines written in it
+	skipped int       // lines dropped since the last summary
+	summary bool      // a summary is due (its timer runs)
+}
+
+// take reports whether one more line may be written; when not, it counts
+// the line and makes sure a summary follows within a second.
+func (b *budget) take() bool {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.start) >= time.Second {
+		b.start, b.used = now, 0
+	}
+	if b.used < b.perSecond {
+		b.used++
+		return true
+	}
+	b.skipped++
+	if b.dropped != nil {
+		b.dropped()
+	}
+	if !b.summary {
+		b.summary = true
+		time.AfterFunc(time.Second, b.sum)
+	}
+	return false
+}
+
+// sum writes the summary of the lines dropped since the last one.
+func (b *budget) sum() {
+	b.mu.Lock()
+	n := b.skipped
+	b.skipped, b.summary = 0, false
+	b.mu.Unlock()
+	b.log.LogAttrs(context.Background(), slog.LevelWarn, DroppedMessage,
+		slog.Int("dropped", n),
+		slog.String("reason", "calls cancelled by the client over logging.access_log_cancelled_per_second"),
+		slog.Int("per_second", b.perSecond))
+}

@@ -1,11 +1,16 @@
 package ratelimit
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -38,6 +43,7 @@ type Interceptor struct {
 func New(cfg *configv1.Config, d policy.Deps) (*Interceptor, error) {
 	rl := &Interceptor{d: d, memory: limiter.NewMemory()}
 	if r := cfg.GetRedis(); r != nil && !d.DryRun {
+		redis.SetLogger(NewRedisLogger(d.Log, redisLogEvery))
 		rl.client = redis.NewClient(&redis.Options{
 			Addr:     r.GetAddress(),
 			Password: os.Getenv(r.GetPasswordEnv()),
@@ -142,4 +148,63 @@ func (rl *Interceptor) Compile(b *policy.Build) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// redisLogEvery is how often at most one kind of go-redis log line is
+// written: a Redis that is down makes the client log every failed dial.
+const redisLogEvery = 10 * time.Second
+
+// RedisMessage is the message of the log lines of the Redis client.
+const RedisMessage = "redis client"
+
+// RedisLogger writes go-redis's own log lines (redis.SetLogger: a pool
+// that cannot dial, a connection it drops) as the gateway's log lines at
+// WARN, message RedisMessage, the line in the attribute "detail". Each
+// kind of line (its format) is written at most once per every; the next
+// one written says how many were left out in between ("suppressed"). It is
+// safe for concurrent use.
+type RedisLogger struct {
+	log   *slog.Logger
+	every time.Duration
+	now   func() time.Time
+
+	mu    sync.Mutex
+	kinds map[string]*redisKind // by format: a fixed set in go-redis
+}
+
+type redisKind struct {
+	last       time.Time
+	suppressed int
+}
+
+// NewRedisLogger returns a RedisLogger writing to log (slog's default when
+// nil).
+func NewRedisLogger(log *slog.Logger, every time.Duration) *RedisLogger {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &RedisLogger{log: log, every: every, now: time.Now, kinds: map[string]*redisKind{}}
+}
+
+// Printf implements go-redis's internal.Logging.
+func (r *RedisLogger) Printf(_ context.Context, format string, v ...any) {
+	now := r.now()
+	r.mu.Lock()
+	k := r.kinds[format]
+	if k == nil {
+		k = &redisKind{}
+		r.kinds[format] = k
+	} else if now.Sub(k.last) < r.every {
+		k.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := k.suppressed
+	k.last, k.suppressed = now, 0
+	r.mu.Unlock()
+	attrs := []any{slog.String("detail", strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))}
+	if n > 0 {
+		attrs = append(attrs, slog.Int("suppressed", n))
+	}
+	r.log.Warn(RedisMessage, attrs...)
 }
