@@ -52,6 +52,7 @@ const (
 	DefaultConnectTimeout       = 5 * time.Second
 	DefaultReadHeaderTimeout    = 10 * time.Second
 	DefaultIdleTimeout          = 2 * time.Minute
+	DefaultRequestBodyTimeout   = 30 * time.Second
 	DefaultOpenAPIPath          = "/openapi.json"
 	DefaultCORSMaxAge           = 10 * time.Minute
 	DefaultAdminAddress         = "127.0.0.1:9901"
@@ -592,6 +593,7 @@ func applyDefaults(cfg *configv1.Config) {
 	}
 	setDur(&h.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&h.IdleTimeout, DefaultIdleTimeout)
+	setDur(&h.RequestBodyTimeout, DefaultRequestBodyTimeout)
 	setU32(&h.MaxBodyBytes, lim.GetMaxMessageBytes())
 	setU32(&h.MaxInFlight, 1000)
 	if h.OpenapiPath == "" {

@@ -38,8 +38,15 @@ type HTTPOptions struct {
 	OpenAPI     []byte
 	// AccessLog gets one line per request, after the answer is written.
 	AccessLog *accesslog.Logger
-	// MaxInFlight bounds the requests served at once; 0: no bound.
+	// MaxInFlight bounds the requests served at once, counted once their
+	// body has arrived; 0: no bound.
 	MaxInFlight int64
+	// BodyTimeout bounds how long a request's body may take to arrive
+	// (408 after); 0: no bound.
+	BodyTimeout time.Duration
+	// MaxHeaderListBytes bounds a request's header list, counted as
+	// HTTP/2 counts one (431 above); 0: no bound.
+	MaxHeaderListBytes int
 }
 
 // NewHTTPHandler returns the handler of one listener's HTTP requests: CORS
@@ -66,16 +73,14 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		HTTPPath:   r.URL.Path,
 	}
 	w := &statusWriter{ResponseWriter: rw}
-	n := h.inFlight.Add(1)
-	switch msg := framingRefusal(r); {
-	case msg != "":
+	if msg := framingRefusal(r); msg != "" {
 		h.refuseFraming(w, r, msg)
-	case h.o.MaxInFlight > 0 && n > h.o.MaxInFlight:
-		h.shed(w, r)
-	default:
+	} else if n := headerListSize(r); h.o.MaxHeaderListBytes > 0 && n > h.o.MaxHeaderListBytes {
+		h.refuse(w, r, http.StatusRequestHeaderFieldsTooLarge, status.New(codes.ResourceExhausted,
+			fmt.Sprintf("edgegate: request header list is %d bytes, over the limit of %d (limits.max_header_list_bytes)", n, h.o.MaxHeaderListBytes)))
+	} else {
 		h.serve(w, r, info)
 	}
-	h.inFlight.Add(-1)
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
@@ -111,7 +116,19 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		if h.o.CORS != nil && r.Header.Get("Origin") != "" && h.o.CORS.allowed(r.Header.Get("Origin")) {
 			w = &exposeWriter{ResponseWriter: w, expose: h.o.CORS.exposeList}
 		}
-		h.o.GRPCWeb.ServeHTTP(w, r.WithContext(ctx))
+		done := h.bodyDeadline(w)
+		frames, st := h.o.GRPCWeb.ReadBody(r)
+		if late := done(); st != nil && late {
+			st = bodyTimeout(w)
+		}
+		if st != nil {
+			grpcweb.WriteError(w, r, st)
+			return
+		}
+		if release, ok := h.slot(w, r); ok {
+			defer release()
+			h.o.GRPCWeb.Serve(w, r.WithContext(ctx), frames)
+		}
 	case strings.HasPrefix(ct, "application/grpc"):
 		// Native gRPC or gRPC-Web on a listener without that door.
 		Error(w, codes.Unimplemented, http.StatusUnsupportedMediaType, fmt.Sprintf("edgegate: content type %q is not served on this listener", ct))
@@ -120,15 +137,21 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 			Error(w, codes.Unimplemented, http.StatusMethodNotAllowed, "edgegate: method "+r.Method+" not allowed for "+r.URL.Path)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(h.o.OpenAPI)))
-		_, _ = w.Write(h.o.OpenAPI)
+		if release, ok := h.slot(w, r); ok {
+			defer release()
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", strconv.Itoa(len(h.o.OpenAPI)))
+			_, _ = w.Write(h.o.OpenAPI)
+		}
 	case h.o.REST != nil:
 		if !h.limitBody(w, r) || !jsonBody(w, r) {
 			return
 		}
-		ctx = callinfo.NewContext(ctx, info)
-		h.o.REST.ServeHTTP(w, r.WithContext(ctx))
+		if release, ok := h.slot(w, r); ok {
+			defer release()
+			ctx = callinfo.NewContext(ctx, info)
+			h.o.REST.ServeHTTP(w, r.WithContext(ctx))
+		}
 	default:
 		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
 	}
@@ -143,6 +166,68 @@ func (h *handler) refuseOrigin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteStatus(w, st, http.StatusForbidden)
+}
+
+// slot takes one of the listener's in-flight slots for r, whose body (if
+// any) has arrived; when they are all taken it answers r (shed) and
+// returns false. release gives the slot back.
+func (h *handler) slot(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	if n := h.inFlight.Add(1); h.o.MaxInFlight > 0 && n > h.o.MaxInFlight {
+		h.inFlight.Add(-1)
+		h.shed(w, r)
+		return nil, false
+	}
+	return func() { h.inFlight.Add(-1) }, true
+}
+
+// bodyDeadline bounds the reading of the request's body by BodyTimeout;
+// done, called when the body is read, lifts the bound and reports whether
+// it was reached.
+func (h *handler) bodyDeadline(w http.ResponseWriter) (done func() bool) {
+	if h.o.BodyTimeout <= 0 {
+		return func() bool { return false }
+	}
+	rc := http.NewResponseController(w)
+	deadline := time.Now().Add(h.o.BodyTimeout)
+	if rc.SetReadDeadline(deadline) != nil {
+		return func() bool { return false }
+	}
+	return func() bool {
+		late := !time.Now().Before(deadline)
+		_ = rc.SetReadDeadline(time.Time{})
+		return late
+	}
+}
+
+// bodyTimeout is the answer to a request whose body did not arrive within
+// the body timeout (408; an HTTP/1.1 connection closes after it, its body
+// left unread).
+func bodyTimeout(w http.ResponseWriter) *status.Status {
+	w.Header().Set("Connection", "close")
+	return status.New(codes.DeadlineExceeded, "edgegate: the request body did not arrive within http.request_body_timeout")
+}
+
+// refuse answers r with st: trailers-only for gRPC-Web, else JSON with
+// the HTTP status code.
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request, code int, st *status.Status) {
+	if h.o.GRPCWeb != nil && grpcweb.IsRequest(r) {
+		grpcweb.WriteError(w, r, st)
+		return
+	}
+	WriteStatus(w, st, code)
+}
+
+// headerListSize is the size of r's header list as HTTP/2 counts one
+// (RFC 9113 §6.5.2: each field's name and value and 32 bytes), the
+// pseudo-header fields included.
+func headerListSize(r *http.Request) int {
+	n := len(r.Method) + len(r.Host) + len(r.URL.RequestURI()) + len("https") + 4*32 + 4*len(":method")
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 32
+		}
+	}
+	return n
 }
 
 // refuseFraming answers an HTTP/1.1 request whose framing is refused (see
@@ -213,8 +298,13 @@ func (h *handler) limitBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.ContentLength > max {
 		return tooLarge()
 	}
+	done := h.bodyDeadline(w)
 	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
 	_ = r.Body.Close()
+	if late := done(); err != nil && late {
+		WriteStatus(w, bodyTimeout(w), http.StatusRequestTimeout)
+		return false
+	}
 	if err != nil {
 		Error(w, codes.InvalidArgument, http.StatusBadRequest, "edgegate: reading the request body: "+err.Error())
 		return false

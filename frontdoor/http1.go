@@ -27,14 +27,19 @@ import (
 func connContext(ctx context.Context, c net.Conn) context.Context {
 	ctx = ConnContext(ctx, c)
 	// An HTTP/1 connection reaches net/http as the sniffer's replayConn
-	// (HTTP/2 ones behind an ackFilterConn). net/http has not read from it
-	// yet: its bytes are the sniffed ones, then the connection's.
+	// (HTTP/2 ones behind a guardConn). net/http has not read from it yet:
+	// its bytes are the sniffed ones (what the sniffer's reader holds),
+	// then the connection's.
 	rc, ok := c.(*replayConn)
 	if !ok {
 		return ctx
 	}
 	f := &h1Framing{}
 	f.feed(rc.pending)
+	if rc.br != nil {
+		held, _ := rc.br.Peek(rc.br.Buffered())
+		f.feed(held)
+	}
 	rc.Conn = &h1Conn{Conn: rc.Conn, f: f}
 	return context.WithValue(ctx, h1FramingKey{}, f)
 }

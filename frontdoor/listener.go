@@ -69,10 +69,12 @@ func NewServer(o ListenerOptions) *Server {
 	}
 	hc := o.HTTP
 	ho := HTTPOptions{
-		CORS:         NewCORS(hc.GetCors()),
-		MaxBodyBytes: int64(hc.GetMaxBodyBytes()),
-		AccessLog:    o.AccessLog,
-		MaxInFlight:  int64(hc.GetMaxInFlight()),
+		CORS:               NewCORS(hc.GetCors()),
+		MaxBodyBytes:       int64(hc.GetMaxBodyBytes()),
+		AccessLog:          o.AccessLog,
+		MaxInFlight:        int64(hc.GetMaxInFlight()),
+		BodyTimeout:        hc.GetRequestBodyTimeout().AsDuration(),
+		MaxHeaderListBytes: int(lim.GetMaxHeaderListBytes()),
 	}
 	if protos[configv1.Protocol_PROTOCOL_REST] {
 		ho.REST = o.REST
@@ -92,10 +94,12 @@ func NewServer(o ListenerOptions) *Server {
 			Handler:           NewHTTPHandler(ho),
 			ReadHeaderTimeout: hc.GetReadHeaderTimeout().AsDuration(),
 			IdleTimeout:       hc.GetIdleTimeout().AsDuration(),
-			MaxHeaderBytes:    int(lim.GetMaxHeaderListBytes()),
-			ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
-			ConnContext:       connContext,
-			Protocols:         protocols,
+			// Header lists up to the block limit reach the handler, which
+			// refuses one over max_header_list_bytes with 431.
+			MaxHeaderBytes: int(lim.GetMaxHeaderBlockBytes()),
+			ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
+			ConnContext:    connContext,
+			Protocols:      protocols,
 			HTTP2: &http.HTTP2Config{
 				MaxConcurrentStreams: int(lim.GetMaxConcurrentStreams()),
 				// The default SETTINGS_MAX_FRAME_SIZE, which the

@@ -3,6 +3,9 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -507,5 +510,111 @@ func TestOversizedHeaderPerCall(t *testing.T) {
 				t.Fatalf("the next call on the connection: grpc-status %q", st)
 			}
 		})
+	}
+}
+
+// Slow request bodies (a Content-Length larger than what is sent, or a
+// chunked body that never ends) do not take the listener's in-flight
+// slots: while 200 of them are held against a limit of 50, REST, gRPC-Web
+// and the OpenAPI spec are served; each slow request gets 408 once
+// http.request_body_timeout has passed. Point 2.
+func TestSlowBodiesDoNotTakeTheSlots(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, EchoConfig(up.Addr)+"http: {max_in_flight: 50, request_body_timeout: 1s}\n")
+	var conns []net.Conn
+	for i := range 200 {
+		path, ct := "/v1/echo:unary", "application/json"
+		if i%2 == 1 {
+			path, ct = "/edgegate.testing.v1.EchoService/Unary", "application/grpc-web+proto"
+		}
+		head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 1000\r\n\r\n{\"message\":", path, ct)
+		if i%4 == 2 {
+			head = fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"mes\r\n", path, ct)
+		}
+		c, err := attack.Raw(gw.Addr, head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		defer c.Close()
+	}
+	start := time.Now()
+	base := "http://" + gw.Addr
+	if r := doHTTP(t, nil, "POST", base+"/v1/echo:unary", `{"message":"normal"}`, nil); r.code != 200 {
+		t.Errorf("REST during the slow bodies: %d %s", r.code, r.body)
+	}
+	if r := (webDoor{base: base}).unary(t, &testingv1.EchoRequest{Message: "normal"}, nil, 5*time.Second); r.st.Code() != 0 {
+		t.Errorf("gRPC-Web during the slow bodies: %v", r.st)
+	}
+	if r := doHTTP(t, nil, "GET", base+"/openapi.json", "", nil); r.code != 200 {
+		t.Errorf("/openapi.json during the slow bodies: %d", r.code)
+	}
+	if time.Since(start) >= time.Second {
+		t.Fatalf("the normal calls took %v, past the body timeout: the slow bodies were no longer held", time.Since(start))
+	}
+	// Each slow request is answered 408 (gRPC-Web: DEADLINE_EXCEEDED) and
+	// its connection closed.
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(Patience))
+		b, _ := io.ReadAll(c)
+		got := string(b)
+		switch {
+		case i%2 == 0 && !strings.HasPrefix(got, "HTTP/1.1 408"):
+			t.Fatalf("slow REST body %d: %q", i, got)
+		case i%2 == 1 && !strings.Contains(got, "Grpc-Status: 4"):
+			t.Fatalf("slow gRPC-Web body %d: %q", i, got)
+		}
+	}
+}
+
+// A request whose header list is over limits.max_header_list_bytes (in a
+// block within limits.max_header_block_bytes) is answered on its own:
+// 431 with a google.rpc.Status body on REST, over HTTP/1.1 and HTTP/2,
+// RESOURCE_EXHAUSTED trailers-only on gRPC-Web; nothing is forwarded, and
+// the HTTP/2 connection serves the next request. Point 12.
+func TestOversizedHeaderPerRequest(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, EchoConfig(up.Addr)+"limits: {max_header_list_bytes: 1024}\n")
+	base := "http://" + gw.Addr
+	big := map[string]string{"X-Big": strings.Repeat("a", 4096)}
+	before := up.Started()
+	r := doHTTP(t, nil, "POST", base+"/v1/echo:unary", `{"message":"big"}`, big)
+	if r.code != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(string(r.body), `"code":8`) || !strings.Contains(string(r.body), "limits.max_header_list_bytes") {
+		t.Errorf("REST over HTTP/1.1: %d %s", r.code, r.body)
+	}
+	if w := (webDoor{base: base}).unary(t, &testingv1.EchoRequest{}, big, 5*time.Second); w.st.Code() != 8 {
+		t.Errorf("gRPC-Web: %v", w.st)
+	}
+	h, err := attack.Dial(gw.Addr, nil, []http2.Setting{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for i, size := range []int{4096, 10} {
+		id, err := h.Open(attack.Request("GET", gw.Addr, "/v1/users/ada", "", "x-big", strings.Repeat("a", size)), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := ""
+		if _, err := h.Frames(Patience, func(f http2.Frame) bool {
+			if mh, ok := f.(*http2.MetaHeadersFrame); ok && mh.StreamID == id {
+				code = mh.PseudoValue("status")
+			}
+			if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+				_ = h.Fr.WriteSettingsAck()
+			}
+			return code != ""
+		}); err != nil {
+			t.Fatalf("REST over HTTP/2, request %d: %v", i, err)
+		}
+		if want := []string{"431", "501"}[i]; code != want {
+			t.Errorf("REST over HTTP/2, request %d: %s, want %s", i, code, want)
+		}
+	}
+	if _, err := testingv1.NewEchoServiceClient(Dial(t, gw.Addr)).Unary(WithMarker(Ctx(t, Patience), "after"), &testingv1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if calls := up.StartedUntil(t, before, "after"); len(calls) != 0 {
+		t.Errorf("an oversized request reached the upstream: %s", calls[0].Method)
 	}
 }

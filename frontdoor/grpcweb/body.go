@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// readBody reads a gRPC-Web request body (unary and server-streaming
+// ReadBody reads a gRPC-Web request body (unary and server-streaming
 // calls send it whole), bounded by MaxBodyBytes, and checks that it is
 // well-formed: valid base64 in text mode, and a sequence of complete
 // length-prefixed frames, none a trailer frame. It returns the frames
@@ -19,7 +19,7 @@ import (
 // by a decoder that accepts it in padded chunks), or the status to answer
 // with: INVALID_ARGUMENT with a message that says what is wrong, or
 // RESOURCE_EXHAUSTED when the body is too large.
-func (d *Door) readBody(r *http.Request) ([]byte, *status.Status) {
+func (d *Door) ReadBody(r *http.Request) ([]byte, *status.Status) {
 	max := d.o.MaxBodyBytes
 	text := IsText(r.Header.Get("Content-Type"))
 	limit := max + 5

@@ -116,11 +116,17 @@ func New(o Options) *Door {
 // (one write instead of the headers, the message and the trailers flushed
 // one by one); others are flushed message by message.
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	frames, st := d.readBody(r)
+	frames, st := d.ReadBody(r)
 	if st != nil {
 		WriteError(w, r, st)
 		return
 	}
+	d.Serve(w, r, frames)
+}
+
+// Serve serves the call of r, whose body ReadBody has read and checked
+// (frames). CORS is the caller's business.
+func (d *Door) Serve(w http.ResponseWriter, r *http.Request, frames []byte) {
 	if svc, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); d.own[svc] && d.wrap != nil {
 		d.serveOwn(w, r, frames)
 		return
