@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode/utf16"
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
@@ -32,6 +33,7 @@ import (
 	authpkg "github.com/edgegate/edgegate/auth"
 	"github.com/edgegate/edgegate/auth/jwt"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/internal/grpcwire"
 	"github.com/edgegate/edgegate/tlsconf"
 )
 
@@ -339,7 +341,10 @@ func authorize(pol *Policy, p *authpkg.Principal, method string, ctx context.Con
 // Forward writes the identity of ctx's principal into md (the metadata
 // sent upstream): its ID under principalKey and, as JSON, its claims (or,
 // without claims, its provider, kind and scopes) under claimsKey. An
-// anonymous caller gets neither.
+// anonymous caller gets neither. gRPC metadata carries printable ASCII
+// only: an ID holding other bytes is percent-encoded as grpc-message is
+// ('%' and every byte outside printable ASCII as %XX), and the claims'
+// other characters are JSON \u escapes.
 func Forward(principalKey, claimsKey string) func(ctx context.Context, md metadata.MD) {
 	return func(ctx context.Context, md metadata.MD) {
 		delete(md, principalKey)
@@ -348,9 +353,13 @@ func Forward(principalKey, claimsKey string) func(ctx context.Context, md metada
 		if p == nil || p.Kind == authpkg.KindAnonymous {
 			return
 		}
-		md[principalKey] = []string{p.ID}
+		id := p.ID
+		if asciiJSON(id) != id { // not printable ASCII: percent-encoded
+			id = grpcwire.EncodeMessage(id)
+		}
+		md[principalKey] = []string{id}
 		if p.ClaimsJSON != "" {
-			md[claimsKey] = []string{p.ClaimsJSON}
+			md[claimsKey] = []string{asciiJSON(p.ClaimsJSON)}
 			return
 		}
 		claims := p.Claims
@@ -358,7 +367,38 @@ func Forward(principalKey, claimsKey string) func(ctx context.Context, md metada
 			claims = map[string]any{"provider": p.Provider, "kind": p.Kind, "scopes": p.Scopes}
 		}
 		if b, err := json.Marshal(claims); err == nil {
-			md[claimsKey] = []string{string(b)}
+			md[claimsKey] = []string{asciiJSON(string(b))}
 		}
 	}
+}
+
+// asciiJSON is the JSON text s with every character outside printable
+// ASCII written as a \uXXXX escape (a UTF-16 surrogate pair beyond the
+// BMP): the same JSON value, sendable as gRPC metadata, which carries
+// printable ASCII only. Inside JSON text such characters can only be in
+// strings, where the escape means the same.
+func asciiJSON(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= ' ' && r <= '~':
+			b.WriteRune(r)
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
 }

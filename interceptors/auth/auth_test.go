@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -130,5 +131,38 @@ func TestForwardAndStrip(t *testing.T) {
 	fwd(authpkg.NewContext(context.Background(), &authpkg.Principal{ID: "alice", Kind: authpkg.KindJWT, Claims: map[string]any{"sub": "alice"}, ClaimsJSON: `{"sub":"alice"}`}), md)
 	if got := md.Get("x-c"); len(got) != 1 || got[0] != `{"sub":"alice"}` {
 		t.Fatalf("forwarded claims %q", got)
+	}
+}
+
+// The forwarded identity is sendable as gRPC metadata (printable ASCII)
+// whatever the principal and its claims hold: a UTF-8 subject is
+// percent-encoded, the claims' characters outside ASCII JSON escapes of
+// the same value.
+func TestForwardNonASCIIIdentity(t *testing.T) {
+	fwd := authint.Forward("x-p", "x-c")
+	md := metadata.MD{}
+	fwd(authpkg.NewContext(context.Background(), &authpkg.Principal{ID: "josé", Kind: authpkg.KindJWT, ClaimsJSON: `{"name":"José 😀","sub":"josé"}`}), md)
+	if got := md.Get("x-p"); len(got) != 1 || got[0] != "jos%C3%A9" {
+		t.Errorf("principal %q", got)
+	}
+	c := md.Get("x-c")
+	if len(c) != 1 || c[0] != `{"name":"Jos\u00e9 \ud83d\ude00","sub":"jos\u00e9"}` {
+		t.Fatalf("claims %q", c)
+	}
+	var back map[string]string
+	if err := json.Unmarshal([]byte(c[0]), &back); err != nil || back["name"] != "José 😀" {
+		t.Errorf("claims decode to %v (%v)", back, err)
+	}
+	for _, v := range append(md.Get("x-p"), c...) {
+		for i := 0; i < len(v); i++ {
+			if v[i] < ' ' || v[i] > '~' {
+				t.Fatalf("%q is not printable ASCII", v)
+			}
+		}
+	}
+	md = metadata.MD{}
+	fwd(authpkg.NewContext(context.Background(), &authpkg.Principal{ID: "a%b", Kind: authpkg.KindAPIKey}), md)
+	if got := md.Get("x-p"); got[0] != "a%b" {
+		t.Errorf("an ASCII principal was changed: %q", got)
 	}
 }
