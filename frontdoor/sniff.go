@@ -415,7 +415,14 @@ func (sn *sniffer) sniff(grpcOnly bool) (kind, error) {
 			}
 			return kindH2, nil
 		case http2.FrameGoAway:
-			return 0, errSniff // the client leaves
+			// The client opens no stream; the server answers what else it
+			// sends until it closes.
+			sn.replay.Write(hdr[:])
+			sn.replay.Write(payload)
+			if grpcOnly {
+				return kindGRPC, nil
+			}
+			return kindH2, nil
 		case http2.FrameData, http2.FrameRSTStream, http2.FramePushPromise, http2.FrameContinuation:
 			return 0, sn.refuse(http2.ErrCodeProtocol, "edgegate: "+typ.String()+" before any stream")
 		default:

@@ -79,7 +79,9 @@ done
 tmp=$(mktemp -d)
 pids=() seds=() names=()
 cleanup() {
-  kill "${pids[@]}" 2>/dev/null || true
+  # SIGINT, as Ctrl-C sends it: the gateway skips its drain period (made
+  # for load balancers), and calls in flight still finish.
+  kill -INT "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$tmp"
 }

@@ -618,3 +618,29 @@ func TestOversizedHeaderPerRequest(t *testing.T) {
 		t.Errorf("an oversized request reached the upstream: %s", calls[0].Method)
 	}
 }
+
+// A client's GOAWAY before its first request is not the end of the
+// connection's life on the gateway's side: a PING sent after it is still
+// answered (RFC 9113 §6.8: the endpoint goes on with the connection's
+// other frames).
+func TestEarlyGoAwayStillAnswered(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, attackConfig(up.Addr, ""))
+	for i, addr := range gw.Addrs() {
+		t.Run([]string{"shared", "dedicated"}[i], func(t *testing.T) {
+			h, err := attack.Dial(addr.String(), nil, []http2.Setting{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			_ = h.Fr.WriteGoAway(0, http2.ErrCode(0x42), nil)
+			_ = h.Fr.WritePing(false, [8]byte{9})
+			if _, err := h.Frames(Patience, func(f http2.Frame) bool {
+				p, ok := f.(*http2.PingFrame)
+				return ok && p.IsAck() && p.Data == [8]byte{9}
+			}); err != nil {
+				t.Fatalf("no PING ACK after the client's GOAWAY: %v", err)
+			}
+		})
+	}
+}

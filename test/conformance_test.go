@@ -107,8 +107,8 @@ logging: {disable_access_log: true}
 		tls       bool
 		min, wait int
 	}{
-		{"shared h2c", false, 140, 3},
-		{"shared TLS", true, 140, 3},
+		{"shared h2c", false, 140, 5},
+		{"shared TLS", true, 140, 5},
 		{"PROTOCOL_GRPC h2c", false, 113, 1},
 		{"PROTOCOL_GRPC TLS", true, 113, 1},
 	} {
