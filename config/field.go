@@ -110,3 +110,9 @@ func readConfig(path string) ([]byte, error) {
 	}
 	return os.ReadFile(path)
 }
+
+// IsFieldError reports whether err is (or wraps) a *FieldError.
+func IsFieldError(err error) bool {
+	var fe *FieldError
+	return errors.As(err, &fe)
+}

@@ -120,8 +120,9 @@ type flushCounter struct {
 
 func (f *flushCounter) Flush() { f.flushes++; f.ResponseRecorder.Flush() }
 
-// A gRPC-Web call of a method known to answer with one message is written
-// whole when it ends; a streaming (or unknown) one is flushed as it goes.
+// A gRPC-Web call of a method the schema knows to answer with one message
+// (Options.IsUnary) is written whole when it ends; a streaming (or unknown)
+// one is flushed as it goes.
 func TestGRPCWebFlushes(t *testing.T) {
 	core := router.NewInProcess(nil, func(_ any, ss grpc.ServerStream) error {
 		f := &router.Frame{}
@@ -131,7 +132,8 @@ func TestGRPCWebFlushes(t *testing.T) {
 		f.SetBytes([]byte{})
 		return ss.SendMsg(f)
 	})
-	h := NewHTTPHandler(HTTPOptions{GRPCWeb: grpcweb.New(grpcweb.Options{Core: core, MaxBodyBytes: 1 << 10}), MaxBodyBytes: 1 << 10})
+	h := NewHTTPHandler(HTTPOptions{GRPCWeb: grpcweb.New(grpcweb.Options{Core: core, MaxBodyBytes: 1 << 10,
+		IsUnary: func(m string) bool { return m == "/grpc.health.v1.Health/Check" }}), MaxBodyBytes: 1 << 10})
 	for method, flushed := range map[string]bool{
 		"/grpc.health.v1.Health/Check": false,
 		"/grpc.health.v1.Health/Watch": true,

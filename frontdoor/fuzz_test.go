@@ -15,6 +15,7 @@ import (
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/schema"
 )
 
 // answer is a core handler that answers every call with one fixed
@@ -40,7 +41,11 @@ func answer(_ any, ss grpc.ServerStream) error {
 }
 
 func restHandler(t testing.TB) http.Handler {
-	rest, err := NewREST(&configv1.REST{}, router.NewInProcess(nil, answer))
+	reg, err := schema.Build(schema.Input{Compiled: schema.CompiledFiles()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, err := NewREST(&configv1.REST{}, router.NewInProcess(nil, answer), reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,9 +33,10 @@ type HTTPOptions struct {
 	CORS *CORS
 	// MaxBodyBytes bounds REST request bodies (413 above).
 	MaxBodyBytes int64
-	// OpenAPIPath, when set, serves OpenAPI (GET) at that path.
+	// OpenAPIPath, when set, serves OpenAPI (GET) at that path: the
+	// document OpenAPI returns (the configuration in force's).
 	OpenAPIPath string
-	OpenAPI     []byte
+	OpenAPI     func() []byte
 	// AccessLog gets one line per request, after the answer is written.
 	AccessLog *accesslog.Logger
 	// MaxInFlight bounds the requests served at once, counted once their
@@ -140,11 +141,12 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		if release, ok := h.slot(w, r); ok {
 			defer release()
 			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Length", strconv.Itoa(len(h.o.OpenAPI)))
-			_, _ = w.Write(h.o.OpenAPI)
+			doc := h.o.OpenAPI()
+			w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
+			_, _ = w.Write(doc)
 		}
 	case h.o.REST != nil:
-		if !h.limitBody(w, r) || !jsonBody(w, r) {
+		if !h.limitBody(w, r) || !h.jsonBody(w, r) {
 			return
 		}
 		if release, ok := h.slot(w, r); ok {
@@ -319,17 +321,21 @@ func (h *handler) limitBody(w http.ResponseWriter, r *http.Request) bool {
 
 // jsonBody refuses a REST request whose body is not JSON by its content
 // type (application/json or application/*+json, parameters allowed; a
-// request without a body needs none): 415, with Accept, before anything
+// request without a body needs none, and a binding whose body is a
+// google.api.HttpBody takes any): 415, with Accept, before anything
 // is forwarded. A browser sends a cross-site text/plain or form body
 // without asking first (no preflight); refused here, it never reaches the
 // API. It answers the request itself and returns false when it refuses.
-func jsonBody(w http.ResponseWriter, r *http.Request) bool {
+func (h *handler) jsonBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return true
 	}
 	types := r.Header.Values("Content-Type")
 	if len(types) == 1 && isJSON(types[0]) {
 		return true
+	}
+	if raw, ok := h.o.REST.(interface{ AcceptsRawBody(*http.Request) bool }); ok && raw.AcceptsRawBody(r) {
+		return true // a google.api.HttpBody: any content type
 	}
 	got := "none"
 	if len(types) > 0 {

@@ -27,7 +27,7 @@ type ListenerOptions struct {
 	// openapi path.
 	REST    http.Handler
 	GRPCWeb *grpcweb.Door
-	OpenAPI []byte
+	OpenAPI func() []byte
 	// AccessLog gets the HTTP doors' lines.
 	AccessLog *accesslog.Logger
 	Log       *slog.Logger

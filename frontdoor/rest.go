@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -24,105 +23,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
-	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
-	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
-	ordersv1 "github.com/edgegate/edgegate/gen/shop/orders/v1"
-	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
 	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/schema"
 )
-
-// registrations are the grpc-gateway handlers of the compiled-in API. Each
-// is registered with a client over the in-process connection, never with
-// Register…HandlerServer, which would skip the interceptor chain.
-var registrations = []struct {
-	service  string
-	register func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error
-}{
-	{catalogv1.CatalogService_ServiceDesc.ServiceName, func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-		return catalogv1.RegisterCatalogServiceHandlerClient(ctx, mux, catalogv1.NewCatalogServiceClient(cc))
-	}},
-	{ordersv1.OrdersService_ServiceDesc.ServiceName, func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-		return ordersv1.RegisterOrdersServiceHandlerClient(ctx, mux, ordersv1.NewOrdersServiceClient(cc))
-	}},
-	{usersv1.UsersService_ServiceDesc.ServiceName, func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-		return usersv1.RegisterUsersServiceHandlerClient(ctx, mux, usersv1.NewUsersServiceClient(cc))
-	}},
-	{testingv1.EchoService_ServiceDesc.ServiceName, func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
-		return testingv1.RegisterEchoServiceHandlerClient(ctx, mux, testingv1.NewEchoServiceClient(cc))
-	}},
-}
-
-// RESTRoute is one HTTP binding of the REST door.
-type RESTRoute struct {
-	Verb string // GET, POST, …
-	Path string // the google.api.http template, "/v1/{name=shelves/*/books/*}"
-	// FullMethod is the gRPC method, "/shop.catalog.v1.CatalogService/GetBook".
-	FullMethod string
-	// ServerStream and ClientStream say whether the method streams
-	// responses and requests.
-	ServerStream, ClientStream bool
-}
-
-// RESTRoutes lists the HTTP bindings of the compiled-in API, additional
-// bindings included, in service and method order.
-func RESTRoutes() []RESTRoute {
-	var out []RESTRoute
-	for _, reg := range registrations {
-		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(reg.service))
-		if err != nil {
-			continue
-		}
-		sd := d.(protoreflect.ServiceDescriptor)
-		for i := range sd.Methods().Len() {
-			md := sd.Methods().Get(i)
-			rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
-			if rule == nil {
-				continue
-			}
-			full := "/" + reg.service + "/" + string(md.Name())
-			for _, r := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
-				if verb, path := httpBinding(r); verb != "" {
-					out = append(out, RESTRoute{Verb: verb, Path: path, FullMethod: full, ServerStream: md.IsStreamingServer(), ClientStream: md.IsStreamingClient()})
-				}
-			}
-		}
-	}
-	return out
-}
-
-// streamedBodies are the request types of the client-streaming bindings,
-// whose bodies are a stream of JSON values.
-func streamedBodies() map[protoreflect.FullName]bool {
-	out := map[protoreflect.FullName]bool{}
-	for _, r := range RESTRoutes() {
-		if !r.ClientStream {
-			continue
-		}
-		name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(r.FullMethod, "/"), "/", "."))
-		if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil {
-			out[d.(protoreflect.MethodDescriptor).Input().FullName()] = true
-		}
-	}
-	return out
-}
-
-func httpBinding(r *annotations.HttpRule) (verb, path string) {
-	switch p := r.GetPattern().(type) {
-	case *annotations.HttpRule_Get:
-		return http.MethodGet, p.Get
-	case *annotations.HttpRule_Post:
-		return http.MethodPost, p.Post
-	case *annotations.HttpRule_Put:
-		return http.MethodPut, p.Put
-	case *annotations.HttpRule_Patch:
-		return http.MethodPatch, p.Patch
-	case *annotations.HttpRule_Delete:
-		return http.MethodDelete, p.Delete
-	case *annotations.HttpRule_Custom:
-		return p.Custom.GetKind(), p.Custom.GetPath()
-	}
-	return "", ""
-}
 
 // Headers the REST door always forwards as metadata, and always exposes.
 var (
@@ -131,8 +34,11 @@ var (
 	alwaysExpose  = []string{"x-request-id", "retry-after", "ratelimit", "ratelimit-policy", "www-authenticate"}
 )
 
-// NewREST returns the REST/JSON door: grpc-gateway handlers for the
-// compiled-in API, calling cc (the in-process connection to the core).
+// NewREST returns the REST/JSON door of the routed APIs of reg, calling cc
+// (the in-process connection to the core): for a compiled-in service whose
+// methods are all routed and whose bindings are its annotations, its
+// generated grpc-gateway handlers; for every other binding a dynamic
+// handler (restdynamic.go) on the same runtime.
 // Errors are google.rpc.Status JSON bodies with the mapped HTTP status;
 // unknown paths are 404 and wrong methods 405, as JSON too. A client that
 // sends Accept: text/event-stream gets server streams as Server-Sent
@@ -143,22 +49,27 @@ var (
 //
 // extraForward are more request headers forwarded as metadata (the auth
 // providers' headers).
-func NewREST(c *configv1.REST, cc grpc.ClientConnInterface, extraForward ...string) (http.Handler, error) {
+func NewREST(c *configv1.REST, cc grpc.ClientConnInterface, reg *schema.Registry, extraForward ...string) (*REST, error) {
+	resolver := registryResolver{reg}
 	json := restJSON{JSONPb: &runtime.JSONPb{
 		MarshalOptions: protojson.MarshalOptions{
 			UseProtoNames:   c.GetUseProtoNames(),
 			EmitUnpopulated: c.GetEmitUnpopulated(),
 			UseEnumNumbers:  c.GetEnumsAsNumbers(),
+			Resolver:        resolver,
 		},
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: c.GetDiscardUnknownFields()},
-	}}
-	json.streams = streamedBodies()
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: c.GetDiscardUnknownFields(), Resolver: resolver},
+	}, streams: map[protoreflect.FullName]bool{}}
 	forward := headerSet(alwaysForward, append(extraForward, c.GetForwardRequestHeaders()...))
 	delete(forward, "authorization") // grpc-gateway forwards it itself
 	d := &restDoor{json: json, expose: headerSet(alwaysExpose, c.GetExposeResponseHeaders()), serverStreams: map[string]bool{}}
-	for _, r := range RESTRoutes() {
-		if r.ServerStream {
-			d.serverStreams[r.FullMethod] = true
+	for _, b := range reg.Bindings() {
+		md := b.Method.Desc
+		if md.IsStreamingServer() {
+			d.serverStreams[b.Method.Full] = true
+		}
+		if md.IsStreamingClient() {
+			json.streams[md.Input().FullName()] = true
 		}
 	}
 	d.mux = runtime.NewServeMux(
@@ -175,18 +86,125 @@ func NewREST(c *configv1.REST, cc grpc.ClientConnInterface, extraForward ...stri
 		runtime.WithStreamErrorHandler(d.streamError),
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptSlash),
 	)
-	for _, reg := range registrations {
-		if err := reg.register(context.Background(), d.mux, cc); err != nil {
-			return nil, fmt.Errorf("register REST handlers: %w", err)
+	d.raw = runtime.NewServeMux(runtime.WithRoutingErrorHandler(func(context.Context, *runtime.ServeMux, runtime.Marshaler, http.ResponseWriter, *http.Request, int) {}))
+	for _, s := range reg.Services() {
+		if generated(s) {
+			if err := s.REST(context.Background(), d.mux, cc); err != nil {
+				return nil, fmt.Errorf("register REST handlers of %s: %w", s.Desc.FullName(), err)
+			}
+			continue
+		}
+		for _, m := range s.Methods {
+			for _, b := range m.Bindings {
+				if err := d.handleDynamic(cc, b); err != nil {
+					return nil, fmt.Errorf("REST binding %s %s: %w", b.Verb, b.Path, err)
+				}
+				if takesRawBody(b) {
+					if err := d.raw.HandlePath(b.Verb, b.Path, func(w http.ResponseWriter, _ *http.Request, _ map[string]string) { w.WriteHeader(http.StatusNoContent) }); err != nil {
+						return nil, err
+					}
+				}
+			}
 		}
 	}
-	return d, nil
+	return &REST{d}, nil
+}
+
+// generated reports whether a service's REST bindings are served by its
+// generated handlers: it is compiled in, every method is routed, and its
+// bindings are its annotations as they are (the generated handlers
+// register every annotated binding of the service, and nothing else).
+func generated(s *schema.Service) bool {
+	if s.REST == nil {
+		return false
+	}
+	for _, m := range s.Methods {
+		if !m.Routed {
+			return false
+		}
+		for _, b := range m.Bindings {
+			if b.Origin != schema.FromAnnotation || b.SuccessStatus != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// takesRawBody reports whether a binding's body is a google.api.HttpBody
+// (a raw body of any content type).
+func takesRawBody(b *schema.Binding) bool {
+	in := b.Method.Desc.Input()
+	switch b.Body {
+	case "":
+		return false
+	case "*":
+		return in.FullName() == httpBodyName
+	}
+	fd := in.Fields().ByName(protoreflect.Name(b.Body))
+	return fd != nil && fd.Message() != nil && fd.Message().FullName() == httpBodyName
+}
+
+// REST is the REST/JSON door of one configuration.
+type REST struct{ d *restDoor }
+
+func (r *REST) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.d.ServeHTTP(w, req) }
+
+// AcceptsRawBody reports whether req is for a binding whose body is a
+// google.api.HttpBody, which takes a body of any content type.
+func (r *REST) AcceptsRawBody(req *http.Request) bool {
+	rec := &statusOnly{h: http.Header{}}
+	r.d.raw.ServeHTTP(rec, req)
+	return rec.code == http.StatusNoContent
+}
+
+// statusOnly records only the status of an answer.
+type statusOnly struct {
+	h    http.Header
+	code int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.h }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(code int)        { s.code = code }
+
+// registryResolver resolves message types (google.protobuf.Any in JSON)
+// in a registry's files, then among the compiled-in types (error details).
+type registryResolver struct{ reg *schema.Registry }
+
+func (r registryResolver) FindMessageByName(name protoreflect.FullName) (protoreflect.MessageType, error) {
+	if mt, err := protoregistry.GlobalTypes.FindMessageByName(name); err == nil {
+		return mt, nil
+	}
+	return r.reg.Types().FindMessageByName(name)
+}
+
+func (r registryResolver) FindMessageByURL(url string) (protoreflect.MessageType, error) {
+	if mt, err := protoregistry.GlobalTypes.FindMessageByURL(url); err == nil {
+		return mt, nil
+	}
+	return r.reg.Types().FindMessageByURL(url)
+}
+
+func (r registryResolver) FindExtensionByName(name protoreflect.FullName) (protoreflect.ExtensionType, error) {
+	if xt, err := protoregistry.GlobalTypes.FindExtensionByName(name); err == nil {
+		return xt, nil
+	}
+	return r.reg.Types().FindExtensionByName(name)
+}
+
+func (r registryResolver) FindExtensionByNumber(message protoreflect.FullName, field protoreflect.FieldNumber) (protoreflect.ExtensionType, error) {
+	if xt, err := protoregistry.GlobalTypes.FindExtensionByNumber(message, field); err == nil {
+		return xt, nil
+	}
+	return r.reg.Types().FindExtensionByNumber(message, field)
 }
 
 // restDoor is the REST door: grpc-gateway's mux, with the door's own
 // error answers.
 type restDoor struct {
 	mux           *runtime.ServeMux
+	raw           *runtime.ServeMux // the bindings that take a raw body
 	json          restJSON
 	expose        map[string]bool // response metadata keys that become headers
 	serverStreams map[string]bool // full methods of the server-streaming bindings

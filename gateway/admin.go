@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/edgegate/edgegate/frontdoor"
+	"github.com/edgegate/edgegate/schema"
 )
 
 // clusterHealth reports, per cluster, whether it has a connected endpoint.
@@ -62,6 +62,7 @@ type restRouteJSON struct {
 	Path    string `json:"path"`
 	Method  string `json:"method"`
 	Cluster string `json:"cluster,omitempty"`
+	Source  string `json:"source"`
 }
 
 // routesJSON is the route table and the REST bindings, for /routes.
@@ -78,9 +79,9 @@ func (g *Gateway) routesJSON() any {
 		}
 		out.Routes = append(out.Routes, rj)
 	}
-	for _, hr := range frontdoor.RESTRoutes() {
-		rr := restRouteJSON{HTTP: hr.Verb, Path: hr.Path, Method: hr.FullMethod}
-		if r := t.Lookup(hr.FullMethod); r != nil {
+	for _, b := range g.proxy.Snapshot().Schema.Bindings() {
+		rr := restRouteJSON{HTTP: b.Verb, Path: b.Path, Method: b.Method.Full, Source: schema.BindingSource(b)}
+		if r := t.Lookup(b.Method.Full); r != nil {
 			rr.Cluster = r.Cluster
 		}
 		out.REST = append(out.REST, rr)

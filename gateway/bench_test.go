@@ -119,7 +119,7 @@ func BenchmarkRESTToCore(b *testing.B) {
 		{"bufconn", loop},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			rest, err := frontdoor.NewREST(g.cfg.GetHttp().GetRest(), c.conn)
+			rest, err := frontdoor.NewREST(g.cfg.GetHttp().GetRest(), c.conn, g.proxy.Snapshot().Schema)
 			if err != nil {
 				b.Fatal(err)
 			}

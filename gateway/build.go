@@ -19,9 +19,6 @@ import (
 	"google.golang.org/grpc/reflection"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 
 	// Compressed calls: the gzip compressor registers itself.
 	_ "google.golang.org/grpc/encoding/gzip"
@@ -29,6 +26,7 @@ import (
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/frontdoor/grpcweb"
+	"github.com/edgegate/edgegate/gen/openapi"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
@@ -38,6 +36,7 @@ import (
 	"github.com/edgegate/edgegate/metrics"
 	"github.com/edgegate/edgegate/policy"
 	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/schema"
 	"github.com/edgegate/edgegate/tlsconf"
 	"github.com/edgegate/edgegate/upstream"
 )
@@ -68,6 +67,10 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 	}
 	g.accessLog.LimitCancelled(int(cfg.GetLogging().GetAccessLogCancelledPerSecond()), g.metrics.AccessLogDropped)
 	g.current.Store(cfg)
+	g.compiled = schema.CompiledFiles()
+	if o.compSet {
+		g.compiled = o.compiled
+	}
 	if err := g.build(cfg, o); err != nil {
 		g.closeAll()
 		return nil, err
@@ -91,6 +94,19 @@ func Check(cfg *configv1.Config, opts ...Option) error {
 	}
 	g.closeAll()
 	return nil
+}
+
+// Describe builds the gateway of cfg in a dry run, as Check does, and
+// returns its route table and the registry of the APIs it routes (without
+// what server reflection would discover: nothing is dialled).
+func Describe(cfg *configv1.Config, opts ...Option) (*router.Table, *schema.Registry, error) {
+	g, err := New(cfg, append(opts, withDryRun())...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer g.closeAll()
+	snap := g.proxy.Snapshot()
+	return snap.Table, snap.Schema, nil
 }
 
 // build builds every part of the gateway from cfg; on an error, what it
@@ -149,7 +165,6 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 		},
 	}
 	g.proxy = router.NewProxy(snap, popts)
-	knowRoutes(g.metrics, snap.Table)
 	g.metrics.SetConfig(config.Hash(cfg))
 	g.metrics.SetHealth(g.clusterHealth)
 	unary, stream := chain(deps{
@@ -165,21 +180,28 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	)...)
-	core := router.NewInProcess(chainStream(stream), g.proxy.Handler())
-	if g.rest, err = frontdoor.NewREST(cfg.GetHttp().GetRest(), core, authint.Headers(cfg)...); err != nil {
-		return err
-	}
-	// The client's forwarding headers, before grpc-gateway changes them.
-	g.rest = callinfo.RecordHTTPForwarding(g.rest)
+	g.core = router.NewInProcess(chainStream(stream), g.proxy.Handler())
 	healthpb.RegisterHealthServer(g.server, g.health)
 	if !cfg.GetDisableReflection() {
-		ro := reflection.ServerOptions{Services: &reflectionServices{server: g.server, proxy: g.proxy}}
+		ro := reflection.ServerOptions{
+			Services:           &reflectionServices{server: g.server, proxy: g.proxy},
+			DescriptorResolver: schemaResolver{g.proxy},
+		}
 		reflectionv1.RegisterServerReflectionServer(g.server, reflection.NewServerV1(ro))
 		reflectionv1alpha.RegisterServerReflectionServer(g.server, reflection.NewServer(ro))
 	}
+	d, err := g.buildDoors(cfg, snap)
+	if err != nil {
+		return err
+	}
+	g.httpDoors.Store(d)
+	g.metrics.KnowMethods(g.knownMethods(snap))
+	// The client's forwarding headers, before grpc-gateway changes them.
+	g.rest = callinfo.RecordHTTPForwarding(restDispatch{g})
 	g.grpcWeb = grpcweb.New(grpcweb.Options{
-		Core:            core,
+		Core:            g.core,
 		Server:          g.server,
+		IsUnary:         func(m string) bool { return g.proxy.Snapshot().Schema.IsUnary(m) },
 		MaxBodyBytes:    int64(cfg.GetHttp().GetMaxBodyBytes()),
 		MaxMessageBytes: int(lim.GetMaxMessageBytes()),
 		ForwardHeaders:  append(authint.Headers(cfg), cfg.GetHttp().GetGrpcWeb().GetForwardRequestHeaders()...),
@@ -271,8 +293,11 @@ func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryR
 	table, err := router.Compile(cfg, b)
 	errs = append(errs, err)
 	var pool *upstream.Pool
+	var reg *schema.Registry
 	if table != nil {
-		retry := retryMethods(cfg, table)
+		reg, err = g.buildSchema(cfg, table)
+		errs = append(errs, err)
+		retry := retryMethods(cfg, table, reg)
 		specs := make([]upstream.Spec, len(cfg.GetClusters()))
 		for i, c := range cfg.GetClusters() {
 			specs[i] = upstream.Spec{Config: c, RetryMethods: retry[c.GetName()], Log: g.log}
@@ -290,14 +315,14 @@ func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryR
 		b.Close()
 		return nil, err
 	}
-	return &router.Snapshot{Table: table, Pool: pool, Policies: b}, nil
+	return &router.Snapshot{Table: table, Pool: pool, Schema: reg, Policies: b}, nil
 }
 
 // retryMethods lists, per cluster with a retry policy, the methods its
-// retries apply to: the compiled-in methods routed to it that are marked
-// NO_SIDE_EFFECTS or IDEMPOTENT and take one request message, and the
-// methods the policy names.
-func retryMethods(cfg *configv1.Config, table *router.Table) map[string][]string {
+// retries apply to: the schema's routed methods of the cluster that are
+// marked NO_SIDE_EFFECTS or IDEMPOTENT and take one request message, and
+// the methods the policy names.
+func retryMethods(cfg *configv1.Config, table *router.Table, reg *schema.Registry) map[string][]string {
 	policy := map[string]*configv1.RetryPolicy{}
 	out := map[string][]string{}
 	for _, c := range cfg.GetClusters() {
@@ -308,28 +333,18 @@ func retryMethods(cfg *configv1.Config, table *router.Table) map[string][]string
 			}
 		}
 	}
-	if len(policy) == 0 {
+	if len(policy) == 0 || reg == nil {
 		return out
 	}
-	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		for i := range fd.Services().Len() {
-			sd := fd.Services().Get(i)
-			for j := range sd.Methods().Len() {
-				md := sd.Methods().Get(j)
-				full := "/" + string(sd.FullName()) + "/" + string(md.Name())
-				rt := table.Lookup(full)
-				if rt == nil || policy[rt.Cluster] == nil || md.IsStreamingClient() {
-					continue
-				}
-				opts, _ := md.Options().(*descriptorpb.MethodOptions)
-				switch opts.GetIdempotencyLevel() {
-				case descriptorpb.MethodOptions_NO_SIDE_EFFECTS, descriptorpb.MethodOptions_IDEMPOTENT:
-					out[rt.Cluster] = append(out[rt.Cluster], full)
-				}
+	for _, s := range reg.Services() {
+		for _, m := range s.Methods {
+			rt := table.Lookup(m.Full)
+			if rt == nil || policy[rt.Cluster] == nil || !m.Safe() {
+				continue
 			}
+			out[rt.Cluster] = append(out[rt.Cluster], m.Full)
 		}
-		return true
-	})
+	}
 	for k, v := range out {
 		slices.Sort(v)
 		out[k] = slices.Compact(v)
@@ -337,13 +352,12 @@ func retryMethods(cfg *configv1.Config, table *router.Table) map[string][]string
 	return out
 }
 
-// knowRoutes tells metrics the exact-method routes' methods.
-func knowRoutes(m *metrics.Metrics, t *router.Table) {
-	var exact []string
-	for _, r := range t.Routes() {
-		if r.Kind == "method" {
-			exact = append(exact, r.Pattern)
-		}
+// buildDoors builds the HTTP doors of snap, a snapshot of cfg: its REST
+// handler and its OpenAPI document.
+func (g *Gateway) buildDoors(cfg *configv1.Config, snap *router.Snapshot) (*httpDoors, error) {
+	rest, err := frontdoor.NewREST(cfg.GetHttp().GetRest(), g.core, snap.Schema, authint.Headers(cfg)...)
+	if err != nil {
+		return nil, &config.FieldError{Path: "schema", Err: err}
 	}
-	m.KnowMethods(metrics.ExactMethods(exact))
+	return &httpDoors{rest: rest, openapi: openapi.Spec}, nil
 }

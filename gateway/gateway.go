@@ -18,6 +18,7 @@ import (
 	"github.com/edgegate/edgegate/metrics"
 	"github.com/edgegate/edgegate/policy"
 	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/schema"
 	"github.com/edgegate/edgegate/tlsconf"
 )
 
@@ -36,6 +37,9 @@ type Gateway struct {
 	policies  []policy.Policy
 	tp        *sdktrace.TracerProvider // built from the config; nil otherwise
 	tlsSrv    []*tlsconf.Server        // per listener; nil for plaintext
+	compiled  []schema.Compiled        // the schema's compiled-in source
+	core      *router.InProcess        // the HTTP doors' way into the chain
+	httpDoors atomic.Pointer[httpDoors] // the HTTP doors of the snapshot in force
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -51,6 +55,15 @@ type Gateway struct {
 	runtime  bool                            // WithRuntime
 	current  atomic.Pointer[configv1.Config] // the configuration in force
 }
+
+// httpDoors are the HTTP doors of one snapshot: its REST handler and its
+// OpenAPI document.
+type httpDoors struct {
+	rest    http.Handler
+	openapi []byte
+}
+
+func (g *Gateway) doorsNow() *httpDoors { return g.httpDoors.Load() }
 
 // Metrics returns the gateway's Prometheus collectors.
 func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/edgegate/edgegate/schema"
+
 	"log/slog"
 
 	"go.opentelemetry.io/otel/trace"
@@ -19,6 +21,8 @@ type options struct {
 	reload    func() error
 	runtime   bool
 	dryRun    bool
+	compiled  []schema.Compiled
+	compSet   bool
 }
 
 // Option changes how New builds the gateway.
@@ -64,6 +68,14 @@ func WithReloader(f func() error) Option {
 // runtime.
 func WithRuntime() Option {
 	return func(o *options) { o.runtime = true }
+}
+
+// WithCompiled sets the compiled-in API the gateway knows (its schema's
+// compiled source), instead of what generated code has registered
+// (schema.CompiledFiles: the packages the binary imports, gen/compiled for
+// the edgegate command).
+func WithCompiled(files []schema.Compiled) Option {
+	return func(o *options) { o.compiled, o.compSet = files, true }
 }
 
 // withDryRun builds the gateway without starting anything (Check).

@@ -6,18 +6,13 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/edgegate/edgegate/router"
-
-	// The descriptors of the compiled-in API, for server reflection.
-	_ "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
-	_ "github.com/edgegate/edgegate/gen/shop/catalog/v1"
-	_ "github.com/edgegate/edgegate/gen/shop/orders/v1"
-	_ "github.com/edgegate/edgegate/gen/shop/users/v1"
 )
 
 // reflectionServices lists, for server reflection, the gateway's own
-// services and every compiled-in service with at least one routed method
-// (with only those methods). Services the gateway has no descriptor for are
-// proxied, but not listed.
+// services and every service of the schema in force (compiled in, from a
+// descriptor set, or discovered from a cluster's reflection) with its
+// routed methods. A service the gateway has no descriptor for is proxied,
+// but not listed.
 type reflectionServices struct {
 	server *grpc.Server
 	proxy  *router.Proxy
@@ -25,32 +20,41 @@ type reflectionServices struct {
 
 func (r *reflectionServices) GetServiceInfo() map[string]grpc.ServiceInfo {
 	out := r.server.GetServiceInfo()
-	table := r.proxy.Snapshot().Table
-	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		svcs := fd.Services()
-		for i := range svcs.Len() {
-			sd := svcs.Get(i)
-			name := string(sd.FullName())
-			if _, own := out[name]; own {
-				continue
-			}
-			var methods []grpc.MethodInfo
-			ms := sd.Methods()
-			for j := range ms.Len() {
-				md := ms.Get(j)
-				if table.Lookup("/"+name+"/"+string(md.Name())) != nil {
-					methods = append(methods, grpc.MethodInfo{
-						Name:           string(md.Name()),
-						IsClientStream: md.IsStreamingClient(),
-						IsServerStream: md.IsStreamingServer(),
-					})
-				}
-			}
-			if len(methods) > 0 {
-				out[name] = grpc.ServiceInfo{Methods: methods, Metadata: fd.Path()}
+	for _, s := range r.proxy.Snapshot().Schema.Services() {
+		name := string(s.Desc.FullName())
+		if _, own := out[name]; own {
+			continue
+		}
+		var methods []grpc.MethodInfo
+		for _, m := range s.Methods {
+			if m.Routed {
+				methods = append(methods, grpc.MethodInfo{
+					Name:           string(m.Desc.Name()),
+					IsClientStream: m.Desc.IsStreamingClient(),
+					IsServerStream: m.Desc.IsStreamingServer(),
+				})
 			}
 		}
-		return true
-	})
+		out[name] = grpc.ServiceInfo{Methods: methods, Metadata: s.Desc.ParentFile().Path()}
+	}
 	return out
+}
+
+// schemaResolver finds descriptors for the reflection service in the
+// schema in force, then among the files compiled into the gateway (its
+// own services: health, reflection).
+type schemaResolver struct{ proxy *router.Proxy }
+
+func (r schemaResolver) FindFileByPath(path string) (protoreflect.FileDescriptor, error) {
+	if fd, err := r.proxy.Snapshot().Schema.Files().FindFileByPath(path); err == nil {
+		return fd, nil
+	}
+	return protoregistry.GlobalFiles.FindFileByPath(path)
+}
+
+func (r schemaResolver) FindDescriptorByName(name protoreflect.FullName) (protoreflect.Descriptor, error) {
+	if d, err := r.proxy.Snapshot().Schema.Files().FindDescriptorByName(name); err == nil {
+		return d, nil
+	}
+	return protoregistry.GlobalFiles.FindDescriptorByName(name)
 }

@@ -41,11 +41,20 @@ func (g *Gateway) Reload(cfg *configv1.Config) error {
 		old.Pool.CloseExcept(snap.Pool)
 		old.Policies.Close()
 	}
-	knowRoutes(g.metrics, snap.Table)
+	d, err := g.buildDoors(cfg, snap)
+	if err != nil {
+		snap.Pool.CloseExcept(old.Pool)
+		snap.Policies.Close()
+		g.metrics.Reloaded(false)
+		g.log.Error("config reload failed; the configuration in force stays", slog.String("error", err.Error()))
+		return fmt.Errorf("reload: %w", err)
+	}
+	g.metrics.KnowMethods(g.knownMethods(snap))
 	if g.runtime {
 		applyRuntime(cfg, g.log)
 	}
 	g.current.Store(cfg)
+	g.httpDoors.Store(d)
 	g.proxy.Swap(snap)
 	g.metrics.Reloaded(true)
 	hash := config.Hash(cfg)

@@ -18,7 +18,6 @@ import (
 
 	"github.com/edgegate/edgegate/admin"
 	"github.com/edgegate/edgegate/frontdoor"
-	"github.com/edgegate/edgegate/gen/openapi"
 )
 
 // Listen binds every listener of the configuration. On an error nothing is
@@ -47,7 +46,7 @@ func (g *Gateway) Listen() error {
 		}
 		d := frontdoor.NewServer(frontdoor.ListenerOptions{
 			Listener: l, HTTP: g.cfg.GetHttp(), Limits: g.cfg.GetLimits(), TLS: tc,
-			GRPC: g.server, REST: g.rest, GRPCWeb: g.grpcWeb, OpenAPI: openapi.Spec,
+			GRPC: g.server, REST: g.rest, GRPCWeb: g.grpcWeb, OpenAPI: func() []byte { return g.doorsNow().openapi },
 			AccessLog: g.accessLog, Log: g.log,
 		})
 		g.listeners = append(g.listeners, ln)

@@ -20,8 +20,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/edgegate/edgegate/internal/callinfo"
 )
@@ -104,20 +102,12 @@ func New(version string) *Metrics {
 		m.upstreamCalls, m.upstreamDuration, m.rejections, m.storeFailures, m.reloads, m.configInfo, m.accessLogDropped, build,
 		&healthCollector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		for i := range fd.Services().Len() {
-			sd := fd.Services().Get(i)
-			for j := range sd.Methods().Len() {
-				m.known["/"+string(sd.FullName())+"/"+string(sd.Methods().Get(j).Name())] = true
-			}
-		}
-		return true
-	})
 	return m
 }
 
-// KnowMethods adds methods (exact-method routes) to the ones labelled by
-// name.
+// KnowMethods adds methods ("/pkg.Service/Method": the schema's routed
+// methods, the gateway's own services', exact-method routes) to the ones
+// labelled by name; every other method is labelled OtherMethod.
 func (m *Metrics) KnowMethods(methods []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/edgegate/edgegate/internal/callinfo"
 	"github.com/edgegate/edgegate/policy"
+	"github.com/edgegate/edgegate/schema"
 	"github.com/edgegate/edgegate/upstream"
 )
 
@@ -33,6 +34,9 @@ import (
 type Snapshot struct {
 	Table *Table
 	Pool  *upstream.Pool
+	// Schema is the registry of the configuration's routed APIs (nil:
+	// none known).
+	Schema *schema.Registry
 	// Policies is the compiled policies of the snapshot's configuration,
 	// whose instances its routes carry; the gateway closes it (with
 	// Build.Close) when the snapshot is idle.
@@ -208,7 +212,7 @@ func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
 		return concurrencyError("cluster", cl.Name(), cl.MaxConcurrent())
 	}
 	defer cl.ReleaseSlot()
-	return p.forward(ss, method, rt, cl, info)
+	return p.forward(ss, method, snap.Schema.IsUnary(method), rt, cl, info)
 }
 
 // acquireSlot takes one of max slots of n; max <= 0 means unlimited.
@@ -234,7 +238,7 @@ func concurrencyError(kind, name string, max int64) error {
 	return st.Err()
 }
 
-func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upstream.Cluster, info *callinfo.Info) error {
+func (p *Proxy) forward(ss grpc.ServerStream, method string, unary bool, rt *Route, cl *upstream.Cluster, info *callinfo.Info) error {
 	ctx := ss.Context()
 	var cancel context.CancelFunc
 	if rt.Timeout > 0 {
@@ -274,7 +278,7 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, rt *Route, cl *upst
 	}
 	ctx = metadata.NewOutgoingContext(ctx, out)
 
-	if KnownUnary(method) {
+	if unary {
 		return p.forwardUnary(ctx, ss, method, cl, info)
 	}
 	start := time.Now()

@@ -146,19 +146,23 @@ func (t *Table) Routes() []*Route { return t.routes }
 // HTTPRoute is one REST binding, for WriteHTTP.
 type HTTPRoute struct {
 	Verb, Path, FullMethod string
+	// Source is where the binding comes from ("compiled", "file:PATH",
+	// "reflection:CLUSTER").
+	Source string
 }
 
 // WriteHTTP prints REST bindings with the route and cluster each one's
-// method takes: "GET /v1/... → pkg.Service/Method → cluster".
+// method takes, and where the binding comes from:
+// "GET /v1/... → pkg.Service/Method → cluster compiled".
 func (t *Table) WriteHTTP(w io.Writer, routes []HTTPRoute) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
-	fmt.Fprintln(tw, "HTTP\tPATH\t\tMETHOD\t\tCLUSTER")
+	fmt.Fprintln(tw, "HTTP\tPATH\t\tMETHOD\t\tCLUSTER\tSOURCE")
 	for _, hr := range routes {
 		cluster := "(no route: 501)"
 		if r := t.Lookup(hr.FullMethod); r != nil {
 			cluster = r.Cluster
 		}
-		fmt.Fprintf(tw, "%s\t%s\t→\t%s\t→\t%s\n", hr.Verb, hr.Path, strings.TrimPrefix(hr.FullMethod, "/"), cluster)
+		fmt.Fprintf(tw, "%s\t%s\t→\t%s\t→\t%s\t%s\n", hr.Verb, hr.Path, strings.TrimPrefix(hr.FullMethod, "/"), cluster, hr.Source)
 	}
 	return tw.Flush()
 }

@@ -38,6 +38,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/edgegate/edgegate/config"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 )
 
@@ -217,18 +218,39 @@ type Binding struct {
 
 // Files returns the registry's files: every file of every source, with
 // its dependencies (a protodesc.Resolver for the gateway's reflection
-// service, and for JSON of the registry's types).
-func (r *Registry) Files() *protoregistry.Files { return r.files }
+// service, and for JSON of the registry's types). A nil Registry has none.
+func (r *Registry) Files() *protoregistry.Files {
+	if r == nil {
+		return &protoregistry.Files{}
+	}
+	return r.files
+}
 
 // Types returns dynamic types of the registry's files (resolving Any in
 // JSON).
-func (r *Registry) Types() *dynamicpb.Types { return r.types }
+func (r *Registry) Types() *dynamicpb.Types {
+	if r == nil {
+		return dynamicpb.NewTypes(&protoregistry.Files{})
+	}
+	return r.types
+}
 
-// Services returns the routed services, sorted by name.
-func (r *Registry) Services() []*Service { return r.services }
+// Services returns the routed services, sorted by name; a nil Registry
+// has none.
+func (r *Registry) Services() []*Service {
+	if r == nil {
+		return nil
+	}
+	return r.services
+}
 
 // Service returns the routed service of full name name, or nil.
-func (r *Registry) Service(name string) *Service { return r.byName[name] }
+func (r *Registry) Service(name string) *Service {
+	if r == nil {
+		return nil
+	}
+	return r.byName[name]
+}
 
 // Method returns the method of fullMethod ("/pkg.Service/Method") of a
 // routed service, or nil. A nil Registry has none.
@@ -246,8 +268,27 @@ func (r *Registry) IsUnary(fullMethod string) bool {
 }
 
 // Bindings returns every REST binding of the routed methods, in service
-// and method order.
-func (r *Registry) Bindings() []*Binding { return r.bindings }
+// and method order; a nil Registry has none.
+func (r *Registry) Bindings() []*Binding {
+	if r == nil {
+		return nil
+	}
+	return r.bindings
+}
+
+// BindingSource is where a binding comes from, as `edgegate routes` shows
+// it: its service's source ("compiled", "file:PATH", "reflection:CLUSTER"),
+// and for a binding of the configuration "+config" or "+default".
+func BindingSource(b *Binding) string {
+	s := b.Method.Service.Source.String()
+	switch b.Origin {
+	case FromConfig:
+		s += "+config"
+	case FromDefault:
+		s += "+default"
+	}
+	return s
+}
 
 // Build builds the registry of in. A service that two sources describe
 // differently, or two bindings that claim one verb and path, are errors
@@ -425,12 +466,12 @@ func (r *Registry) bind(in Input) error {
 		m := r.methods[full]
 		path := fmt.Sprintf("schema.http_rules[%d]", i)
 		if m == nil || !m.Routed {
-			return fmt.Errorf("%s: method %s is not a routed method of a known service", path, full[1:])
+			return config.FieldErrorf(path+".method", "%s is not a routed method of a known service", full[1:])
 		}
 		verb, tmpl := ruleVerbPath(hr)
 		b := &Binding{Verb: verb, Path: tmpl, Body: hr.GetBody(), ResponseBody: hr.GetResponseBody(), SuccessStatus: int(hr.GetSuccessStatus()), Origin: FromConfig}
 		if err := bindOne(m, b, path); err != nil {
-			return err
+			return &config.FieldError{Path: path, Err: err}
 		}
 	}
 	if in.DefaultBindings {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -153,5 +154,32 @@ func TestPathShape(t *testing.T) {
 		if _, err := schema.PathShape(bad); err == nil {
 			t.Errorf("PathShape(%q): no error", bad)
 		}
+	}
+}
+
+// IsUnary knows the methods of the registry's routed services: unary ones
+// answer with one message, streams do not, unknown methods are not known.
+func TestIsUnary(t *testing.T) {
+	r, err := schema.Build(schema.Input{Compiled: []schema.Compiled{{File: echoFile}, {File: healthpb.File_grpc_health_v1_health_proto}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for method, want := range map[string]bool{
+		"/grpc.health.v1.Health/Check":                  true,  // unary
+		"/grpc.health.v1.Health/Watch":                  false, // server streaming
+		"/edgegate.testing.v1.EchoService/Unary":        true,
+		"/edgegate.testing.v1.EchoService/ClientStream": false, // client streaming
+		"/edgegate.testing.v1.EchoService/Bidi":         false,
+		"/unknown.Service/Method":                       false,
+		"/grpc.health.v1.Health":                        false, // a service, not a method
+		"":                                              false,
+	} {
+		if got := r.IsUnary(method); got != want {
+			t.Errorf("IsUnary(%q) = %v, want %v", method, got, want)
+		}
+	}
+	var none *schema.Registry
+	if none.IsUnary("/grpc.health.v1.Health/Check") {
+		t.Error("a nil registry knows a method")
 	}
 }

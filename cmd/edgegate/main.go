@@ -22,14 +22,16 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/config"
-	"github.com/edgegate/edgegate/frontdoor"
+	// The compiled-in API (protoc-gen-edgegate): every service of proto/.
 	"github.com/edgegate/edgegate/gateway"
+	_ "github.com/edgegate/edgegate/gen/compiled"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/internal/logline"
 	"github.com/edgegate/edgegate/internal/logout"
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/schema"
 	"github.com/edgegate/edgegate/tlsconf"
 )
 
@@ -230,21 +232,30 @@ func routes(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	t, err := router.Compile(cfg, nil)
+	t, reg, err := gateway.Describe(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		file := configFile(args)
+		if file == "" {
+			file = config.DefaultPath
+		}
+		fmt.Fprintln(stderr, config.PlaceFile(file, err))
 		return 1
 	}
 	if err := t.Write(stdout); err != nil {
 		return 1
 	}
 	var hr []router.HTTPRoute
-	for _, r := range frontdoor.RESTRoutes() {
-		hr = append(hr, router.HTTPRoute{Verb: r.Verb, Path: r.Path, FullMethod: r.FullMethod})
+	for _, b := range reg.Bindings() {
+		hr = append(hr, router.HTTPRoute{Verb: b.Verb, Path: b.Path, FullMethod: b.Method.Full, Source: schema.BindingSource(b)})
 	}
 	fmt.Fprintln(stdout)
 	if err := t.WriteHTTP(stdout, hr); err != nil {
 		return 1
+	}
+	for _, c := range cfg.GetClusters() {
+		if c.GetReflection() != nil {
+			fmt.Fprintf(stdout, "(cluster %s: its services are discovered by server reflection when serving; the admin server's GET /routes lists them)\n", c.GetName())
+		}
 	}
 	return 0
 }

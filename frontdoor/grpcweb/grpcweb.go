@@ -60,6 +60,9 @@ type Options struct {
 	// MaxMessageBytes bounds each message either way (RESOURCE_EXHAUSTED
 	// above); 0: no bound.
 	MaxMessageBytes int
+	// IsUnary reports whether a method ("/pkg.Service/Method") answers
+	// with one message (the schema knows it so); nil: none known.
+	IsUnary func(method string) bool
 	// ForwardHeaders are the request headers that become call metadata
 	// besides the standard ones (authorization, x-request-id, traceparent,
 	// tracestate), which always do: the auth providers' headers and
@@ -131,7 +134,7 @@ func (d *Door) Serve(w http.ResponseWriter, r *http.Request, frames []byte) {
 		d.serveOwn(w, r, frames)
 		return
 	}
-	if router.KnownUnary(r.URL.Path) {
+	if d.o.IsUnary != nil && d.o.IsUnary(r.URL.Path) {
 		w = holdWriter{w}
 	}
 	d.serveCore(w, r, &body{frames: frames})

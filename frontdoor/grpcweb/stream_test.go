@@ -258,23 +258,6 @@ func TestEncodeGrpcMessage(t *testing.T) {
 	}
 }
 
-func TestKnownUnary(t *testing.T) {
-	for method, want := range map[string]bool{
-		"/grpc.health.v1.Health/Check":                  true,  // unary, compiled in
-		"/grpc.health.v1.Health/Watch":                  false, // server streaming
-		"/edgegate.testing.v1.EchoService/Unary":        true,
-		"/edgegate.testing.v1.EchoService/ClientStream": false, // client streaming
-		"/edgegate.testing.v1.EchoService/Bidi":         false,
-		"/unknown.Service/Method":                       false,
-		"/grpc.health.v1.Health":                        false, // a service, not a method
-		"":                                              false,
-	} {
-		if got := router.KnownUnary(method); got != want {
-			t.Errorf("KnownUnary(%q) = %v, want %v", method, got, want)
-		}
-	}
-}
-
 // webFrames splits a gRPC-Web response body into its frames: flag and
 // payload each.
 func webFrames(t *testing.T, body []byte) (flags []byte, payloads [][]byte) {

@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/edgegate/edgegate/config"
+	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/router"
+	"github.com/edgegate/edgegate/schema"
+)
+
+// buildSchema builds the registry of cfg's routed APIs (table says what
+// is routed): the compiled-in files, the descriptor sets cfg names (read
+// now), and what the clusters' server reflection last served.
+func (g *Gateway) buildSchema(cfg *configv1.Config, table *router.Table) (*schema.Registry, error) {
+	in := schema.Input{
+		Compiled:        g.compiled,
+		Rules:           cfg.GetSchema().GetHttpRules(),
+		DefaultBindings: cfg.GetSchema().GetDefaultBindings(),
+		Routed:          func(m string) bool { return table.Lookup(m) != nil },
+	}
+	for i, path := range cfg.GetSchema().GetDescriptorSets() {
+		set, err := readDescriptorSet(path)
+		if err != nil {
+			return nil, &config.FieldError{Path: fmt.Sprintf("schema.descriptor_sets[%d]", i), Err: err}
+		}
+		in.Sets = append(in.Sets, schema.FileSet{Source: schema.Source{Kind: schema.SourceFile, Name: path}, Files: set})
+	}
+	in.Sets = append(in.Sets, g.discovered(cfg)...)
+	reg, err := schema.Build(in)
+	if err != nil {
+		if config.IsFieldError(err) || cfg.GetSchema() == nil {
+			return nil, err
+		}
+		return nil, &config.FieldError{Path: "schema", Err: err}
+	}
+	return reg, nil
+}
+
+// readDescriptorSet reads a binary FileDescriptorSet file.
+func readDescriptorSet(path string) (*descriptorpb.FileDescriptorSet, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	set := &descriptorpb.FileDescriptorSet{}
+	if err := proto.Unmarshal(b, set); err != nil {
+		return nil, fmt.Errorf("%s is not a binary FileDescriptorSet (buf build -o FILE.binpb, protoc --descriptor_set_out): %w", path, err)
+	}
+	if len(set.GetFile()) == 0 {
+		return nil, fmt.Errorf("%s holds no file", path)
+	}
+	return set, nil
+}
+
+// discovered is what the clusters of cfg with reflection last served.
+func (g *Gateway) discovered(*configv1.Config) []schema.FileSet { return nil }
+
+// knownMethods are the methods metrics label by name: the registry's, the
+// gateway's own services', and the exact-method routes'.
+func (g *Gateway) knownMethods(snap *router.Snapshot) []string {
+	var out []string
+	for _, s := range snap.Schema.Services() {
+		for _, m := range s.Methods {
+			out = append(out, m.Full)
+		}
+	}
+	if g.server != nil {
+		for name, info := range g.server.GetServiceInfo() {
+			for _, m := range info.Methods {
+				out = append(out, "/"+name+"/"+m.Name)
+			}
+		}
+	}
+	for _, r := range snap.Table.Routes() {
+		if r.Kind == "method" {
+			out = append(out, "/"+r.Pattern)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// restDispatch is the REST door of the configuration in force: each
+// request goes to its snapshot's REST handler.
+type restDispatch struct{ g *Gateway }
+
+func (d restDispatch) current() http.Handler { return d.g.doorsNow().rest }
+
+func (d restDispatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d.current().ServeHTTP(w, r)
+}
+
+// AcceptsRawBody reports whether r is for a binding whose body is a
+// google.api.HttpBody.
+func (d restDispatch) AcceptsRawBody(r *http.Request) bool {
+	raw, ok := d.current().(interface{ AcceptsRawBody(*http.Request) bool })
+	return ok && raw.AcceptsRawBody(r)
+}
