@@ -1,13 +1,16 @@
 package discover
 
 import (
+	"fmt"
+
 	refv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	refv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+	"google.golang.org/protobuf/proto"
 )
 
-// v1alphaStream is a grpc.reflection.v1alpha stream in v1 messages. It
-// carries the requests Fetch sends and the responses they get; the two
-// versions' messages are the same but for their package.
+// v1alphaStream is a grpc.reflection.v1alpha stream in v1 messages. The
+// two versions' messages are the same but for their package, so a message
+// of one is the other's encoding decoded.
 type v1alphaStream struct {
 	s refv1alpha.ServerReflection_ServerReflectionInfoClient
 }
@@ -15,46 +18,32 @@ type v1alphaStream struct {
 func (a v1alphaStream) CloseSend() error { return a.s.CloseSend() }
 
 func (a v1alphaStream) Send(req *refv1.ServerReflectionRequest) error {
-	out := &refv1alpha.ServerReflectionRequest{Host: req.GetHost()}
-	switch r := req.GetMessageRequest().(type) {
-	case *refv1.ServerReflectionRequest_ListServices:
-		out.MessageRequest = &refv1alpha.ServerReflectionRequest_ListServices{ListServices: r.ListServices}
-	case *refv1.ServerReflectionRequest_FileByFilename:
-		out.MessageRequest = &refv1alpha.ServerReflectionRequest_FileByFilename{FileByFilename: r.FileByFilename}
-	case *refv1.ServerReflectionRequest_FileContainingSymbol:
-		out.MessageRequest = &refv1alpha.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: r.FileContainingSymbol}
+	out := &refv1alpha.ServerReflectionRequest{} //nolint:staticcheck // SA1019: v1alpha is deprecated, and spoken only to servers that serve nothing newer
+	if err := convert(req, out); err != nil {
+		return err
 	}
 	return a.s.Send(out)
 }
 
-// Recv converts the responses Fetch reads (files, the service list, an
-// error); another kind arrives as an empty response.
 func (a v1alphaStream) Recv() (*refv1.ServerReflectionResponse, error) {
 	in, err := a.s.Recv()
 	if err != nil {
 		return nil, err
 	}
-	out := &refv1.ServerReflectionResponse{ValidHost: in.GetValidHost()}
-	switch r := in.GetMessageResponse().(type) {
-	case *refv1alpha.ServerReflectionResponse_FileDescriptorResponse:
-		out.MessageResponse = &refv1.ServerReflectionResponse_FileDescriptorResponse{
-			FileDescriptorResponse: &refv1.FileDescriptorResponse{FileDescriptorProto: r.FileDescriptorResponse.GetFileDescriptorProto()},
-		}
-	case *refv1alpha.ServerReflectionResponse_ListServicesResponse:
-		var services []*refv1.ServiceResponse
-		for _, s := range r.ListServicesResponse.GetService() {
-			services = append(services, &refv1.ServiceResponse{Name: s.GetName()})
-		}
-		out.MessageResponse = &refv1.ServerReflectionResponse_ListServicesResponse{
-			ListServicesResponse: &refv1.ListServiceResponse{Service: services},
-		}
-	case *refv1alpha.ServerReflectionResponse_ErrorResponse:
-		out.MessageResponse = &refv1.ServerReflectionResponse_ErrorResponse{
-			ErrorResponse: &refv1.ErrorResponse{
-				ErrorCode:    r.ErrorResponse.GetErrorCode(),
-				ErrorMessage: r.ErrorResponse.GetErrorMessage(),
-			},
-		}
+	out := &refv1.ServerReflectionResponse{}
+	if err := convert(in, out); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+func convert(from, to proto.Message) error {
+	b, err := proto.Marshal(from)
+	if err == nil {
+		err = proto.Unmarshal(b, to)
+	}
+	if err != nil {
+		return fmt.Errorf("convert %s to %s: %w", from.ProtoReflect().Descriptor().FullName(), to.ProtoReflect().Descriptor().FullName(), err)
+	}
+	return nil
 }
