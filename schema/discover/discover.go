@@ -35,10 +35,10 @@ import (
 
 // The bounds of one Fetch. A server that lists more services, or whose
 // answers hold more files or more bytes, fails the fetch with an error
-// that names the bound; the gateway never holds more than MaxBytes of one
-// cluster's descriptors in flight. Every answer is further bounded by the
-// connection's largest received message (the cluster's max_message_bytes),
-// and the number of requests by MaxServices+MaxFiles.
+// that names the bound, so a fetch decodes at most MaxBytes of
+// descriptors and sends at most 1+MaxServices+MaxFiles requests, however
+// the server behaves. Every answer is further bounded by the connection's
+// largest received message (the cluster's max_message_bytes).
 const (
 	// MaxServices is the most services a cluster may list (the reflection
 	// services not counted).
@@ -85,7 +85,7 @@ func Fetch(ctx context.Context, cc grpc.ClientConnInterface) (*descriptorpb.File
 		if f.declared[svc] {
 			continue
 		}
-		if err := f.ask(fileContainingSymbol(svc), "", svc); err != nil {
+		if err := f.ask(fileContainingSymbol(svc), ""); err != nil {
 			return nil, fmt.Errorf("file containing service %q: %w", svc, err)
 		}
 		if !f.declared[svc] {
@@ -97,7 +97,7 @@ func Fetch(ctx context.Context, cc grpc.ClientConnInterface) (*descriptorpb.File
 		if name == "" {
 			break
 		}
-		if err := f.ask(fileByFilename(name), name, ""); err != nil {
+		if err := f.ask(fileByFilename(name), name); err != nil {
 			return nil, fmt.Errorf("file %q (imported by %q): %w", name, importer, err)
 		}
 	}
@@ -267,7 +267,7 @@ type fetcher struct {
 
 // ask sends a file request and keeps the files of its answer, the first
 // copy of each; the answer must hold wantFile when it is set.
-func (f *fetcher) ask(req *refv1.ServerReflectionRequest, wantFile, wantService string) error {
+func (f *fetcher) ask(req *refv1.ServerReflectionRequest, wantFile string) error {
 	resp, err := roundTrip(f.s, req)
 	if err != nil {
 		return err
