@@ -60,6 +60,8 @@ const (
 	DefaultRedisTimeout         = 50 * time.Millisecond
 	DefaultRetryAttempts        = 3
 	DefaultRetryBudgetRatio     = 0.1
+	DefaultReflectionRefresh    = 5 * time.Minute
+	DefaultReflectionTimeout    = 10 * time.Second
 )
 
 // Error is a configuration error at one place of one file. Line and Column
@@ -573,6 +575,10 @@ func applyDefaults(cfg *configv1.Config) {
 			setU32(&od.ConsecutiveFailures, 5)
 			setDur(&od.EjectionTime, 30*time.Second)
 			setU32(&od.MaxEjectionPercent, 50)
+		}
+		if r := c.Reflection; r != nil {
+			setDur(&r.RefreshInterval, DefaultReflectionRefresh)
+			setDur(&r.Timeout, DefaultReflectionTimeout)
 		}
 		if r := c.Retry; r != nil {
 			setU32(&r.MaxAttempts, DefaultRetryAttempts)

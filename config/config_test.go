@@ -355,6 +355,51 @@ func TestLoadTracingDefaults(t *testing.T) {
 	}
 }
 
+// clusters[].reflection takes its defaults when present, keeps set values,
+// and stays absent (discovery off) when absent.
+func TestLoadReflectionDefaults(t *testing.T) {
+	const doc = `
+listeners:
+  - address: :8080
+clusters:
+  - name: plain
+    endpoints: [127.0.0.1:9000]
+  - name: discovered
+    endpoints: [127.0.0.1:9001]
+    reflection: {}
+  - name: tuned
+    endpoints: [127.0.0.1:9002]
+    reflection: {refresh_interval: 30s, timeout: 2s}
+routes:
+  - match: {default: true}
+    cluster: plain
+`
+	cfg, err := config.Load("reflection.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*configv1.Cluster{}
+	for _, c := range cfg.GetClusters() {
+		byName[c.GetName()] = c
+	}
+	if r := byName["plain"].GetReflection(); r != nil {
+		t.Errorf("plain reflection = %v, want absent", r)
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"discovered refresh_interval", byName["discovered"].GetReflection().GetRefreshInterval().AsDuration(), config.DefaultReflectionRefresh},
+		{"discovered timeout", byName["discovered"].GetReflection().GetTimeout().AsDuration(), config.DefaultReflectionTimeout},
+		{"tuned refresh_interval", byName["tuned"].GetReflection().GetRefreshInterval().AsDuration(), 30 * time.Second},
+		{"tuned timeout", byName["tuned"].GetReflection().GetTimeout().AsDuration(), 2 * time.Second},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
 func TestHash(t *testing.T) {
 	a, b := loadMinimal(t), loadMinimal(t)
 	if config.Hash(a) != config.Hash(b) {

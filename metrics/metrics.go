@@ -1,7 +1,8 @@
 // Package metrics is edgegate's Prometheus instrumentation: calls by door,
 // method, route and code, latency, calls in flight, upstream calls by
 // cluster and endpoint, upstream health, policy rejections, config reloads,
-// build info, and the Go runtime and process collectors.
+// schema discovery by server reflection, build info, and the Go runtime and
+// process collectors.
 //
 // Label values are bounded: a method label is the method's name only when
 // the gateway knows it (a compiled-in descriptor or an exact-method route),
@@ -44,6 +45,8 @@ type Metrics struct {
 	reloads          *prometheus.CounterVec
 	configInfo       *prometheus.GaugeVec
 	accessLogDropped prometheus.Counter
+	reflectionUp     *prometheus.GaugeVec
+	reflectionChange *prometheus.CounterVec
 
 	mu     sync.RWMutex
 	known  map[string]bool
@@ -90,6 +93,12 @@ func New(version string) *Metrics {
 		accessLogDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "edgegate_access_log_dropped_total", Help: "Access log lines not written: lines of calls cancelled by the client over logging.access_log_cancelled_per_second.",
 		}),
+		reflectionUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "edgegate_schema_reflection_up", Help: "1 when the last fetch of the cluster's descriptors by server reflection succeeded.",
+		}, []string{"cluster"}),
+		reflectionChange: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgegate_schema_reflection_changes_total", Help: "Changes of the descriptors a cluster serves, found by server reflection.",
+		}, []string{"cluster"}),
 		known: map[string]bool{},
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -99,7 +108,8 @@ func New(version string) *Metrics {
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("failed")
 	m.Registry.MustRegister(m.callsStarted, m.callsHandled, m.callDuration, m.inFlight,
-		m.upstreamCalls, m.upstreamDuration, m.rejections, m.storeFailures, m.reloads, m.configInfo, m.accessLogDropped, build,
+		m.upstreamCalls, m.upstreamDuration, m.rejections, m.storeFailures, m.reloads, m.configInfo, m.accessLogDropped,
+		m.reflectionUp, m.reflectionChange, build,
 		&healthCollector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -154,6 +164,31 @@ func (m *Metrics) Rejected(kind, policy, door string) {
 // StoreFailed counts a rate limit check its store could not decide.
 func (m *Metrics) StoreFailed(policy string) {
 	m.storeFailures.WithLabelValues(policy).Inc()
+}
+
+// SchemaReflectionUp records whether the last fetch of cluster's
+// descriptors by server reflection succeeded (edgegate_schema_reflection_up
+// 1 or 0). It also starts the cluster's changes counter at 0.
+func (m *Metrics) SchemaReflectionUp(cluster string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.reflectionUp.WithLabelValues(cluster).Set(v)
+	m.reflectionChange.WithLabelValues(cluster)
+}
+
+// SchemaReflectionChanged counts a change of the descriptors cluster
+// serves.
+func (m *Metrics) SchemaReflectionChanged(cluster string) {
+	m.reflectionChange.WithLabelValues(cluster).Inc()
+}
+
+// SchemaReflectionRemoved drops cluster's reflection series, for a cluster
+// no longer discovered (a reload removed it or its reflection).
+func (m *Metrics) SchemaReflectionRemoved(cluster string) {
+	m.reflectionUp.DeleteLabelValues(cluster)
+	m.reflectionChange.DeleteLabelValues(cluster)
 }
 
 // SetHealth sets the function that reports, per cluster, whether it has a

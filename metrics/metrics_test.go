@@ -368,3 +368,24 @@ func TestBuildAndRuntimeCollectors(t *testing.T) {
 		t.Error("no process collector")
 	}
 }
+
+func TestSchemaReflection(t *testing.T) {
+	m := metrics.New("test")
+	shop := labels{"cluster": "shop"}
+	m.SchemaReflectionUp("shop", true)
+	checkValue(t, m, "edgegate_schema_reflection_up", shop, 1)
+	checkValue(t, m, "edgegate_schema_reflection_changes_total", shop, 0)
+	m.SchemaReflectionChanged("shop")
+	m.SchemaReflectionChanged("shop")
+	m.SchemaReflectionUp("shop", false)
+	checkValue(t, m, "edgegate_schema_reflection_up", shop, 0)
+	checkValue(t, m, "edgegate_schema_reflection_changes_total", shop, 2)
+
+	m.SchemaReflectionRemoved("shop")
+	if s := samples(t, m, "edgegate_schema_reflection_up"); len(s) != 0 {
+		t.Errorf("edgegate_schema_reflection_up after SchemaReflectionRemoved = %v, want none", s)
+	}
+	if s := samples(t, m, "edgegate_schema_reflection_changes_total"); len(s) != 0 {
+		t.Errorf("edgegate_schema_reflection_changes_total after SchemaReflectionRemoved = %v, want none", s)
+	}
+}
