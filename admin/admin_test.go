@@ -73,7 +73,7 @@ func do(h http.Handler, method, path string) (int, string, string) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
 	res := rec.Result()
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, res.Header.Get("Content-Type"), string(b)
 }

@@ -141,7 +141,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		}
 		// Until the client's first SETTINGS ACK is removed, frame headers
 		// are looked at whole before they are passed on.
-		q := append(g.rhold, p[:n]...)
+		q := append(g.rhold, p[:n]...) //nolint:gocritic // q takes over the held bytes; g.rhold is reset next
 		g.rhold = nil
 		var kept []byte
 		for i := 0; i < len(q); {
@@ -342,7 +342,7 @@ func (g *guardConn) writeSlow(p []byte) (int, error) {
 			g.noteWrite(g.wr.hdr)
 		}
 	}
-	q := append(g.whold, p[i:]...)
+	q := append(g.whold, p[i:]...) //nolint:gocritic // q takes over the held bytes; g.whold is reset next
 	g.whold = nil
 	for j := 0; j < len(q); {
 		if g.kill && g.wr.atBoundary() {

@@ -41,7 +41,7 @@ func (g *Gateway) clustersDown(required bool) []string {
 	health := g.clusterHealth()
 	var down []string
 	for _, c := range g.current.Load().GetClusters() {
-		if !(required && c.GetOptional()) && !health[c.GetName()] {
+		if (!required || !c.GetOptional()) && !health[c.GetName()] {
 			down = append(down, c.GetName())
 		}
 	}

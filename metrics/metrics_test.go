@@ -121,6 +121,7 @@ func unary(m *metrics.Metrics, ctx context.Context, method string, h grpc.UnaryH
 }
 
 func streaming(m *metrics.Metrics, ctx context.Context, method string, h grpc.StreamHandler) error {
+	//nolint:contextcheck // ctx travels in the stream, as a server stream carries it
 	return m.StreamServerInterceptor()(nil, &stream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: method}, h)
 }
 

@@ -107,7 +107,7 @@ func TestEarlySettingsAndPingAcks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer h.Close()
+			defer func() { _ = h.Close() }()
 			if err := h.Fr.WritePing(false, [8]byte{1, 2, 3, 4, 5, 6, 7, 8}); err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +177,7 @@ func TestIdleBeforeFirstRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer h.Close()
+			defer func() { _ = h.Close() }()
 			start := time.Now()
 			ga := expectGoAway(t, h, http2.ErrCodeNo)
 			if waited := time.Since(start); waited < 250*time.Millisecond {
@@ -286,7 +286,7 @@ func TestSnifferMemoryBounded(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				defer h.Close()
+				defer func() { _ = h.Close() }()
 				go func() { _ = a.send(h) }()
 				start := time.Now()
 				defer func() { t.Logf("%s: %v", a.name, time.Since(start)) }()
@@ -328,7 +328,7 @@ func TestContinuationFloodAfterFirstRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer h.Close()
+			defer func() { _ = h.Close() }()
 			req, _ := proto.Marshal(&testingv1.EchoRequest{Message: "first"})
 			id, err := h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/Unary"), false)
 			if err != nil {
@@ -395,7 +395,7 @@ func TestRapidReset(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer h.Close()
+			defer func() { _ = h.Close() }()
 			pairs := make(chan int, 1)
 			go func() {
 				n := 0
@@ -492,7 +492,7 @@ func TestOversizedHeaderPerCall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer h.Close()
+			defer func() { _ = h.Close() }()
 			id, err := h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/Unary", "x-big", strings.Repeat("a", 4096)), false)
 			if err != nil {
 				t.Fatal(err)
@@ -536,7 +536,7 @@ func TestSlowBodiesDoNotTakeTheSlots(t *testing.T) {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 	}
 	start := time.Now()
 	base := "http://" + gw.Addr
@@ -589,7 +589,7 @@ func TestOversizedHeaderPerRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	for i, size := range []int{4096, 10} {
 		id, err := h.Open(attack.Request("GET", gw.Addr, "/v1/users/ada", "", "x-big", strings.Repeat("a", size)), true)
 		if err != nil {
@@ -632,7 +632,7 @@ func TestEarlyGoAwayStillAnswered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer h.Close()
+			defer func() { _ = h.Close() }()
 			_ = h.Fr.WriteGoAway(0, http2.ErrCode(0x42), nil)
 			_ = h.Fr.WritePing(false, [8]byte{9})
 			if _, err := h.Frames(Patience, func(f http2.Frame) bool {

@@ -180,8 +180,8 @@ logging: {disable_access_log: true}
 					}
 				case <-Ctx(t, 2*Patience).Done():
 					_ = cmd.Process.Kill()
-					<-done
-					t.Fatalf("%s did not finish\n%s", tc, out)
+					err := <-done
+					t.Fatalf("%s did not finish (%v)\n%s", tc, err, out)
 				}
 			})
 		}

@@ -542,7 +542,7 @@ routes:
 		if err == nil && r.GetServer() == "second" {
 			return nil
 		}
-		return fmt.Errorf("after the rotation: %v %v, want the new upstream", r, err)
+		return fmt.Errorf("after the rotation: %v %w, want the new upstream", r, err)
 	})
 }
 

@@ -3,7 +3,6 @@ package upstream_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"reflect"
@@ -30,11 +29,11 @@ func outlierCluster(t *testing.T, log *logBuffer, failures uint32, ejectFor time
 		EjectionTime:        durationpb.New(ejectFor),
 		MaxEjectionPercent:  maxPercent,
 	}
-	var w io.Writer = io.Discard
+	h := slog.DiscardHandler
 	if log != nil {
-		w = log
+		h = slog.NewJSONHandler(log, nil)
 	}
-	return newPool(t, upstream.Spec{Config: cc, Log: slog.New(slog.NewJSONHandler(w, nil))}).Get("orders")
+	return newPool(t, upstream.Spec{Config: cc, Log: slog.New(h)}).Get("orders")
 }
 
 // logBuffer collects JSON log lines, safe for concurrent use (ejection

@@ -92,7 +92,7 @@ func TestSlots(t *testing.T) {
 	if c.MaxConcurrent() != 2 {
 		t.Errorf("MaxConcurrent() = %d, want 2", c.MaxConcurrent())
 	}
-	if !c.AcquireSlot() || !c.AcquireSlot() {
+	if first, second := c.AcquireSlot(), c.AcquireSlot(); !first || !second {
 		t.Fatal("the first two slots were refused")
 	}
 	if c.AcquireSlot() {
@@ -108,7 +108,7 @@ func TestSlots(t *testing.T) {
 	}
 	c.ReleaseSlot()
 	c.ReleaseSlot()
-	if !c.AcquireSlot() || !c.AcquireSlot() {
+	if first, second := c.AcquireSlot(), c.AcquireSlot(); !first || !second {
 		t.Fatal("slots not all free after releasing them all")
 	}
 }

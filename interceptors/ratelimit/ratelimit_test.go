@@ -508,7 +508,7 @@ func TestKeyParts(t *testing.T) {
 		a, b, same caller
 	}{
 		{"principal", rl.Principal, info(who{Principal: "alice"}), info(who{Principal: "bob"}), info(who{Principal: "alice", ClientIP: "192.0.2.9"})},
-		{"no principal is anonymous", rl.Principal, info(who{}), info(who{Principal: "bob"}), func() context.Context { return context.Background() }},
+		{"no principal is anonymous", rl.Principal, info(who{}), info(who{Principal: "bob"}), context.Background},
 		{"client IP over the peer", rl.ClientIP,
 			info(who{ClientIP: "203.0.113.7", Peer: "10.0.0.1:1111"}),
 			info(who{ClientIP: "203.0.113.8", Peer: "10.0.0.1:1111"}),

@@ -76,12 +76,12 @@ func checkAttrs(t *testing.T, s tracetest.SpanStub, want map[attribute.Key]attri
 	got := attrs(s)
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {
-			t.Errorf("attribute %s = %v (set %v), want %v", k, g.Emit(), ok, v.Emit())
+			t.Errorf("attribute %s = %v (set %v), want %v", k, g.String(), ok, v.String())
 		}
 	}
 	for k, v := range got {
 		if _, ok := want[k]; !ok {
-			t.Errorf("unexpected attribute %s = %v", k, v.Emit())
+			t.Errorf("unexpected attribute %s = %v", k, v.String())
 		}
 	}
 }
@@ -172,7 +172,7 @@ func TestRecordWithoutEndpoint(t *testing.T) {
 	})
 	a := attrs(onlySpan(t, exp))
 	if _, ok := a["server.address"]; ok {
-		t.Errorf("server.address %v set for a call that reached no endpoint", a["server.address"].Emit())
+		t.Errorf("server.address %v set for a call that reached no endpoint", a["server.address"].String())
 	}
 	if a["edgegate.door"].AsString() != "grpc-web" || a["edgegate.route"].AsString() != "r" || a["edgegate.upstream"].AsString() != "c" {
 		t.Errorf("attributes %v", a)
@@ -267,7 +267,7 @@ func TestFailingHandler(t *testing.T) {
 					t.Errorf("span status %v %q, want Error %q", s.Status.Code, s.Status.Description, tc.desc)
 				}
 				if got := attrs(s)["rpc.grpc.status_code"]; got != attribute.IntValue(tc.code) {
-					t.Errorf("rpc.grpc.status_code %v, want %d", got.Emit(), tc.code)
+					t.Errorf("rpc.grpc.status_code %v, want %d", got.String(), tc.code)
 				}
 			}
 			t.Run("unary", func(t *testing.T) {
@@ -387,15 +387,15 @@ func TestNewProvider(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Nothing is exported (no span ends), so nothing listens.
-			tp, err := tracing.NewProvider(context.Background(), &configv1.Tracing{
+			tp, err := tracing.NewProvider(t.Context(), &configv1.Tracing{ //nolint:contextcheck // the test's context is the root
 				Exporter: tc.exporter, Endpoint: "127.0.0.1:4317", Insecure: true,
 				ServiceName: "edgegate-test", SampleRatio: proto.Float64(tc.ratio),
 			})
 			if err != nil || tp == nil {
 				t.Fatalf("NewProvider: %v, %v", tp, err)
 			}
-			defer func() {
-				if err := tp.Shutdown(context.Background()); err != nil {
+			defer func() { //nolint:contextcheck // the test's context is the root
+				if err := tp.Shutdown(t.Context()); err != nil {
 					t.Errorf("shutdown: %v", err)
 				}
 			}()

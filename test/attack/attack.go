@@ -173,7 +173,7 @@ func Closed(c net.Conn, d time.Duration) bool {
 	for {
 		if _, err := c.Read(buf); err != nil {
 			var ne net.Error
-			return !(errors.As(err, &ne) && ne.Timeout())
+			return !errors.As(err, &ne) || !ne.Timeout()
 		}
 	}
 }
