@@ -64,8 +64,12 @@ $(BIN)/%: tools/go.mod tools/go.sum
 $(BIN)/golangci-lint: tools/lint/go.mod tools/lint/go.sum
 	cd tools/lint && $(GO) build -o $(BIN)/ $$($(GO) list -f '{{.ImportPath}}' tool | grep '/golangci-lint$$')
 
+# protoc-gen-edgegate is the repo's own plugin, built from the main module.
+$(BIN)/protoc-gen-edgegate: go.mod go.sum $(filter-out %_test.go,$(wildcard cmd/protoc-gen-edgegate/*.go))
+	$(GO) build -o $(BIN)/ ./cmd/protoc-gen-edgegate
+
 .PHONY: tools
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/grpcurl $(BIN)/golangci-lint ## build the pinned tools into .cache/bin
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/protoc-gen-edgegate $(BIN)/grpcurl $(BIN)/golangci-lint ## build the pinned tools into .cache/bin
 
 .PHONY: protos
 protos: ## fetch third-party .proto sources into .cache/protos (from registry packages)
