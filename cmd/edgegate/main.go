@@ -24,6 +24,9 @@ import (
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/gateway"
+	// The compiled-in API: the generated code of proto/'s services,
+	// registered with schema.RegisterCompiled.
+	_ "github.com/edgegate/edgegate/gen/compiled"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/internal/logline"
