@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -122,21 +123,22 @@ func TestRepoProtos(t *testing.T) {
 // TestGeneratedIsInGen checks that the golden files are what gen/ holds:
 // buf.gen.yaml runs this plugin as the test does.
 func TestGeneratedIsInGen(t *testing.T) {
-	err := filepath.WalkDir("testdata", func(p string, d os.DirEntry, err error) error {
+	testdata, gen := os.DirFS("testdata"), os.DirFS(filepath.Join("..", "..", "gen"))
+	err := fs.WalkDir(testdata, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".golden") {
 			return err
 		}
-		name := strings.TrimSuffix(strings.TrimPrefix(filepath.ToSlash(p), "testdata/"), ".golden")
-		want, err := os.ReadFile(p)
+		name := strings.TrimSuffix(p, ".golden")
+		want, err := fs.ReadFile(testdata, p)
 		if err != nil {
 			return err
 		}
-		got, err := os.ReadFile(filepath.Join("..", "..", "gen", filepath.FromSlash(name)))
+		got, err := fs.ReadFile(gen, name)
 		if err != nil {
 			return err
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("gen/%s is not %s: run make generate", name, p)
+			t.Errorf("gen/%s is not testdata/%s: run make generate", name, p)
 		}
 		return nil
 	})
