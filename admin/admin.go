@@ -29,6 +29,10 @@ type Options struct {
 	// Config returns the configuration in force; /config shows it with
 	// every field marked debug_redact cleared.
 	Config func() proto.Message
+	// Schema, when set, returns what /readyz adds as "schema" when not
+	// nil: the state of the descriptors read by server reflection, which
+	// does not decide readiness (native gRPC needs no descriptors).
+	Schema func() any
 	// Reload, when set, serves POST /reload: 200 when the configuration
 	// was reloaded, 422 with the error when it was rejected.
 	Reload func() error
@@ -43,11 +47,18 @@ func Handler(o Options) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		ok, why := o.Ready()
+		body := map[string]any{"status": "ready"}
+		code := http.StatusOK
 		if !ok {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": why})
-			return
+			body = map[string]any{"status": "not ready", "reason": why}
+			code = http.StatusServiceUnavailable
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		if o.Schema != nil {
+			if s := o.Schema(); s != nil {
+				body["schema"] = s
+			}
+		}
+		writeJSON(w, code, body)
 	})
 	mux.HandleFunc("GET /routes", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, o.Routes())

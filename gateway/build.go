@@ -26,8 +26,8 @@ import (
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/frontdoor/grpcweb"
-	"github.com/edgegate/edgegate/gen/openapi"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/gen/openapi"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/interceptors/tracing"
@@ -67,6 +67,8 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 	}
 	g.accessLog.LimitCancelled(int(cfg.GetLogging().GetAccessLogCancelledPerSecond()), g.metrics.AccessLogDropped)
 	g.current.Store(cfg)
+	g.life, g.stopLife = context.WithCancel(context.Background())
+	g.schemaDirty = make(chan struct{}, 1)
 	g.compiled = schema.CompiledFiles()
 	if o.compSet {
 		g.compiled = o.compiled
@@ -75,8 +77,11 @@ func New(cfg *configv1.Config, opts ...Option) (*Gateway, error) {
 		g.closeAll()
 		return nil, err
 	}
-	if g.runtime && !o.dryRun {
-		applyRuntime(cfg, g.log)
+	if !o.dryRun {
+		if g.runtime {
+			applyRuntime(cfg, g.log)
+		}
+		go g.followSchema()
 	}
 	return g, nil
 }
@@ -141,9 +146,19 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	// The clusters read by server reflection are read before the schema
+	// is built (not in a dry run: nothing is dialled).
+	failed := o.dryRun || errors.Join(errs...) != nil
+	if !failed {
+		ws, err := g.prepareWatches(cfg)
+		if err != nil {
+			return err
+		}
+		g.adoptWatches(ws)
+	}
 	// The snapshot is built even when the parts above failed, so that
 	// every error of the configuration is reported at once.
-	snap, err := g.buildSnapshot(cfg, nil, o.dryRun || errors.Join(errs...) != nil)
+	snap, err := g.buildSnapshot(cfg, nil, failed, g.watch.sets())
 	if err := errors.Join(append(errs, err)...); err != nil {
 		if snap != nil {
 			snap.Policies.Close()
@@ -281,10 +296,10 @@ func newTLSServer(t *configv1.ListenerTLS, log *slog.Logger) (*tlsconf.Server, e
 }
 
 // buildSnapshot compiles the reloadable part of cfg (policies, routes,
-// clusters) into a routing snapshot, sharing the clusters of reuse (may be
-// nil) whose settings did not change. In a dry run the clusters are
-// checked, not dialled.
-func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryRun bool) (*router.Snapshot, error) {
+// clusters, the schema with the discovered descriptor sets) into a routing
+// snapshot, sharing the clusters of reuse (may be nil) whose settings did
+// not change. In a dry run the clusters are checked, not dialled.
+func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryRun bool, discovered []schema.FileSet) (*router.Snapshot, error) {
 	b := policy.NewBuild(cfg, g.log, dryRun)
 	var errs []error
 	for _, p := range g.policies {
@@ -295,7 +310,7 @@ func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryR
 	var pool *upstream.Pool
 	var reg *schema.Registry
 	if table != nil {
-		reg, err = g.buildSchema(cfg, table)
+		reg, err = g.buildSchema(cfg, table, discovered)
 		errs = append(errs, err)
 		retry := retryMethods(cfg, table, reg)
 		specs := make([]upstream.Spec, len(cfg.GetClusters()))

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,10 +36,10 @@ type Gateway struct {
 	accessLog *accesslog.Logger
 	metrics   *metrics.Metrics
 	policies  []policy.Policy
-	tp        *sdktrace.TracerProvider // built from the config; nil otherwise
-	tlsSrv    []*tlsconf.Server        // per listener; nil for plaintext
-	compiled  []schema.Compiled        // the schema's compiled-in source
-	core      *router.InProcess        // the HTTP doors' way into the chain
+	tp        *sdktrace.TracerProvider  // built from the config; nil otherwise
+	tlsSrv    []*tlsconf.Server         // per listener; nil for plaintext
+	compiled  []schema.Compiled         // the schema's compiled-in source
+	core      *router.InProcess         // the HTTP doors' way into the chain
 	httpDoors atomic.Pointer[httpDoors] // the HTTP doors of the snapshot in force
 
 	mu        sync.Mutex
@@ -49,6 +50,12 @@ type Gateway struct {
 	serving   bool
 	draining  bool
 	closed    bool
+
+	life        context.Context    // ends when the gateway is released
+	stopLife    context.CancelFunc //
+	schemaDirty chan struct{}      // a reflection watch read a new set
+	watch       watches            // the reflection watches in force; under reloadMu
+	watchNow    atomic.Pointer[watches]
 
 	reloadMu sync.Mutex                      // one reload at a time
 	reloader func() error                    // POST /reload; nil: none

@@ -27,27 +27,44 @@ import (
 func (g *Gateway) Reload(cfg *configv1.Config) error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	old := g.proxy.Snapshot()
-	snap, err := g.buildSnapshot(cfg, old.Pool, false)
+	ws, err := g.prepareWatches(cfg)
+	if err == nil {
+		if err = g.swap(cfg, ws); err != nil {
+			ws.closeExcept(g.watch)
+		}
+	}
 	if err != nil {
 		g.metrics.Reloaded(false)
 		g.log.Error("config reload failed; the configuration in force stays", slog.String("error", err.Error()))
 		return fmt.Errorf("reload: %w", err)
 	}
+	g.adoptWatches(ws)
 	if fixed := fixedChanges(g.cfg, cfg); len(fixed) > 0 {
 		g.log.Warn("config reload: these settings take effect at the next restart", slog.String("keys", strings.Join(fixed, ", ")))
 	}
-	old.OnIdle = func() {
-		old.Pool.CloseExcept(snap.Pool)
-		old.Policies.Close()
+	g.metrics.Reloaded(true)
+	g.log.Info("config reloaded", slog.String("hash", config.Hash(cfg)), slog.Int("routes", len(cfg.GetRoutes())), slog.Int("clusters", len(cfg.GetClusters())))
+	return nil
+}
+
+// swap builds the snapshot of cfg, with the descriptor sets ws last read,
+// and its HTTP doors, and puts them in force; on an error nothing changes.
+// The snapshot before is released after its last call.
+func (g *Gateway) swap(cfg *configv1.Config, ws watches) error {
+	old := g.proxy.Snapshot()
+	snap, err := g.buildSnapshot(cfg, old.Pool, false, ws.sets())
+	if err != nil {
+		return err
 	}
 	d, err := g.buildDoors(cfg, snap)
 	if err != nil {
 		snap.Pool.CloseExcept(old.Pool)
 		snap.Policies.Close()
-		g.metrics.Reloaded(false)
-		g.log.Error("config reload failed; the configuration in force stays", slog.String("error", err.Error()))
-		return fmt.Errorf("reload: %w", err)
+		return err
+	}
+	old.OnIdle = func() {
+		old.Pool.CloseExcept(snap.Pool)
+		old.Policies.Close()
 	}
 	g.metrics.KnowMethods(g.knownMethods(snap))
 	if g.runtime {
@@ -56,10 +73,7 @@ func (g *Gateway) Reload(cfg *configv1.Config) error {
 	g.current.Store(cfg)
 	g.httpDoors.Store(d)
 	g.proxy.Swap(snap)
-	g.metrics.Reloaded(true)
-	hash := config.Hash(cfg)
-	g.metrics.SetConfig(hash)
-	g.log.Info("config reloaded", slog.String("hash", hash), slog.Int("routes", len(cfg.GetRoutes())), slog.Int("clusters", len(cfg.GetClusters())))
+	g.metrics.SetConfig(config.Hash(cfg))
 	return nil
 }
 

@@ -17,8 +17,8 @@ import (
 
 // buildSchema builds the registry of cfg's routed APIs (table says what
 // is routed): the compiled-in files, the descriptor sets cfg names (read
-// now), and what the clusters' server reflection last served.
-func (g *Gateway) buildSchema(cfg *configv1.Config, table *router.Table) (*schema.Registry, error) {
+// now), and discovered, what the clusters' server reflection last served.
+func (g *Gateway) buildSchema(cfg *configv1.Config, table *router.Table, discovered []schema.FileSet) (*schema.Registry, error) {
 	in := schema.Input{
 		Compiled:        g.compiled,
 		Rules:           cfg.GetSchema().GetHttpRules(),
@@ -32,7 +32,7 @@ func (g *Gateway) buildSchema(cfg *configv1.Config, table *router.Table) (*schem
 		}
 		in.Sets = append(in.Sets, schema.FileSet{Source: schema.Source{Kind: schema.SourceFile, Name: path}, Files: set})
 	}
-	in.Sets = append(in.Sets, g.discovered(cfg)...)
+	in.Sets = append(in.Sets, discovered...)
 	reg, err := schema.Build(in)
 	if err != nil {
 		if config.IsFieldError(err) || cfg.GetSchema() == nil {
@@ -58,9 +58,6 @@ func readDescriptorSet(path string) (*descriptorpb.FileDescriptorSet, error) {
 	}
 	return set, nil
 }
-
-// discovered is what the clusters of cfg with reflection last served.
-func (g *Gateway) discovered(*configv1.Config) []schema.FileSet { return nil }
 
 // knownMethods are the methods metrics label by name: the registry's, the
 // gateway's own services', and the exact-method routes'.

@@ -64,6 +64,7 @@ func (g *Gateway) Listen() error {
 				Registry: g.metrics.Registry,
 				Ready:    g.Ready,
 				Routes:   g.routesJSON,
+				Schema:   g.readySchema,
 				Config:   func() proto.Message { return g.current.Load() },
 				Reload:   g.reloader,
 			}),
@@ -235,6 +236,10 @@ func (g *Gateway) release(ctx context.Context) error {
 	if done {
 		return nil
 	}
+	g.stopLife()
+	g.reloadMu.Lock()
+	g.watch.closeExcept(nil)
+	g.reloadMu.Unlock()
 	if adm != nil {
 		_ = adm.Close()
 	}

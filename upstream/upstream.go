@@ -257,6 +257,19 @@ func serviceConfig(sp Spec) string {
 	return string(b)
 }
 
+// Dial makes a connection of its own to the cluster of sp, as New would
+// (same target, TLS, balancing and limits), for a caller that talks to
+// the cluster apart from its routed calls (server reflection). The caller
+// closes it.
+func Dial(sp Spec, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	conn, _, err := newConn(sp, opts)
+	if err != nil {
+		return nil, err
+	}
+	conn.Connect()
+	return conn, nil
+}
+
 // ServiceConfig returns the service config JSON a spec is dialled with.
 func ServiceConfig(sp Spec) string { return serviceConfig(sp) }
 

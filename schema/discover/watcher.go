@@ -94,7 +94,8 @@ type Watcher struct {
 }
 
 // New returns a Watcher of cluster over cc that fetches, once started,
-// every interval (not positive: only the first time), each fetch bounded
+// every interval (not positive: only the first time; a failed fetch is
+// tried again sooner, from 1 s doubling up to 30 s), each fetch bounded
 // by timeout (when positive), logging to log (nil: nowhere) with the
 // attribute cluster.
 //
@@ -139,22 +140,43 @@ func (w *Watcher) Start() {
 	})
 }
 
+// After a failed fetch the next one comes sooner than the interval: after
+// retryMin, doubling up to retryMax (never beyond the interval), so that a
+// cluster that was down at start is read soon after it comes up.
+const (
+	retryMin = time.Second
+	retryMax = 30 * time.Second
+)
+
 func (w *Watcher) loop() {
 	defer close(w.done)
-	var tick <-chan time.Time // nil: no periodic fetch
-	if w.interval > 0 {
-		t := time.NewTicker(w.interval)
-		defer t.Stop()
-		tick = t.C
-	}
+	t := time.NewTimer(0)
+	t.Stop()
+	defer t.Stop()
+	retry := retryMin
 	for {
-		if changed, _, _ := w.fetch(w.ctx); changed && w.onChange != nil {
+		changed, _, err := w.fetch(w.ctx)
+		if changed && w.onChange != nil {
 			w.onChange()
+		}
+		wait := w.interval // not positive: no periodic fetch
+		if err != nil {
+			if wait <= 0 || retry < wait {
+				wait = retry
+			}
+			retry = min(2*retry, retryMax)
+		} else {
+			retry = retryMin
+		}
+		var next <-chan time.Time
+		if wait > 0 {
+			t.Reset(wait)
+			next = t.C
 		}
 		select {
 		case <-w.ctx.Done():
 			return
-		case <-tick:
+		case <-next:
 		}
 	}
 }
