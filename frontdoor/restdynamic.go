@@ -222,7 +222,7 @@ func (db *dynamicBinding) request(dec runtime.Marshaler, r *http.Request, pathPa
 		if !ok {
 			return nil, status.Errorf(codes.InvalidArgument, "missing parameter %s", v)
 		}
-		if err := runtime.PopulateFieldFromPath(req, v, val); err != nil {
+		if err := populateFromPath(req, v, val); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", v, err)
 		}
 	}
@@ -230,7 +230,7 @@ func (db *dynamicBinding) request(dec runtime.Marshaler, r *http.Request, pathPa
 		if err := r.ParseForm(); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 		}
-		if err := runtime.PopulateQueryParameters(req, r.Form, db.filter); err != nil {
+		if err := populateQuery(req, r.Form, db.filter); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 		}
 	}

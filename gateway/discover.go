@@ -19,18 +19,56 @@ import (
 )
 
 // reflectionWatch reads the descriptors one cluster serves by server
-// reflection, over a connection of its own (the routed calls' connection
+// reflection, over connections of its own (the routed calls' connection
 // is dialled after the schema is built, since its retry policy comes from
-// the schema).
+// the schema): one to each of the cluster's static endpoints, so that
+// endpoints serving different descriptors are told apart, or one to its
+// DNS name.
 type reflectionWatch struct {
-	key  string // the cluster's configuration: another one gets a new watch
-	conn *grpc.ClientConn
-	w    *discover.Watcher
+	key   string // the cluster's configuration: another one gets a new watch
+	conns []*grpc.ClientConn
+	w     *discover.Watcher
 }
 
 func (rw *reflectionWatch) close() {
-	rw.w.Close()
-	_ = rw.conn.Close()
+	if rw.w != nil {
+		rw.w.Close()
+	}
+	for _, c := range rw.conns {
+		_ = c.Close()
+	}
+}
+
+// newWatch dials the connections of c's watch (onChange: its Watcher's).
+func (g *Gateway) newWatch(c *configv1.Cluster, key string) (*reflectionWatch, error) {
+	rw := &reflectionWatch{key: key}
+	rc := c.GetReflection()
+	eps := c.GetEndpoints()
+	opts := []discover.Option{discover.WithMetrics(g.metrics)}
+	var cc grpc.ClientConnInterface
+	if len(eps) == 1 {
+		conn, err := upstream.Dial(upstream.Spec{Config: c})
+		if err != nil {
+			return nil, err
+		}
+		rw.conns, cc = append(rw.conns, conn), conn
+	} else {
+		var each []discover.Endpoint
+		for _, ep := range eps {
+			one := proto.CloneOf(c)
+			one.Endpoints = []string{ep}
+			conn, err := upstream.Dial(upstream.Spec{Config: one})
+			if err != nil {
+				rw.close()
+				return nil, err
+			}
+			rw.conns = append(rw.conns, conn)
+			each = append(each, discover.Endpoint{Addr: ep, CC: conn})
+		}
+		opts = append(opts, discover.WithEndpoints(each))
+	}
+	rw.w = discover.New(c.GetName(), cc, rc.GetRefreshInterval().AsDuration(), rc.GetTimeout().AsDuration(), g.log, g.schemaChanged, opts...)
+	return rw, nil
 }
 
 // watches are the reflection watches of a configuration, by cluster.
@@ -57,41 +95,39 @@ func (ws watches) closeExcept(keep watches) {
 }
 
 // prepareWatches returns the reflection watches of cfg's clusters: those
-// of g.watch whose cluster is unchanged, and new ones for the others,
-// read once now (in parallel, each within its timeout) so that the
-// schema built next has their services. A cluster that cannot be read is
+// of g.watch whose cluster is unchanged, and new ones for the others, all
+// read now (in parallel, each within its timeout) so that the schema
+// built next has what they serve now. A cluster that cannot be read is
 // logged by its watch and left out until a later read succeeds; the
 // watch keeps trying. The new watches start reading in the background
 // when adopted (adoptWatches).
 func (g *Gateway) prepareWatches(cfg *configv1.Config) (watches, error) {
 	next := watches{}
-	var fresh []*reflectionWatch
+	var fresh, read []*reflectionWatch
 	for i, c := range cfg.GetClusters() {
-		rc := c.GetReflection()
-		if rc == nil {
+		if c.GetReflection() == nil {
 			continue
 		}
 		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c)
 		key := string(b)
 		if old := g.watch[c.GetName()]; old != nil && old.key == key {
 			next[c.GetName()] = old
+			read = append(read, old)
 			continue
 		}
-		conn, err := upstream.Dial(upstream.Spec{Config: c})
+		rw, err := g.newWatch(c, key)
 		if err != nil {
 			for _, rw := range fresh {
 				rw.close()
 			}
 			return nil, &config.FieldError{Path: fmt.Sprintf("clusters[%d]", i), Err: err}
 		}
-		rw := &reflectionWatch{key: key, conn: conn}
-		rw.w = discover.New(c.GetName(), conn, rc.GetRefreshInterval().AsDuration(), rc.GetTimeout().AsDuration(),
-			g.log, g.schemaChanged, discover.WithMetrics(g.metrics))
 		next[c.GetName()] = rw
 		fresh = append(fresh, rw)
+		read = append(read, rw)
 	}
 	var wg sync.WaitGroup
-	for _, rw := range fresh {
+	for _, rw := range read {
 		wg.Go(func() { _, _ = rw.w.Refresh(g.life) })
 	}
 	wg.Wait()

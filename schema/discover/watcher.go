@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +67,21 @@ func WithMetrics(m Metrics) Option {
 	return func(w *Watcher) { w.metrics = m }
 }
 
+// Endpoint is one endpoint of a cluster and a connection to it alone.
+type Endpoint struct {
+	Addr string
+	CC   grpc.ClientConnInterface
+}
+
+// WithEndpoints has the Watcher read every endpoint of the cluster on each
+// fetch, each over its own connection, instead of the cluster's
+// connection: the set is the first endpoint's (in the order given) that
+// answers, and endpoints that serve other descriptors than it are logged
+// with both hashes.
+func WithEndpoints(eps []Endpoint) Option {
+	return func(w *Watcher) { w.endpoints = eps }
+}
+
 // ErrClosed is the error of Refresh after Close.
 var ErrClosed = errors.New("reflection watcher closed")
 
@@ -79,12 +95,18 @@ type Watcher struct {
 	log      *slog.Logger
 	onChange func()
 	metrics  Metrics
+	// endpoints, when set, are read one by one instead of cc;
+	// disagreement is the last difference between them that was logged.
+	endpoints    []Endpoint
+	disagreement string
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
 	start  sync.Once
 	done   chan struct{} // closed when the loop has ended (or never ran)
-	closed sync.Once
+	// failedNow gets a value (never blocking) when a fetch fails.
+	failedNow chan struct{}
+	closed    sync.Once
 
 	fetchMu sync.Mutex // held for a whole fetch and its update
 
@@ -121,6 +143,8 @@ func New(cluster string, cc grpc.ClientConnInterface, interval, timeout time.Dur
 		ctx:      ctx,
 		cancel:   cancel,
 		done:     make(chan struct{}),
+
+		failedNow: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(w)
@@ -142,7 +166,8 @@ func (w *Watcher) Start() {
 
 // After a failed fetch the next one comes sooner than the interval: after
 // retryMin, doubling up to retryMax (never beyond the interval), so that a
-// cluster that was down at start is read soon after it comes up.
+// cluster that was down at start is read soon after it comes up; after a
+// failed Refresh, retryMin after it.
 const (
 	retryMin = time.Second
 	retryMax = 30 * time.Second
@@ -161,6 +186,10 @@ func (w *Watcher) loop() {
 		}
 		wait := w.interval // not positive: no periodic fetch
 		if err != nil {
+			select {
+			case <-w.failedNow: // this fetch's own failure
+			default:
+			}
 			if wait <= 0 || retry < wait {
 				wait = retry
 			}
@@ -173,10 +202,22 @@ func (w *Watcher) loop() {
 			t.Reset(wait)
 			next = t.C
 		}
-		select {
-		case <-w.ctx.Done():
-			return
-		case <-next:
+	sleep:
+		for {
+			select {
+			case <-w.ctx.Done():
+				return
+			case <-next:
+				break sleep
+			case <-w.failedNow:
+				// A Refresh failed: try again after retryMin, not an
+				// interval later.
+				if wait <= 0 || wait > retryMin {
+					wait = retryMin
+					t.Reset(wait)
+					next = t.C
+				}
+			}
 		}
 	}
 }
@@ -201,8 +242,9 @@ func (w *Watcher) Current() (*descriptorpb.FileDescriptorSet, State) {
 }
 
 // Refresh fetches now, waiting for a fetch in flight to end first, updates
-// Current as a background fetch does (a failure keeps the last good set),
-// and returns what it fetched or its error. It ends when ctx does, or
+// Current as a background fetch does (a failure keeps the last good set,
+// and has a started Watcher fetch again a second later), and returns what
+// it fetched or its error. It ends when ctx does, or
 // Close is called.
 func (w *Watcher) Refresh(ctx context.Context) (*descriptorpb.FileDescriptorSet, error) {
 	if w.ctx.Err() != nil {
@@ -231,7 +273,7 @@ func (w *Watcher) fetch(ctx context.Context) (changed bool, set *descriptorpb.Fi
 		fctx, cancel = context.WithTimeout(ctx, w.timeout)
 		defer cancel()
 	}
-	set, err = Fetch(fctx, w.cc)
+	set, err = w.read(fctx)
 	if err != nil && ctx.Err() != nil {
 		return false, nil, fmt.Errorf("%w: %w", ctx.Err(), err)
 	}
@@ -243,7 +285,78 @@ func (w *Watcher) fetch(ctx context.Context) (changed bool, set *descriptorpb.Fi
 	return w.succeeded(now, set), set, nil
 }
 
+// read fetches the cluster's set: from its connection, or from every
+// endpoint (at once) when the Watcher has them. Called with fetchMu held.
+func (w *Watcher) read(ctx context.Context) (*descriptorpb.FileDescriptorSet, error) {
+	if len(w.endpoints) == 0 {
+		return Fetch(ctx, w.cc)
+	}
+	type result struct {
+		set  *descriptorpb.FileDescriptorSet
+		hash string
+		err  error
+	}
+	res := make([]result, len(w.endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range w.endpoints {
+		wg.Go(func() {
+			set, err := Fetch(ctx, ep.CC)
+			if err != nil {
+				res[i].err = fmt.Errorf("endpoint %s: %w", ep.Addr, err)
+				return
+			}
+			res[i] = result{set: set, hash: Hash(set)}
+		})
+	}
+	wg.Wait()
+	first := -1
+	var errs []error
+	var differ []string
+	for i, r := range res {
+		switch {
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case first < 0:
+			first = i
+		case r.hash != res[first].hash:
+			differ = append(differ, w.endpoints[i].Addr+"="+r.hash)
+		}
+	}
+	if first < 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(errs) > 0 {
+		w.log.Debug("schema from reflection: endpoints not read", "error", errors.Join(errs...))
+	}
+	w.noteDisagreement(w.endpoints[first].Addr+"="+res[first].hash, differ)
+	return res[first].set, nil
+}
+
+// noteDisagreement logs, when it changes, that endpoints of the cluster
+// serve other descriptors than the one whose set is used (used), and
+// when they agree again.
+func (w *Watcher) noteDisagreement(used string, differ []string) {
+	d := ""
+	if len(differ) > 0 {
+		d = used + " " + strings.Join(differ, " ")
+	}
+	if d == w.disagreement {
+		return
+	}
+	w.disagreement = d
+	if d == "" {
+		w.log.Info("schema from reflection: the cluster's endpoints serve the same descriptors again", "used", used)
+		return
+	}
+	w.log.Warn("schema from reflection: the cluster's endpoints serve different descriptors; the first endpoint's are used",
+		"used", used, "different", strings.Join(differ, " "))
+}
+
 func (w *Watcher) failed(now time.Time, err error) {
+	select {
+	case w.failedNow <- struct{}{}:
+	default:
+	}
 	w.mu.Lock()
 	prev := w.state
 	w.state.Err = err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -334,5 +335,97 @@ func TestWatcherStartClose(t *testing.T) {
 		<-started
 		w.Start()
 		w.Close()
+	}
+}
+
+// A cluster down at start is read soon after it comes up, without waiting
+// for the (here hour-long) interval: failed fetches are tried again after
+// 1 s, doubling.
+func TestWatcherRetriesSoonAfterAFailure(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	onChange, changes := signals()
+	w := discover.New("late", dial(t, addr), time.Hour, 5*time.Second, nil, onChange)
+	defer w.Close()
+	w.Start()
+	eventually(t, "a failed fetch", func() bool { _, st := w.Current(); return st.Err != nil })
+	startUpstream(t, addr, withEcho, withReflection)
+	waitSignal(t, changes, "onChange: the first set, read by a retry")
+	if set, st := w.Current(); st.Status != discover.OK || !slices.Equal(services(set), []string{echoService}) {
+		t.Errorf("after the upstream came up: %+v", st)
+	}
+}
+
+// With the cluster's endpoints, every one is read: the set is the first
+// endpoint's that answers, a down endpoint does not fail the fetch, and
+// endpoints that serve different descriptors are logged once, with both
+// hashes, until they agree again.
+func TestWatcherEndpoints(t *testing.T) {
+	a := startUpstream(t, "127.0.0.1:0", withEcho, withReflection)
+	b := startUpstream(t, "127.0.0.1:0", withEcho, withShop, withReflection)
+	logs := &logLines{}
+	eps := []discover.Endpoint{{Addr: a.addr, CC: dial(t, a.addr)}, {Addr: b.addr, CC: dial(t, b.addr)}}
+	w := discover.New("split", nil, 0, 5*time.Second, logs.logger(), nil, discover.WithEndpoints(eps))
+	defer w.Close()
+	set, err := w.Refresh(t.Context())
+	if err != nil || !slices.Equal(services(set), []string{echoService}) {
+		t.Fatalf("Refresh: %v, %v; want the first endpoint's set", services(set), err)
+	}
+	const differ = "schema from reflection: the cluster's endpoints serve different descriptors; the first endpoint's are used"
+	got := logs.with(t, differ)
+	if len(got) != 1 || got[0]["level"] != "WARN" {
+		t.Fatalf("disagreement lines = %v, want one warning", got)
+	}
+	if used, _ := got[0]["used"].(string); used != a.addr+"="+discover.Hash(set) {
+		t.Errorf("used = %q, want the first endpoint and its hash", used)
+	}
+	if d, _ := got[0]["different"].(string); !strings.HasPrefix(d, b.addr+"=") || len(d) != len(b.addr)+1+64 {
+		t.Errorf("different = %q, want the second endpoint and its hash", d)
+	}
+	if _, err := w.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := logs.with(t, differ); len(got) != 1 {
+		t.Errorf("the same disagreement logged %d times, want once", len(got))
+	}
+	// The first endpoint down: the second one's set is used.
+	a.stop()
+	set, err = w.Refresh(t.Context())
+	if err != nil || !slices.Equal(services(set), []string{echoService, catalogService, ordersService, usersService}) {
+		t.Fatalf("first endpoint down: %v, %v; want the second's set", services(set), err)
+	}
+	if got := logs.with(t, "schema from reflection: the cluster's endpoints serve the same descriptors again"); len(got) != 1 {
+		t.Errorf("agreement lines = %v, want one", got)
+	}
+	// Both down: the fetch fails, naming both endpoints; the set is kept.
+	b.stop()
+	if _, err := w.Refresh(t.Context()); err == nil || !strings.Contains(err.Error(), a.addr) || !strings.Contains(err.Error(), b.addr) {
+		t.Errorf("both down: %v, want an error naming both endpoints", err)
+	}
+	if _, st := w.Current(); st.Status != discover.Stale {
+		t.Errorf("both down: %v, want Stale", st.Status)
+	}
+}
+
+// A failed Refresh has the background loop read again soon, not an
+// interval (an hour) later: the set the upstream serves when it is back
+// is reported to onChange.
+func TestWatcherRetriesSoonAfterAFailedRefresh(t *testing.T) {
+	u := startUpstream(t, "127.0.0.1:0", withEcho, withReflection)
+	onChange, changes := signals()
+	w := discover.New("back", dial(t, u.addr), time.Hour, 5*time.Second, nil, onChange)
+	defer w.Close()
+	w.Start()
+	waitSignal(t, changes, "onChange: the first set")
+	u.stop()
+	eventually(t, "a failed Refresh", func() bool { _, err := w.Refresh(t.Context()); return err != nil })
+	startUpstream(t, u.addr, withEcho, withShop, withReflection)
+	waitSignal(t, changes, "onChange: the set read after the failed Refresh")
+	if set, _ := w.Current(); len(services(set)) != 4 {
+		t.Errorf("services = %v, want echo and the shop's", services(set))
 	}
 }
