@@ -45,7 +45,7 @@ type dynamicBinding struct {
 	b      *schema.Binding
 	in     protoreflect.MessageDescriptor
 	out    protoreflect.MessageDescriptor
-	vars   []string              // the path variables' field paths
+	vars   []string               // the path variables' field paths
 	filter *utilities.DoubleArray // the fields query parameters must not set
 	body   protoreflect.FieldDescriptor
 	resp   protoreflect.FieldDescriptor // response_body's field, or nil
