@@ -6,10 +6,16 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
@@ -124,3 +130,162 @@ func httpBody(s string) *bodyReader { return &bodyReader{strings.NewReader(s)} }
 type bodyReader struct{ *strings.Reader }
 
 func (bodyReader) Close() error { return nil }
+
+// recorder is a core handler that keeps the last request it got (as sent
+// upstream) and answers as answer does.
+type recorder struct {
+	mu   sync.Mutex
+	last []byte
+}
+
+func (rc *recorder) handle(srv any, ss grpc.ServerStream) error {
+	return answer(srv, &recordStream{ServerStream: ss, rc: rc})
+}
+
+type recordStream struct {
+	grpc.ServerStream
+	rc *recorder
+}
+
+func (s *recordStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	s.rc.mu.Lock()
+	s.rc.last = append([]byte(nil), m.(*router.Frame).Bytes()...)
+	s.rc.mu.Unlock()
+	return nil
+}
+
+func (rc *recorder) take() []byte {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	b := rc.last
+	rc.last = nil
+	return b
+}
+
+// FuzzRESTDynamic drives the dynamic transcoder and the generated handlers
+// of the same API (the example catalog and echo services) with the same
+// arbitrary requests: they answer with the same status, and when both
+// call upstream, with equal requests.
+func FuzzRESTDynamic(f *testing.F) {
+	for _, s := range [][3]string{
+		{"GET", "/v1/shelves/1/books/1", ""},
+		{"GET", "/v1/books?genre=GENRE_SCIENCE&tags=a&tags=b&filter.author=x&published_after=2020-01-01T00:00:00Z", ""},
+		{"GET", "/v1/books?filter.maxPriceCents=3&pageSize=2&genre=1", ""},
+		{"POST", "/v1/shelves/1/books?book_id=x", `{"title":"t","genre":"GENRE_FICTION","readingTime":"3600s"}`},
+		{"PATCH", "/v1/shelves/1/books/1?update_mask=title,stock", `{"stock":3}`},
+		{"PATCH", "/v1/shelves/1/books/1", `{"stock":3,"tags":["a"]}`},
+		{"DELETE", "/v1/shelves/1/books/1", ""},
+		{"POST", "/v1/echo:unary", `{"message":"m","payload":"AAEC","delay":"1s"}`},
+		{"POST", "/v1/echo:stream", `{"repeat":"x"}`},
+		{"GET", "/v1/shelves/1/books:array", ""},
+		{"GET", "/v1/books?page_size=-1&genre=99999", ""},
+		{"GET", "/v1/shelves/a%2Fb/books/c?name=x", ""},
+		{"POST", "/v1/shelves//books", ""},
+		{"PATCH", "/v1/shelves/1/books/1", " "},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	files := schema.CompiledFiles()
+	compiledReg, err := schema.Build(schema.Input{Compiled: files})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var sets []schema.FileSet
+	for _, c := range files {
+		set := &descriptorpb.FileDescriptorSet{}
+		addFile(set, map[string]bool{}, c.File)
+		sets = append(sets, schema.FileSet{Source: schema.Source{Kind: schema.SourceFile, Name: c.File.Path()}, Files: set})
+	}
+	dynamicReg, err := schema.Build(schema.Input{Sets: sets})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var rc, rd recorder
+	compiled, err := NewREST(&configv1.REST{}, router.NewInProcess(nil, rc.handle), compiledReg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	dynamic, err := NewREST(&configv1.REST{}, router.NewInProcess(nil, rd.handle), dynamicReg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	hc := NewHTTPHandler(HTTPOptions{REST: compiled, MaxBodyBytes: 1 << 16})
+	hd := NewHTTPHandler(HTTPOptions{REST: dynamic, MaxBodyBytes: 1 << 16})
+	f.Fuzz(func(t *testing.T, method, target, body string) {
+		if !validMethod(method) {
+			return
+		}
+		u, err := url.ParseRequestURI(target)
+		if err != nil || !strings.HasPrefix(u.Path, "/") {
+			return
+		}
+		do := func(h http.Handler) *httptest.ResponseRecorder {
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Method, req.URL, req.RequestURI = method, u, target
+			req.Body = http.NoBody
+			if body != "" {
+				req.Body = httpBody(body)
+				req.ContentLength = int64(len(body))
+				req.Header.Set("Content-Type", "application/json")
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec
+		}
+		c, d := do(hc), do(hd)
+		if c.Code != d.Code {
+			t.Fatalf("%s %s %q: compiled %d %s, dynamic %d %s", method, target, body, c.Code, c.Body, d.Code, d.Body)
+		}
+		bc, bd := rc.take(), rd.take()
+		if (bc == nil) != (bd == nil) {
+			t.Fatalf("%s %s %q: only one door called upstream (compiled %v, dynamic %v)", method, target, body, bc != nil, bd != nil)
+		}
+		if bc == nil {
+			return
+		}
+		m := compiledReg.Method(methodOf(t, compiledReg, method, u.Path))
+		if m == nil {
+			return
+		}
+		a, b := dynamicpb.NewMessage(m.Desc.Input()), dynamicpb.NewMessage(m.Desc.Input())
+		if proto.Unmarshal(bc, a) != nil || proto.Unmarshal(bd, b) != nil || !proto.Equal(a, b) {
+			t.Fatalf("%s %s %q: upstream requests differ:\ncompiled %v\ndynamic  %v", method, target, body, a, b)
+		}
+	})
+}
+
+// methodOf names the method whose binding takes verb and path, by trying
+// each binding's pattern with grpc-gateway's matcher (through a mux).
+func methodOf(t *testing.T, reg *schema.Registry, verb, path string) string {
+	t.Helper()
+	for _, b := range reg.Bindings() {
+		if b.Verb != verb {
+			continue
+		}
+		mux := runtime.NewServeMux()
+		matched := false
+		if err := mux.HandlePath(verb, b.Path, func(http.ResponseWriter, *http.Request, map[string]string) { matched = true }); err != nil {
+			continue
+		}
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(verb, path, nil))
+		if matched {
+			return b.Method.Full
+		}
+	}
+	return ""
+}
+
+// addFile adds fd and its imports (first) to set.
+func addFile(set *descriptorpb.FileDescriptorSet, seen map[string]bool, fd protoreflect.FileDescriptor) {
+	if seen[fd.Path()] {
+		return
+	}
+	seen[fd.Path()] = true
+	for i := range fd.Imports().Len() {
+		addFile(set, seen, fd.Imports().Get(i).FileDescriptor)
+	}
+	set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
+}

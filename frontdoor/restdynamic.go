@@ -243,9 +243,8 @@ func (db *dynamicBinding) request(dec runtime.Marshaler, r *http.Request, pathPa
 // other field (a scalar, list or map) as its JSON value.
 func (db *dynamicBinding) decodeField(dec runtime.Marshaler, req *dynamicpb.Message, r *http.Request, body []byte) error {
 	fd := db.body
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
+	// A message field is set even by an empty body (as generated code
+	// does: it decodes into the field, and an empty body is no error).
 	if fd.Message() != nil && fd.Cardinality() != protoreflect.Repeated && !fd.IsMap() {
 		sub := req.Mutable(fd).Message()
 		if fd.Message().FullName() == httpBodyName {
@@ -270,6 +269,9 @@ func (db *dynamicBinding) decodeField(dec runtime.Marshaler, req *dynamicpb.Mess
 	}
 	// A scalar, list or map field: its JSON value, as the value of its
 	// name in an object of the request's type.
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
 	wrapped := make([]byte, 0, len(body)+len(fd.JSONName())+4)
 	wrapped = append(wrapped, '{')
 	name, _ := json.Marshal(fd.JSONName())

@@ -1,16 +1,24 @@
 package frontdoor
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // The path variables and query parameters of a dynamic binding are set
@@ -63,6 +71,11 @@ func lookup(msg protoreflect.Message, path []string) (protoreflect.Message, prot
 		if fd == nil {
 			return nil, nil, nil
 		}
+		if o := fd.ContainingOneof(); o != nil && !o.IsSynthetic() {
+			if set := msg.WhichOneof(o); set != nil && (fd.Message() == nil || set.FullName() != fd.FullName()) {
+				return nil, nil, fmt.Errorf("field already set for oneof %q", o.Name())
+			}
+		}
 		if i == len(path)-1 {
 			return msg, fd, nil
 		}
@@ -87,24 +100,19 @@ func populatePath(msg protoreflect.Message, path, vals []string) error {
 		for _, v := range vals {
 			pv, err := parseValue(fd, v, list.NewElement)
 			if err != nil {
-				return fmt.Errorf("field %q: %w", strings.Join(path, "."), err)
+				return fmt.Errorf("parsing list %q: %w", fd.Name(), err)
 			}
 			list.Append(pv)
 		}
 		return nil
 	case len(vals) > 1:
-		return fmt.Errorf("too many values for field %q: %s", strings.Join(path, "."), strings.Join(vals, ", "))
+		return fmt.Errorf("too many values for field %q: %s", fd.Name(), strings.Join(vals, ", "))
 	case len(vals) == 0:
 		return nil
 	}
-	if o := fd.ContainingOneof(); o != nil && !o.IsSynthetic() {
-		if set := parent.WhichOneof(o); set != nil && set != fd {
-			return fmt.Errorf("field %q: oneof %s is already set (%s)", strings.Join(path, "."), o.Name(), set.Name())
-		}
-	}
 	pv, err := parseValue(fd, vals[0], func() protoreflect.Value { return parent.NewField(fd) })
 	if err != nil {
-		return fmt.Errorf("field %q: %w", strings.Join(path, "."), err)
+		return fmt.Errorf("parsing field %q: %w", fd.Name(), err)
 	}
 	parent.Set(fd, pv)
 	return nil
@@ -118,29 +126,27 @@ func populateMapEntry(msg protoreflect.Message, path []string, key string, vals 
 	if err != nil || fd == nil {
 		return err
 	}
-	name := strings.Join(path, ".")
 	if !fd.IsMap() {
-		return fmt.Errorf("field %q is not a map", name)
+		return fmt.Errorf("field %q is not a map", fd.Name())
 	}
 	if len(vals) != 1 {
-		return fmt.Errorf("too many values for %s[%s]", name, key)
+		return fmt.Errorf("more than one value provided for key %q in map %q", key, fd.FullName())
 	}
 	k, err := parseValue(fd.MapKey(), key, nil)
 	if err != nil {
-		return fmt.Errorf("key of %q: %w", name, err)
+		return fmt.Errorf("parsing map key %q: %w", fd.Name(), err)
 	}
 	m := parent.Mutable(fd).Map()
 	v, err := parseValue(fd.MapValue(), vals[0], m.NewValue)
 	if err != nil {
-		return fmt.Errorf("field %s[%s]: %w", name, key, err)
+		return fmt.Errorf("parsing map value %q: %w", fd.Name(), err)
 	}
 	m.Set(k.MapKey(), v)
 	return nil
 }
 
 // parseValue parses s as a value of fd's kind; newMsg makes the message
-// of a message field (a well-known type: its JSON form, bare or as a
-// string, and a FieldMask as comma-separated paths).
+// of a message field (only well-known types can be).
 func parseValue(fd protoreflect.FieldDescriptor, s string, newMsg func() protoreflect.Value) (protoreflect.Value, error) {
 	switch fd.Kind() {
 	case protoreflect.BoolKind:
@@ -167,13 +173,7 @@ func parseValue(fd protoreflect.FieldDescriptor, s string, newMsg func() protore
 	case protoreflect.StringKind:
 		return protoreflect.ValueOfString(s), nil
 	case protoreflect.BytesKind:
-		b, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			b, err = base64.URLEncoding.DecodeString(s)
-		}
-		if err != nil {
-			b, err = base64.RawURLEncoding.DecodeString(s)
-		}
+		b, err := runtime.Bytes(s)
 		return protoreflect.ValueOfBytes(b), err
 	case protoreflect.EnumKind:
 		ed := fd.Enum()
@@ -182,31 +182,105 @@ func parseValue(fd protoreflect.FieldDescriptor, s string, newMsg func() protore
 		}
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || ed.Values().ByNumber(protoreflect.EnumNumber(n)) == nil {
-			return protoreflect.Value{}, fmt.Errorf("%q is not a value of enum %s", s, ed.FullName())
+			return protoreflect.Value{}, fmt.Errorf("%q is not a valid value", s)
 		}
 		return protoreflect.ValueOfEnum(protoreflect.EnumNumber(n)), nil
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		if newMsg == nil {
 			return protoreflect.Value{}, fmt.Errorf("a message cannot be a map key")
 		}
+		parse := wellKnown[fd.Message().FullName()]
+		if parse == nil {
+			return protoreflect.Value{}, fmt.Errorf("unsupported message type: %q", fd.Message().FullName())
+		}
+		m, err := parse(s)
+		if err != nil {
+			return protoreflect.Value{}, err
+		}
+		// The field's message may be of another implementation (dynamic):
+		// the value goes over in its encoding.
 		v := newMsg()
-		m := v.Message()
-		if fd.Message().FullName() == "google.protobuf.FieldMask" {
-			paths := m.Mutable(fd.Message().Fields().ByName("paths")).List()
-			for p := range strings.SplitSeq(s, ",") {
-				if p = strings.TrimSpace(p); p != "" {
-					paths.Append(protoreflect.ValueOfString(p))
-				}
-			}
-			return v, nil
+		b, err := proto.Marshal(m)
+		if err == nil {
+			err = proto.Unmarshal(b, v.Message().Interface())
 		}
-		opts := protojson.UnmarshalOptions{}
-		if err := opts.Unmarshal([]byte(s), m.Interface()); err != nil {
-			if err2 := opts.Unmarshal([]byte(strconv.Quote(s)), m.Interface()); err2 != nil {
-				return protoreflect.Value{}, fmt.Errorf("%q is not a %s: %w", s, fd.Message().FullName(), err)
-			}
-		}
-		return v, nil
+		return v, err
 	}
 	return protoreflect.Value{}, fmt.Errorf("unsupported field kind %s", fd.Kind())
+}
+
+// wellKnown parses a query parameter or path variable of a well-known
+// message type, as grpc-gateway's runtime does: a Timestamp in RFC 3339, a
+// Duration in Go's notation, a wrapper as its scalar, a FieldMask as
+// comma-separated paths, a Struct or Value as JSON, an Empty as "" or "{}".
+var wellKnown = map[protoreflect.FullName]func(string) (proto.Message, error){
+	"google.protobuf.Timestamp": func(s string) (proto.Message, error) {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, err
+		}
+		ts := timestamppb.New(t)
+		if !ts.IsValid() {
+			return nil, fmt.Errorf("%s before 0001-01-01", s)
+		}
+		return ts, nil
+	},
+	"google.protobuf.Duration": func(s string) (proto.Message, error) {
+		d, err := time.ParseDuration(s)
+		return durationpb.New(d), err
+	},
+	"google.protobuf.DoubleValue": func(s string) (proto.Message, error) {
+		f, err := strconv.ParseFloat(s, 64)
+		return wrapperspb.Double(f), err
+	},
+	"google.protobuf.FloatValue": func(s string) (proto.Message, error) {
+		f, err := strconv.ParseFloat(s, 32)
+		return wrapperspb.Float(float32(f)), err
+	},
+	"google.protobuf.Int64Value": func(s string) (proto.Message, error) {
+		n, err := strconv.ParseInt(s, 10, 64)
+		return wrapperspb.Int64(n), err
+	},
+	"google.protobuf.Int32Value": func(s string) (proto.Message, error) {
+		n, err := strconv.ParseInt(s, 10, 32)
+		return wrapperspb.Int32(int32(n)), err
+	},
+	"google.protobuf.UInt64Value": func(s string) (proto.Message, error) {
+		n, err := strconv.ParseUint(s, 10, 64)
+		return wrapperspb.UInt64(n), err
+	},
+	"google.protobuf.UInt32Value": func(s string) (proto.Message, error) {
+		n, err := strconv.ParseUint(s, 10, 32)
+		return wrapperspb.UInt32(uint32(n)), err
+	},
+	"google.protobuf.BoolValue": func(s string) (proto.Message, error) {
+		b, err := strconv.ParseBool(s)
+		return wrapperspb.Bool(b), err
+	},
+	"google.protobuf.StringValue": func(s string) (proto.Message, error) { return wrapperspb.String(s), nil },
+	"google.protobuf.BytesValue": func(s string) (proto.Message, error) {
+		b, err := runtime.Bytes(s)
+		return wrapperspb.Bytes(b), err
+	},
+	"google.protobuf.FieldMask": func(s string) (proto.Message, error) {
+		fm := &fieldmaskpb.FieldMask{}
+		if s != "" {
+			fm.Paths = strings.Split(s, ",")
+		}
+		return fm, nil
+	},
+	"google.protobuf.Value": func(s string) (proto.Message, error) {
+		v := &structpb.Value{}
+		return v, protojson.Unmarshal([]byte(s), v)
+	},
+	"google.protobuf.Struct": func(s string) (proto.Message, error) {
+		v := &structpb.Struct{}
+		return v, protojson.Unmarshal([]byte(s), v)
+	},
+	"google.protobuf.Empty": func(s string) (proto.Message, error) {
+		if s != "" && s != "{}" {
+			return nil, fmt.Errorf("expected an empty value or %q, got %q", "{}", s)
+		}
+		return &emptypb.Empty{}, nil
+	},
 }

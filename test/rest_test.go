@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/edgegate/edgegate/examples/shop"
+	"github.com/edgegate/edgegate/gateway"
 	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 	ordersv1 "github.com/edgegate/edgegate/gen/shop/orders/v1"
 	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
@@ -23,7 +24,7 @@ import (
 
 // shopGateway starts the example shop services as three upstream clusters
 // and a gateway in front of them; extra is appended to the config.
-func shopGateway(t *testing.T, extra string) (*Gateway, *metadataSpy) {
+func shopGateway(t *testing.T, extra string, opts ...gateway.Option) (*Gateway, *metadataSpy) {
 	t.Helper()
 	spy := &metadataSpy{}
 	orders := shop.NewOrders()
@@ -42,7 +43,7 @@ routes:
   - {match: {service: shop.catalog.v1.CatalogService}, cluster: catalog}
   - {match: {service: shop.orders.v1.OrdersService}, cluster: orders}
   - {match: {service: shop.users.v1.UsersService}, cluster: users}
-`, catalog, ord, users)+extra)
+`, catalog, ord, users)+extra, opts...)
 	return gw, spy
 }
 
