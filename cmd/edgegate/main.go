@@ -22,11 +22,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/config"
-	// The compiled-in API (protoc-gen-edgegate): every service of proto/.
 	"github.com/edgegate/edgegate/gateway"
-	// The compiled-in API: the generated code of proto/'s services,
-	// registered with schema.RegisterCompiled.
-	_ "github.com/edgegate/edgegate/gen/compiled"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/internal/logline"
