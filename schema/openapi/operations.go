@@ -15,8 +15,14 @@ func (g *generator) operation(r *route, id, tag string) *operation {
 	b := r.b
 	md := b.Method.Desc
 	op := &operation{Tags: []string{tag}, OperationID: id, Method: b.Method.Full, Responses: map[string]*response{}}
-	op.Description = comments(md)
-	op.Summary = summary(op.Description)
+	// The summary is the comment's first sentence, the description the
+	// whole comment when it says more.
+	if c := comments(md); c != "" {
+		op.Summary = summary(c)
+		if c != op.Summary {
+			op.Description = c
+		}
+	}
 	if opts, ok := md.Options().(*descriptorpb.MethodOptions); ok && opts.GetDeprecated() {
 		op.Deprecated = true
 	}

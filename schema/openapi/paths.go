@@ -185,8 +185,9 @@ func arrange(routes []*route) (kept []*route, dropped []drop) {
 		}
 		// Every route of the colliding key is expanded, so that the
 		// routes of that key stay in one form.
+		key := conflict[0].key
 		for _, r := range kept {
-			if r.key == conflict[0].key && !r.expanded {
+			if r.key == key && !r.expanded {
 				r.expanded = true
 				r.layout()
 			}

@@ -245,8 +245,10 @@ func (g *generator) annotateField(s *schemaObj, fd protoreflect.FieldDescriptor)
 	if note := g.oneofNote(fd); note != "" {
 		desc = joinParagraphs(desc, note)
 	}
-	s.Description = desc
-	s.Deprecated = fieldDeprecated(fd)
+	if desc != "" {
+		s.Description = desc
+	}
+	s.Deprecated = s.Deprecated || fieldDeprecated(fd)
 	for _, b := range fieldBehaviors(fd) {
 		switch b {
 		case annotations.FieldBehavior_OUTPUT_ONLY:
