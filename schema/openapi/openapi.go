@@ -6,53 +6,58 @@
 // field, /v1/{name=shelves/*/books/*} → /v1/{name}; the parameter's
 // description names the pattern and its schema has it as a regular
 // expression: the value's slashes are path separators, sent unescaped.
-// Custom verbs stay in the path (/v1/orders/{order_id}:track). Two
-// bindings of one verb whose paths OpenAPI cannot tell apart
-// (/v1/{name=shelves/*} and /v1/{name=shelves/*/books/*}) get expanded
-// paths instead, each wildcard a parameter and the pattern's literals in
-// the path (/v1/shelves/{name}, /v1/shelves/{name}/books/{name_2}); paths
-// of the same shape take the parameter names of the first binding of that
-// shape (OpenAPI allows one name at one place), the field they set named in
+// Custom verbs stay in the path (/v1/orders/{order_id}:track). Bindings
+// of one verb whose paths OpenAPI cannot tell apart (/v1/{name=shelves/*}
+// and /v1/{name=shelves/*/books/*}) get expanded paths instead, each
+// wildcard a parameter and the pattern's literals in the path
+// (/v1/shelves/{name}, /v1/shelves/{name}/books/{name_2}). Paths of one
+// shape take the parameter names of the first binding of that shape
+// (OpenAPI allows one name at one place), the field they set named in
 // their description. A binding that even so collides with one before it
-// is left out and listed in x-edgegate-omitted. Verbs that OpenAPI has no
-// field for (custom kinds) are in the path's x-edgegate-methods.
+// (their patterns differ only in * and **) is left out and listed in
+// x-edgegate-omitted. Verbs that OpenAPI has no field for (custom kinds)
+// are in the path's x-edgegate-methods.
 //
 // Operations. operationId is Service_Method, Service_Method_2 for the
 // method's second binding and so on (the service's full name, dots as
 // underscores, when two routed services share a name); the tag is the
-// service. x-edgegate-method is the gRPC method and x-edgegate-streaming
-// "server", "client" or "bidi" for a streaming one. Parameters are the
-// path's, then a query parameter per request field that neither the path
-// nor the body binds, as grpc-gateway reads them: scalars, enums by value
-// name, repeated ones as repeated parameters (explode), a message field's
-// fields as field.subfield, maps of scalars as field[key]=value
-// (deepObject), Timestamp, Duration, FieldMask and wrappers as text,
-// Struct and Value as JSON text; repeated messages and recursion have
-// none, nor the other members of a bound field's oneof. The request body
-// is the request less its path-bound fields (body "*") or the body field's
-// value; a client stream's is its messages, one after another. The answer
-// is at the binding's success status (200 by default): the response
-// message or its response_body field, as application/json; for a server
-// stream, NDJSON records {"result": …} or a last {"error": …}
-// (Options.StreamContentType) and text/event-stream; for a
-// google.api.HttpBody, its data, of any media type. The default response
-// is the error, a google.rpc.Status (an {"error": …} record for a server
-// stream).
+// service; the summary is the method comment's first sentence.
+// x-edgegate-method is the gRPC method, x-edgegate-streaming "server",
+// "client" or "bidi" for a streaming one. Parameters are the path's, then
+// a query parameter per request field that neither the path nor the body
+// binds, as grpc-gateway reads them: scalars, enums by value name,
+// repeated ones as repeated parameters (explode), a message field's fields
+// as field.subfield, maps of scalars as field[key]=value (deepObject),
+// Timestamp, Duration, FieldMask and wrappers as text, Struct and Value as
+// JSON text; repeated messages and recursion have none, nor the other
+// members of a bound field's oneof. The request body is the request less
+// its path-bound fields (body "*") or the body field's value less them; a
+// client stream's is its messages, one after another. The answer is at the
+// binding's success status (200 by default; 204 has no content): the
+// response message or its response_body field, as application/json; for a
+// server stream, newline-delimited records {"result": …} and a last
+// {"error": …} on failure (Options.StreamContentType) or text/event-stream;
+// for a google.api.HttpBody, its data, of any media type. The default
+// response is the error, a google.rpc.Status (an {"error": …} record for a
+// server stream).
 //
 // Schemas. components/schemas has every message and enum the operations
-// reach, by full name, in the proto3 JSON mapping: lowerCamel names (or
+// reach, by full name, as the door writes their JSON: lowerCamel names (or
 // the .proto's, Options.UseProtoNames), 64-bit integers as strings, bytes
 // as base64, enums as the names of their values (or their numbers,
 // Options.EnumsAsNumbers), maps as additionalProperties, a oneof's members
-// noted in their descriptions; Timestamp, Duration, FieldMask, Struct,
-// Value, ListValue, Empty and the wrappers (which admit null) inline, Any
-// and google.rpc.Status as components of their own. REQUIRED fields
+// noted in their descriptions, unset message fields as null with
+// Options.EmitUnpopulated; Timestamp, Duration, FieldMask, Struct, Value,
+// ListValue, Empty and the wrappers (which admit null) inline, Any and
+// google.rpc.Status as components of their own. The door reads more than
+// it writes (numbers for 64-bit integers and enums, null for any field),
+// which the schemas do not say. REQUIRED fields
 // (google.api.field_behavior, and proto2's required) are the schema's
 // required list, OUTPUT_ONLY ones readOnly, INPUT_ONLY ones writeOnly.
 // Descriptions are the leading comments (or else trailing ones) of
-// services, methods, messages, fields and enums when the descriptors carry
-// source info, as descriptor sets built with it do; compiled-in
-// descriptors have none, and then there are no descriptions.
+// services, methods, messages, fields and enums and their values when the
+// descriptors carry source info, as descriptor sets built with it do;
+// compiled-in descriptors have none, and then there are no descriptions.
 //
 // The output is deterministic: object keys sorted, paths and operations in
 // a fixed order.

@@ -291,21 +291,18 @@ func (g *generator) responses(op *operation, r *route) {
 	var s *schemaObj
 	raw := false
 	what := "a message " + string(out.FullName())
-	if b.ResponseBody != "" {
-		fd := out.Fields().ByName(protoreflect.Name(b.ResponseBody))
-		switch {
-		case fd == nil:
-			s = &schemaObj{}
-		case fd.Message() != nil && fd.Message().FullName() == httpBody && !fd.IsList():
-			raw = true
-		default:
-			s = g.bareFieldSchema(fd)
-			what = fmt.Sprintf("the field `%s` of a message %s", g.jsonName(fd), out.FullName())
-		}
-	} else if out.FullName() == httpBody {
+	switch fd := out.Fields().ByName(protoreflect.Name(b.ResponseBody)); {
+	case b.ResponseBody == "" && out.FullName() == httpBody:
 		raw = true
-	} else {
+	case b.ResponseBody == "":
 		s = g.messageRef(out)
+	case fd == nil:
+		s = &schemaObj{}
+	case fd.Message() != nil && fd.Message().FullName() == httpBody && !fd.IsList():
+		raw = true
+	default:
+		s = g.bareFieldSchema(fd)
+		what = fmt.Sprintf("the field `%s` of a message %s", g.jsonName(fd), out.FullName())
 	}
 	status := b.SuccessStatus
 	if status == 0 {
