@@ -10,7 +10,9 @@ import (
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/schema_validation"
+	"github.com/pb33f/libopenapi/datamodel/high/base"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
+	"github.com/pb33f/libopenapi/orderedmap"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -46,6 +48,58 @@ func checkDocument(t *testing.T, doc []byte) *v3.Document {
 	m, err := d.BuildV3Model()
 	if err != nil {
 		t.Fatalf("model: %v", err)
+	}
+	// Every schema is a JSON Schema that compiles (the document's
+	// schema does not look into them).
+	sv := schema_validation.NewSchemaValidator()
+	compiles := func(where string, proxy *base.SchemaProxy) {
+		if proxy == nil {
+			return
+		}
+		s := proxy.Schema()
+		if s == nil {
+			t.Errorf("schema of %s: %v", where, proxy.GetBuildError())
+			return
+		}
+		_, errs := sv.ValidateSchemaBytes(s, []byte("{}"))
+		for _, e := range errs {
+			if strings.Contains(e.Message, "compilation") {
+				t.Errorf("schema of %s: %s", where, e.Reason)
+			}
+		}
+	}
+	content := func(where string, c *orderedmap.Map[string, *v3.MediaType]) {
+		if c == nil {
+			return
+		}
+		for ct, mt := range c.FromOldest() {
+			compiles(where+" "+ct, mt.Schema)
+		}
+	}
+	for name, proxy := range m.Model.Components.Schemas.FromOldest() {
+		compiles(name, proxy)
+	}
+	if m.Model.Paths != nil {
+		for path, item := range m.Model.Paths.PathItems.FromOldest() {
+			for verb, op := range item.GetOperations().FromOldest() {
+				where := verb + " " + path
+				for _, p := range op.Parameters {
+					compiles(where+" parameter "+p.Name, p.Schema)
+					content(where+" parameter "+p.Name, p.Content)
+				}
+				if op.RequestBody != nil {
+					content(where+" body", op.RequestBody.Content)
+				}
+				if op.Responses != nil {
+					if op.Responses.Default != nil {
+						content(where+" default", op.Responses.Default.Content)
+					}
+					for code, r := range op.Responses.Codes.FromOldest() {
+						content(where+" "+code, r.Content)
+					}
+				}
+			}
+		}
 	}
 
 	var raw struct {
