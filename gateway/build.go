@@ -27,7 +27,6 @@ import (
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/frontdoor/grpcweb"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
-	"github.com/edgegate/edgegate/gen/openapi"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/interceptors/tracing"
@@ -37,6 +36,7 @@ import (
 	"github.com/edgegate/edgegate/policy"
 	"github.com/edgegate/edgegate/router"
 	"github.com/edgegate/edgegate/schema"
+	"github.com/edgegate/edgegate/schema/openapi"
 	"github.com/edgegate/edgegate/tlsconf"
 	"github.com/edgegate/edgegate/upstream"
 )
@@ -102,10 +102,12 @@ func Check(cfg *configv1.Config, opts ...Option) error {
 }
 
 // Describe builds the gateway of cfg in a dry run, as Check does, and
-// returns its route table and the registry of the APIs it routes (without
-// what server reflection would discover: nothing is dialled).
+// returns its route table and the registry of the APIs it routes. Unlike
+// Check it reads the clusters that serve their descriptors by server
+// reflection, once each (in parallel, each within its timeout); one that
+// cannot be read is logged and left out.
 func Describe(cfg *configv1.Config, opts ...Option) (*router.Table, *schema.Registry, error) {
-	g, err := New(cfg, append(opts, withDryRun())...)
+	g, err := New(cfg, append(opts, withDryRun(), withReflection())...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,7 +151,7 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 	// The clusters read by server reflection are read before the schema
 	// is built (not in a dry run: nothing is dialled).
 	failed := o.dryRun || errors.Join(errs...) != nil
-	if !failed {
+	if !failed || (o.reflection && errors.Join(errs...) == nil) {
 		ws, err := g.prepareWatches(cfg)
 		if err != nil {
 			return err
@@ -370,9 +372,30 @@ func retryMethods(cfg *configv1.Config, table *router.Table, reg *schema.Registr
 // buildDoors builds the HTTP doors of snap, a snapshot of cfg: its REST
 // handler and its OpenAPI document.
 func (g *Gateway) buildDoors(cfg *configv1.Config, snap *router.Snapshot) (*httpDoors, error) {
-	rest, err := frontdoor.NewREST(cfg.GetHttp().GetRest(), g.core, snap.Schema, authint.Headers(cfg)...)
+	rc := cfg.GetHttp().GetRest()
+	rest, err := frontdoor.NewREST(rc, g.core, snap.Schema, authint.Headers(cfg)...)
 	if err != nil {
 		return nil, &config.FieldError{Path: "schema", Err: err}
 	}
-	return &httpDoors{rest: rest, openapi: openapi.Spec}, nil
+	d := &httpDoors{rest: rest}
+	if cfg.GetHttp().GetOpenapiPath() != "" {
+		if d.openapi, err = OpenAPI(cfg, snap.Schema); err != nil {
+			return nil, &config.FieldError{Path: "schema", Err: err}
+		}
+	}
+	return d, nil
+}
+
+// OpenAPI is the OpenAPI 3.1 document of the REST bindings of reg, the
+// schema of cfg, as cfg's REST door writes JSON.
+func OpenAPI(cfg *configv1.Config, reg *schema.Registry) ([]byte, error) {
+	rc := cfg.GetHttp().GetRest()
+	return openapi.Generate(reg, openapi.Options{
+		Title:             "edgegate",
+		Version:           version.Version,
+		UseProtoNames:     rc.GetUseProtoNames(),
+		EnumsAsNumbers:    rc.GetEnumsAsNumbers(),
+		EmitUnpopulated:   rc.GetEmitUnpopulated(),
+		StreamContentType: "application/json",
+	})
 }

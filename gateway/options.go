@@ -11,18 +11,19 @@ import (
 )
 
 type options struct {
-	log       *slog.Logger
-	accessLog *slog.Logger
-	accessSet bool
-	unary     []grpc.UnaryServerInterceptor
-	stream    []grpc.StreamServerInterceptor
-	tp        trace.TracerProvider
-	tpSet     bool
-	reload    func() error
-	runtime   bool
-	dryRun    bool
-	compiled  []schema.Compiled
-	compSet   bool
+	log        *slog.Logger
+	accessLog  *slog.Logger
+	accessSet  bool
+	unary      []grpc.UnaryServerInterceptor
+	stream     []grpc.StreamServerInterceptor
+	tp         trace.TracerProvider
+	tpSet      bool
+	reload     func() error
+	runtime    bool
+	dryRun     bool
+	reflection bool // read reflection in a dry run (Describe)
+	compiled   []schema.Compiled
+	compSet    bool
 }
 
 // Option changes how New builds the gateway.
@@ -76,6 +77,12 @@ func WithRuntime() Option {
 // the edgegate command).
 func WithCompiled(files []schema.Compiled) Option {
 	return func(o *options) { o.compiled, o.compSet = files, true }
+}
+
+// withReflection reads the clusters' server reflection in a dry run
+// (Describe).
+func withReflection() Option {
+	return func(o *options) { o.reflection = true }
 }
 
 // withDryRun builds the gateway without starting anything (Check).

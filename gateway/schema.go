@@ -19,11 +19,19 @@ import (
 // is routed): the compiled-in files, the descriptor sets cfg names (read
 // now), and discovered, what the clusters' server reflection last served.
 func (g *Gateway) buildSchema(cfg *configv1.Config, table *router.Table, discovered []schema.FileSet) (*schema.Registry, error) {
+	reflected := map[string]bool{} // the clusters read by reflection
+	for _, c := range cfg.GetClusters() {
+		reflected[c.GetName()] = c.GetReflection() != nil
+	}
 	in := schema.Input{
 		Compiled:        g.compiled,
 		Rules:           cfg.GetSchema().GetHttpRules(),
 		DefaultBindings: cfg.GetSchema().GetDefaultBindings(),
 		Routed:          func(m string) bool { return table.Lookup(m) != nil },
+		Pending: func(m string) bool {
+			r := table.Lookup(m)
+			return r != nil && reflected[r.Cluster]
+		},
 	}
 	for i, path := range cfg.GetSchema().GetDescriptorSets() {
 		set, err := readDescriptorSet(path)

@@ -132,6 +132,10 @@ type Input struct {
 	DefaultBindings bool
 	// Routed reports whether a method ("/pkg.Service/Method") has a route.
 	Routed func(fullMethod string) bool
+	// Pending (may be nil) reports whether a method's descriptors may come
+	// later: its cluster serves them by reflection, not read yet. A rule
+	// for such a method, not in the registry, is left out, not an error.
+	Pending func(fullMethod string) bool
 }
 
 // Registry is the APIs of one configuration. It is immutable and safe for
@@ -465,6 +469,9 @@ func (r *Registry) bind(in Input) error {
 		full := "/" + strings.TrimPrefix(hr.GetMethod(), "/")
 		m := r.methods[full]
 		path := fmt.Sprintf("schema.http_rules[%d]", i)
+		if m == nil && in.Pending != nil && in.Pending(full) {
+			continue
+		}
 		if m == nil || !m.Routed {
 			return config.FieldErrorf(path+".method", "%s is not a routed method of a known service", full[1:])
 		}

@@ -183,3 +183,16 @@ func TestIsUnary(t *testing.T) {
 		t.Error("a nil registry knows a method")
 	}
 }
+
+// A rule for a method no source describes is an error, unless the method
+// is Pending (its cluster's reflection not read yet): then it waits.
+func TestRuleOfPendingMethod(t *testing.T) {
+	rule := []*configv1.HttpRule{{Method: "my.v1.Later/Get", Pattern: &configv1.HttpRule_Get{Get: "/v1/later"}}}
+	if _, err := schema.Build(schema.Input{Rules: rule}); err == nil || !strings.Contains(err.Error(), "my.v1.Later/Get is not a routed method of a known service") {
+		t.Fatalf("unknown method: %v", err)
+	}
+	reg, err := schema.Build(schema.Input{Rules: rule, Pending: func(m string) bool { return m == "/my.v1.Later/Get" }})
+	if err != nil || len(reg.Bindings()) != 0 {
+		t.Fatalf("pending method: %v, %d bindings; want no error and no binding yet", err, len(reg.Bindings()))
+	}
+}

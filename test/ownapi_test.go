@@ -17,7 +17,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/edgegate/edgegate/config"
@@ -237,6 +239,23 @@ func checkNotesDoors(t *testing.T, gw *Gateway, api *notesAPI, source string) {
 			t.Fatalf("grpcurl call: %v\n%s", err, out)
 		}
 	})
+	t.Run("OpenAPI", func(t *testing.T) {
+		r := doHTTP(t, nil, "GET", base+"/openapi.json", "", nil)
+		if r.code != 200 || jsonAt(t, r.body, "openapi") != "3.1.0" {
+			t.Fatalf("%d %.300s", r.code, r.body)
+		}
+		if got := jsonAt(t, r.body, "paths./v1/{name}.get.summary"); got != "GetNote returns one note." {
+			t.Errorf("GetNote's summary %v, want its comment", got)
+		}
+		if got := jsonAt(t, r.body, "paths./v1/folders/{folder}:archive.post.x-edgegate-method"); got != "notes.v1.NotesService/Archive" && got != "/notes.v1.NotesService/Archive" {
+			t.Errorf("the config rule's operation: %v", got)
+		}
+		schemas, _ := jsonAt(t, r.body, "components.schemas").(map[string]any)
+		note, _ := schemas["notes.v1.Note"].(map[string]any)
+		if got := fmt.Sprint(note["required"]); got != "[title]" {
+			t.Errorf("Note's required fields %v, want [title] (REQUIRED)", got)
+		}
+	})
 	t.Run("routes", func(t *testing.T) {
 		_, body := adminGet(t, gw, "/routes")
 		var routes struct {
@@ -419,4 +438,92 @@ routes:
 	if r := doHTTP(t, nil, "GET", base+"/v1/folders/work/notes/1", "", nil); r.code != 404 {
 		t.Errorf("REST of the unread service: %d %s, want 404", r.code, r.body)
 	}
+}
+
+// `edgegate routes` and `edgegate openapi` read the clusters with server
+// reflection: the discovered bindings are listed with their source, and
+// described; a cluster that cannot be read is a warning on stderr.
+func TestOwnAPICommands(t *testing.T) {
+	bin := filepath.Join(binaries(t), "edgegate")
+	api := compileNotes(t, "notes/v1/notes.proto")
+	up := startNotes(t, api, "127.0.0.1:0", true, notesService)
+	file := WriteFile(t, t.TempDir(), "notes.yaml", []byte(notesConfig(up.addr, "    reflection: {}\n", "")))
+	out, err := exec.Command(bin, "routes", "-c", file).CombinedOutput()
+	flat := strings.Join(strings.Fields(string(out)), " ")
+	if err != nil || !strings.Contains(flat, "GET /v1/{name=folders/*/notes/*} → notes.v1.NotesService/GetNote → notes reflection:notes") ||
+		!strings.Contains(flat, "POST /v1/folders/{folder}:archive → notes.v1.NotesService/Archive → notes reflection:notes+config") {
+		t.Fatalf("routes: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "openapi", "-c", file)
+	doc, err := cmd.Output()
+	if err != nil || jsonAt(t, doc, "openapi") != "3.1.0" || jsonAt(t, doc, "paths./v1/{name}.get.summary") != "GetNote returns one note." {
+		t.Fatalf("openapi: %v\n%.500s", err, doc)
+	}
+	// The upstream gone: routes still prints the table, and says why the
+	// notes bindings are missing.
+	up.stop()
+	out, err = exec.Command(bin, "routes", "-c", file).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "schema from reflection unavailable") || strings.Contains(string(out), "GetNote") ||
+		!strings.Contains(strings.Join(strings.Fields(string(out)), " "), "notes package notes.v1 notes") {
+		t.Fatalf("routes, upstream down: %v\n%s", err, out)
+	}
+}
+
+// Two sources that describe one service differently are an error naming
+// both: validate fails, and a reload that brings the second keeps the
+// configuration in force.
+func TestOwnAPIConflictingSources(t *testing.T) {
+	api := compileNotes(t, "notes/v1/notes.proto")
+	up := startNotes(t, api, "127.0.0.1:0", true, notesService)
+	dir := t.TempDir()
+	set := api.writeSet(t, dir)
+	// Another version of the file: a field more in Note.
+	other := compileNotes(t, "notes/v1/notes.proto")
+	for _, f := range other.set.GetFile() {
+		if f.GetName() == "notes/v1/notes.proto" {
+			for _, m := range f.GetMessageType() {
+				if m.GetName() == "Note" {
+					m.Field = append(m.Field, &descriptorpb.FieldDescriptorProto{
+						Name: proto.String("color"), JsonName: proto.String("color"), Number: proto.Int32(99),
+						Type: descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(), Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
+					})
+				}
+			}
+		}
+	}
+	otherSet := WriteFile(t, dir, "other.binpb", mustMarshal(t, other.set))
+	yaml := notesConfig(up.addr, "", fmt.Sprintf("  descriptor_sets: [%q, %q]\n", set, otherSet))
+	err := validate("conflict.yaml", yaml)
+	if err == nil || !strings.Contains(err.Error(), "file:"+set) || !strings.Contains(err.Error(), "file:"+otherSet) || !strings.Contains(err.Error(), "notes/v1/notes.proto") {
+		t.Fatalf("validate: %v, want an error naming both sources and the file", err)
+	}
+	gw := StartGateway(t, notesConfig(up.addr, "", fmt.Sprintf("  descriptor_sets: [%q]\n", set)))
+	cfg, err := config.Load("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Reload(cfg); err == nil || !strings.Contains(err.Error(), "describe notes/v1/notes.proto differently") {
+		t.Fatalf("reload: %v, want the conflict", err)
+	}
+	if r := doHTTP(t, nil, "GET", "http://"+gw.Addr+"/v1/folders/work/notes/1", "", nil); r.code != 200 {
+		t.Errorf("after the refused reload: %d %s", r.code, r.body)
+	}
+	// Reflection against a descriptor set of another version: the same.
+	yaml = notesConfig(up.addr, "    reflection: {}\n", fmt.Sprintf("  descriptor_sets: [%q]\n", otherSet))
+	cfg, err = config.Load("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Reload(cfg); err == nil || !strings.Contains(err.Error(), "reflection:notes") || !strings.Contains(err.Error(), "file:"+otherSet) {
+		t.Fatalf("reload with reflection: %v, want the conflict naming both", err)
+	}
+}
+
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

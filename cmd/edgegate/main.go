@@ -40,6 +40,7 @@ Usage:
   edgegate validate [-c FILE]  check a config file (the embedded default without -c): exit 0 and where it
                                listens when valid, 1 with its errors
   edgegate routes [-c FILE]    print the route table and the REST routes
+  edgegate openapi [-c FILE]   print the OpenAPI 3.1 document of the REST routes (JSON)
   edgegate hash-key [KEY]      print the SHA-256 to put in an api_key provider (KEY from stdin when absent)
   edgegate certs dev DIR       write a local CA, a localhost server certificate and a client certificate
   edgegate version             print the version
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(rest, stdout, stderr)
 	case "routes":
 		return routes(rest, stdout, stderr)
+	case "openapi":
+		return openAPI(rest, stdout, stderr)
 	case "hash-key":
 		return hashKey(rest, os.Stdin, stdout, stderr)
 	case "certs":
@@ -225,19 +228,47 @@ func writeAddresses(w io.Writer, cfg *configv1.Config) {
 	}
 }
 
-func routes(args []string, stdout, stderr io.Writer) int {
-	cfg, code := loadFlags("routes", args, stderr)
+// describe loads the config of args and builds its route table and
+// schema (reading the clusters with server reflection); errors and the
+// reflection warnings go to stderr.
+func describe(name string, args []string, stderr io.Writer) (*configv1.Config, *router.Table, *schema.Registry, int) {
+	cfg, code := loadFlags(name, args, stderr)
 	if cfg == nil {
-		return code
+		return nil, nil, nil, code
 	}
-	t, reg, err := gateway.Describe(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	t, reg, err := gateway.Describe(cfg, gateway.WithLogger(log))
 	if err != nil {
 		file := configFile(args)
 		if file == "" {
 			file = config.DefaultPath
 		}
 		fmt.Fprintln(stderr, config.PlaceFile(file, err))
+		return nil, nil, nil, 1
+	}
+	return cfg, t, reg, 0
+}
+
+func openAPI(args []string, stdout, stderr io.Writer) int {
+	cfg, _, reg, code := describe("openapi", args, stderr)
+	if cfg == nil {
+		return code
+	}
+	doc, err := gateway.OpenAPI(cfg, reg)
+	if err != nil {
+		fmt.Fprintln(stderr, "edgegate openapi:", err)
 		return 1
+	}
+	if _, err := stdout.Write(append(doc, '\n')); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func routes(args []string, stdout, stderr io.Writer) int {
+	cfg, t, reg, code := describe("routes", args, stderr)
+	if cfg == nil {
+		return code
 	}
 	if err := t.Write(stdout); err != nil {
 		return 1
@@ -249,11 +280,6 @@ func routes(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout)
 	if err := t.WriteHTTP(stdout, hr); err != nil {
 		return 1
-	}
-	for _, c := range cfg.GetClusters() {
-		if c.GetReflection() != nil {
-			fmt.Fprintf(stdout, "(cluster %s: its services are discovered by server reflection when serving; the admin server's GET /routes lists them)\n", c.GetName())
-		}
 	}
 	return 0
 }
