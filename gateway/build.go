@@ -213,8 +213,7 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 	}
 	g.httpDoors.Store(d)
 	g.metrics.KnowMethods(g.knownMethods(snap))
-	// The client's forwarding headers, before grpc-gateway changes them.
-	g.rest = callinfo.RecordHTTPForwarding(restDispatch{g})
+	g.rest = restDispatch{g, callinfo.RecordHTTPForwarding(restCurrent{g})}
 	g.grpcWeb = grpcweb.New(grpcweb.Options{
 		Core:            g.core,
 		Server:          g.server,

@@ -93,18 +93,25 @@ func (g *Gateway) knownMethods(snap *router.Snapshot) []string {
 }
 
 // restDispatch is the REST door of the configuration in force: each
-// request goes to its snapshot's REST handler.
-type restDispatch struct{ g *Gateway }
-
-func (d restDispatch) current() http.Handler { return d.g.doorsNow().rest }
-
-func (d restDispatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	d.current().ServeHTTP(w, r)
+// request goes to its snapshot's REST handler, the client's forwarding
+// headers recorded first (before grpc-gateway changes them).
+type restDispatch struct {
+	g    *Gateway
+	next http.Handler // RecordHTTPForwarding of restCurrent
 }
+
+func (d restDispatch) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.next.ServeHTTP(w, r) }
 
 // AcceptsRawBody reports whether r is for a binding whose body is a
 // google.api.HttpBody.
 func (d restDispatch) AcceptsRawBody(r *http.Request) bool {
-	raw, ok := d.current().(interface{ AcceptsRawBody(*http.Request) bool })
+	raw, ok := d.g.doorsNow().rest.(interface{ AcceptsRawBody(*http.Request) bool })
 	return ok && raw.AcceptsRawBody(r)
+}
+
+// restCurrent serves a request with the REST handler in force.
+type restCurrent struct{ g *Gateway }
+
+func (c restCurrent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.g.doorsNow().rest.ServeHTTP(w, r)
 }

@@ -319,6 +319,17 @@ func (s *notesServer) handle(_ any, ss grpc.ServerStream) error {
 		resp.Set(md.Output().Fields().ByName("content_type"), protoreflect.ValueOfString("text/markdown"))
 		resp.Set(md.Output().Fields().ByName("data"), protoreflect.ValueOfBytes([]byte("# "+getString(n, "title")+"\n\n"+getString(n, "text")+"\n")))
 		return ss.SendMsg(resp)
+	case "ImportNote":
+		file := req.Get(md.Input().Fields().ByName("file")).Message()
+		data := string(file.Get(file.Descriptor().Fields().ByName("data")).Bytes())
+		if ct := file.Get(file.Descriptor().Fields().ByName("content_type")).String(); ct != "text/markdown" {
+			return status.Errorf(codes.InvalidArgument, "content type %q, want text/markdown", ct)
+		}
+		title, text, _ := strings.Cut(strings.TrimPrefix(data, "# "), "\n")
+		n := s.api.message("notes.v1.Note", map[string]any{"name": fmt.Sprintf("%s/notes/%d", getString(req, "parent"), s.next), "title": title, "text": strings.TrimSpace(text)})
+		s.next++
+		s.notes[getString(n, "name")] = n
+		return ss.SendMsg(n)
 	case "Archive":
 		return out(map[string]any{"archived": len(s.sorted("folders/" + getString(req, "folder")))})
 	case "ListTags":

@@ -186,6 +186,12 @@ func checkNotesDoors(t *testing.T, gw *Gateway, api *notesAPI, source string) {
 				t.Errorf("after the delete: %d %s", r.code, r.body)
 			}
 		})
+		t.Run("HttpBody request, raw", func(t *testing.T) {
+			r := doHTTP(t, nil, "POST", base+"/v1/folders/home/notes:import", "# Eggs\n\nsix\n", map[string]string{"Content-Type": "text/markdown"})
+			if r.code != 200 || jsonAt(t, r.body, "title") != "Eggs" || jsonAt(t, r.body, "text") != "six" {
+				t.Fatalf("%d %s", r.code, r.body)
+			}
+		})
 		t.Run("HttpBody answer", func(t *testing.T) {
 			r := doHTTP(t, nil, "GET", base+"/v1/folders/work/notes/1:export", "", nil)
 			if r.code != 200 || r.header.Get("Content-Type") != "text/markdown" || string(r.body) != "# Plan\n\nship it\n" {
@@ -250,6 +256,9 @@ func checkNotesDoors(t *testing.T, gw *Gateway, api *notesAPI, source string) {
 		if got := jsonAt(t, r.body, "paths./v1/folders/{folder}:archive.post.x-edgegate-method"); got != "notes.v1.NotesService/Archive" && got != "/notes.v1.NotesService/Archive" {
 			t.Errorf("the config rule's operation: %v", got)
 		}
+		if ct, _ := jsonAt(t, r.body, "paths./v1/{parent}/notes:import.post.requestBody.content").(map[string]any); ct["*/*"] == nil {
+			t.Errorf("ImportNote's request body %v, want raw (*/*)", ct)
+		}
 		schemas, _ := jsonAt(t, r.body, "components.schemas").(map[string]any)
 		note, _ := schemas["notes.v1.Note"].(map[string]any)
 		if got := fmt.Sprint(note["required"]); got != "[title]" {
@@ -276,8 +285,8 @@ func checkNotesDoors(t *testing.T, gw *Gateway, api *notesAPI, source string) {
 				t.Errorf("/routes lacks %q:\n%s", want, strings.Join(got, "\n"))
 			}
 		}
-		if len(got) != 9 {
-			t.Errorf("/routes has %d REST bindings, want the 9 of the notes API:\n%s", len(got), strings.Join(got, "\n"))
+		if len(got) != 10 {
+			t.Errorf("/routes has %d REST bindings, want the 10 of the notes API:\n%s", len(got), strings.Join(got, "\n"))
 		}
 	})
 }

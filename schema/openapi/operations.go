@@ -241,6 +241,11 @@ func boundOneof(md protoreflect.MessageDescriptor, fd protoreflect.FieldDescript
 	return false
 }
 
+// isHTTPBodyField reports whether fd is a singular google.api.HttpBody.
+func isHTTPBodyField(fd protoreflect.FieldDescriptor) bool {
+	return fd != nil && fd.Message() != nil && fd.Message().FullName() == httpBody && !fd.IsList()
+}
+
 // requestBody is the request body of route r: the request less its
 // path-bound fields (body "*"), or the body field's value less those. A
 // client stream's body is its messages, one after another.
@@ -252,6 +257,12 @@ func (g *generator) requestBody(r *route, stream bool) *requestBody {
 		exclude = append(exclude, strings.Split(p.field, "."))
 	}
 	rb := &requestBody{}
+	if !stream && (b.Body == "*" && in.FullName() == httpBody || b.Body != "*" && isHTTPBodyField(in.Fields().ByName(protoreflect.Name(b.Body)))) {
+		// The REST door takes a google.api.HttpBody's data raw.
+		rb.Description = "The data of the google.api.HttpBody, as it is: its content_type is the request's Content-Type."
+		rb.Content = map[string]*mediaType{"*/*": {}}
+		return rb
+	}
 	var s *schemaObj
 	if b.Body == "*" {
 		if len(exclude) == 0 || isWellKnown(in.FullName()) {
