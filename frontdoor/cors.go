@@ -15,7 +15,9 @@ import (
 // Headers every CORS configuration allows and exposes.
 var (
 	baseAllowedHeaders = []string{"content-type", "authorization", "x-request-id", "x-grpc-web", "x-user-agent", "grpc-timeout", "traceparent", "tracestate"}
-	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id"}
+	// retry-after and www-authenticate: a page reads why the gateway
+	// refused it (a shed, a rate limit, an auth refusal) and when to retry.
+	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id", "retry-after", "www-authenticate"}
 )
 
 // CORS answers preflight requests and marks responses for allowed origins;

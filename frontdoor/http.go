@@ -73,6 +73,8 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		HTTPMethod: r.Method,
 		HTTPPath:   r.URL.Path,
 	}
+	rw, finish := sseErrors(rw, r)
+	defer finish()
 	w := &statusWriter{ResponseWriter: rw}
 	if msg := framingRefusal(r); msg != "" {
 		h.refuseFraming(w, r, msg)
