@@ -132,6 +132,8 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 	}
 	trusted, err := trustedProxies(cfg)
 	errs = append(errs, err)
+	_, err = consoleListener(cfg)
+	errs = append(errs, err)
 	var tp trace.TracerProvider
 	switch {
 	case o.tpSet:

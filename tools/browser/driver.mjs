@@ -6,7 +6,7 @@
 //   {"id":2,"op":"call","fn":"unary","args":{...}}   window.edgegate[fn](args) in the page
 //   {"id":3,"op":"click","sel":"#call"}              fill (value), select (value), check
 //   {"id":4,"op":"waitText","sel":"#status","text":"OK"}
-//   {"id":5,"op":"text","sel":"#answer"}
+//   {"id":5,"op":"text","sel":"#answer"}            texts (all matches), value (of an input)
 //   {"id":6,"op":"screenshot","path":"/tmp/x.png"}
 //
 // answered {"id":N,"ok":true,"result":…} or {"id":N,"ok":false,"error":"…"}.
@@ -38,6 +38,7 @@ const ops = {
   waitText: (c) => page.locator(c.sel).filter({ hasText: c.text }).first().waitFor(),
   waitCount: (c) => page.waitForFunction(([sel, n]) => document.querySelectorAll(sel).length >= n, [c.sel, c.n]),
   text: (c) => page.locator(c.sel).first().textContent(),
+  value: (c) => page.inputValue(c.sel),
   texts: (c) => page.locator(c.sel).allTextContents(),
   screenshot: (c) => page.screenshot({ path: c.path, fullPage: !!c.full }).then(() => undefined),
 };
