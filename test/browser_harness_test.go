@@ -206,8 +206,12 @@ func StartBrowser(t *testing.T) *Browser {
 			t.Logf("browser log:\n%s", b.stderr.String())
 		}
 		_ = b.in.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		// The driver exits when its input ends; it is killed if it does not.
+		done := make(chan struct{})
+		go func() {
+			_ = cmd.Wait()
+			close(done)
+		}()
 		select {
 		case <-done:
 		case <-time.After(Patience):
