@@ -135,6 +135,18 @@ func (c *CORS) handle(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// mark adds to w the CORS headers of an answer to r from an allowed
+// origin (none for another origin, or without CORS: c nil), for an answer
+// the handler makes before handle runs.
+func (c *CORS) mark(w http.ResponseWriter, r *http.Request) {
+	if c == nil || isPreflight(r) {
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && c.allowed(origin) {
+		c.handle(w, r)
+	}
+}
+
 // isPreflight reports whether r is a CORS preflight request.
 func isPreflight(r *http.Request) bool {
 	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" && r.Header.Get("Origin") != ""

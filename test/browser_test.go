@@ -373,12 +373,14 @@ func TestBrowserCORSDenied(t *testing.T) {
 }
 
 // TestBrowserOverload: an answer the gateway makes itself (shedding over
-// http.max_in_flight, a body over http.max_body_bytes) is readable by a
-// page on an allowed origin: the status and Retry-After, over gRPC-Web,
-// fetch and EventSource.
+// http.max_in_flight, a body over http.max_body_bytes, a header list over
+// limits.max_header_list_bytes) is readable by a page on an allowed
+// origin: the status and Retry-After, over gRPC-Web, fetch and
+// EventSource. The page's preflights, sent while the only slot is held,
+// are answered (not shed): its calls get the gateway's answers.
 func TestBrowserOverload(t *testing.T) {
 	e := startBrowserEnv(t)
-	base := e.gateway(t, "  max_in_flight: 1\n  max_body_bytes: 256\n", "")
+	base := e.gateway(t, "  max_in_flight: 1\n  max_body_bytes: 256\n", "limits: {max_header_list_bytes: 4096}\n")
 	// One call holds the listener's only slot.
 	done := make(chan error, 1)
 	go func() {
@@ -409,9 +411,21 @@ func TestBrowserOverload(t *testing.T) {
 		t.Errorf("REST: %+v, want 503 UNAVAILABLE and Retry-After readable by the page", rr)
 	}
 	// Refused before a slot is taken: too large a body.
-	e.b.Call(t, "rest", map[string]any{"url": base + "/v1/echo:unary", "method": "POST", "body": map[string]any{"message": strings.Repeat("x", 300)}}, &rr)
-	if rr.Status != 413 || rr.JSON["code"] != float64(codes.InvalidArgument) {
-		t.Errorf("REST, too large: %+v, want 413 INVALID_ARGUMENT readable by the page", rr)
+	var large restResult
+	e.b.Call(t, "rest", map[string]any{"url": base + "/v1/echo:unary", "method": "POST", "body": map[string]any{"message": strings.Repeat("x", 300)}}, &large)
+	if large.Status != 413 || large.JSON["code"] != float64(codes.InvalidArgument) {
+		t.Errorf("REST, too large: %+v, want 413 INVALID_ARGUMENT readable by the page", large)
+	}
+	// Refused before CORS is looked at: too large a header list (431).
+	var headers restResult
+	e.b.Call(t, "rest", map[string]any{"url": base + "/v1/echo:unary", "method": "POST", "body": map[string]any{"message": "big"}, "headers": map[string]string{"x-custom": strings.Repeat("h", 5000)}}, &headers)
+	if headers.Status != 431 || headers.JSON["code"] != float64(codes.ResourceExhausted) {
+		t.Errorf("REST, too large a header list: %+v, want 431 RESOURCE_EXHAUSTED readable by the page", headers)
+	}
+	var big unaryResult
+	e.b.Call(t, "unary", map[string]any{"base": base, "json": map[string]any{"message": "big"}, "headers": map[string]string{"x-custom": strings.Repeat("h", 5000)}}, &big)
+	if big.Error == nil || big.Error.Code != int(codes.ResourceExhausted) {
+		t.Errorf("gRPC-Web, too large a header list: %+v, want RESOURCE_EXHAUSTED readable by the page", big.Error)
 	}
 	var sr sseResult
 	e.b.Call(t, "sse", map[string]any{"url": base + "/v1/orders/o-1:track"}, &sr)
