@@ -18,8 +18,9 @@ import { chromium } from 'playwright-core';
 const browser = await chromium.launch({
   executablePath: process.env.EDGEGATE_CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  // Root in CI: Chromium's sandbox needs a user namespace it may not have.
-  args: ['--no-sandbox'],
+  // Root in CI: Chromium's sandbox needs a user namespace it may not
+  // have; a container's /dev/shm may be too small for its shared memory.
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
 const page = await context.newPage();
