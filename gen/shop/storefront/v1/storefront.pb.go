@@ -34,7 +34,9 @@ type GetBookPageRequest struct {
 	// The book's resource name, shelves/{shelf}/books/{book}.
 	Book string `protobuf:"bytes,1,opt,name=book,proto3" json:"book,omitempty"`
 	// The user whose orders the page shows.
-	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// More books to show on the page, by resource name.
+	Also          []string `protobuf:"bytes,3,rep,name=also,proto3" json:"also,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,6 +85,13 @@ func (x *GetBookPageRequest) GetUserId() string {
 	return ""
 }
 
+func (x *GetBookPageRequest) GetAlso() []string {
+	if x != nil {
+		return x.Also
+	}
+	return nil
+}
+
 // BookPage is one book's page.
 type BookPage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -92,7 +101,9 @@ type BookPage struct {
 	// The user's recent orders.
 	Orders []*v11.Order `protobuf:"bytes,3,rep,name=orders,proto3" json:"orders,omitempty"`
 	// The parts that could not be had, by leg.
-	Errors        map[string]*status.Status `protobuf:"bytes,4,rep,name=errors,proto3" json:"errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Errors map[string]*status.Status `protobuf:"bytes,4,rep,name=errors,proto3" json:"errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The books of GetBookPageRequest.also.
+	Also          []*v1.Book `protobuf:"bytes,5,rep,name=also,proto3" json:"also,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -155,19 +166,28 @@ func (x *BookPage) GetErrors() map[string]*status.Status {
 	return nil
 }
 
+func (x *BookPage) GetAlso() []*v1.Book {
+	if x != nil {
+		return x.Also
+	}
+	return nil
+}
+
 var File_shop_storefront_v1_storefront_proto protoreflect.FileDescriptor
 
 const file_shop_storefront_v1_storefront_proto_rawDesc = "" +
 	"\n" +
-	"#shop/storefront/v1/storefront.proto\x12\x12shop.storefront.v1\x1a\x17google/rpc/status.proto\x1a\x1dshop/catalog/v1/catalog.proto\x1a\x1bshop/orders/v1/orders.proto\"A\n" +
+	"#shop/storefront/v1/storefront.proto\x12\x12shop.storefront.v1\x1a\x17google/rpc/status.proto\x1a\x1dshop/catalog/v1/catalog.proto\x1a\x1bshop/orders/v1/orders.proto\"U\n" +
 	"\x12GetBookPageRequest\x12\x12\n" +
 	"\x04book\x18\x01 \x01(\tR\x04book\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"\xaf\x02\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
+	"\x04also\x18\x03 \x03(\tR\x04also\"\xda\x02\n" +
 	"\bBookPage\x12)\n" +
 	"\x04book\x18\x01 \x01(\v2\x15.shop.catalog.v1.BookR\x04book\x128\n" +
 	"\fauthor_books\x18\x02 \x03(\v2\x15.shop.catalog.v1.BookR\vauthorBooks\x12-\n" +
 	"\x06orders\x18\x03 \x03(\v2\x15.shop.orders.v1.OrderR\x06orders\x12@\n" +
-	"\x06errors\x18\x04 \x03(\v2(.shop.storefront.v1.BookPage.ErrorsEntryR\x06errors\x1aM\n" +
+	"\x06errors\x18\x04 \x03(\v2(.shop.storefront.v1.BookPage.ErrorsEntryR\x06errors\x12)\n" +
+	"\x04also\x18\x05 \x03(\v2\x15.shop.catalog.v1.BookR\x04also\x1aM\n" +
 	"\vErrorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
 	"\x05value\x18\x02 \x01(\v2\x12.google.rpc.StatusR\x05value:\x028\x012m\n" +
@@ -200,14 +220,15 @@ var file_shop_storefront_v1_storefront_proto_depIdxs = []int32{
 	3, // 1: shop.storefront.v1.BookPage.author_books:type_name -> shop.catalog.v1.Book
 	4, // 2: shop.storefront.v1.BookPage.orders:type_name -> shop.orders.v1.Order
 	2, // 3: shop.storefront.v1.BookPage.errors:type_name -> shop.storefront.v1.BookPage.ErrorsEntry
-	5, // 4: shop.storefront.v1.BookPage.ErrorsEntry.value:type_name -> google.rpc.Status
-	0, // 5: shop.storefront.v1.StorefrontService.GetBookPage:input_type -> shop.storefront.v1.GetBookPageRequest
-	1, // 6: shop.storefront.v1.StorefrontService.GetBookPage:output_type -> shop.storefront.v1.BookPage
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	3, // 4: shop.storefront.v1.BookPage.also:type_name -> shop.catalog.v1.Book
+	5, // 5: shop.storefront.v1.BookPage.ErrorsEntry.value:type_name -> google.rpc.Status
+	0, // 6: shop.storefront.v1.StorefrontService.GetBookPage:input_type -> shop.storefront.v1.GetBookPageRequest
+	1, // 7: shop.storefront.v1.StorefrontService.GetBookPage:output_type -> shop.storefront.v1.BookPage
+	7, // [7:8] is the sub-list for method output_type
+	6, // [6:7] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_shop_storefront_v1_storefront_proto_init() }
