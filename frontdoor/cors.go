@@ -15,7 +15,7 @@ import (
 // Headers every CORS configuration allows and exposes.
 var (
 	baseAllowedHeaders = []string{"content-type", "authorization", "x-request-id", "x-grpc-web", "x-user-agent", "grpc-timeout", "traceparent", "tracestate"}
-	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id"}
+	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id", "x-edgegate-partial"}
 )
 
 // CORS answers preflight requests and marks responses for allowed origins;
