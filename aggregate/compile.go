@@ -15,7 +15,6 @@ package aggregate
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -185,23 +184,6 @@ func HTTPRules(cfg *configv1.Config) ([]*configv1.HttpRule, []string) {
 		paths = append(paths, fmt.Sprintf("composites[%d].http", i))
 	}
 	return rules, paths
-}
-
-// Verb returns the verb and path of a composite's REST binding, or "".
-func Verb(h *configv1.CompositeHTTP) (verb, path string) {
-	switch p := h.GetPattern().(type) {
-	case *configv1.CompositeHTTP_Get:
-		return http.MethodGet, p.Get
-	case *configv1.CompositeHTTP_Post:
-		return http.MethodPost, p.Post
-	case *configv1.CompositeHTTP_Put:
-		return http.MethodPut, p.Put
-	case *configv1.CompositeHTTP_Patch:
-		return http.MethodPatch, p.Patch
-	case *configv1.CompositeHTTP_Delete:
-		return http.MethodDelete, p.Delete
-	}
-	return "", ""
 }
 
 // Routes says what the route table routes: whether a method has a route,

@@ -3,7 +3,6 @@ package aggregate
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 
 	authpkg "github.com/edgegate/edgegate/auth"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/internal/grpcwire"
 	"github.com/edgegate/edgegate/router"
 )
 
@@ -89,25 +89,7 @@ func legErrors(failed map[string]*status.Status) string {
 		obj[n] = b
 	}
 	b, _ := json.Marshal(obj)
-	return asciiJSON(string(b))
-}
-
-// asciiJSON escapes every character outside printable ASCII of a JSON
-// text (inside its strings, where the escape means the same).
-func asciiJSON(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= ' ' && r <= '~':
-			b.WriteRune(r)
-		case r > 0xffff:
-			r -= 0x10000
-			fmt.Fprintf(&b, "\\u%04x\\u%04x", 0xd800+(r>>10), 0xdc00+(r&0x3ff))
-		default:
-			fmt.Fprintf(&b, "\\u%04x", r)
-		}
-	}
-	return b.String()
+	return grpcwire.ASCIIJSON(string(b))
 }
 
 // legResult is how one leg ended: its answers (one, or one per fan-out
@@ -122,7 +104,6 @@ type legResult struct {
 type call struct {
 	c       *Composite
 	o       Options
-	ctx     context.Context
 	req     protoreflect.Message
 	md      metadata.MD // the caller's metadata, as legs are sent it
 	parent  *callinfo.Info
@@ -136,7 +117,7 @@ type call struct {
 func (c *Composite) run(ctx context.Context, req protoreflect.Message, o Options) (protoreflect.Message, map[string]*status.Status, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	k := &call{c: c, o: o, ctx: ctx, req: req, parent: callinfo.FromContext(ctx), princ: authpkg.FromContext(ctx)}
+	k := &call{c: c, o: o, req: req, parent: callinfo.FromContext(ctx), princ: authpkg.FromContext(ctx)}
 	k.md = callinfo.Incoming(ctx).Copy()
 	for _, key := range []string{"content-type", ":authority", "grpc-accept-encoding", "grpc-encoding", "grpc-timeout"} {
 		delete(k.md, key)
@@ -158,7 +139,7 @@ func (c *Composite) run(ctx context.Context, req protoreflect.Message, o Options
 		go func() {
 			defer wg.Done()
 			r := k.results[i]
-			r.answers, r.err = k.leg(l)
+			r.answers, r.err = k.leg(ctx, l)
 			close(r.done)
 			if r.err != nil && !l.Optional {
 				requiredFailed <- r.err
@@ -225,19 +206,18 @@ func answerValue(a protoreflect.Message, path []protoreflect.FieldDescriptor) va
 
 // leg runs one leg, after the legs it depends on: its answers, or the
 // status it failed with.
-func (k *call) leg(l *Leg) ([]protoreflect.Message, *status.Status) {
+func (k *call) leg(ctx context.Context, l *Leg) ([]protoreflect.Message, *status.Status) {
 	for _, d := range l.deps {
 		r := k.results[d]
 		select {
 		case <-r.done:
-		case <-k.ctx.Done():
-			return nil, status.FromContextError(k.ctx.Err())
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err())
 		}
 		if r.err != nil {
 			return nil, status.Newf(r.err.Code(), "edgegate: leg %q not called: leg %q failed: %s", l.Name, k.c.Legs[d].Name, r.err.Message())
 		}
 	}
-	ctx := k.ctx
 	if l.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.Timeout)
