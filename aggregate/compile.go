@@ -150,40 +150,49 @@ func (s *Set) List() []*Composite {
 func Methods(cfg *configv1.Config) map[string]bool {
 	out := map[string]bool{}
 	for _, c := range cfg.GetComposites() {
-		out["/"+strings.TrimPrefix(c.GetMethod(), "/")] = true
+		out[methodOf(c)] = true
 	}
 	return out
 }
 
 // HTTPRules returns the REST bindings of cfg's composites as the schema's
-// http rules, and for each the field path of the composite it comes from.
-func HTTPRules(cfg *configv1.Config) ([]*configv1.HttpRule, []string) {
+// http rules, and for each the field path of the composite it comes from;
+// those of composites without a method only when restOnly is set (the
+// schema has their types only once RESTOnlyFile made them).
+func HTTPRules(cfg *configv1.Config, restOnly bool) ([]*configv1.HttpRule, []string) {
 	var rules []*configv1.HttpRule
 	var paths []string
 	for i, c := range cfg.GetComposites() {
-		h := c.GetHttp()
-		if h == nil {
+		if c.GetHttp() == nil || (c.GetMethod() == "" && !restOnly) {
 			continue
 		}
-		r := &configv1.HttpRule{Method: c.GetMethod(), Body: h.GetBody()}
-		switch p := h.GetPattern().(type) {
-		case *configv1.CompositeHTTP_Get:
-			r.Pattern = &configv1.HttpRule_Get{Get: p.Get}
-		case *configv1.CompositeHTTP_Post:
-			r.Pattern = &configv1.HttpRule_Post{Post: p.Post}
-		case *configv1.CompositeHTTP_Put:
-			r.Pattern = &configv1.HttpRule_Put{Put: p.Put}
-		case *configv1.CompositeHTTP_Patch:
-			r.Pattern = &configv1.HttpRule_Patch{Patch: p.Patch}
-		case *configv1.CompositeHTTP_Delete:
-			r.Pattern = &configv1.HttpRule_Delete{Delete: p.Delete}
-		default:
-			continue
-		}
-		rules = append(rules, r)
+		rules = append(rules, httpRule(methodOf(c)[1:], c.GetHttp()))
 		paths = append(paths, fmt.Sprintf("composites[%d].http", i))
 	}
 	return rules, paths
+}
+
+// httpRule is h as the schema's http rule of method.
+func httpRule(method string, h *configv1.CompositeHTTP) *configv1.HttpRule {
+	r := &configv1.HttpRule{Method: method, Body: h.GetBody()}
+	switch p := h.GetPattern().(type) {
+	case *configv1.CompositeHTTP_Get:
+		r.Pattern = &configv1.HttpRule_Get{Get: p.Get}
+	case *configv1.CompositeHTTP_Post:
+		r.Pattern = &configv1.HttpRule_Post{Post: p.Post}
+	case *configv1.CompositeHTTP_Put:
+		r.Pattern = &configv1.HttpRule_Put{Put: p.Put}
+	case *configv1.CompositeHTTP_Patch:
+		r.Pattern = &configv1.HttpRule_Patch{Patch: p.Patch}
+	case *configv1.CompositeHTTP_Delete:
+		r.Pattern = &configv1.HttpRule_Delete{Delete: p.Delete}
+	}
+	return r
+}
+
+// template is the path template of h (only one of its verbs is set).
+func template(h *configv1.CompositeHTTP) string {
+	return h.GetGet() + h.GetPost() + h.GetPut() + h.GetPatch() + h.GetDelete()
 }
 
 // Routes says what the route table routes: whether a method has a route,
@@ -207,6 +216,9 @@ func Compile(cfg *configv1.Config, reg *schema.Registry, routes Routes) (*Set, e
 			errs = append(errs, config.FieldErrorf(p+".name", "duplicate composite name %q", cc.GetName()))
 		}
 		names[cc.GetName()] = true
+		if cc.GetMethod() == "" {
+			cc = restOnly(cc)
+		}
 		c, err := compileOne(cc, p, reg, routes)
 		if err != nil {
 			errs = append(errs, err)

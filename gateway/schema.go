@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/edgegate/edgegate/aggregate"
@@ -27,7 +28,7 @@ func (g *Gateway) buildSchema(cfg *configv1.Config, table *router.Table, discove
 		reflected[c.GetName()] = c.GetReflection() != nil
 	}
 	composites := aggregate.Methods(cfg)
-	compRules, compPaths := aggregate.HTTPRules(cfg)
+	compRules, compPaths := aggregate.HTTPRules(cfg, false)
 	rules := cfg.GetSchema().GetHttpRules()
 	in := schema.Input{
 		Compiled:        g.compiled,
@@ -48,6 +49,18 @@ func (g *Gateway) buildSchema(cfg *configv1.Config, table *router.Table, discove
 	}
 	in.Sets = append(in.Sets, discovered...)
 	reg, err := schema.Build(in)
+	if err == nil && aggregate.HasRESTOnly(cfg) {
+		// The composites without a method: their types are made from
+		// the schema's, then the schema is built again with them.
+		var fd protoreflect.FileDescriptor
+		if fd, err = aggregate.RESTOnlyFile(cfg, reg); err != nil {
+			return nil, err
+		}
+		compRules, compPaths = aggregate.HTTPRules(cfg, true)
+		in.Compiled = append(slices.Clip(in.Compiled), schema.Compiled{File: fd})
+		in.Rules = append(slices.Clip(rules), compRules...)
+		reg, err = schema.Build(in)
+	}
 	if err != nil {
 		var fe *config.FieldError
 		if errors.As(err, &fe) {

@@ -137,13 +137,13 @@ type storefront struct {
 	base   string
 }
 
-func startStorefront(t *testing.T, legTimeout time.Duration) *storefront {
+func startStorefront(t *testing.T, legTimeout time.Duration, more ...string) *storefront {
 	t.Helper()
 	f := &shopFaults{fault: map[string]func(context.Context) error{}, seen: map[string][]proto.Message{}}
 	orders := shop.NewOrders()
 	catalogAddr := StartServerOpts(t, func(s *grpc.Server) { catalogv1.RegisterCatalogServiceServer(s, shop.NewCatalog()) }, grpc.UnaryInterceptor(f.intercept))
 	ordersAddr := StartServerOpts(t, func(s *grpc.Server) { ordersv1.RegisterOrdersServiceServer(s, orders) }, grpc.UnaryInterceptor(f.intercept))
-	gw := StartGateway(t, storefrontConfig(catalogAddr, ordersAddr, legTimeout))
+	gw := StartGateway(t, storefrontConfig(catalogAddr, ordersAddr, legTimeout)+strings.Join(more, ""))
 	for _, n := range []int32{1, 2} {
 		if _, err := orders.CreateOrder(context.Background(), &ordersv1.CreateOrderRequest{UserId: "ada", Items: []*ordersv1.LineItem{{Book: "shelves/1/books/1", Quantity: n}}}); err != nil {
 			t.Fatal(err)
@@ -405,6 +405,71 @@ func TestCompositeLegTimesOut(t *testing.T) {
 				t.Fatal("the timed-out leg's upstream call was not cancelled")
 			}
 		})
+	}
+}
+
+// restOnlyComposite is a composite without a method: served on REST
+// alone, each leg's answer under its name.
+const restOnlyComposite = `  - name: page-json
+    http: {get: "/v1/pages/{book=shelves/*/books/*}"}
+    route: catalog
+    legs:
+      - name: book
+        method: shop.catalog.v1.CatalogService/GetBook
+        request: [{field: name, from: request.book}]
+      - name: orders
+        method: shop.orders.v1.OrdersService/ListOrders
+        request: [{field: user_id, from: request.user_id}, {field: page_size, from: request.size}]
+        optional: true
+      - name: also
+        method: shop.catalog.v1.CatalogService/GetBook
+        fan_out: {over: request.also}
+        request: [{field: name, from: item}]
+        optional: true
+`
+
+// TestCompositeRESTOnly: a composite without a method answers on its REST
+// binding with each leg's answer under the leg's name (a fan-out's as a
+// list), its request read from the path and the query; a failed optional
+// leg is under "errors".
+func TestCompositeRESTOnly(t *testing.T) {
+	s := startStorefront(t, 5*time.Second, restOnlyComposite)
+	url := s.base + "/v1/pages/shelves/1/books/1?user_id=ada&size=1&also=shelves/1/books/2&also=shelves/2/books/3"
+	r := doHTTP(t, nil, http.MethodGet, url, "", map[string]string{"x-api-key": buyerKey})
+	if r.code != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", r.code, r.body)
+	}
+	var got struct {
+		Book   *json.RawMessage           `json:"book"`
+		Orders struct{ Orders []any }     `json:"orders"`
+		Also   []map[string]any           `json:"also"`
+		Errors map[string]json.RawMessage `json:"errors"`
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatalf("%s: %v", r.body, err)
+	}
+	book := &catalogv1.Book{}
+	if got.Book == nil || protojson.Unmarshal(*got.Book, book) != nil || book.GetTitle() != "The Left Hand of Darkness" {
+		t.Errorf("book %s", r.body)
+	}
+	if len(got.Orders.Orders) != 1 {
+		t.Errorf("orders %v, want 1 (size=1 from the query)", got.Orders)
+	}
+	if len(got.Also) != 2 || got.Also[1]["name"] != "shelves/2/books/3" || len(got.Errors) != 0 {
+		t.Errorf("also %v errors %v", got.Also, got.Errors)
+	}
+	s.faults.set(listOrders, func(context.Context) error { return status.Error(codes.Unavailable, "down") })
+	r = doHTTP(t, nil, http.MethodGet, url, "", map[string]string{"x-api-key": buyerKey})
+	var partial struct {
+		Orders map[string]any            `json:"orders"`
+		Errors map[string]map[string]any `json:"errors"`
+	}
+	if err := json.Unmarshal(r.body, &partial); err != nil {
+		t.Fatalf("%s: %v", r.body, err)
+	}
+	if r.code != http.StatusOK || r.header.Get("x-edgegate-partial") != "orders" || partial.Orders != nil ||
+		partial.Errors["orders"]["code"] != float64(codes.Unavailable) || partial.Errors["orders"]["message"] != "down" {
+		t.Errorf("HTTP %d %v: %s", r.code, r.header, r.body)
 	}
 }
 
