@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -130,26 +132,33 @@ composites:
 }
 
 type storefront struct {
-	gw     *Gateway
-	faults *shopFaults
-	orders *shop.Orders
-	grpc   storefrontv1.StorefrontServiceClient
-	base   string
+	gw      *Gateway
+	cfgYAML string
+	faults  *shopFaults
+	orders  *shop.Orders
+	grpc    storefrontv1.StorefrontServiceClient
+	base    string
 }
 
 func startStorefront(t *testing.T, legTimeout time.Duration, more ...string) *storefront {
+	t.Helper()
+	return startStorefrontOpts(t, legTimeout, strings.Join(more, ""))
+}
+
+func startStorefrontOpts(t *testing.T, legTimeout time.Duration, more string, opts ...gateway.Option) *storefront {
 	t.Helper()
 	f := &shopFaults{fault: map[string]func(context.Context) error{}, seen: map[string][]proto.Message{}}
 	orders := shop.NewOrders()
 	catalogAddr := StartServerOpts(t, func(s *grpc.Server) { catalogv1.RegisterCatalogServiceServer(s, shop.NewCatalog()) }, grpc.UnaryInterceptor(f.intercept))
 	ordersAddr := StartServerOpts(t, func(s *grpc.Server) { ordersv1.RegisterOrdersServiceServer(s, orders) }, grpc.UnaryInterceptor(f.intercept))
-	gw := StartGateway(t, storefrontConfig(catalogAddr, ordersAddr, legTimeout)+strings.Join(more, ""))
+	yaml := storefrontConfig(catalogAddr, ordersAddr, legTimeout) + more
+	gw := StartGateway(t, yaml, opts...)
 	for _, n := range []int32{1, 2} {
 		if _, err := orders.CreateOrder(context.Background(), &ordersv1.CreateOrderRequest{UserId: "ada", Items: []*ordersv1.LineItem{{Book: "shelves/1/books/1", Quantity: n}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return &storefront{gw: gw, faults: f, orders: orders, grpc: storefrontv1.NewStorefrontServiceClient(Dial(t, gw.Addr)), base: "http://" + gw.Addr}
+	return &storefront{gw: gw, cfgYAML: yaml + "\nadmin: {address: 127.0.0.1:0}\n", faults: f, orders: orders, grpc: storefrontv1.NewStorefrontServiceClient(Dial(t, gw.Addr)), base: "http://" + gw.Addr}
 }
 
 // pageAnswer is a composite's answer on one door.
@@ -161,17 +170,25 @@ type pageAnswer struct {
 	reqID   string
 }
 
-// pageDoor calls the storefront composite on one door.
+// pageDoor calls the storefront composite on one door, with the API key
+// key and the metadata (headers) md.
 type pageDoor struct {
-	name string
-	call func(t *testing.T, s *storefront, req *storefrontv1.GetBookPageRequest, key string) pageAnswer
+	name   string
+	callMD func(t *testing.T, s *storefront, req *storefrontv1.GetBookPageRequest, key string, md map[string]string) pageAnswer
+}
+
+func (d pageDoor) call(t *testing.T, s *storefront, req *storefrontv1.GetBookPageRequest, key string) pageAnswer {
+	return d.callMD(t, s, req, key, nil)
 }
 
 var pageDoors = []pageDoor{
-	{"grpc", func(t *testing.T, s *storefront, req *storefrontv1.GetBookPageRequest, key string) pageAnswer {
+	{"grpc", func(t *testing.T, s *storefront, req *storefrontv1.GetBookPageRequest, key string, md map[string]string) pageAnswer {
 		ctx := Ctx(t, 10*time.Second)
 		if key != "" {
 			ctx = metadata.AppendToOutgoingContext(ctx, "x-api-key", key)
+		}
+		for k, v := range md {
+			ctx = metadata.AppendToOutgoingContext(ctx, k, v)
 		}
 		var hdr, tlr metadata.MD
 		page, err := s.grpc.GetBookPage(ctx, req, grpc.Header(&hdr), grpc.Trailer(&tlr))
@@ -181,11 +198,14 @@ var pageDoors = []pageDoor{
 		a.reqID = strings.Join(hdr.Get("x-request-id"), "")
 		return a
 	}},
-	{"grpc-web", func(t *testing.T, s *storefront, req *storefrontv1.GetBookPageRequest, key string) pageAnswer {
+	{"grpc-web", func(t *testing.T, s *storefront, req *storefrontv1.GetBookPageRequest, key string, md map[string]string) pageAnswer {
 		c := connect.NewClient[storefrontv1.GetBookPageRequest, storefrontv1.BookPage](http.DefaultClient, s.base+bookPage, connect.WithGRPCWeb())
 		cr := connect.NewRequest(req)
 		if key != "" {
 			cr.Header().Set("x-api-key", key)
+		}
+		for k, v := range md {
+			cr.Header().Set(k, v)
 		}
 		resp, err := c.CallUnary(Ctx(t, 10*time.Second), cr)
 		a := pageAnswer{st: connectStatus(err)}
@@ -197,7 +217,7 @@ var pageDoors = []pageDoor{
 		}
 		return a
 	}},
-	{"rest", func(t *testing.T, s *storefront, req *storefrontv1.GetBookPageRequest, key string) pageAnswer {
+	{"rest", func(t *testing.T, s *storefront, req *storefrontv1.GetBookPageRequest, key string, md map[string]string) pageAnswer {
 		url := s.base + "/v1/storefront/" + req.GetBook()
 		for i, b := range req.GetAlso() {
 			sep := "&"
@@ -207,6 +227,9 @@ var pageDoors = []pageDoor{
 			url += sep + "also=" + b
 		}
 		hdr := map[string]string{}
+		for k, v := range md {
+			hdr[k] = v
+		}
 		if key != "" {
 			hdr["x-api-key"] = key
 		}
@@ -284,6 +307,41 @@ func TestCompositeAllDoors(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("no access log line of leg %s with door composite and request id %s", m, a.reqID)
+				}
+			}
+		})
+	}
+}
+
+// TestCompositeTraceContext: the legs' spans are children of the
+// composite's, in the client's trace, on every door.
+func TestCompositeTraceContext(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	s := startStorefrontOpts(t, 5*time.Second, "", gateway.WithTracerProvider(tp))
+	for i, d := range pageDoors {
+		t.Run(d.name, func(t *testing.T) {
+			traceID := fmt.Sprintf("%032x", 0xc0de00+i)
+			call := func() pageAnswer {
+				md := map[string]string{"traceparent": "00-" + traceID + "-00000000000000aa-01"}
+				return d.callMD(t, s, &storefrontv1.GetBookPageRequest{Book: "shelves/1/books/1"}, buyerKey, md)
+			}
+			if a := call(); a.st.Code() != codes.OK {
+				t.Fatalf("status %v", a.st.Proto())
+			}
+			spans := map[string]tracetest.SpanStub{}
+			for _, sp := range exp.GetSpans() {
+				if sp.SpanContext.TraceID().String() == traceID {
+					spans[sp.Name] = sp
+				}
+			}
+			comp, ok := spans["shop.storefront.v1.StorefrontService/GetBookPage"]
+			if !ok || comp.Parent.SpanID().String() != "00000000000000aa" {
+				t.Fatalf("composite span %+v, want the client's child", comp)
+			}
+			for _, leg := range []string{"shop.catalog.v1.CatalogService/GetBook", "shop.catalog.v1.CatalogService/ListBooks", "shop.orders.v1.OrdersService/ListOrders"} {
+				if sp, ok := spans[leg]; !ok || sp.Parent.SpanID() != comp.SpanContext.SpanID() {
+					t.Errorf("leg span %s: parent %v, want the composite's %v", leg, sp.Parent.SpanID(), comp.SpanContext.SpanID())
 				}
 			}
 		})
@@ -470,6 +528,43 @@ func TestCompositeRESTOnly(t *testing.T) {
 	if r.code != http.StatusOK || r.header.Get("x-edgegate-partial") != "orders" || partial.Orders != nil ||
 		partial.Errors["orders"]["code"] != float64(codes.Unavailable) || partial.Errors["orders"]["message"] != "down" {
 		t.Errorf("HTTP %d %v: %s", r.code, r.header, r.body)
+	}
+}
+
+// TestCompositeRebuiltOnReload: a reload that makes the orders leg
+// required serves the new composite to the next call; a reload with a
+// broken composite is refused and the one in force keeps serving.
+func TestCompositeRebuiltOnReload(t *testing.T) {
+	s := startStorefront(t, 5*time.Second)
+	s.faults.set(listOrders, func(context.Context) error { return status.Error(codes.Unavailable, "down") })
+	req := &storefrontv1.GetBookPageRequest{Book: "shelves/1/books/1"}
+	if a := pageDoors[0].call(t, s, req, buyerKey); a.st.Code() != codes.OK || a.partial != "orders" {
+		t.Fatalf("before: %v %q", a.st.Proto(), a.partial)
+	}
+	yaml := s.cfgYAML
+	load := func(y string) error {
+		cfg, err := config.Load("test.yaml", []byte(y))
+		if err != nil {
+			return err
+		}
+		return s.gw.Reload(cfg)
+	}
+	bad := strings.Replace(yaml, "from: legs.book.author", "from: legs.book.autor", 1)
+	if err := load(bad); err == nil || !strings.Contains(err.Error(), `unknown field path "autor"`) {
+		t.Fatalf("broken reload: %v", err)
+	}
+	if a := pageDoors[0].call(t, s, req, buyerKey); a.st.Code() != codes.OK || a.partial != "orders" {
+		t.Fatalf("after a refused reload: %v %q", a.st.Proto(), a.partial)
+	}
+	required := strings.Replace(yaml, "response: [{field: orders, from: orders}]\n        optional: true", "response: [{field: orders, from: orders}]", 1)
+	if required == yaml {
+		t.Fatal("the config has no optional orders leg")
+	}
+	if err := load(required); err != nil {
+		t.Fatal(err)
+	}
+	if a := pageDoors[0].call(t, s, req, buyerKey); a.st.Code() != codes.Unavailable {
+		t.Fatalf("after the reload: %v, want the now required orders leg's UNAVAILABLE", a.st.Proto())
 	}
 }
 
