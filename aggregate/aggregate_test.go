@@ -33,6 +33,7 @@ type allRouted struct{}
 
 func (allRouted) Routed(m string) bool { return !strings.Contains(m, "Storefront") }
 func (allRouted) HasRoute(string) bool { return true }
+func (allRouted) Pending(string) bool  { return false }
 
 func compile(t *testing.T, yaml string) *aggregate.Composite {
 	t.Helper()

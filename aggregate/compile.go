@@ -125,6 +125,17 @@ type source struct {
 type Set struct {
 	list     []*Composite
 	byMethod map[string]*Composite
+	pending  []string
+}
+
+// Pending returns the names of the composites left out because a method
+// they name has no descriptors yet (its cluster's server reflection was
+// not read); a rebuild once it is read compiles them.
+func (s *Set) Pending() []string {
+	if s == nil {
+		return nil
+	}
+	return s.pending
 }
 
 // Lookup returns the composite serving fullMethod ("/pkg.Service/Method"),
@@ -196,11 +207,17 @@ func template(h *configv1.CompositeHTTP) string {
 }
 
 // Routes says what the route table routes: whether a method has a route,
-// and whether a route of that name exists.
+// whether a route of that name exists, and whether a method's descriptors
+// are still to come (its cluster's server reflection not read yet).
 type Routes interface {
 	Routed(fullMethod string) bool
 	HasRoute(name string) bool
+	Pending(fullMethod string) bool
 }
+
+// errPending leaves out a composite whose methods' descriptors are still
+// to come.
+var errPending = errors.New("pending")
 
 // Compile compiles cfg's composites against reg, the schema of cfg (in
 // which the composites' methods count as routed). Every error is a
@@ -220,6 +237,10 @@ func Compile(cfg *configv1.Config, reg *schema.Registry, routes Routes) (*Set, e
 			cc = restOnly(cc)
 		}
 		c, err := compileOne(cc, p, reg, routes)
+		if errors.Is(err, errPending) {
+			s.pending = append(s.pending, cc.GetName())
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -267,6 +288,12 @@ func compileOne(cc *configv1.Composite, p string, reg *schema.Registry, routes R
 	md, err := unaryMethod(reg, c.Method)
 	if err != nil {
 		return nil, &config.FieldError{Path: p + ".method", Err: err}
+	}
+	for _, lc := range cc.GetLegs() {
+		m := "/" + strings.TrimPrefix(lc.GetMethod(), "/")
+		if reg.Method(m) == nil && routes.Pending(m) {
+			return nil, errPending
+		}
 	}
 	c.in, c.out = md.Input(), md.Output()
 	var errs []error

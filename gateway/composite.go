@@ -11,7 +11,15 @@ import (
 )
 
 // tableRoutes is what aggregate.Compile asks of a route table.
-type tableRoutes struct{ t *router.Table }
+type tableRoutes struct {
+	t         *router.Table
+	reflected map[string]bool // the clusters read by reflection
+}
+
+func (r tableRoutes) Pending(m string) bool {
+	rt := r.t.Lookup(m)
+	return rt != nil && r.reflected[rt.Cluster]
+}
 
 func (r tableRoutes) Routed(m string) bool { return r.t.Lookup(m) != nil }
 
@@ -32,9 +40,19 @@ func routeNamed(t *router.Table, name string) *router.Route {
 // and its legs run through the gateway's in-process connection, the chain
 // again for each.
 func (g *Gateway) buildComposites(cfg *configv1.Config, table *router.Table, reg *schema.Registry) error {
-	set, err := aggregate.Compile(cfg, reg, tableRoutes{table})
-	if err != nil || len(set.List()) == 0 {
+	reflected := map[string]bool{}
+	for _, c := range cfg.GetClusters() {
+		reflected[c.GetName()] = c.GetReflection() != nil
+	}
+	set, err := aggregate.Compile(cfg, reg, tableRoutes{table, reflected})
+	if err != nil {
 		return err
+	}
+	for _, name := range set.Pending() {
+		g.log.Warn("composite not served yet: a method of its legs has no descriptors until its cluster's server reflection is read", "composite", name)
+	}
+	if len(set.List()) == 0 {
+		return nil
 	}
 	local := map[string]*router.Local{}
 	for _, c := range set.List() {
