@@ -39,17 +39,8 @@ func restOnlyMethod(name string) string {
 
 func camel(name string) string {
 	var b strings.Builder
-	up := true
-	for _, r := range name {
-		if r == '-' || r == '_' {
-			up = true
-			continue
-		}
-		if up && r >= 'a' && r <= 'z' {
-			r -= 'a' - 'A'
-		}
-		up = false
-		b.WriteRune(r)
+	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '_' }) {
+		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
 	}
 	return b.String()
 }
