@@ -654,3 +654,59 @@ func TestCompositeDefaultConfigValidates(t *testing.T) {
 		t.Fatal("the default config has no composite")
 	}
 }
+
+// TestCompositeBodyAndClaims: legs read the request body's fields and the
+// principal's JWT claims.
+func TestCompositeBodyAndClaims(t *testing.T) {
+	je := newJWTEnv(t)
+	orders := shop.NewOrders()
+	for range 3 {
+		if _, err := orders.CreateOrder(context.Background(), &ordersv1.CreateOrderRequest{UserId: "cust-7", Items: []*ordersv1.LineItem{{Book: "shelves/1/books/1", Quantity: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	catalogAddr := StartServer(t, func(s *grpc.Server) { catalogv1.RegisterCatalogServiceServer(s, shop.NewCatalog()) })
+	ordersAddr := StartServer(t, func(s *grpc.Server) { ordersv1.RegisterOrdersServiceServer(s, orders) })
+	gw := StartGateway(t, fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+auth_providers:
+  - name: users
+    jwt: {jwks_file: %q, issuer: "https://issuer.test", audiences: [edgegate]}
+clusters:
+  - {name: catalog, endpoints: [%q]}
+  - {name: orders, endpoints: [%q]}
+routes:
+  - {name: catalog, match: {service: shop.catalog.v1.CatalogService}, cluster: catalog, auth: {providers: [users]}}
+  - {name: orders, match: {package: shop.orders}, cluster: orders, auth: {providers: [users]}}
+composites:
+  - name: page
+    http: {post: "/v1/pages", body: "*"}
+    route: catalog
+    legs:
+      - name: book
+        method: shop.catalog.v1.CatalogService/GetBook
+        request: [{field: name, from: request.book}]
+      - name: orders
+        method: shop.orders.v1.OrdersService/ListOrders
+        request: [{field: user_id, from: principal.claims.customer}, {field: page_size, from: request.size}]
+`, je.jwksFile, catalogAddr, ordersAddr))
+	tok := je.token(t, "ada", "", time.Now().Add(time.Hour), map[string]any{"customer": "cust-7"})
+	r := doHTTP(t, nil, http.MethodPost, "http://"+gw.Addr+"/v1/pages", `{"book":"shelves/1/books/2","size":"2"}`, map[string]string{"authorization": "Bearer " + tok})
+	var got struct {
+		Book   map[string]any `json:"book"`
+		Orders struct {
+			Orders []map[string]any `json:"orders"`
+		} `json:"orders"`
+	}
+	if err := json.Unmarshal(r.body, &got); r.code != http.StatusOK || err != nil {
+		t.Fatalf("HTTP %d %v: %s", r.code, err, r.body)
+	}
+	if got.Book["name"] != "shelves/1/books/2" || len(got.Orders.Orders) != 2 || got.Orders.Orders[0]["userId"] != "cust-7" {
+		t.Errorf("answer %s: want book 2 from the body and 2 (size) orders of the customer claim", r.body)
+	}
+	// Without a token the composite's own route refuses the call before
+	// any leg runs.
+	r = doHTTP(t, nil, http.MethodPost, "http://"+gw.Addr+"/v1/pages", `{"book":"shelves/1/books/2"}`, nil)
+	wantStatusJSON(t, r, http.StatusUnauthorized, codes.Unauthenticated, "authentication required")
+}
