@@ -140,10 +140,12 @@ func (c *Composite) run(ctx context.Context, req protoreflect.Message, o Options
 			defer wg.Done()
 			r := k.results[i]
 			r.answers, r.err = k.leg(ctx, l)
-			close(r.done)
+			// A required leg's failure is told before the legs that
+			// wait for it wake: the call fails with its own status.
 			if r.err != nil && !l.Optional {
 				requiredFailed <- r.err
 			}
+			close(r.done)
 		}()
 	}
 	all := make(chan struct{})
