@@ -16,8 +16,9 @@ import (
 var (
 	baseAllowedHeaders = []string{"content-type", "authorization", "x-request-id", "x-grpc-web", "x-user-agent", "grpc-timeout", "traceparent", "tracestate"}
 	// retry-after and www-authenticate: a page reads why the gateway
-	// refused it (a shed, a rate limit, an auth refusal) and when to retry.
-	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id", "retry-after", "www-authenticate"}
+	// refused it (a shed, a rate limit, an auth refusal) and when to retry;
+	// x-edgegate-partial: that a composite's answer lacks a leg.
+	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id", "retry-after", "www-authenticate", "x-edgegate-partial"}
 )
 
 // CORS answers preflight requests and marks responses for allowed origins;

@@ -315,6 +315,9 @@ func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryR
 	if table != nil {
 		reg, err = g.buildSchema(cfg, table, discovered)
 		errs = append(errs, err)
+		if reg != nil {
+			errs = append(errs, g.buildComposites(cfg, table, reg))
+		}
 		retry := retryMethods(cfg, table, reg)
 		specs := make([]upstream.Spec, len(cfg.GetClusters()))
 		for i, c := range cfg.GetClusters() {
