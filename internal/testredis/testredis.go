@@ -10,8 +10,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
