@@ -27,10 +27,10 @@ import (
 
 // Report is what Check measured.
 type Report struct {
-	Limit    int            // the global limit
-	Admitted int            // calls admitted by the replicas together (their metrics)
+	Limit      int            // the global limit
+	Admitted   int            // calls admitted by the replicas together (their metrics)
 	PerReplica map[string]int // admitted per replica
-	Limited  int            // calls refused by the limit (their metrics)
+	Limited    int            // calls refused by the limit (their metrics)
 	// Rolling restart: calls made while each replica was restarted in
 	// turn, and the ones that failed (any code but OK), by door.
 	RollingCalls  int
@@ -304,4 +304,3 @@ func (c *Cluster) scrapeAll(ctx context.Context) (map[string]metricsOf, error) {
 	}
 	return out, nil
 }
-
