@@ -237,7 +237,8 @@ redis: {address: %[10]q, timeout: 250ms}
 
 // haproxyConfig: TCP mode, round robin over the replicas, each checked on
 // its admin /readyz every 100ms (down after 2 failures, up after 2
-// passes); a connection whose replica refuses it is sent to another.
+// passes). No retry of a refused connect to another replica (retries 0):
+// the drain period alone keeps new connections off a stopping replica.
 func haproxyConfig(c *Cluster) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
@@ -247,8 +248,7 @@ defaults
   timeout connect 1s
   timeout client 1m
   timeout server 1m
-  retries 3
-  option redispatch
+  retries 0
 listen stats
   mode http
   bind %s

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/edgegate/edgegate/internal/localcluster"
 )
@@ -24,6 +25,7 @@ import (
 func main() {
 	replicas := flag.Int("replicas", 3, "gateway replicas")
 	limit := flag.Int("limit", 600, "the global rate limit (requests per hour) that check holds the replicas to")
+	drain := flag.Duration("drain", time.Second, "each replica's shutdown_drain_period")
 	dir := flag.String("dir", "", "where the configs and logs go; default a new temporary directory")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: cluster [flags] up|check\n")
@@ -34,29 +36,28 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	os.Exit(run(flag.Arg(0), *replicas, *limit, *dir))
+	os.Exit(run(flag.Arg(0), localcluster.Options{Dir: *dir, Replicas: *replicas, Limit: *limit, DrainPeriod: *drain}))
 }
 
-func run(mode string, replicas, limit int, dir string) int {
-	if dir == "" {
+func run(mode string, o localcluster.Options) int {
+	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "edgegate-cluster-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		dir = d
+		o.Dir = d
 	}
+	o.Edgegate, o.Shopd, o.Log = "bin/edgegate", "bin/shopd", os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, err := localcluster.Start(ctx, localcluster.Options{
-		Dir: dir, Edgegate: "bin/edgegate", Shopd: "bin/shopd", Replicas: replicas, Limit: limit, Log: os.Stderr,
-	})
+	c, err := localcluster.Start(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer c.Stop()
-	fmt.Printf("HAProxy (every door): %s   stats: http://%s/stats   logs and configs: %s\n", c.LB, c.Stats, dir)
+	fmt.Printf("HAProxy (every door): %s   stats: http://%s/stats   logs and configs: %s\n", c.LB, c.Stats, o.Dir)
 	for _, r := range c.Replicas {
 		fmt.Printf("  %s: public %s, admin http://%s (/readyz, /metrics)\n", r.Name, r.Addr, r.Admin)
 	}
