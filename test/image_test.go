@@ -26,7 +26,7 @@ func TestStaticBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			t.Error("the binary has an interpreter (PT_INTERP): it is dynamically linked")

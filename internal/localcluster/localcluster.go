@@ -85,8 +85,8 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	a := ln.Addr().String()
+	return a, ln.Close()
 }
 
 func freeAddrs(n int) ([]string, error) {
@@ -286,7 +286,7 @@ func (c *Cluster) waitReady(ctx context.Context, r *Replica) error {
 		if r.p != nil {
 			select {
 			case <-r.p.done:
-				return fmt.Errorf("localcluster: %s exited: %v (see %s)", r.Name, r.p.err, filepath.Join(c.opts.Dir, r.Name+".log"))
+				return fmt.Errorf("localcluster: %s exited: %w (see %s)", r.Name, r.p.err, filepath.Join(c.opts.Dir, r.Name+".log"))
 			default:
 			}
 		}
@@ -297,7 +297,7 @@ func (c *Cluster) waitReady(ctx context.Context, r *Replica) error {
 		}
 		select {
 		case <-ctx.Done():
-			st, _ := c.serverStatus(context.Background())
+			st, _ := c.serverStatus(context.WithoutCancel(ctx))
 			return fmt.Errorf("localcluster: %s not ready and up in HAProxy within 30s (HAProxy: %v)", r.Name, st)
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -333,8 +333,8 @@ func get(ctx context.Context, url string) (int, string) {
 	if err != nil {
 		return 0, ""
 	}
-	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_ = resp.Body.Close()
 	return resp.StatusCode, string(b)
 }
 

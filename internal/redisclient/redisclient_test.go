@@ -97,7 +97,7 @@ func typeName(v any) string {
 func TestACLUser(t *testing.T) {
 	srv := testredis.StartWith(t, "--user", "gateway", "on", ">s3cret", "~edgegate:*", "+@all", "--user", "default", "off")
 	t.Setenv("EDGEGATE_TEST_REDIS_PASSWORD", "s3cret")
-	c := newClient(t, &configv1.Redis{Address: srv.Addr, Username: "gateway", PasswordEnv: "EDGEGATE_TEST_REDIS_PASSWORD"})
+	c := newClient(t, &configv1.Redis{Address: srv.Addr, Username: "gateway", PasswordEnv: "EDGEGATE_TEST_REDIS_PASSWORD"}) //nolint:gosec // G101: the name of a variable, not a password
 	if err := c.Set(ctx(t), "edgegate:k", "v", time.Minute).Err(); err != nil {
 		t.Fatalf("as the ACL user: %v", err)
 	}
@@ -105,7 +105,7 @@ func TestACLUser(t *testing.T) {
 		t.Errorf("a key outside the user's pattern: %v, want NOPERM", err)
 	}
 	t.Setenv("EDGEGATE_TEST_REDIS_PASSWORD", "wrong")
-	bad := newClient(t, &configv1.Redis{Address: srv.Addr, Username: "gateway", PasswordEnv: "EDGEGATE_TEST_REDIS_PASSWORD"})
+	bad := newClient(t, &configv1.Redis{Address: srv.Addr, Username: "gateway", PasswordEnv: "EDGEGATE_TEST_REDIS_PASSWORD"}) //nolint:gosec // G101: the name of a variable, not a password
 	if err := bad.Ping(ctx(t)).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
 		t.Errorf("wrong password: %v, want WRONGPASS", err)
 	}

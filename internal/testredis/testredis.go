@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func launch(t testing.TB, extra func(dir, port string) (first, then []string)) *
 		if extra != nil {
 			first, then = extra(s.dir, port)
 		}
-		args := append(first, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		args := append(slices.Clone(first), "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
 		return append(args, then...)
 	}
