@@ -225,6 +225,12 @@ func (c *Cluster) Check(ctx context.Context, o CheckOptions) (Report, error) {
 	}
 	c.logf("limit: %d admitted, %d refused, per replica %v", rep.Admitted, rep.Limited, rep.PerReplica)
 
+	// The shared cache (not measured yet). When the response cache has its
+	// Redis tier: a cache policy on a route of the replicas' config
+	// (replicaConfig marks its place), a miss on one replica, then hits on
+	// the two others, read from their metrics into a Report field, and a
+	// line of Report.String in place of "not measured".
+
 	// The rolling restart: every connection calls without pause (a tenant
 	// per call, never limited) while each replica is restarted in turn.
 	stop := make(chan struct{})
