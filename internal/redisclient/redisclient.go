@@ -55,7 +55,7 @@ func Kind(cfg *configv1.Redis) string {
 // context's deadline bounds it (ContextTimeoutEnabled); reads and writes
 // time out after cfg's timeout and dials after four times it. A Cluster
 // still follows MOVED and ASK redirects (MaxRedirects, default 3). New
-// logs one line at INFO with the kind and the addresses (never a
+// logs one line at INFO, message "redis", with the kind and the addresses (never a
 // password). An error names the field at fault.
 func New(cfg *configv1.Redis, log *slog.Logger, opts ...Option) (redis.UniversalClient, error) {
 	if cfg == nil {
@@ -104,7 +104,7 @@ func New(cfg *configv1.Redis, log *slog.Logger, opts ...Option) (redis.Universal
 		}
 		o.Dialer = tlsDialer(tc, o.DialTimeout)
 	}
-	log.Info("redis client", slog.String("kind", Kind(cfg)), slog.Any("addresses", o.Addrs),
+	log.Info("redis", slog.String("kind", Kind(cfg)), slog.Any("addresses", o.Addrs),
 		slog.Bool("tls", cfg.GetTls() != nil), slog.String("username", cfg.GetUsername()))
 	return redis.NewUniversalClient(o), nil
 }
