@@ -34,6 +34,14 @@ test: test-deps checkgenerate checkconsole lint ## install what the tests need, 
 test-deps: ## install the programs the tests use when missing (apt-get as root)
 	@./scripts/test-deps.sh
 
+.PHONY: cluster
+cluster: build ## three gateway replicas, Redis, HAProxy (TCP) and the example backends on loopback; Ctrl-C stops all
+	$(GO) run ./scripts/cluster up
+
+.PHONY: cluster-check
+cluster-check: build ## the same cluster under load on every door: one global limit, a rolling restart with 0 failed calls
+	$(GO) run ./scripts/cluster check
+
 .PHONY: bench
 bench: bench-deps protos ## side by side with nginx, HAProxy and a bare grpc-gateway; table in bench/results/
 	$(GO) run ./bench/harness -runs $${RUNS:-3} -duration $${DURATION:-5s}

@@ -16,10 +16,11 @@ need go golang-go
 need npm npm            # make generate: google-proto-files from the npm registry
 need git git
 need redis-server redis-server   # global rate limit tests start a real one
+need redis-cli redis-tools       # ... and a Redis Cluster (redis-cli --cluster create)
+need haproxy haproxy             # the local cluster (make cluster, TestLocalCluster)
 need chromium chromium           # browser tests (test/browser_test.go): headless, driven by playwright-core
 if [ "${1:-}" = bench ]; then
   need nginx nginx
-  need haproxy haproxy
   need taskset util-linux
 fi
 
