@@ -20,7 +20,7 @@ import (
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
-	// Compressed calls: the gzip compressor registers itself.
+	// Compressed calls: the gzip and zstd compressors register themselves.
 	_ "google.golang.org/grpc/encoding/gzip"
 
 	"github.com/edgegate/edgegate/config"
@@ -31,6 +31,7 @@ import (
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/interceptors/tracing"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	_ "github.com/edgegate/edgegate/internal/grpczstd"
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/metrics"
 	"github.com/edgegate/edgegate/policy"
@@ -212,6 +213,9 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 		return err
 	}
 	g.httpDoors.Store(d)
+	if g.edge, err = g.buildEdge(cfg); err != nil {
+		return err
+	}
 	g.metrics.KnowMethods(g.knownMethods(snap))
 	g.rest = restDispatch{g, callinfo.RecordHTTPForwarding(restCurrent{g})}
 	g.grpcWeb = grpcweb.New(grpcweb.Options{

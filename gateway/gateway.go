@@ -33,6 +33,7 @@ type Gateway struct {
 	health    *health.Server
 	rest      http.Handler
 	grpcWeb   *grpcweb.Door
+	edge      frontdoor.EdgeOptions // compression, static mounts, HTTP routes
 	accessLog *accesslog.Logger
 	metrics   *metrics.Metrics
 	policies  []policy.Policy
@@ -68,6 +69,7 @@ type Gateway struct {
 type httpDoors struct {
 	rest    http.Handler
 	openapi []byte
+	edge    *edgeRoutes // static mounts and HTTP routes; nil: none
 }
 
 func (g *Gateway) doorsNow() *httpDoors { return g.httpDoors.Load() }
