@@ -381,6 +381,12 @@ func (g *Gateway) buildDoors(cfg *configv1.Config, snap *router.Snapshot) (*http
 		return nil, &config.FieldError{Path: "schema", Err: err}
 	}
 	d := &httpDoors{rest: rest}
+	if d.edge, err = g.newEdgeRoutes(cfg, snap); err != nil {
+		return nil, err
+	}
+	if d.edge != nil {
+		snap.Policies.OnClose(d.edge.close)
+	}
 	if cfg.GetHttp().GetOpenapiPath() != "" {
 		if d.openapi, err = OpenAPI(cfg, snap.Schema); err != nil {
 			return nil, &config.FieldError{Path: "schema", Err: err}

@@ -76,8 +76,12 @@ func decode(t *testing.T, enc string, b []byte) []byte {
 }
 
 // rawClient is an HTTP client that neither asks for nor decodes gzip
-// itself: what the gateway sends is what the test sees.
-var rawClient = &http.Client{Transport: &http.Transport{DisableCompression: true}}
+// itself, nor follows redirects: what the gateway sends is what the test
+// sees.
+var rawClient = &http.Client{
+	Transport:     &http.Transport{DisableCompression: true},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
 
 func postEcho(t *testing.T, url string, body []byte, hdr map[string]string) httpResult {
 	t.Helper()
