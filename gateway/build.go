@@ -26,6 +26,7 @@ import (
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/frontdoor/grpcweb"
+	"github.com/edgegate/edgegate/frontdoor/httproute"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
@@ -199,6 +200,8 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 		grpc.ChainStreamInterceptor(stream...),
 	)...)
 	g.core = router.NewInProcess(chainStream(stream), g.proxy.Handler())
+	g.httpCore = router.NewInProcess(chainStream(stream), httproute.Handler)
+	g.inject, g.drop = popts.Inject, popts.Drop
 	healthpb.RegisterHealthServer(g.server, g.health)
 	if !cfg.GetDisableReflection() {
 		ro := reflection.ServerOptions{

@@ -61,11 +61,12 @@ func (e *edgeRoutes) handler(r *http.Request) http.Handler {
 	return nil
 }
 
-// close releases the mounts' directories.
+// close releases the mounts' directories and the HTTP clusters.
 func (e *edgeRoutes) close() {
 	for _, m := range e.mounts {
 		_ = m.Close()
 	}
+	e.http.close()
 }
 
 // newEdgeRoutes builds the static mounts and HTTP routes of snap, a

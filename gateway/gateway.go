@@ -11,6 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/frontdoor/grpcweb"
@@ -34,6 +35,9 @@ type Gateway struct {
 	rest      http.Handler
 	grpcWeb   *grpcweb.Door
 	edge      frontdoor.EdgeOptions // compression, static mounts, HTTP routes
+	httpCore  *router.InProcess     // the chain, then the HTTP routes' proxy
+	inject    func(context.Context, metadata.MD)
+	drop      []string // identity metadata keys a client may not send
 	accessLog *accesslog.Logger
 	metrics   *metrics.Metrics
 	policies  []policy.Policy

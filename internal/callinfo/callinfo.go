@@ -26,6 +26,7 @@ const (
 	DoorGRPC    = "grpc"
 	DoorGRPCWeb = "grpc-web"
 	DoorREST    = "rest"
+	DoorHTTP    = "http" // a plain HTTP route
 )
 
 // Info is the record of one call. Its plain fields are written before the
