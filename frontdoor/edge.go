@@ -28,11 +28,8 @@ type EdgeOptions struct {
 // then by the static mount or HTTP route it is for, or by the REST door.
 func (h *handler) serveEdge(w http.ResponseWriter, r *http.Request) {
 	e := h.o.Edge
-	if e.Compress != nil {
-		cw := e.Compress.Wrap(w, r)
-		defer func() { _ = cw.Close() }()
-		w = cw
-	}
+	w, done := h.compressed(w, r)
+	defer done()
 	if compress.IsEncoded(r) && !h.decodeBody(w, r) {
 		return
 	}
@@ -46,6 +43,16 @@ func (h *handler) serveEdge(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.serveREST(w, r)
+}
+
+// compressed returns the writer of r's answer on w, compressed as the
+// client accepts when compression is configured; done ends the answer.
+func (h *handler) compressed(w http.ResponseWriter, r *http.Request) (_ http.ResponseWriter, done func()) {
+	if h.o.Edge.Compress == nil {
+		return w, func() {}
+	}
+	cw := h.o.Edge.Compress.Wrap(w, r)
+	return cw, func() { _ = cw.Close() }
 }
 
 // decodeBody decodes r's compressed body (compress.DecodeBody), bounded

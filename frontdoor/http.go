@@ -143,6 +143,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		}
 		if release, ok := h.slot(w, r); ok {
 			defer release()
+			w, done := h.compressed(w, r) // edge.go
+			defer done()
 			w.Header().Set("Content-Type", "application/json")
 			doc := h.o.OpenAPI()
 			w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
