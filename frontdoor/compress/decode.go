@@ -51,7 +51,7 @@ func DecodeBody(r *http.Request, limit int64) error {
 		return ErrTooLarge
 	}
 	raw := &capped{r: r.Body, left: limit}
-	defer r.Body.Close()
+	defer func() { _ = r.Body.Close() }()
 	var dec io.Reader
 	enc := strings.ToLower(strings.TrimSpace(values[0]))
 	switch enc {
@@ -60,7 +60,7 @@ func DecodeBody(r *http.Request, limit int64) error {
 		if err != nil {
 			return wrapCorrupt(enc, err)
 		}
-		defer zr.Close()
+		defer func() { _ = zr.Close() }()
 		dec = zr
 	case Zstd:
 		zr, err := zstd.NewReader(raw,
