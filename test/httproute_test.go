@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/edgegate/edgegate/config"
 	"google.golang.org/grpc/codes"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
@@ -516,8 +518,59 @@ http_routes:
 	if got[0] != codes.OK || got[1] != codes.OK || got[2] != codes.ResourceExhausted {
 		t.Errorf("gRPC route over the doors: %v, want OK, OK, RESOURCE_EXHAUSTED", got)
 	}
+	mfs := scrape(t, gw)
+	for code, want := range map[string]float64{"OK": 2, "Unauthenticated": 1, "ResourceExhausted": 1} {
+		if got := counter(t, mfs, "edgegate_calls_handled_total", map[string]string{"door": "http", "method": "/edgegate.http/legacy", "route": "legacy", "code": code}); got != want {
+			t.Errorf("edgegate_calls_handled_total{door=http,route=legacy,code=%s} = %v, want %v", code, got, want)
+		}
+	}
 	line := gw.Logs.AccessLine(t, `"route":"legacy"`)
 	if !strings.Contains(line, `"door":"http"`) {
 		t.Errorf("access log line: %s", line)
+	}
+}
+
+// TestHTTPRouteReload: HTTP routes, HTTP clusters and static mounts change
+// with a reload; a reload to an ambiguous configuration is refused and
+// the one in force stays.
+func TestHTTPRouteReload(t *testing.T) {
+	a, b := startHTTPUpstream(t, false), startHTTPUpstream(t, false)
+	mk := func(addr, extra string) string {
+		return EchoConfig("127.0.0.1:1") + fmt.Sprintf(`
+http_clusters:
+  - {name: web, endpoints: [%q]}
+http_routes:
+  - {name: legacy, match: {path_prefix: /legacy}, cluster: web}
+`, addr) + extra
+	}
+	gw := StartGateway(t, mk(a.Addr, ""))
+	base := "http://" + gw.Addr
+	decodeSeen(t, get(t, base+"/legacy/x", nil))
+	if a.hits.Load() != 1 {
+		t.Fatalf("upstream a: %d requests", a.hits.Load())
+	}
+	load := func(yaml string) error {
+		cfg, err := config.Load("test.yaml", []byte(yaml+"\nadmin: {address: 127.0.0.1:0}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gw.Reload(cfg)
+	}
+	if err := load(mk(b.Addr, "http:\n  static: [{path_prefix: /welcome/, embedded: welcome}]\n")); err != nil {
+		t.Fatal(err)
+	}
+	decodeSeen(t, get(t, base+"/legacy/x", nil))
+	if b.hits.Load() != 1 || a.hits.Load() != 1 {
+		t.Errorf("after the reload: a %d, b %d requests; want 1 and 1", a.hits.Load(), b.hits.Load())
+	}
+	if r := get(t, base+"/welcome/", nil); r.code != http.StatusOK {
+		t.Errorf("the mount added by the reload: HTTP %d", r.code)
+	}
+	if err := load(mk(a.Addr, "http:\n  static: [{path_prefix: /legacy/, embedded: welcome}]\n")); err == nil || !strings.Contains(err.Error(), "overlaps") {
+		t.Errorf("reload to an ambiguous config: %v", err)
+	}
+	decodeSeen(t, get(t, base+"/legacy/x", nil))
+	if b.hits.Load() != 2 {
+		t.Errorf("after the refused reload: b %d requests, want 2", b.hits.Load())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,13 +232,13 @@ func (c *Cluster) check(e *endpoint, path string, timeout time.Duration) bool {
 	return resp.StatusCode >= 200 && resp.StatusCode < 400
 }
 
-// pick returns the next healthy endpoint after skip ones, round robin.
-func (c *Cluster) pick(skip map[*endpoint]bool) *endpoint {
+// pick returns the next healthy endpoint not in skip, round robin.
+func (c *Cluster) pick(skip []*endpoint) *endpoint {
 	n := len(c.endpoints)
 	start := int(c.next.Add(1) % uint64(n))
 	for i := range n {
 		e := c.endpoints[(start+i)%n]
-		if e.healthy.Load() && !skip[e] {
+		if e.healthy.Load() && !slices.Contains(skip, e) {
 			return e
 		}
 	}
@@ -249,7 +250,7 @@ func (c *Cluster) pick(skip map[*endpoint]bool) *endpoint {
 // reset) is tried on another endpoint when it may be repeated: an
 // idempotent method and no body, up to max_attempts in all.
 func (c *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
-	tried := map[*endpoint]bool{}
+	var tried []*endpoint // at most max_attempts (≤ 5)
 	var last error
 	for attempt := 0; attempt < c.attempts; attempt++ {
 		e := c.pick(tried)
@@ -259,7 +260,7 @@ func (c *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, fmt.Errorf("http cluster %q: %w", c.name, ErrNoHealthy)
 		}
-		tried[e] = true
+		tried = append(tried, e)
 		out := req
 		if attempt > 0 {
 			out = req.Clone(req.Context())
