@@ -97,3 +97,17 @@ func TestDecodeBody(t *testing.T) {
 		t.Errorf("two encodings: %v", err)
 	}
 }
+
+// FuzzNegotiate: any Accept-Encoding value picks an offered encoding or
+// none, without a panic.
+func FuzzNegotiate(f *testing.F) {
+	for _, s := range []string{"gzip", "br;q=0.5, *;q=0.1", "zstd;q=, ,;", "*;q=1e9", "gzip;q=0.001;q=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, accept string) {
+		got := compress.Negotiate([]string{accept}, compress.DefaultEncodings)
+		if got != "" && got != "zstd" && got != "br" && got != "gzip" {
+			t.Fatalf("Negotiate(%q) = %q", accept, got)
+		}
+	})
+}
