@@ -16,8 +16,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/edgegate/edgegate/config"
+	"github.com/edgegate/edgegate/gateway"
 	"google.golang.org/grpc/codes"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
@@ -572,5 +575,41 @@ http_routes:
 	decodeSeen(t, get(t, base+"/legacy/x", nil))
 	if b.hits.Load() != 2 {
 		t.Errorf("after the refused reload: b %d requests, want 2", b.hits.Load())
+	}
+}
+
+// TestHTTPRouteTracing: an HTTP route's request gets the gateway's server
+// span (parent: the client's traceparent; attributes door http and the
+// route), and the upstream is sent traceparent with the gateway span as
+// parent.
+func TestHTTPRouteTracing(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	up := startHTTPUpstream(t, false)
+	gw := StartGateway(t, httpRouteConfig(up.Addr, ""), gateway.WithTracerProvider(tp))
+	traceID, clientSpan := fmt.Sprintf("%032x", 0xfeed), fmt.Sprintf("%016x", 0xbeef)
+	s := decodeSeen(t, get(t, "http://"+gw.Addr+"/legacy/x", map[string]string{"traceparent": "00-" + traceID + "-" + clientSpan + "-01"}))
+	parts := strings.Split(s.Header.Get("Traceparent"), "-")
+	if len(parts) != 4 || parts[1] != traceID {
+		t.Fatalf("upstream traceparent %q, want trace %s", s.Header.Get("Traceparent"), traceID)
+	}
+	var span *tracetest.SpanStub
+	for _, sp := range exp.GetSpans() {
+		if sp.SpanContext.TraceID().String() == traceID {
+			span = &sp
+		}
+	}
+	if span == nil {
+		t.Fatal("no gateway span")
+	}
+	if span.Parent.SpanID().String() != clientSpan || parts[2] != span.SpanContext.SpanID().String() {
+		t.Errorf("span parent %s (want %s), upstream parent %s (want %s)", span.Parent.SpanID(), clientSpan, parts[2], span.SpanContext.SpanID())
+	}
+	attrs := map[string]string{}
+	for _, a := range span.Attributes {
+		attrs[string(a.Key)] = a.Value.String()
+	}
+	if attrs["edgegate.door"] != "http" || attrs["edgegate.route"] != "legacy" {
+		t.Errorf("span %q attributes %v", span.Name, attrs)
 	}
 }
