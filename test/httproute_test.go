@@ -488,8 +488,11 @@ http_routes:
 		t.Fatalf("an unauthenticated request reached the upstream")
 	}
 	for i := range 2 {
-		r := get(t, base+"/legacy/a", withKey)
-		decodeSeen(t, r)
+		// A client's own identity header is replaced by the gateway's.
+		r := get(t, base+"/legacy/a", map[string]string{"x-api-key": "k", "X-Edgegate-Principal": "admin"})
+		if got := decodeSeen(t, r).Header.Values("X-Edgegate-Principal"); len(got) != 1 || got[0] != "svc" {
+			t.Errorf("upstream X-Edgegate-Principal %q, want the gateway's [svc]", got)
+		}
 		if r.header.Get("Ratelimit") == "" || r.header.Get("Ratelimit-Policy") == "" {
 			t.Errorf("request %d: no RateLimit headers: %v", i, r.header)
 		}
