@@ -473,6 +473,10 @@ http_routes:
   - name: legacy
     match: {path_prefix: /legacy}
     cluster: web%s
+  - name: readonly
+    match: {path_prefix: /readonly}
+    cluster: web
+    auth: {providers: [keys], cel: 'headers[":method"] == "GET" && headers[":path"].startsWith("/readonly/")'}
   - name: blocked
     match: {path_prefix: /blocked}
     cluster: web
@@ -506,6 +510,10 @@ http_routes:
 		t.Errorf("upstream reached %d times, want 2", n)
 	}
 	wantStatusJSON(t, get(t, base+"/blocked/a", nil), http.StatusForbidden, codes.PermissionDenied, "")
+	// A CEL rule over the request line.
+	decodeSeen(t, get(t, base+"/readonly/a", withKey))
+	wantStatusJSON(t, doHTTP(t, rawClient, http.MethodPost, base+"/readonly/a", `{}`, withKey), http.StatusForbidden, codes.PermissionDenied, "")
+	wantStatusJSON(t, get(t, base+"/readonly", withKey), http.StatusForbidden, codes.PermissionDenied, "")
 
 	// The gRPC route with the same sections, on every door: the same
 	// outcomes.

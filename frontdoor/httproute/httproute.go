@@ -154,11 +154,15 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.Door = callinfo.DoorHTTP
 		info.SetClientForwarding(callinfo.HTTPForwarding(r.Header, r.Host))
 	}
-	md := make(metadata.MD, len(r.Header)+1)
+	md := make(metadata.MD, len(r.Header)+3)
 	for k, vs := range r.Header {
 		md[strings.ToLower(k)] = append([]string(nil), vs...)
 	}
+	// The request line for the policies (CEL rules read headers[":method"]
+	// and headers[":path"]), as HTTP/2 carries it.
 	md[":authority"] = []string{r.Host}
+	md[":method"] = []string{r.Method}
+	md[":path"] = []string{r.URL.RequestURI()}
 	c := &call{w: w, r: r, route: rt}
 	s := &stream{method: router.HTTPMethodPrefix + rt.name, call: c}
 	c.stream = s
