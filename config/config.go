@@ -577,6 +577,11 @@ func applyDefaults(cfg *configv1.Config) {
 			r.Name = fmt.Sprintf("route-%d", i)
 		}
 	}
+	for i, r := range cfg.GetHttpRoutes() {
+		if r.GetName() == "" {
+			r.Name = fmt.Sprintf("http-%d", i)
+		}
+	}
 	if cfg.Limits == nil {
 		cfg.Limits = &configv1.ServerLimits{}
 	}

@@ -48,6 +48,9 @@ type HTTPOptions struct {
 	// MaxHeaderListBytes bounds a request's header list, counted as
 	// HTTP/2 counts one (431 above); 0: no bound.
 	MaxHeaderListBytes int
+	// Edge is what serves in front of the REST door (edge.go): answer
+	// compression, static mounts and HTTP routes.
+	Edge EdgeOptions
 }
 
 // NewHTTPHandler returns the handler of one listener's HTTP requests: CORS
@@ -144,22 +147,33 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		}
 		if release, ok := h.slot(w, r); ok {
 			defer release()
+			w, done := h.compressed(w, r) // edge.go
+			defer done()
 			w.Header().Set("Content-Type", "application/json")
 			doc := h.o.OpenAPI()
 			w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
 			_, _ = w.Write(doc)
 		}
-	case h.o.REST != nil:
-		if !h.limitBody(w, r) || !h.jsonBody(w, r) {
-			return
-		}
-		if release, ok := h.slot(w, r); ok {
-			defer release()
-			ctx = callinfo.NewContext(ctx, info)
-			h.o.REST.ServeHTTP(w, r.WithContext(ctx))
-		}
 	default:
+		// Compression, compressed bodies, static mounts and HTTP routes
+		// (edge.go), then REST.
+		h.serveEdge(w, r.WithContext(callinfo.NewContext(ctx, info)))
+	}
+}
+
+// serveREST serves r, whose context carries its call record, with the REST
+// door, or answers 404 when the listener has none.
+func (h *handler) serveREST(w http.ResponseWriter, r *http.Request) {
+	if h.o.REST == nil {
 		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	if !h.limitBody(w, r) || !h.jsonBody(w, r) {
+		return
+	}
+	if release, ok := h.slot(w, r); ok {
+		defer release()
+		h.o.REST.ServeHTTP(w, r)
 	}
 }
 

@@ -28,6 +28,9 @@ type ListenerOptions struct {
 	REST    http.Handler
 	GRPCWeb *grpcweb.Door
 	OpenAPI func() []byte
+	// Edge is what serves in front of the REST door: compression, static
+	// mounts, HTTP routes.
+	Edge EdgeOptions
 	// AccessLog gets the HTTP doors' lines.
 	AccessLog *accesslog.Logger
 	Log       *slog.Logger
@@ -75,6 +78,7 @@ func NewServer(o ListenerOptions) *Server {
 		MaxInFlight:        int64(hc.GetMaxInFlight()),
 		BodyTimeout:        hc.GetRequestBodyTimeout().AsDuration(),
 		MaxHeaderListBytes: int(lim.GetMaxHeaderListBytes()),
+		Edge:               o.Edge,
 	}
 	if protos[configv1.Protocol_PROTOCOL_REST] {
 		ho.REST = o.REST

@@ -117,6 +117,9 @@ func (g *Gateway) knownMethods(snap *router.Snapshot) []string {
 			out = append(out, "/"+r.Pattern)
 		}
 	}
+	for _, r := range snap.Table.HTTPRoutes() {
+		out = append(out, router.HTTPMethodPrefix+r.Name)
+	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }

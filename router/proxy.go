@@ -111,7 +111,7 @@ func (p *Proxy) Resolve() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		snap, release := p.Acquire()
 		defer release()
-		rt := snap.Table.lookupAny(si.FullMethod)
+		rt := snap.Table.lookupCall(ss.Context(), si.FullMethod)
 		if info := callinfo.FromContext(ss.Context()); info != nil && rt != nil {
 			info.SetRoute(rt.Name, rt.Cluster, rt.DisableAccessLog)
 		}

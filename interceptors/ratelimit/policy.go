@@ -125,12 +125,12 @@ func (rl *Interceptor) Compile(b *policy.Build) error {
 		p.Scope = hex.EncodeToString(sum[:6])
 		byName[p.Name] = p.Compile()
 	}
-	for i, r := range cfg.GetRoutes() {
+	for i, r := range b.Routes() {
 		var ps []*Policy
 		for j, name := range r.GetRateLimits() {
 			p, ok := byName[name]
 			if !ok {
-				bad(fmt.Sprintf("routes[%d].rate_limits[%d]", i, j), "unknown rate limit policy %q", name)
+				bad(fmt.Sprintf("%s.rate_limits[%d]", b.Path(i), j), "unknown rate limit policy %q", name)
 				continue
 			}
 			ps = append(ps, p)

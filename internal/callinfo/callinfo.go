@@ -26,6 +26,7 @@ const (
 	DoorGRPC    = "grpc"
 	DoorGRPCWeb = "grpc-web"
 	DoorREST    = "rest"
+	DoorHTTP    = "http" // a plain HTTP route
 	// DoorComposite is a leg of a composite endpoint: a call the gateway
 	// makes itself, through the chain, for a call that came in by a door.
 	DoorComposite = "composite"
