@@ -1,11 +1,12 @@
 // Package admin is the gateway's admin server, on a listener of its own
 // (loopback by default): /metrics (Prometheus), /healthz (the process is
 // alive), /readyz (ready for traffic), /debug/pprof/, /routes (the route
-// table as JSON) and /config (the configuration in force, secrets
-// redacted).
+// table as JSON), /config (the configuration in force, secrets
+// redacted) and POST /cache/purge (the response cache).
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
@@ -36,6 +37,10 @@ type Options struct {
 	// Reload, when set, serves POST /reload: 200 when the configuration
 	// was reloaded, 422 with the error when it was rejected.
 	Reload func() error
+	// Purge, when set, serves POST /cache/purge?route=R or ?prefix=P:
+	// the response cache's answers of route R, or those whose key starts
+	// with P, are deleted; 200 with {"purged": n}, 400 without either.
+	Purge func(ctx context.Context, route, prefix string) (int, error)
 }
 
 // Handler returns the admin HTTP handler.
@@ -79,6 +84,21 @@ func Handler(o Options) http.Handler {
 				return
 			}
 			writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+		})
+	}
+	if o.Purge != nil {
+		mux.HandleFunc("POST /cache/purge", func(w http.ResponseWriter, r *http.Request) {
+			route, prefix := r.URL.Query().Get("route"), r.URL.Query().Get("prefix")
+			if route == "" && prefix == "" {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"status": "rejected", "error": "name a route (?route=) or a key prefix (?prefix=)"})
+				return
+			}
+			n, err := o.Purge(r.Context(), route, prefix)
+			if err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failed", "error": err.Error(), "purged": n})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"status": "purged", "purged": n})
 		})
 	}
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
