@@ -220,7 +220,7 @@ func TestTieredRedis(t *testing.T) {
 	if n, err := a.Purge(ctx, "r /m k2"); n != 1 || err != nil {
 		t.Fatalf("purge: %d %v", n, err)
 	}
-	b.Memory.Purge(ctx, "")
+	_, _ = b.Memory.Purge(ctx, "")
 	if b.Get(ctx, "r /m k2") != nil {
 		t.Fatal("a purged entry is still in Redis")
 	}

@@ -162,12 +162,21 @@ func (p *Interceptor) serve(r *Rule, srv any, ss grpc.ServerStream, method strin
 		a := p.call(ctx, srv, handler, req)
 		return p.answer(ss, r, info, nil, a, Miss, 0, false)
 	}
+	// Landed however the call ends (a panic in it is recovered up the
+	// chain): the waiters must not wait for a flight that never lands.
+	landed := false
+	defer func() {
+		if !landed {
+			p.flights.Land(k, fl, nil)
+		}
+	}()
 	a := p.call(ctx, srv, handler, req)
 	e := r.entry(a, now, len(k))
 	if e != nil {
 		p.store.Set(ctx, k, e)
 	}
 	p.flights.Land(k, fl, e)
+	landed = true
 	if stale != nil && a.err != nil && serverFailure(status.Code(a.err)) {
 		return p.answer(ss, r, info, stale, nil, Stale, 0, true)
 	}
@@ -217,13 +226,13 @@ func (p *Interceptor) refresh(ctx context.Context, snap *router.Snapshot, r *Rul
 	go func() {
 		defer release()
 		defer cancel()
+		var e *cache.Entry
+		defer func() { p.flights.Land(k, fl, e) }()
 		now := time.Now()
 		a := p.call(bg, nil, handler, req)
-		e := r.entry(a, now, len(k))
-		if e != nil {
+		if e = r.entry(a, now, len(k)); e != nil {
 			p.store.Set(bg, k, e)
 		}
-		p.flights.Land(k, fl, e)
 	}()
 }
 
