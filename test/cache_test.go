@@ -553,3 +553,20 @@ routes:
 		t.Fatalf("upstream calls %d, want 3", got)
 	}
 }
+
+// TestCacheStatusHeadersOff: with x-cache-status and Cache-Status turned
+// off the answers carry neither, and the cache still answers.
+func TestCacheStatusHeadersOff(t *testing.T) {
+	cu := startCacheEcho(t)
+	cfg := strings.Replace(cacheConfig(cu.Addr, echoCache), "\nhttp:\n", "\nhttp:\n  disable_cache_status: true\n", 1) +
+		"\ncache: {disable_status_header: true}\n"
+	gw := StartGateway(t, cfg)
+	for _, d := range cacheDoors(t, gw) {
+		before := cu.calls.Load()
+		req := &testingv1.EchoRequest{Message: d.name() + " quiet"}
+		cacheCall(t, d, req, nil, codes.OK, "")
+		cacheCall(t, d, req, nil, codes.OK, "")
+		cu.wantCalls(t, before+1)
+	}
+	gw.Logs.AccessLine(t, `"cache":"hit"`)
+}
