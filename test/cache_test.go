@@ -97,7 +97,7 @@ http:
 `, addr, cache, authint.HashKey(aliceKey), authint.HashKey(bobKey))
 }
 
-const echoCache = `{ttl: 1h, methods: [/edgegate.testing.v1.EchoService/Unary], vary: [x-tenant], negative: [{code: NOT_FOUND, ttl: 1h}]}`
+const echoCache = `{ttl: 1h, methods: [/edgegate.testing.v1.EchoService/Unary, /edgegate.testing.v1.EchoService/ServerStream], vary: [x-tenant], negative: [{code: NOT_FOUND, ttl: 1h}]}`
 
 func cacheDoors(t *testing.T, gw *Gateway) []door {
 	base := "http://" + gw.Addr
@@ -155,7 +155,8 @@ func (cu *cacheUpstream) wantCalls(t *testing.T, n int64) {
 // TestCacheDoors runs the cache's cases through every door: a miss then
 // hits counted at the upstream, two principals (and anonymous callers)
 // never sharing answers, vary, no-store, private, no-cache and Set-Cookie
-// answers never stored, negative caching of a listed code only, and the
+// answers never stored, negative caching of a listed code only, streams
+// never cached, and the
 // upstream's max-age expiring an answer, which is then fetched again.
 func TestCacheDoors(t *testing.T) {
 	cu := startCacheEcho(t)
@@ -223,6 +224,17 @@ func TestCacheDoors(t *testing.T) {
 			cacheCall(t, d, fail(codes.Internal), nil, codes.Internal, "miss")
 			cacheCall(t, d, fail(codes.Internal), nil, codes.Internal, "miss")
 			cu.wantCalls(t, before+3)
+
+			// Streams are never cached, even when the route lists them.
+			ended := cu.Count()
+			for range 2 {
+				if r := d.stream(t, msg("stream"), nil); r.st.Code() != codes.OK || len(r.resps) != 1 || cacheState(d, r) != "" {
+					t.Fatalf("stream: %v %d %v", r.st.Err(), len(r.resps), r.header)
+				}
+			}
+			if got := cu.Count(); got != ended+2 {
+				t.Fatalf("upstream ended %d calls for 2 streams", got-ended)
+			}
 
 			// The upstream's max-age=1 wins over the route's ttl: the
 			// answer expires and is fetched again.
