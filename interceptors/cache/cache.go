@@ -253,7 +253,11 @@ func (r *Rule) entry(a *capture, now time.Time, keyLen int) *cache.Entry {
 	case cc.maxAge >= 0:
 		ttl = cc.maxAge
 	}
-	e := &cache.Entry{Header: a.header, Trailer: a.trailer, Stored: now}
+	// The call's own request id is the gateway's, on every answer: an
+	// upstream's echo of the first caller's is not kept.
+	hdr := a.header.Copy()
+	delete(hdr, "x-request-id")
+	e := &cache.Entry{Header: hdr, Trailer: a.trailer, Stored: now}
 	if a.err != nil {
 		st := status.Convert(a.err)
 		neg, ok := r.negative[st.Code()]
