@@ -69,10 +69,14 @@ type Interceptor struct {
 	flights cache.Flights
 	m       *collectors
 	lastLog atomic.Int64
+	// Fixed at start: the status headers, the largest entry.
+	httpStatus, grpcStatus bool
+	maxEntry               int
 }
 
-// New builds the store of cfg's cache section: the memory tier and, with
-// cache.redis, the Redis tier of the redis section (a client of its own,
+// New builds the store of cfg's cache section (read at start, as are
+// http.disable_cache_status and the other cache keys): the memory tier
+// and, with cache.redis, the Redis tier of the redis section (a client of its own,
 // which connects when first used; none in a dry run).
 func New(cfg *configv1.Config, d policy.Deps) (*Interceptor, error) {
 	c := cfg.GetCache()
@@ -80,7 +84,15 @@ func New(cfg *configv1.Config, d policy.Deps) (*Interceptor, error) {
 	if maxBytes == 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	p := &Interceptor{d: d, m: newCollectors()}
+	p := &Interceptor{
+		d: d, m: newCollectors(),
+		httpStatus: !cfg.GetHttp().GetDisableCacheStatus(),
+		grpcStatus: !c.GetDisableStatusHeader(),
+		maxEntry:   int(c.GetMaxEntryBytes()),
+	}
+	if p.maxEntry == 0 {
+		p.maxEntry = DefaultMaxEntryBytes
+	}
 	if d.Log == nil {
 		p.d.Log = slog.Default()
 	}
@@ -169,10 +181,6 @@ func (p *Interceptor) Compile(b *policy.Build) error {
 	if cfg.GetCache().GetRedis() && cfg.GetRedis() == nil {
 		bad("cache.redis", "the Redis tier needs the redis section")
 	}
-	maxEntry := int(cfg.GetCache().GetMaxEntryBytes())
-	if maxEntry == 0 {
-		maxEntry = DefaultMaxEntryBytes
-	}
 	for i, rt := range cfg.GetRoutes() {
 		c := rt.GetCache()
 		if c == nil {
@@ -187,9 +195,9 @@ func (p *Interceptor) Compile(b *policy.Build) error {
 			methods:    map[string]bool{},
 			shared:     c.GetScope() == "shared",
 			negative:   map[codes.Code]time.Duration{},
-			maxEntry:   maxEntry,
-			httpStatus: !cfg.GetHttp().GetDisableCacheStatus(),
-			grpcStatus: !cfg.GetCache().GetDisableStatusHeader(),
+			maxEntry:   p.maxEntry,
+			httpStatus: p.httpStatus,
+			grpcStatus: p.grpcStatus,
 		}
 		for _, m := range c.GetMethods() {
 			r.methods[m] = true
