@@ -2,7 +2,8 @@
 // (loopback by default): /metrics (Prometheus), /healthz (the process is
 // alive), /readyz (ready for traffic), /debug/pprof/, /routes (the route
 // table as JSON), /config (the configuration in force, secrets
-// redacted) and POST /cache/purge (the response cache).
+// redacted), POST /cache/purge (the response cache) and, when given
+// one, the console at /console/.
 package admin
 
 import (
@@ -41,6 +42,9 @@ type Options struct {
 	// the response cache's answers of route R, or those whose key starts
 	// with P, are deleted; 200 with {"purged": n}, 400 without either.
 	Purge func(ctx context.Context, route, prefix string) (int, error)
+	// Console, when set, serves /console/ (the console strips the
+	// prefix itself); / redirects to it.
+	Console http.Handler
 }
 
 // Handler returns the admin HTTP handler.
@@ -100,6 +104,11 @@ func Handler(o Options) http.Handler {
 			}
 			writeJSON(w, http.StatusOK, map[string]any{"status": "purged", "purged": n})
 		})
+	}
+	if o.Console != nil {
+		mux.Handle("/console/", o.Console)
+		mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+		mux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
 	}
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

@@ -73,10 +73,14 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		HTTPMethod: r.Method,
 		HTTPPath:   r.URL.Path,
 	}
+	rw, finish := sseErrors(rw, r)
+	defer finish()
 	w := &statusWriter{ResponseWriter: rw}
 	if msg := framingRefusal(r); msg != "" {
+		h.o.CORS.mark(w, r)
 		h.refuseFraming(w, r, msg)
 	} else if n := headerListSize(r); h.o.MaxHeaderListBytes > 0 && n > h.o.MaxHeaderListBytes {
+		h.o.CORS.mark(w, r)
 		h.refuse(w, r, http.StatusRequestHeaderFieldsTooLarge, status.New(codes.ResourceExhausted,
 			fmt.Sprintf("edgegate: request header list is %d bytes, over the limit of %d (limits.max_header_list_bytes)", n, h.o.MaxHeaderListBytes)))
 	} else {

@@ -132,6 +132,8 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 	}
 	trusted, err := trustedProxies(cfg)
 	errs = append(errs, err)
+	_, err = consoleListener(cfg)
+	errs = append(errs, err)
 	var tp trace.TracerProvider
 	switch {
 	case o.tpSet:
@@ -313,6 +315,9 @@ func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryR
 	if table != nil {
 		reg, err = g.buildSchema(cfg, table, discovered)
 		errs = append(errs, err)
+		if reg != nil {
+			errs = append(errs, g.buildComposites(cfg, table, reg))
+		}
 		retry := retryMethods(cfg, table, reg)
 		specs := make([]upstream.Spec, len(cfg.GetClusters()))
 		for i, c := range cfg.GetClusters() {

@@ -53,6 +53,7 @@ type Table struct {
 	packages map[string]*Route // by "pkg"
 	def      *Route
 	routes   []*Route // in configuration order
+	local    map[string]*Local
 }
 
 // Compile builds the route table of cfg, which must have been loaded by
@@ -159,7 +160,9 @@ func (t *Table) WriteHTTP(w io.Writer, routes []HTTPRoute) error {
 	fmt.Fprintln(tw, "HTTP\tPATH\t\tMETHOD\t\tCLUSTER\tSOURCE")
 	for _, hr := range routes {
 		cluster := "(no route: 501)"
-		if r := t.Lookup(hr.FullMethod); r != nil {
+		if l := t.Local(hr.FullMethod); l != nil {
+			cluster = "composite " + l.Route.Name
+		} else if r := t.Lookup(hr.FullMethod); r != nil {
 			cluster = r.Cluster
 		}
 		fmt.Fprintf(tw, "%s\t%s\t→\t%s\t→\t%s\t%s\n", hr.Verb, hr.Path, strings.TrimPrefix(hr.FullMethod, "/"), cluster, hr.Source)

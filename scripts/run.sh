@@ -166,6 +166,7 @@ Try, in another terminal:
   curl -s $CURL_TLS-X POST $URL/v1/orders -H 'Content-Type: application/json' -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":2}]}'
   curl -s $CURL_TLS-X POST $URL/v1/orders -H 'Content-Type: application/json' -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":50}]}'
   curl -sN $CURL_TLS-H 'Accept: text/event-stream' $URL/v1/orders/o-1:track
+  curl -s $CURL_TLS'$URL/v1/storefront/shelves/1/books/1?user_id=ada'     # composite: book + author's books + orders, one call
   curl -s $CURL_TLS$URL/openapi.json | head -20
   $GRPCURL $GRPC_TLS $GW list
   $GRPCURL $GRPC_TLS -d '{"name":"shelves/1/books/1"}' $GW shop.catalog.v1.CatalogService/GetBook
