@@ -60,7 +60,7 @@ bench-go: ## Go micro-benchmarks of the hot paths (-benchmem)
 
 .PHONY: fuzz
 fuzz: ## run each fuzz test for 30s
-	@set -e; for spec in config:FuzzLoad frontdoor:FuzzREST frontdoor:FuzzRESTDecoder frontdoor/grpcweb:FuzzGRPCWeb auth/jwt:FuzzVerify ratelimit:FuzzGCRA tlsconf:FuzzParseFiles internal/logline:FuzzSameAsSlog; do \
+	@set -e; for spec in config:FuzzLoad frontdoor:FuzzREST frontdoor:FuzzRESTDecoder frontdoor/grpcweb:FuzzGRPCWeb auth/jwt:FuzzVerify ratelimit:FuzzGCRA tlsconf:FuzzParseFiles internal/logline:FuzzSameAsSlog cache:FuzzEntryUnmarshal; do \
 	  pkg=$${spec%%:*}; fn=$${spec##*:}; echo "== $$fn ($$pkg)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime 30s ./$$pkg; done
 

@@ -2,10 +2,12 @@
 // (loopback by default): /metrics (Prometheus), /healthz (the process is
 // alive), /readyz (ready for traffic), /debug/pprof/, /routes (the route
 // table as JSON), /config (the configuration in force, secrets
-// redacted) and, when given one, the console at /console/.
+// redacted), POST /cache/purge (the response cache) and, when given
+// one, the console at /console/.
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
@@ -36,6 +38,10 @@ type Options struct {
 	// Reload, when set, serves POST /reload: 200 when the configuration
 	// was reloaded, 422 with the error when it was rejected.
 	Reload func() error
+	// Purge, when set, serves POST /cache/purge?route=R or ?prefix=P:
+	// the response cache's answers of route R, or those whose key starts
+	// with P, are deleted; 200 with {"purged": n}, 400 without either.
+	Purge func(ctx context.Context, route, prefix string) (int, error)
 	// Console, when set, serves /console/ (the console strips the
 	// prefix itself); / redirects to it.
 	Console http.Handler
@@ -82,6 +88,21 @@ func Handler(o Options) http.Handler {
 				return
 			}
 			writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+		})
+	}
+	if o.Purge != nil {
+		mux.HandleFunc("POST /cache/purge", func(w http.ResponseWriter, r *http.Request) {
+			route, prefix := r.URL.Query().Get("route"), r.URL.Query().Get("prefix")
+			if route == "" && prefix == "" {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"status": "rejected", "error": "name a route (?route=) or a key prefix (?prefix=)"})
+				return
+			}
+			n, err := o.Purge(r.Context(), route, prefix)
+			if err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failed", "error": err.Error(), "purged": n})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"status": "purged", "purged": n})
 		})
 	}
 	if o.Console != nil {

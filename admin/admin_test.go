@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -339,5 +340,35 @@ func TestRedactAtAnyDepth(t *testing.T) {
 	}
 	if admin.Redact(nil) != nil {
 		t.Error("Redact(nil) != nil")
+	}
+}
+
+func TestCachePurge(t *testing.T) {
+	var route, prefix string
+	purgeErr := error(nil)
+	h := admin.Handler(admin.Options{
+		Registry: prometheus.NewRegistry(),
+		Ready:    func() (bool, string) { return true, "" },
+		Routes:   func() any { return nil },
+		Config:   func() proto.Message { return testConfig() },
+		Purge: func(_ context.Context, r, p string) (int, error) {
+			route, prefix = r, p
+			return 3, purgeErr
+		},
+	})
+	code, _, body := do(h, "POST", "/cache/purge?route=catalog")
+	if code != http.StatusOK || route != "catalog" || prefix != "" || !strings.Contains(body, `"purged": 3`) {
+		t.Errorf("purge by route: %d %s (route %q, prefix %q)", code, body, route, prefix)
+	}
+	code, _, _ = do(h, "POST", "/cache/purge?prefix=catalog%20/a.B/C")
+	if code != http.StatusOK || route != "" || prefix != "catalog /a.B/C" {
+		t.Errorf("purge by prefix: %d (route %q, prefix %q)", code, route, prefix)
+	}
+	if code, _, _ := do(h, "POST", "/cache/purge"); code != http.StatusBadRequest {
+		t.Errorf("purge naming nothing: %d, want 400", code)
+	}
+	purgeErr = errors.New("redis down")
+	if code, _, body := do(h, "POST", "/cache/purge?route=catalog"); code != http.StatusServiceUnavailable || !strings.Contains(body, "redis down") {
+		t.Errorf("purge failing: %d %s", code, body)
 	}
 }

@@ -31,7 +31,7 @@ import (
 var (
 	// authorization is forwarded by grpc-gateway itself.
 	alwaysForward = []string{"x-request-id", "traceparent", "tracestate"}
-	alwaysExpose  = []string{"x-request-id", "retry-after", "ratelimit", "ratelimit-policy", "www-authenticate", "x-edgegate-partial"}
+	alwaysExpose  = []string{"x-request-id", "retry-after", "ratelimit", "ratelimit-policy", "www-authenticate", "x-edgegate-partial", "cache-status", "etag"}
 )
 
 // NewREST returns the REST/JSON door of the routed APIs of reg, calling cc
@@ -214,6 +214,7 @@ type restDoor struct {
 type restCallKey struct{}
 
 func (d *restDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w = notModified(w, r)
 	rw := &restWriter{ResponseWriter: w}
 	d.mux.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), restCallKey{}, rw)))
 }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -90,4 +92,21 @@ func (g *Gateway) routesJSON() any {
 		out.REST = append(out.REST, rr)
 	}
 	return out
+}
+
+// purger is a policy whose stored answers can be purged (the response
+// cache).
+type purger interface {
+	Purge(ctx context.Context, route, prefix string) (int, error)
+}
+
+// purgeCache purges the response cache's answers of route, or those whose
+// key starts with prefix (POST /cache/purge).
+func (g *Gateway) purgeCache(ctx context.Context, route, prefix string) (int, error) {
+	for _, p := range g.policies {
+		if pp, ok := p.(purger); ok {
+			return pp.Purge(ctx, route, prefix)
+		}
+	}
+	return 0, errors.New("no response cache")
 }

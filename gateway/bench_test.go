@@ -30,6 +30,16 @@ import (
 // listener (all doors) and a dedicated gRPC listener, access log off.
 func benchGateway(b *testing.B) *Gateway {
 	b.Helper()
+	return benchGatewayRoute(b, "")
+}
+
+// benchGatewayRoute is benchGateway with more keys of the echo route
+// (YAML flow mapping entries, e.g. "cache: {ttl: 1h}").
+func benchGatewayRoute(b *testing.B, route string) *Gateway {
+	b.Helper()
+	if route != "" {
+		route = ", " + route
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -45,10 +55,10 @@ listeners:
 clusters:
   - {name: echo, endpoints: [%q]}
 routes:
-  - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
+  - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo%s}
 logging: {disable_access_log: true}
 admin: {disable: true}
-`, ln.Addr().String()))
+`, ln.Addr().String(), route))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	"github.com/edgegate/edgegate/interceptors/auth"
+	"github.com/edgegate/edgegate/interceptors/cache"
 	"github.com/edgegate/edgegate/interceptors/clientip"
 	"github.com/edgegate/edgegate/interceptors/ipfilter"
 	"github.com/edgegate/edgegate/interceptors/limits"
@@ -33,6 +34,7 @@ func newPolicies(cfg *configv1.Config, d policy.Deps) ([]policy.Policy, error) {
 	ps.add(ipfilter.New(cfg, d))                 // IP allow and block lists
 	ps.add(auth.New(cfg, d, frontdoor.TLSState)) // authentication, then authorization
 	ps.add(ratelimit.New(cfg, d))                // client rate limits (keys may use the principal)
+	ps.add(cache.New(cfg, d))                    // response cache: a hit is authorized and counted, then answered here
 	return ps.list, ps.err
 }
 
@@ -82,7 +84,8 @@ type deps struct {
 //     native call (the HTTP doors write theirs after answering)
 //  8. client IP   — worked out once (trusted proxies) for what follows,
 //     with the forwarding headers the upstream is sent
-//  9. policies    — newPolicies, in order: IP lists, auth, rate limits
+//  9. policies    — newPolicies, in order: IP lists, auth, rate limits,
+//     the response cache (a hit ends the call here)
 //  10. extra      — interceptors added with WithInterceptors
 //
 // The proxy (the handler) then sheds calls over the route's and the

@@ -101,6 +101,7 @@ func fixedChanges(a, b *configv1.Config) []string {
 		{"tracing", a.GetTracing(), b.GetTracing()},
 		{"logging", a.GetLogging(), b.GetLogging()},
 		{"redis", a.GetRedis(), b.GetRedis()},
+		{"cache", a.GetCache(), b.GetCache()},
 		{"ip_filter", a.GetIpFilter(), b.GetIpFilter()},
 		{"forwarded_identity", a.GetForwardedIdentity(), b.GetForwardedIdentity()},
 	} {

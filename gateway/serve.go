@@ -67,6 +67,7 @@ func (g *Gateway) Listen() error {
 				Schema:   g.readySchema,
 				Config:   func() proto.Message { return g.current.Load() },
 				Reload:   g.reloader,
+				Purge:    g.purgeCache,
 				Console:  g.consoleHandler(),
 			}),
 			ReadHeaderTimeout: 10 * time.Second,

@@ -154,7 +154,9 @@ func (s *serverSide) RecvMsg(m any) error {
 
 func (s *serverSide) convert(from, to any) error {
 	if f, ok := to.(*Frame); ok {
-		b, err := proto.Marshal(from.(proto.Message))
+		// Deterministic: the same request is the same bytes (map
+		// fields in key order), which a cache keys on.
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(from.(proto.Message))
 		if err != nil {
 			return status.Errorf(codes.Internal, "edgegate: marshal request: %v", err)
 		}

@@ -65,6 +65,14 @@ func (s *Snapshot) idleNow() {
 	})
 }
 
+// Hold keeps s from going idle until release is called, for work a call
+// leaves running after it ends (a cache's background refresh). Call it
+// only during a call that holds s.
+func (s *Snapshot) Hold() (release func()) {
+	s.refs.Add(1)
+	return s.release
+}
+
 // Acquire returns the current snapshot, held for a call until the returned
 // release func is called.
 func (p *Proxy) Acquire() (*Snapshot, func()) {

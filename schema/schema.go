@@ -192,6 +192,13 @@ func (m *Method) Safe() bool {
 	return false
 }
 
+// NoSideEffects reports whether the method is marked NO_SIDE_EFFECTS
+// (idempotency_level): an answer of it may be cached.
+func (m *Method) NoSideEffects() bool {
+	opts, _ := m.Desc.Options().(*descriptorpb.MethodOptions)
+	return opts.GetIdempotencyLevel() == descriptorpb.MethodOptions_NO_SIDE_EFFECTS
+}
+
 // BindingOrigin is where a REST binding comes from.
 type BindingOrigin int
 

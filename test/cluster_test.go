@@ -50,6 +50,9 @@ func TestLocalCluster(t *testing.T) {
 	if spread != 3 {
 		t.Errorf("admitted per replica %v: the load did not reach all three", rep.PerReplica)
 	}
+	if rep.CacheAsked != 2 || rep.CacheHits != 2 {
+		t.Errorf("shared cache: %d of %d other replicas answered from the cache, want 2 of 2", rep.CacheHits, rep.CacheAsked)
+	}
 	if rep.RollingCalls == 0 || rep.Failed() != 0 {
 		t.Errorf("rolling restart: %d calls, %d failed %v; want calls and none failed", rep.RollingCalls, rep.Failed(), rep.FirstFailures)
 	}

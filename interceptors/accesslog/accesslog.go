@@ -99,6 +99,7 @@ func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int)
 	str("route", info.Route)
 	str("upstream", info.Cluster)
 	str("endpoint", info.Endpoint)
+	str("cache", info.Cache)
 	if info.Method != "" {
 		attrs = append(attrs, slog.String("code", status.Code(info.Err).String()))
 	}

@@ -57,6 +57,10 @@ type Info struct {
 	Err error
 	// Principal is the authenticated caller, when there is one.
 	Principal string
+	// Cache is how the response cache answered the call: "hit", "miss",
+	// "stale" or "coalesced" (served by another call's upstream answer);
+	// empty when the call was not cacheable.
+	Cache string
 	// Peer is the client's address; UserAgent its user agent. ClientIP
 	// is the client's IP: the peer's, or, behind a trusted proxy, the one
 	// X-Forwarded-For names (package interceptors/clientip).
@@ -127,6 +131,10 @@ func (i *Info) SetForwardHeaders(md metadata.MD) { i.ForwardHeaders = md }
 
 // SetPrincipal records the authenticated caller (package auth).
 func (i *Info) SetPrincipal(id string) { i.Principal = id }
+
+// SetCache records how the response cache answered the call (package
+// interceptors/cache).
+func (i *Info) SetCache(s string) { i.Cache = s }
 
 // SetEndpoint records the upstream address that served the call (the
 // proxy).

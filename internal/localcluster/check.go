@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 )
 
 // Report is what Check measured.
@@ -35,7 +36,12 @@ type Report struct {
 	// turn, and the ones that failed (any code but OK), by door.
 	RollingCalls  int
 	RollingFailed map[string]int
-	FirstFailures []string // the first few failures, for the report
+	// The shared cache: one GetBook answered by the first replica (a
+	// miss, stored in its memory tier and in Redis), then asked of every
+	// other replica directly: CacheHits of them answered from the cache
+	// (their metrics), of CacheAsked.
+	CacheAsked, CacheHits int
+	FirstFailures         []string // the first few failures, for the report
 }
 
 // Within is whether Admitted is within pct percent of Limit.
@@ -49,7 +55,7 @@ func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global limit %d/h over %d replicas: %d admitted (%+.2f %%), %d refused; per replica %v\n",
 		r.Limit, len(r.PerReplica), r.Admitted, 100*float64(r.Admitted-r.Limit)/float64(r.Limit), r.Limited, r.PerReplica)
-	fmt.Fprintf(&b, "shared cache: not measured (the response cache has no Redis tier yet)\n")
+	fmt.Fprintf(&b, "shared cache: a miss on one replica, then %d of the %d other replicas answered from the cache\n", r.CacheHits, r.CacheAsked)
 	failed := 0
 	for _, n := range r.RollingFailed {
 		failed += n
@@ -225,11 +231,9 @@ func (c *Cluster) Check(ctx context.Context, o CheckOptions) (Report, error) {
 	}
 	c.logf("limit: %d admitted, %d refused, per replica %v", rep.Admitted, rep.Limited, rep.PerReplica)
 
-	// The shared cache (not measured yet). When the response cache has its
-	// Redis tier: a cache policy on a route of the replicas' config
-	// (replicaConfig marks its place), a miss on one replica, then hits on
-	// the two others, read from their metrics into a Report field, and a
-	// line of Report.String in place of "not measured".
+	if err := c.checkSharedCache(ctx, &rep); err != nil {
+		return rep, err
+	}
 
 	// The rolling restart: every connection calls without pause (a tenant
 	// per call, never limited) while each replica is restarted in turn.
@@ -271,23 +275,70 @@ func (c *Cluster) Check(ctx context.Context, o CheckOptions) (Report, error) {
 	return rep, rerr
 }
 
+// checkSharedCache calls CatalogService/GetBook (a NO_SIDE_EFFECTS
+// method, cached on the replicas' catalog route) on the first replica,
+// then on each other one directly, and counts from their metrics the
+// ones that answered it from the cache: the Redis tier the replicas share.
+func (c *Cluster) checkSharedCache(ctx context.Context, rep *Report) error {
+	before, err := c.scrapeAll(ctx)
+	if err != nil {
+		return err
+	}
+	const name = "shelves/1/books/1"
+	for i, r := range c.Replicas {
+		conn, err := grpc.NewClient(r.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = catalogv1.NewCatalogServiceClient(conn).GetBook(cctx, &catalogv1.GetBookRequest{Name: name})
+		cancel()
+		_ = conn.Close()
+		if err != nil {
+			return fmt.Errorf("localcluster: GetBook on %s: %w", r.Name, err)
+		}
+		if i > 0 {
+			rep.CacheAsked++
+		}
+	}
+	after, err := c.scrapeAll(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range c.Replicas[1:] {
+		if after[r.Name].cached("catalog", "hit") > before[r.Name].cached("catalog", "hit") {
+			rep.CacheHits++
+		}
+	}
+	c.logf("shared cache: %d of %d replicas hit", rep.CacheHits, rep.CacheAsked)
+	return nil
+}
+
+// cached is edgegate_cache_requests_total summed over doors for route and
+// result.
+func (m metricsOf) cached(route, result string) float64 {
+	return m.sum("edgegate_cache_requests_total", map[string]string{"route": route, "result": result})
+}
+
 // metricsOf is one replica's scrape.
 type metricsOf map[string]*dto.MetricFamily
 
 // handled is edgegate_calls_handled_total summed over doors for route and code.
 func (m metricsOf) handled(route, code string) float64 {
+	return m.sum("edgegate_calls_handled_total", map[string]string{"route": route, "code": code})
+}
+
+// sum is the total of family's counters whose labels include want.
+func (m metricsOf) sum(family string, want map[string]string) float64 {
 	var n float64
-	for _, s := range m["edgegate_calls_handled_total"].GetMetric() {
-		var r, c string
+	for _, s := range m[family].GetMetric() {
+		match := 0
 		for _, l := range s.GetLabel() {
-			switch l.GetName() {
-			case "route":
-				r = l.GetValue()
-			case "code":
-				c = l.GetValue()
+			if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+				match++
 			}
 		}
-		if r == route && c == code {
+		if match == len(want) {
 			n += s.GetCounter().GetValue()
 		}
 	}

@@ -215,7 +215,7 @@ clusters:
   - {name: users, endpoints: [%[7]q]}
   - {name: echo, endpoints: [%[8]q]}
 routes:
-  - {name: catalog, match: {service: shop.catalog.v1.CatalogService}, cluster: catalog, timeout: 10s}
+  - {name: catalog, match: {service: shop.catalog.v1.CatalogService}, cluster: catalog, timeout: 10s, cache: {ttl: 60s}}
   - {name: orders, match: {package: shop.orders}, cluster: orders, timeout: 10s}
   - {name: users-chat, match: {method: shop.users.v1.UsersService/Chat}, cluster: users}
   - {name: users, match: {service: shop.users.v1.UsersService}, cluster: users, timeout: 5s}
@@ -230,8 +230,8 @@ rate_limits:
     limits: [{requests: %[9]d, period: 1h}]
     backend: RATE_LIMIT_BACKEND_REDIS
 redis: {address: %[10]q, timeout: 250ms}
-# Shared cache: the response cache's Redis tier goes here (cache section
-# and a route's cache policy) once the gateway has it.
+# The response cache: a memory tier per replica and a Redis tier they share.
+cache: {redis: true}
 `, r.Name, r.Addr, r.Admin, o.DrainPeriod.Milliseconds(), b[0], b[1], b[2], b[3], o.Limit, redis)
 }
 

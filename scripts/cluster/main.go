@@ -73,7 +73,7 @@ func run(mode string, o localcluster.Options) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if !rep.Within(2) || rep.Failed() > 0 {
+	if !rep.Within(2) || rep.Failed() > 0 || rep.CacheHits != rep.CacheAsked {
 		fmt.Println("FAIL")
 		return 1
 	}
