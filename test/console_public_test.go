@@ -1,0 +1,157 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	authint "github.com/edgegate/edgegate/interceptors/auth"
+)
+
+// publicConsoleConfig routes the echo upstream at addr behind the API
+// key provider "keys" and serves the console on the public listener
+// behind the same provider, for the principal console-user only.
+func publicConsoleConfig(addr, key, other string) string {
+	return fmt.Sprintf(`
+listeners:
+  - {name: public, address: 127.0.0.1:0}
+clusters:
+  - {name: echo, endpoints: [%q]}
+routes:
+  - {name: echo, match: {service: edgegate.testing.v1.EchoService}, cluster: echo, auth: {providers: [keys]}}
+auth_providers:
+  - name: keys
+    api_key: {keys: [{sha256: %q, principal: console-user}, {sha256: %q, principal: someone}]}
+http:
+  console: {auth: {providers: [keys], allowed_identities: [console-user]}}
+`, addr, authint.HashKey(key), authint.HashKey(other))
+}
+
+// TestConsolePublic serves the console on the public listener behind
+// http.console.auth: its page, assets and API refuse a request without
+// the API key or with a wrong one (401, WWW-Authenticate, a
+// google.rpc.Status body) and a key whose principal the rule does not
+// allow (403); with the right key the page is served, the routes are
+// listed with the listener's own doors as where calls go, and a call made
+// there passes the route's own auth. The admin server's console is
+// unchanged: served without a credential.
+func TestConsolePublic(t *testing.T) {
+	const key, other = "public-console-k3y", "other-k3y"
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, publicConsoleConfig(up.Addr, key, other))
+	base := "http://" + gw.Addr
+	paths := []string{"/console/", "/console/console.js", "/console/console.css", "/console/api/methods", "/console/api/descriptors"}
+
+	for _, p := range paths {
+		t.Run("no credential "+p, func(t *testing.T) {
+			r := doHTTP(t, nil, "GET", base+p, "", nil)
+			wantStatusJSON(t, r, http.StatusUnauthorized, codes.Unauthenticated, "authentication required (keys)")
+			if got := r.header.Get("WWW-Authenticate"); !strings.Contains(got, "x-api-key") {
+				t.Errorf("WWW-Authenticate %q", got)
+			}
+		})
+		t.Run("wrong key "+p, func(t *testing.T) {
+			r := doHTTP(t, nil, "GET", base+p, "", map[string]string{"x-api-key": "nope"})
+			wantStatusJSON(t, r, http.StatusUnauthorized, codes.Unauthenticated, "keys")
+			if r.header.Get("WWW-Authenticate") == "" {
+				t.Error("no WWW-Authenticate")
+			}
+		})
+		t.Run("a principal the rule denies "+p, func(t *testing.T) {
+			r := doHTTP(t, nil, "GET", base+p, "", map[string]string{"x-api-key": other})
+			wantStatusJSON(t, r, http.StatusForbidden, codes.PermissionDenied, "identity is not allowed")
+		})
+		t.Run("the right key "+p, func(t *testing.T) {
+			r := doHTTP(t, nil, "GET", base+p, "", map[string]string{"x-api-key": key})
+			if r.code != http.StatusOK || len(r.body) < 100 {
+				t.Errorf("HTTP %d, %d bytes: %.200s", r.code, len(r.body), r.body)
+			}
+		})
+	}
+
+	t.Run("routes listed, calls to the listener's doors", func(t *testing.T) {
+		r := doHTTP(t, nil, "GET", base+"/console/api/methods", "", map[string]string{"x-api-key": key})
+		var got struct {
+			Address  string `json:"address"`
+			CallBase string `json:"call_base"`
+			CanCall  bool   `json:"can_call"`
+			Methods  []struct {
+				Full     string `json:"full"`
+				Route    string `json:"route"`
+				Bindings []struct{ Verb, Path string }
+			} `json:"methods"`
+		}
+		if err := json.Unmarshal(r.body, &got); err != nil {
+			t.Fatalf("%v: %s", err, r.body)
+		}
+		if got.Address != gw.Addr || got.CallBase != "/" || !got.CanCall {
+			t.Errorf("address %q call_base %q can_call %v", got.Address, got.CallBase, got.CanCall)
+		}
+		var unary string
+		for _, m := range got.Methods {
+			if m.Full == "/edgegate.testing.v1.EchoService/Unary" && m.Route == "echo" && len(m.Bindings) > 0 {
+				unary = m.Bindings[0].Path
+			}
+		}
+		if unary == "" {
+			t.Fatalf("no routed Unary with a REST binding in %s", r.body)
+		}
+		// The call the page makes: the listener's REST door, with the
+		// route's own auth.
+		call := doHTTP(t, nil, "POST", base+unary, `{"message": "via the public console"}`, map[string]string{"x-api-key": key})
+		if call.code != 200 || !strings.Contains(string(call.body), "via the public console") {
+			t.Errorf("call: %d %s", call.code, call.body)
+		}
+		wantStatusJSON(t, doHTTP(t, nil, "POST", base+unary, `{"message": "x"}`, nil), http.StatusUnauthorized, codes.Unauthenticated, "keys")
+	})
+
+	t.Run("no call/ mount on the public console", func(t *testing.T) {
+		r := doHTTP(t, nil, "POST", base+"/console/call/v1/echo:unary", `{}`, map[string]string{"x-api-key": key})
+		if r.code != http.StatusNotFound {
+			t.Errorf("HTTP %d, want 404: %s", r.code, r.body)
+		}
+	})
+
+	t.Run("the admin console unchanged", func(t *testing.T) {
+		for _, p := range paths {
+			if code, body := adminGet(t, gw, p); code != 200 || len(body) < 100 {
+				t.Errorf("admin %s: %d, %d bytes", p, code, len(body))
+			}
+		}
+	})
+}
+
+// TestConsolePublicConfig checks http.console in a dry run: auth is
+// required, with providers or allow_anonymous; an unknown provider is an
+// error at its field; a prefix that overlaps a static mount or a REST
+// binding is an error naming both.
+func TestConsolePublicConfig(t *testing.T) {
+	up := StartEcho(t, "up")
+	base := strings.Replace(publicConsoleConfig(up.Addr, "a", "b"),
+		"  console: {auth: {providers: [keys], allowed_identities: [console-user]}}\n", "", 1)
+	for _, tc := range []struct{ name, http, want string }{
+		{"no auth", "  console: {path_prefix: /console/}\n", "http.console.auth"},
+		{"neither providers nor allow_anonymous", "  console: {auth: {required_scopes: [x]}}\n", "http.console.auth: the public console needs providers, or allow_anonymous"},
+		{"unknown provider", "  console: {auth: {providers: [nope]}}\n", `test.yaml:12:32: http.console.auth.providers[0]: unknown auth provider "nope"`},
+		{"a bad prefix", "  console: {path_prefix: console, auth: {allow_anonymous: true}}\n", "http.console.path_prefix"},
+		{"over a static mount", "  console: {path_prefix: /site/, auth: {allow_anonymous: true}}\n  static: [{path_prefix: /site/app/, embedded: welcome}]\n",
+			"the console /site/ overlaps static mount /site/app/"},
+		{"over a REST binding", "  console: {path_prefix: /v1/, auth: {allow_anonymous: true}}\n", "the console /v1/ overlaps REST binding"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validate("test.yaml", base+tc.http)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("validate: %v\nwant %q in it", err, tc.want)
+			}
+		})
+	}
+	t.Run("open to everyone, said so", func(t *testing.T) {
+		if err := validate("test.yaml", base+"  console: {auth: {allow_anonymous: true}}\n"); err != nil {
+			t.Error(err)
+		}
+	})
+}
