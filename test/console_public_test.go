@@ -155,3 +155,59 @@ func TestConsolePublicConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestConsolePublicBrowser runs the public console in Chromium: the
+// console is behind the provider "staff" (its header sent with every
+// request, as an authenticating proxy in front would), the echo route
+// behind "keys"; a call without the auth field is refused by the route,
+// and with the route's key in the auth field it is answered, over gRPC-Web
+// and REST through the listener's own doors.
+func TestConsolePublicBrowser(t *testing.T) {
+	const staff, key = "staff-k3y", "route-k3y"
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, fmt.Sprintf(`
+listeners:
+  - {name: public, address: 127.0.0.1:0}
+clusters:
+  - {name: echo, endpoints: [%q]}
+routes:
+  - {name: echo, match: {service: edgegate.testing.v1.EchoService}, cluster: echo, auth: {providers: [keys]}}
+auth_providers:
+  - name: keys
+    api_key: {keys: [{sha256: %q, principal: caller}]}
+  - name: staff
+    api_key: {header: x-staff-key, keys: [{sha256: %q, principal: staff}]}
+http:
+  console: {path_prefix: /ui/console/, auth: {providers: [staff]}}
+`, up.Addr, authint.HashKey(key), authint.HashKey(staff)))
+	b := StartBrowser(t)
+	b.Do(t, "headers", map[string]any{"headers": map[string]string{"x-staff-key": staff}}, nil)
+	b.Goto(t, "http://"+gw.Addr+"/ui/console/")
+	b.Do(t, "waitCount", map[string]any{"sel": ".method", "n": 1}, nil)
+	var listener string
+	b.Do(t, "text", map[string]any{"sel": "#listener"}, &listener)
+	if !strings.Contains(listener, gw.Addr) {
+		t.Errorf("listener line %q, want %s in it", listener, gw.Addr)
+	}
+	call := func(t *testing.T, transport, want string) {
+		t.Helper()
+		b.Do(t, "click", map[string]any{"sel": `.method[data-full="/edgegate.testing.v1.EchoService/Unary"]`}, nil)
+		b.Do(t, "select", map[string]any{"sel": "#transport", "value": transport}, nil)
+		b.Do(t, "fill", map[string]any{"sel": "#request", "value": `{"message": "hi public console"}`}, nil)
+		b.Do(t, "click", map[string]any{"sel": "#call"}, nil)
+		b.Do(t, "waitText", map[string]any{"sel": "#status", "text": want}, nil)
+	}
+	call(t, "grpc-web", "UNAUTHENTICATED")
+	b.Do(t, "select", map[string]any{"sel": "#auth-kind", "value": "apikey"}, nil)
+	b.Do(t, "fill", map[string]any{"sel": "#auth", "value": key}, nil)
+	for _, tr := range []string{"grpc-web", "rest:0"} {
+		t.Run(tr, func(t *testing.T) {
+			call(t, tr, "OK")
+			var msgs []string
+			b.Do(t, "texts", map[string]any{"sel": "#messages li"}, &msgs)
+			if len(msgs) != 1 || !strings.Contains(msgs[0], "hi public console") {
+				t.Errorf("messages %q", msgs)
+			}
+		})
+	}
+}
