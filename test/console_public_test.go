@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -209,5 +210,42 @@ http:
 				t.Errorf("messages %q", msgs)
 			}
 		})
+	}
+}
+
+// TestConsolePublicJWT puts the public console behind the JWT provider
+// (bearer token or cookie, the way a browser sends one by itself), with a
+// required scope and a CEL rule over the request line: a valid token with
+// the scope gets the page, one without it or a path the rule refuses is
+// 403, an expired one 401.
+func TestConsolePublicJWT(t *testing.T) {
+	je := newJWTEnv(t)
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, strings.Replace(authConfig(up.Addr, je.jwksFile, authint.HashKey("k"), `{providers: [users]}`), "\nhttp:\n",
+		"\nhttp:\n"+`  console: {auth: {providers: [users], required_scopes: [console], cel: 'headers[":path"] != "/console/api/descriptors"'}}`+"\n", 1))
+	base := "http://" + gw.Addr
+	good := je.token(t, "alice", "console", time.Now().Add(time.Hour), nil)
+	for _, c := range []struct {
+		name, path string
+		hdr        map[string]string
+		code       int
+	}{
+		{"bearer token", "/console/", map[string]string{"authorization": "Bearer " + good}, 200},
+		{"token in the cookie", "/console/console.js", map[string]string{"cookie": "session=" + good}, 200},
+		{"no token", "/console/api/methods", nil, 401},
+		{"expired token", "/console/", map[string]string{"authorization": "Bearer " + je.token(t, "alice", "console", time.Now().Add(-time.Hour), nil)}, 401},
+		{"missing scope", "/console/", map[string]string{"authorization": "Bearer " + je.token(t, "bob", "other", time.Now().Add(time.Hour), nil)}, 403},
+		{"a path the rule refuses", "/console/api/descriptors", map[string]string{"authorization": "Bearer " + good}, 403},
+	} {
+		r := doHTTP(t, nil, "GET", base+c.path, "", c.hdr)
+		if r.code != c.code {
+			t.Errorf("%s: HTTP %d, want %d: %.200s", c.name, r.code, c.code, r.body)
+		}
+		if c.code == 401 && !strings.Contains(r.header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: WWW-Authenticate %q", c.name, r.header.Get("WWW-Authenticate"))
+		}
+		if c.code == 403 {
+			wantStatusJSON(t, r, 403, codes.PermissionDenied, "permission denied")
+		}
 	}
 }
