@@ -652,6 +652,9 @@ func applyDefaults(cfg *configv1.Config) {
 	if h.Cors != nil {
 		setDur(&h.Cors.MaxAge, DefaultCORSMaxAge)
 	}
+	if h.Console != nil && h.Console.PathPrefix == "" {
+		h.Console.PathPrefix = "/console/"
+	}
 	if r := cfg.Redis; r != nil {
 		setDur(&r.Timeout, DefaultRedisTimeout)
 	}

@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/proto"
@@ -50,23 +51,39 @@ type Options struct {
 	// (gRPC-Web and REST doors); nil: the page lists but cannot call.
 	Door http.Handler
 	// Listener names that listener and its address, for the page's
-	// copy-as-curl and copy-as-grpcurl commands.
+	// copy-as-curl and copy-as-grpcurl commands; an empty Address is the
+	// request's Host.
 	Listener, Address string
+	// Prefix is the path the console is served at, starting and ending
+	// with "/". Default "/console/".
+	Prefix string
+	// CallBase is where the page sends its calls (an absolute path, like
+	// "/": the doors of the listener serving the page) instead of Door
+	// mounted at call/ under Prefix.
+	CallBase string
 }
 
-// Handler returns the console's handler, to be mounted at /console/ (it
+// Handler returns the console's handler, to be mounted at o.Prefix (it
 // strips that prefix itself).
 func Handler(o Options) http.Handler {
+	prefix := o.Prefix
+	if prefix == "" {
+		prefix = "/console/"
+	}
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(dist, "dist")
 	files := http.FileServerFS(static)
 	mux.Handle("GET /{$}", files)
 	mux.Handle("GET /console.js", files)
 	mux.Handle("GET /console.css", files)
-	mux.HandleFunc("GET /api/methods", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /api/methods", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(describe(o))
+		d := describe(o)
+		if d.Address == "" {
+			d.Address = r.Host
+		}
+		_ = json.NewEncoder(w).Encode(d)
 	})
 	mux.HandleFunc("GET /api/descriptors", func(w http.ResponseWriter, _ *http.Request) {
 		b, err := proto.Marshal(fileSet(o.Registry()))
@@ -78,10 +95,10 @@ func Handler(o Options) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write(b)
 	})
-	if o.Door != nil {
+	if o.Door != nil && o.CallBase == "" {
 		mux.Handle("/call/", http.StripPrefix("/call", o.Door))
 	}
-	return http.StripPrefix("/console", mux)
+	return http.StripPrefix(strings.TrimSuffix(prefix, "/"), mux)
 }
 
 // fileSet is every file of r, each after the files it imports.

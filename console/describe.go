@@ -43,12 +43,13 @@ type fieldJSON struct {
 type methodsJSON struct {
 	Listener string       `json:"listener,omitempty"`
 	Address  string       `json:"address,omitempty"`
+	CallBase string       `json:"call_base,omitempty"`
 	CanCall  bool         `json:"can_call"`
 	Methods  []methodJSON `json:"methods"`
 }
 
 func describe(o Options) methodsJSON {
-	out := methodsJSON{Listener: o.Listener, Address: o.Address, CanCall: o.Door != nil, Methods: []methodJSON{}}
+	out := methodsJSON{Listener: o.Listener, Address: o.Address, CallBase: o.CallBase, CanCall: o.Door != nil || o.CallBase != "", Methods: []methodJSON{}}
 	for _, svc := range o.Registry().Services() {
 		for _, m := range svc.Methods {
 			if !m.Routed {

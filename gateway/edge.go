@@ -38,18 +38,23 @@ func (g *Gateway) buildEdge(cfg *configv1.Config) (frontdoor.EdgeOptions, error)
 	}, nil
 }
 
-// edgeRoutes are the static mounts and HTTP routes of one snapshot. The
-// routing precedence of a request that is neither gRPC-Web nor the
-// OpenAPI document: the HTTP routes in configuration order, then the
-// static mounts, then the REST bindings. The paths they claim may not
+// edgeRoutes are the static mounts, HTTP routes and public console of one
+// snapshot. The routing precedence of a request that is neither gRPC-Web
+// nor the OpenAPI document: the console, the HTTP routes in configuration
+// order, then the static mounts, then the REST bindings. The paths they claim may not
 // overlap (checkClaims), so that the order only decides between HTTP
 // routes.
 type edgeRoutes struct {
-	mounts []*static.Mount
-	http   *httpRoutes
+	mounts  []*static.Mount
+	http    *httpRoutes
+	console http.Handler // http.console, at consolePrefix; nil: none
+	prefix  string
 }
 
 func (e *edgeRoutes) handler(r *http.Request) http.Handler {
+	if e.console != nil && strings.HasPrefix(r.URL.Path, e.prefix) {
+		return e.console
+	}
 	if h := e.http.handler(r); h != nil {
 		return h
 	}
@@ -69,15 +74,15 @@ func (e *edgeRoutes) close() {
 	e.http.close()
 }
 
-// newEdgeRoutes builds the static mounts and HTTP routes of snap, a
-// snapshot of cfg, and checks that the paths they and the REST bindings
-// claim do not overlap. It returns nil when cfg has neither.
+// newEdgeRoutes builds the static mounts, HTTP routes and public console
+// of snap, a snapshot of cfg, and checks that the paths they and the REST
+// bindings claim do not overlap. It returns nil when cfg has none.
 func (g *Gateway) newEdgeRoutes(cfg *configv1.Config, snap *router.Snapshot) (*edgeRoutes, error) {
 	hc := cfg.GetHttp()
-	if len(hc.GetStatic()) == 0 && len(cfg.GetHttpRoutes()) == 0 {
+	if len(hc.GetStatic()) == 0 && len(cfg.GetHttpRoutes()) == 0 && hc.GetConsole() == nil {
 		return nil, nil
 	}
-	e := &edgeRoutes{}
+	e := &edgeRoutes{console: publicConsole(cfg, snap), prefix: hc.GetConsole().GetPathPrefix()}
 	var errs []error
 	for i, sc := range hc.GetStatic() {
 		p := fmt.Sprintf("http.static[%d]", i)
@@ -146,7 +151,7 @@ func (a claim) overlaps(b claim) bool {
 
 // checkClaims refuses a configuration in which a request path could be
 // for two of: a REST binding of a routed method, the OpenAPI document, a
-// static mount, an HTTP route (HTTP routes may overlap each other: the
+// static mount, the public console, an HTTP route (HTTP routes may overlap each other: the
 // first that matches wins). Each error names both entries; one in the
 // file is an error at its field (file:line:col).
 func checkClaims(cfg *configv1.Config, snap *router.Snapshot) error {
@@ -166,6 +171,9 @@ func checkClaims(cfg *configv1.Config, snap *router.Snapshot) error {
 			h, exact := head(pt)
 			claims = append(claims, claim{prefix: h, exact: exact, path: p + ".path_template", what: fmt.Sprintf("HTTP route %q (path_template %s)", rc.GetName(), pt)})
 		}
+	}
+	if pp := hc.GetConsole().GetPathPrefix(); pp != "" {
+		claims = append(claims, claim{prefix: pp, path: "http.console.path_prefix", what: "the console " + pp})
 	}
 	if !hc.GetDisableOpenapi() && hc.GetOpenapiPath() != "" {
 		claims = append(claims, claim{prefix: hc.GetOpenapiPath(), exact: true, path: "http.openapi_path", what: "the OpenAPI document " + hc.GetOpenapiPath()})

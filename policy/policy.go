@@ -120,6 +120,7 @@ type Build struct {
 	Log *slog.Logger
 
 	routes  []*Set
+	global  Set
 	views   []*configv1.Route
 	closers []func()
 }
@@ -166,6 +167,14 @@ func Put[T any](b *Build, route int, k Key[T], v T) {
 	}
 	k.put(b.routes[route], v)
 }
+
+// PutGlobal gives the configuration the instance v of k for what it
+// serves outside its routes (the public console's auth).
+func PutGlobal[T any](b *Build, k Key[T], v T) { k.put(&b.global, v) }
+
+// Global returns the policy set of what the configuration serves outside
+// its routes (see PutGlobal).
+func (b *Build) Global() *Set { return &b.global }
 
 // Route returns the policy set of route i.
 func (b *Build) Route(i int) *Set { return b.routes[i] }

@@ -241,9 +241,17 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 			tlsState = o.TLS(ctx)
 		}
 		_, mtls := tlsconf.PeerIdentity(tlsState)
-		p, err := authenticate(ctx, pol, Request{MD: callinfo.Incoming(ctx), TLS: tlsState}, mtls, ss)
+		md := callinfo.Incoming(ctx)
+		p, challenge, err := authenticate(ctx, pol, Request{MD: md, TLS: tlsState}, mtls)
+		if challenge != "" {
+			_ = ss.SetHeader(metadata.Pairs("www-authenticate", challenge))
+		}
 		if err == nil {
-			err = authorize(pol, p, si.FullMethod, ctx, info)
+			clientIP := ""
+			if info != nil {
+				clientIP = info.ClientIP
+			}
+			err = authorize(pol, p, si.FullMethod, md, clientIP)
 		}
 		if err != nil {
 			if o.Rejected != nil && info != nil {
@@ -263,11 +271,32 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 	}
 }
 
-func authenticate(ctx context.Context, pol *Policy, r Request, mtls bool, ss grpc.ServerStream) (*authpkg.Principal, error) {
+// Check authenticates and authorizes a request that is no gRPC call (an
+// HTTP request the gateway answers itself: the public console's) with
+// pol, as the interceptor does a call: r carries its credentials (MD its
+// headers, keys in lower case), method is what a CEL rule sees as method,
+// clientIP the client's address. It returns the principal; else a status
+// error, UNAUTHENTICATED with challenge the WWW-Authenticate value to
+// answer with, or PERMISSION_DENIED.
+func Check(ctx context.Context, pol *Policy, r Request, method, clientIP string) (p *authpkg.Principal, challenge string, err error) {
+	_, mtls := tlsconf.PeerIdentity(r.TLS)
+	p, challenge, err = authenticate(ctx, pol, r, mtls)
+	if err == nil {
+		err = authorize(pol, p, method, r.MD, clientIP)
+	}
+	if err != nil {
+		return nil, challenge, err
+	}
+	return p, "", nil
+}
+
+// authenticate returns the caller's principal, or an UNAUTHENTICATED
+// error with the WWW-Authenticate value to send.
+func authenticate(ctx context.Context, pol *Policy, r Request, mtls bool) (*authpkg.Principal, string, error) {
 	if pol == nil || len(pol.Providers) == 0 {
 		p := *authpkg.Anonymous
 		p.MTLS = mtls
-		return &p, nil
+		return &p, "", nil
 	}
 	var firstErr error
 	var failed Provider
@@ -281,31 +310,30 @@ func authenticate(ctx context.Context, pol *Policy, r Request, mtls bool, ss grp
 		}
 		if p != nil {
 			p.MTLS = mtls
-			return p, nil
+			return p, "", nil
 		}
 	}
 	var challenges []string
 	for _, pr := range pol.Providers {
 		challenges = append(challenges, pr.Challenge(pr == failed))
 	}
+	challenge := strings.Join(challenges, ", ")
 	if firstErr != nil {
-		_ = ss.SetHeader(metadata.Pairs("www-authenticate", strings.Join(challenges, ", ")))
-		return nil, status.Errorf(codes.Unauthenticated, "edgegate: %s: %v", failed.Name(), firstErr)
+		return nil, challenge, status.Errorf(codes.Unauthenticated, "edgegate: %s: %v", failed.Name(), firstErr)
 	}
 	if pol.AllowAnonymous {
 		p := *authpkg.Anonymous
 		p.MTLS = mtls
-		return &p, nil
+		return &p, "", nil
 	}
-	_ = ss.SetHeader(metadata.Pairs("www-authenticate", strings.Join(challenges, ", ")))
 	names := make([]string, len(pol.Providers))
 	for i, pr := range pol.Providers {
 		names[i] = pr.Name()
 	}
-	return nil, status.Errorf(codes.Unauthenticated, "edgegate: authentication required (%s)", strings.Join(names, " or "))
+	return nil, challenge, status.Errorf(codes.Unauthenticated, "edgegate: authentication required (%s)", strings.Join(names, " or "))
 }
 
-func authorize(pol *Policy, p *authpkg.Principal, method string, ctx context.Context, info *callinfo.Info) error {
+func authorize(pol *Policy, p *authpkg.Principal, method string, md metadata.MD, clientIP string) error {
 	if pol == nil {
 		return nil
 	}
@@ -320,14 +348,10 @@ func authorize(pol *Policy, p *authpkg.Principal, method string, ctx context.Con
 	}
 	if pol.CEL != nil {
 		headers := map[string]string{}
-		for k, v := range callinfo.Incoming(ctx) {
+		for k, v := range md {
 			if len(v) > 0 {
 				headers[k] = v[0]
 			}
-		}
-		clientIP := ""
-		if info != nil {
-			clientIP = info.ClientIP
 		}
 		ok, err := pol.CEL.Eval(authpkg.Input{Principal: p, Method: method, Headers: headers, ClientIP: clientIP})
 		if err != nil || !ok {

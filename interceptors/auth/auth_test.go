@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -164,5 +165,46 @@ func TestForwardNonASCIIIdentity(t *testing.T) {
 	fwd(authpkg.NewContext(context.Background(), &authpkg.Principal{ID: "a%b", Kind: authpkg.KindAPIKey}), md)
 	if got := md.Get("x-p"); got[0] != "a%b" {
 		t.Errorf("an ASCII principal was changed: %q", got)
+	}
+}
+
+// Check decides a request outside the chain as the interceptor decides a
+// call: no credential or a bad one is UNAUTHENTICATED with the
+// providers' challenge, a rule that denies PERMISSION_DENIED without one,
+// and a CEL rule sees the headers and the method it is given.
+func TestCheck(t *testing.T) {
+	prg, err := authpkg.CompileCEL(`headers[":path"] != "/secret" && method == "/m/M"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := &authint.APIKey{ProviderName: "keys", Header: "x-api-key", Keys: []authint.APIKeyEntry{
+		{SHA256: sha256.Sum256([]byte("good")), Principal: "alice", Scopes: []string{"console"}},
+		{SHA256: sha256.Sum256([]byte("noscope")), Principal: "bob"},
+	}}
+	pol := &authint.Policy{Providers: []authint.Provider{keys}, RequiredScopes: []string{"console"}, CEL: prg}
+	for _, c := range []struct {
+		name      string
+		md        metadata.MD
+		method    string
+		code      codes.Code
+		challenge bool
+	}{
+		{"no key", metadata.Pairs(":path", "/"), "/m/M", codes.Unauthenticated, true},
+		{"a bad key", metadata.Pairs("x-api-key", "bad", ":path", "/"), "/m/M", codes.Unauthenticated, true},
+		{"a missing scope", metadata.Pairs("x-api-key", "noscope", ":path", "/"), "/m/M", codes.PermissionDenied, false},
+		{"a path the rule refuses", metadata.Pairs("x-api-key", "good", ":path", "/secret"), "/m/M", codes.PermissionDenied, false},
+		{"a method the rule refuses", metadata.Pairs("x-api-key", "good", ":path", "/"), "/m/Other", codes.PermissionDenied, false},
+		{"allowed", metadata.Pairs("x-api-key", "good", ":path", "/"), "/m/M", codes.OK, false},
+	} {
+		p, challenge, err := authint.Check(context.Background(), pol, authint.Request{MD: c.md}, c.method, "127.0.0.1")
+		if status.Code(err) != c.code || (challenge != "") != c.challenge {
+			t.Errorf("%s: %v, challenge %q", c.name, err, challenge)
+		}
+		if c.code == codes.OK && (p == nil || p.ID != "alice") {
+			t.Errorf("%s: principal %+v", c.name, p)
+		}
+	}
+	if p, _, err := authint.Check(context.Background(), nil, authint.Request{}, "/m/M", ""); err != nil || p.ID != authpkg.Anonymous.ID {
+		t.Errorf("no policy: %v %+v", err, p)
 	}
 }

@@ -75,36 +75,58 @@ func (a *Interceptor) Compile(b *policy.Build) error {
 		if ra == nil {
 			continue
 		}
-		p := b.Path(i) + ".auth"
-		pol := &Policy{
-			AllowAnonymous: ra.GetAllowAnonymous(),
-			RequiredScopes: ra.GetRequiredScopes(),
-			RequireMTLS:    ra.GetRequireMtls(),
-		}
-		for j, name := range ra.GetProviders() {
-			pr, ok := providers[name]
-			if !ok {
-				bad(fmt.Sprintf("%s.providers[%d]", p, j), "unknown auth provider %q", name)
-			}
-			pol.Providers = append(pol.Providers, pr)
-		}
-		if len(ra.GetAllowedIdentities()) > 0 {
-			pol.AllowedIdentities = map[string]bool{}
-			for _, id := range ra.GetAllowedIdentities() {
-				pol.AllowedIdentities[id] = true
-			}
-		}
-		if expr := ra.GetCel(); expr != "" {
-			prg, err := authpkg.CompileCEL(expr)
-			if err != nil {
-				bad(p+".cel", "invalid CEL expression: %s", strings.ReplaceAll(err.Error(), "\n", " "))
-			}
-			pol.CEL = prg
-		}
+		pol, err := rules(ra, b.Path(i)+".auth", providers)
+		errs = append(errs, err)
 		policy.Put(b, i, key, pol)
+	}
+	if pc := cfg.GetHttp().GetConsole(); pc != nil {
+		ra := pc.GetAuth()
+		if len(ra.GetProviders()) == 0 && !ra.GetAllowAnonymous() {
+			bad("http.console.auth", "the public console needs providers, or allow_anonymous to open it to everyone")
+		}
+		pol, err := rules(ra, "http.console.auth", providers)
+		errs = append(errs, err)
+		policy.PutGlobal(b, key, pol)
 	}
 	return errors.Join(errs...)
 }
+
+// rules compiles ra, the auth section at path, with the providers by
+// name (nil for one whose configuration failed).
+func rules(ra *configv1.RouteAuth, path string, providers map[string]Provider) (*Policy, error) {
+	var errs []error
+	pol := &Policy{
+		AllowAnonymous: ra.GetAllowAnonymous(),
+		RequiredScopes: ra.GetRequiredScopes(),
+		RequireMTLS:    ra.GetRequireMtls(),
+	}
+	for j, name := range ra.GetProviders() {
+		pr, ok := providers[name]
+		if !ok {
+			errs = append(errs, config.FieldErrorf(fmt.Sprintf("%s.providers[%d]", path, j), "unknown auth provider %q", name))
+		}
+		pol.Providers = append(pol.Providers, pr)
+	}
+	if len(ra.GetAllowedIdentities()) > 0 {
+		pol.AllowedIdentities = map[string]bool{}
+		for _, id := range ra.GetAllowedIdentities() {
+			pol.AllowedIdentities[id] = true
+		}
+	}
+	if expr := ra.GetCel(); expr != "" {
+		prg, err := authpkg.CompileCEL(expr)
+		if err != nil {
+			errs = append(errs, config.FieldErrorf(path+".cel", "invalid CEL expression: %s", strings.ReplaceAll(err.Error(), "\n", " ")))
+		}
+		pol.CEL = prg
+	}
+	return pol, errors.Join(errs...)
+}
+
+// Global is the auth policy of what s (a configuration's Global set)
+// serves outside its routes: the public console's (http.console.auth);
+// nil when it has none.
+func Global(s *policy.Set) *Policy { return key.Of(s) }
 
 // provider builds one provider of auth_providers (at path).
 func (a *Interceptor) provider(b *policy.Build, ap *configv1.AuthProvider, path string) (Provider, error) {

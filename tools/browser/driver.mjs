@@ -8,6 +8,7 @@
 //   {"id":4,"op":"waitText","sel":"#status","text":"OK"}
 //   {"id":5,"op":"text","sel":"#answer"}            texts (all matches), value (of an input)
 //   {"id":6,"op":"screenshot","path":"/tmp/x.png"}
+//   {"id":7,"op":"headers","headers":{"x-key":"v"}}  sent with every request after
 //
 // answered {"id":N,"ok":true,"result":…} or {"id":N,"ok":false,"error":"…"}.
 // The page's console and errors go to stderr. Nothing is downloaded: the
@@ -41,6 +42,7 @@ const ops = {
   text: (c) => page.locator(c.sel).first().textContent(),
   value: (c) => page.inputValue(c.sel),
   texts: (c) => page.locator(c.sel).allTextContents(),
+  headers: (c) => context.setExtraHTTPHeaders(c.headers),
   screenshot: (c) => page.screenshot({ path: c.path, fullPage: !!c.full }).then(() => undefined),
 };
 

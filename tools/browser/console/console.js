@@ -1,8 +1,10 @@
 // The edgegate console: lists the routed methods of the schema registry
 // (api/methods), builds each request from its input message's template,
 // and calls it over gRPC-Web (binary, or text) or one of its REST
-// bindings through call/ (the doors of one listener, same origin). The
-// auth token is kept in this page only.
+// bindings through call/ (the doors of one listener, same origin), or,
+// on a public listener, through that listener's own doors (call_base).
+// The auth field's credential is sent with the page's own requests
+// (api/) and with every call; it is kept in this page only.
 import { fromJson, toJson } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcWebTransport } from '@connectrpc/connect-web';
@@ -20,16 +22,31 @@ const el = (tag, attrs = {}, ...kids) => {
   return e;
 };
 const base = new URL('.', location.href);
-const callBase = new URL('call', base).href;
+let callBase = new URL('call', base).href;
 
 let info, registry, current, abort;
 
-async function main() {
-  const [res, reg] = await Promise.all([fetch(new URL('api/methods', base)), loadRegistry(new URL('api/descriptors', base))]);
+// load reads the methods and descriptors with the auth field's
+// credential; a refusal (a public console's 401 or 403) is shown, and
+// loading is tried again when the credential changes.
+async function load() {
+  const [res, reg] = await Promise.all([fetch(new URL('api/methods', base), { headers: authHeaders() }), loadRegistry(new URL('api/descriptors', base), authHeaders()).catch((e) => e)]);
+  if (!res.ok) {
+    $('listener').textContent = `the console's API answered ${res.status}: enter a credential in the auth field`;
+    $('detail').hidden = false;
+    return;
+  }
+  if (reg instanceof Error) throw reg;
   info = await res.json();
   registry = reg;
+  if (info.call_base) callBase = new URL(info.call_base, location.href).href.replace(/\/$/, '');
   $('listener').textContent = info.can_call ? `calls go through listener ${info.listener || '#0'} (${info.address})` : 'no listener with gRPC-Web or REST: calls are off';
   renderList('');
+}
+
+async function main() {
+  await load();
+  $('auth').addEventListener('change', () => { if (!info) load(); });
   $('filter').addEventListener('input', (e) => renderList(e.target.value.toLowerCase()));
   $('auth-kind').addEventListener('change', () => { $('apikey-header').hidden = $('auth-kind').value !== 'apikey'; });
   $('call').addEventListener('click', call);
@@ -43,7 +60,7 @@ function renderList(filter) {
   const ul = $('methods');
   ul.replaceChildren();
   let service = '';
-  for (const m of info.methods) {
+  for (const m of info ? info.methods : []) {
     const hay = (m.full + ' ' + m.bindings.map((b) => b.verb + ' ' + b.path).join(' ')).toLowerCase();
     if (filter && !hay.includes(filter)) continue;
     if (m.service !== service) {

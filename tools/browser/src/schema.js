@@ -6,8 +6,8 @@ import { createFileRegistry, fromBinary, toJson } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { ConnectError } from '@connectrpc/connect';
 
-export async function loadRegistry(url) {
-  const res = await fetch(url);
+export async function loadRegistry(url, headers = {}) {
+  const res = await fetch(url, { headers });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   const set = fromBinary(FileDescriptorSetSchema, new Uint8Array(await res.arrayBuffer()));
   return createFileRegistry(set);
