@@ -48,6 +48,9 @@ type HTTPOptions struct {
 	// MaxHeaderListBytes bounds a request's header list, counted as
 	// HTTP/2 counts one (431 above); 0: no bound.
 	MaxHeaderListBytes int
+	// WAF, when set, inspects every REST and gRPC-Web request, its body
+	// read, before the door serves it.
+	WAF Firewall
 }
 
 // NewHTTPHandler returns the handler of one listener's HTTP requests: CORS
@@ -128,6 +131,11 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		}
 		if release, ok := h.slot(w, r); ok {
 			defer release()
+			w, inspected, ok := h.inspect(w, r, info, frames)
+			if !ok {
+				return
+			}
+			defer inspected()
 			h.o.GRPCWeb.Serve(w, r.WithContext(ctx), frames)
 		}
 	case strings.HasPrefix(ct, "application/grpc"):
@@ -151,6 +159,11 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		}
 		if release, ok := h.slot(w, r); ok {
 			defer release()
+			w, inspected, ok := h.inspect(w, r, info, nil)
+			if !ok {
+				return
+			}
+			defer inspected()
 			ctx = callinfo.NewContext(ctx, info)
 			h.o.REST.ServeHTTP(w, r.WithContext(ctx))
 		}

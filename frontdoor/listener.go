@@ -28,6 +28,8 @@ type ListenerOptions struct {
 	REST    http.Handler
 	GRPCWeb *grpcweb.Door
 	OpenAPI func() []byte
+	// WAF, when set, inspects the REST and gRPC-Web requests.
+	WAF Firewall
 	// AccessLog gets the HTTP doors' lines.
 	AccessLog *accesslog.Logger
 	Log       *slog.Logger
@@ -75,6 +77,7 @@ func NewServer(o ListenerOptions) *Server {
 		MaxInFlight:        int64(hc.GetMaxInFlight()),
 		BodyTimeout:        hc.GetRequestBodyTimeout().AsDuration(),
 		MaxHeaderListBytes: int(lim.GetMaxHeaderListBytes()),
+		WAF:                o.WAF,
 	}
 	if protos[configv1.Protocol_PROTOCOL_REST] {
 		ho.REST = o.REST
