@@ -93,6 +93,9 @@ func Merge(listener, route *configv1.WAF) *configv1.WAF {
 	if route.DirectivesFile != nil {
 		out.DirectivesFile = route.DirectivesFile
 	}
+	if route.SetupDirectivesFile != nil {
+		out.SetupDirectivesFile = route.SetupDirectivesFile
+	}
 	out.RemoveRuleIds = append(out.RemoveRuleIds, route.GetRemoveRuleIds()...)
 	out.RemoveRuleTags = append(out.RemoveRuleTags, route.GetRemoveRuleTags()...)
 	out.ExcludeTargets = append(out.ExcludeTargets, route.GetExcludeTargets()...)
@@ -135,6 +138,9 @@ func Directives(c *configv1.WAF, path string) (string, error) {
 	line(`SecAction "id:900000,phase:1,pass,nolog,t:none,setvar:tx.blocking_paranoia_level=%d"`, pl)
 	line(`SecAction "id:900110,phase:1,pass,nolog,t:none,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"`,
 		valueOr(c.InboundAnomalyThreshold, DefaultInboundThreshold), valueOr(c.OutboundAnomalyThreshold, DefaultOutboundThreshold))
+	if err := include(&b, c.GetSetupDirectivesFile(), path+".setup_directives_file"); err != nil {
+		return "", err
+	}
 	line("Include @owasp_crs/*.conf")
 	for _, id := range c.GetRemoveRuleIds() {
 		line("SecRuleRemoveById %d", id)
@@ -147,16 +153,26 @@ func Directives(c *configv1.WAF, path string) (string, error) {
 			line("SecRuleUpdateTargetById %d %s", id, strconv.Quote("!"+x.GetTarget()))
 		}
 	}
-	if f := c.GetDirectivesFile(); f != "" {
-		extra, err := os.ReadFile(f)
-		if err != nil {
-			return "", fieldErr(path+".directives_file", err)
-		}
-		b.WriteString("\n")
-		b.Write(extra)
-		b.WriteString("\n")
+	if err := include(&b, c.GetDirectivesFile(), path+".directives_file"); err != nil {
+		return "", err
 	}
 	return b.String(), nil
+}
+
+// include adds the content of file (none when "") to b; the error is at
+// path.
+func include(b *strings.Builder, file, path string) error {
+	if file == "" {
+		return nil
+	}
+	extra, err := os.ReadFile(file)
+	if err != nil {
+		return fieldErr(path, err)
+	}
+	b.WriteString("\n")
+	b.Write(extra)
+	b.WriteString("\n")
+	return nil
 }
 
 func valueOr(p *uint32, def uint32) uint32 {
@@ -236,11 +252,7 @@ func Compile(c *configv1.WAF, path string, cache *Cache, m *Metrics) (f *Firewal
 	}
 	w, release, err := cache.get(dirs)
 	if err != nil {
-		at := path
-		if c.GetDirectivesFile() != "" {
-			at += ".directives_file"
-		}
-		return nil, nil, fieldErr(at, err)
+		return nil, nil, fieldErr(directivesPath(c, path, err), err)
 	}
 	return &Firewall{
 		waf:       w,
@@ -250,6 +262,35 @@ func Compile(c *configv1.WAF, path string, cache *Cache, m *Metrics) (f *Firewal
 		responses: c.GetInspectResponses(),
 		m:         m,
 	}, release, nil
+}
+
+// directivesPath is the field path of a directive error of c at path:
+// the file whose content the error quotes, when one does (Coraza names
+// the directive and its line), else the WAF's.
+func directivesPath(c *configv1.WAF, path string, err error) string {
+	for _, f := range []struct{ file, field string }{
+		{c.GetDirectivesFile(), ".directives_file"},
+		{c.GetSetupDirectivesFile(), ".setup_directives_file"},
+	} {
+		if f.file == "" {
+			continue
+		}
+		content, rerr := os.ReadFile(f.file)
+		if rerr == nil && quotes(err.Error(), string(content)) {
+			return path + f.field
+		}
+	}
+	return path
+}
+
+// quotes reports whether msg quotes one of content's non-blank lines.
+func quotes(msg, content string) bool {
+	for l := range strings.SplitSeq(content, "\n") {
+		if l = strings.TrimSpace(l); len(l) > 3 && strings.Contains(msg, l) {
+			return true
+		}
+	}
+	return false
 }
 
 // ruleIDs are the ids of the logging rules of matched, in order, once each.

@@ -36,6 +36,10 @@ type Request struct {
 	// Stream is set when the response is a stream (never buffered, never
 	// inspected).
 	Stream bool
+	// Log, when set, is given the error-log line (ModSecurity's format:
+	// [id "…"] [msg "…"] …) of every matched rule that logs, when the
+	// request's inspection ends.
+	Log func(line string)
 }
 
 // The outcomes of an inspected request, in metrics.
@@ -59,7 +63,7 @@ func (f *Firewall) Serve(w http.ResponseWriter, r *http.Request, info *callinfo.
 	if o, isOpt := f.waf.(experimental.WAFWithOptions); isOpt {
 		tx = o.NewTransactionWithOptions(experimental.Options{Context: r.Context()})
 	}
-	c := &call{f: f, tx: tx, info: info, w: w, r: r}
+	c := &call{f: f, tx: tx, info: info, w: w, r: r, log: req.Log}
 	over := len(req.Body) > f.maxBody || req.Uninspectable
 	if over && !f.passLarge {
 		c.finish(OutcomeTooLarge)
@@ -93,6 +97,7 @@ type call struct {
 	r       *http.Request
 	outcome string
 	ended   bool
+	log     func(string)
 }
 
 // request runs the request phases; it returns the interruption, if any.
@@ -116,7 +121,9 @@ func (c *call) request(req Request, skipBody bool) *types.Interruption {
 	if req.ContentType != "" {
 		tx.AddRequestHeader("Content-Type", req.ContentType)
 	}
-	if r.Host != "" {
+	if r.Host != "" || r.ProtoAtLeast(1, 1) {
+		// net/http keeps Host out of Header; an HTTP/1.1 request without
+		// one is refused before here, so an empty one was sent empty.
 		tx.AddRequestHeader("Host", r.Host)
 		tx.SetServerName(r.Host)
 	}
@@ -195,13 +202,20 @@ func (c *call) finish(outcome string) {
 		return
 	}
 	c.ended = true
+	c.tx.ProcessLogging() // phase 5: the CRS's correlation rules
 	ids := c.rules()
 	score := max(c.score(), 0)
 	if c.info != nil {
 		c.info.SetWAF(ids, score, outcome)
 	}
 	c.f.m.observe(outcome, ids)
-	c.tx.ProcessLogging()
+	if c.log != nil {
+		for _, m := range c.tx.MatchedRules() {
+			if m.Message() != "" {
+				c.log(m.ErrorLog())
+			}
+		}
+	}
 	_ = c.tx.Close()
 }
 
@@ -306,6 +320,9 @@ func (rw *responseWriter) end() {
 	}
 	if !rw.headers() {
 		return
+	}
+	if rw.Header().Get("Content-Type") == "" && rw.buf.Len() > 0 {
+		rw.Header().Set("Content-Type", http.DetectContentType(rw.buf.Bytes()))
 	}
 	tx := rw.c.tx
 	if tx.IsResponseBodyAccessible() && tx.IsResponseBodyProcessable() && rw.buf.Len() > 0 {
