@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/edgegate/edgegate/config"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 )
 
@@ -202,5 +203,43 @@ func TestWAFRouteExclusion(t *testing.T) {
 	wantStatusJSON(t, r, http.StatusForbidden, codes.PermissionDenied, "edgegate: the request was refused by the web application firewall")
 	if w := webEcho(t, gw, "ServerStream", fp, ""); w.grpcStatus() != fmt.Sprint(int(codes.PermissionDenied)) {
 		t.Errorf("gRPC-Web ServerStream: grpc-status %q (%q), want PERMISSION_DENIED", w.grpcStatus(), w.grpcMessage())
+	}
+}
+
+// TestWAFReloadReusesRuleSets: a reload that leaves the WAF settings
+// alone compiles no rule set (the compiled one is reused); one that
+// changes a route's WAF compiles that route's anew, and its new settings
+// are in force.
+func TestWAFReloadReusesRuleSets(t *testing.T) {
+	up := StartEcho(t, "up")
+	yaml := wafConfig(up.Addr, "{}", "{paranoia_level: 1}")
+	gw := StartGateway(t, yaml)
+	compiles := func() float64 {
+		return counter(t, scrape(t, gw), "edgegate_waf_rule_set_compiles_total", nil)
+	}
+	before := compiles()
+	if before < 1 {
+		t.Fatalf("edgegate_waf_rule_set_compiles_total = %v", before)
+	}
+	reload := func(yaml string) {
+		t.Helper()
+		cfg, err := config.Load("test.yaml", []byte(yaml+"\nadmin: {address: 127.0.0.1:0}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gw.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(strings.Replace(yaml, "cluster: echo\n", "cluster: echo\n    timeout: 5s\n", 1))
+	if got := compiles(); got != before {
+		t.Errorf("a reload without WAF changes compiled %v rule sets", got-before)
+	}
+	reload(strings.Replace(yaml, "{paranoia_level: 1}", `{remove_rule_tags: ["attack-sqli"]}`, 1))
+	if got := compiles(); got != before+1 {
+		t.Errorf("a reload changing a route's WAF compiled %v rule sets, want 1", got-before)
+	}
+	if r := restEcho(t, gw, "1' OR '1'='1' --", "", ""); r.code != http.StatusOK {
+		t.Errorf("after the reload, SQL rules off on the route: %d %s", r.code, r.body)
 	}
 }

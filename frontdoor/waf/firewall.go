@@ -23,8 +23,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/corazawaf/coraza/v3"
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
+	"github.com/corazawaf/coraza/v3"
 	"google.golang.org/protobuf/proto"
 
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
@@ -252,7 +252,7 @@ func Compile(c *configv1.WAF, path string, cache *Cache, m *Metrics) (f *Firewal
 	}
 	w, release, err := cache.get(dirs)
 	if err != nil {
-		return nil, nil, fieldErr(directivesPath(c, path, err), err)
+		return nil, nil, directiveError(c, path, err)
 	}
 	return &Firewall{
 		waf:       w,
@@ -264,33 +264,50 @@ func Compile(c *configv1.WAF, path string, cache *Cache, m *Metrics) (f *Firewal
 	}, release, nil
 }
 
-// directivesPath is the field path of a directive error of c at path:
-// the file whose content the error quotes, when one does (Coraza names
-// the directive and its line), else the WAF's.
-func directivesPath(c *configv1.WAF, path string, err error) string {
+// directiveError is the error of a rule set that did not compile, at
+// its place: in a directives file of c, at its line, when the file's
+// directives alone do not compile; else at path.
+func directiveError(c *configv1.WAF, path string, err error) error {
 	for _, f := range []struct{ file, field string }{
-		{c.GetDirectivesFile(), ".directives_file"},
 		{c.GetSetupDirectivesFile(), ".setup_directives_file"},
+		{c.GetDirectivesFile(), ".directives_file"},
 	} {
 		if f.file == "" {
 			continue
 		}
 		content, rerr := os.ReadFile(f.file)
-		if rerr == nil && quotes(err.Error(), string(content)) {
-			return path + f.field
+		if rerr != nil {
+			continue
+		}
+		if line, ferr := failingLine(string(content)); ferr != nil {
+			return fieldErr(path+f.field, fmt.Errorf("%s:%d: %w", f.file, line, ferr))
 		}
 	}
-	return path
+	return fieldErr(path, err)
 }
 
-// quotes reports whether msg quotes one of content's non-blank lines.
-func quotes(msg, content string) bool {
-	for l := range strings.SplitSeq(content, "\n") {
-		if l = strings.TrimSpace(l); len(l) > 3 && strings.Contains(msg, l) {
-			return true
+// failingLine compiles content's directives alone, and, when they do not
+// compile, returns the line of the first directive whose prefix of the
+// file does not, with that error.
+func failingLine(content string) (int, error) {
+	compiles := func(d string) error {
+		_, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(d))
+		return err
+	}
+	err := compiles(content)
+	if err == nil {
+		return 0, nil
+	}
+	lines := strings.Split(content, "\n")
+	for i := range lines {
+		if strings.HasSuffix(strings.TrimSpace(lines[i]), "\\") {
+			continue // a directive goes on
+		}
+		if perr := compiles(strings.Join(lines[:i+1], "\n")); perr != nil {
+			return i + 1, perr
 		}
 	}
-	return false
+	return len(lines), err
 }
 
 // ruleIDs are the ids of the logging rules of matched, in order, once each.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
@@ -38,6 +39,10 @@ func New(cfg *configv1.Config, d policy.Deps) (*Policy, error) {
 	p := &Policy{cache: NewCache()}
 	if d.Metrics != nil {
 		p.metrics = NewMetrics(d.Metrics.Registry)
+		d.Metrics.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "edgegate_waf_rule_set_compiles_total",
+			Help: "Rule sets the web application firewall compiled (a reload reuses those whose directives did not change).",
+		}, func() float64 { return float64(p.cache.Compiles()) }))
 	}
 	for i, l := range cfg.GetListeners() {
 		f, release, err := Compile(l.GetWaf(), fmt.Sprintf("listeners[%d].waf", i), p.cache, p.metrics)
