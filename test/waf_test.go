@@ -243,3 +243,13 @@ func TestWAFReloadReusesRuleSets(t *testing.T) {
 		t.Errorf("after the reload, SQL rules off on the route: %d %s", r.code, r.body)
 	}
 }
+
+// TestWAFDefaultConfig: the embedded default configuration refuses the
+// README's quickstart SQL injection on the example API's REST door with
+// 403 (no backend needed: nothing is forwarded).
+func TestWAFDefaultConfig(t *testing.T) {
+	yaml := strings.Replace(string(config.DefaultYAML), "address: 127.0.0.1:8080", "address: 127.0.0.1:0", 1)
+	gw := StartGateway(t, yaml)
+	r := doHTTP(t, nil, http.MethodGet, "http://"+gw.Addr+"/v1/books?genre=1%27%20OR%20%271%27%3D%271", "", nil)
+	wantStatusJSON(t, r, http.StatusForbidden, codes.PermissionDenied, "edgegate: the request was refused by the web application firewall")
+}
