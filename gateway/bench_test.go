@@ -28,7 +28,11 @@ import (
 
 // benchGateway starts an echo upstream and a gateway with a shared-port
 // listener (all doors) and a dedicated gRPC listener, access log off.
-func benchGateway(b *testing.B) *Gateway {
+func benchGateway(b *testing.B) *Gateway { return benchGatewayWith(b, "") }
+
+// benchGatewayWith is benchGateway with more keys of the shared listener
+// (a YAML flow map's, ", waf: {}").
+func benchGatewayWith(b *testing.B, shared string) *Gateway {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,7 +44,7 @@ func benchGateway(b *testing.B) *Gateway {
 	b.Cleanup(up.Stop)
 	cfg, err := config.Load("bench.yaml", fmt.Appendf(nil, `
 listeners:
-  - {name: shared, address: 127.0.0.1:0}
+  - {name: shared, address: 127.0.0.1:0%s}
   - {name: dedicated, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC]}
 clusters:
   - {name: echo, endpoints: [%q]}
@@ -48,7 +52,7 @@ routes:
   - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
 logging: {disable_access_log: true}
 admin: {disable: true}
-`, ln.Addr().String()))
+`, shared, ln.Addr().String()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,10 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -257,7 +258,7 @@ func (s *ftwServer) send(raw []byte) (code int, body string, res ftwResult, err 
 	if err != nil {
 		return 0, "", res, err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := c.Write(raw); err != nil {
 		return 0, "", res, err
@@ -334,17 +335,6 @@ func (o ftwOutput) check(code int, body string, res ftwResult, err error) string
 	return strings.Join(why, "; ")
 }
 
-// crsTestsDir is the tests/ folder of the coraza-coreruleset module in the
-// module cache (go.mod pins its version).
-func crsTestsDir(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/corazawaf/coraza-coreruleset/v4").Output()
-	if err != nil {
-		t.Fatalf("finding the coraza-coreruleset module: %v", err)
-	}
-	return filepath.Join(strings.TrimSpace(string(out)), "tests")
-}
-
 // ftwIgnored is testdata/ftw-ignored.yaml: the cases not run, each with
 // its reason, by "RULE-TEST" (920100-4).
 func ftwIgnored(t *testing.T) map[string]string {
@@ -361,7 +351,8 @@ func ftwIgnored(t *testing.T) map[string]string {
 }
 
 // TestCRSRegression runs the OWASP CRS's own regression tests (the go-ftw
-// corpus coraza-coreruleset ships under tests/) against the gateway's WAF
+// corpus coraza-coreruleset ships under tests/, embedded there as
+// tests.FS; go.mod pins its version) against the gateway's WAF
 // handler, on a real HTTP server on loopback, at paranoia level 4 in
 // detection-only mode (every rule runs; the log is checked), with the
 // test setup of testdata/ftw.conf. The cases of testdata/ftw-ignored.yaml
@@ -371,10 +362,9 @@ func TestCRSRegression(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the CRS corpus takes a while")
 	}
-	dir := crsTestsDir(t)
-	files, err := filepath.Glob(filepath.Join(dir, "*", "*.yaml"))
+	files, err := fs.Glob(crstests.FS, "*/*.yaml")
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRS tests under %s (%v)", dir, err)
+		t.Fatalf("no CRS tests (%v)", err)
 	}
 	ignored := ftwIgnored(t)
 	conf, err := filepath.Abs("testdata/ftw.conf")
@@ -397,7 +387,7 @@ func TestCRSRegression(t *testing.T) {
 		for _, file := range files {
 			t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
 				t.Parallel()
-				b, err := os.ReadFile(file)
+				b, err := fs.ReadFile(crstests.FS, file)
 				if err != nil {
 					t.Fatal(err)
 				}
