@@ -110,7 +110,15 @@ func TestWAFBlocksAttacks(t *testing.T) {
 			}
 			w := webEcho(t, gw, "Unary", a.message, a.userAgent)
 			if w.grpcStatus() != fmt.Sprint(int(codes.PermissionDenied)) {
-				t.Errorf("gRPC-Web: grpc-status %q (%q), want PERMISSION_DENIED", w.grpcStatus(), w.grpcMessage())
+				t.Errorf("gRPC-Web text: grpc-status %q (%q), want PERMISSION_DENIED", w.grpcStatus(), w.grpcMessage())
+			}
+			// connect-go's gRPC-Web client (binary mode).
+			md := map[string]string{}
+			if a.userAgent != "" {
+				md["User-Agent"] = a.userAgent
+			}
+			if res := (webDoor{base: "http://" + gw.Addr}).unary(t, &testingv1.EchoRequest{Message: a.message}, md, 0); res.st.Code() != codes.PermissionDenied {
+				t.Errorf("gRPC-Web (connect-go): %v, want PERMISSION_DENIED", res.st.Err())
 			}
 			if up.Count() != before {
 				t.Errorf("the upstream got %d calls of refused requests", up.Count()-before)
@@ -127,8 +135,11 @@ func TestWAFBlocksAttacks(t *testing.T) {
 		if w.grpcStatus() != "0" {
 			t.Fatalf("gRPC-Web: grpc-status %q (%q)", w.grpcStatus(), w.grpcMessage())
 		}
-		if got := up.Count() - before; got != 2 {
-			t.Errorf("the upstream got %d calls, want 2", got)
+		if res := (webDoor{base: "http://" + gw.Addr}).unary(t, &testingv1.EchoRequest{Message: "a clean message"}, nil, 0); res.st.Code() != codes.OK {
+			t.Fatalf("gRPC-Web (connect-go): %v", res.st.Err())
+		}
+		if got := up.Count() - before; got != 3 {
+			t.Errorf("the upstream got %d calls, want 3", got)
 		}
 	})
 	t.Run("native-grpc-not-inspected", func(t *testing.T) {

@@ -1,12 +1,14 @@
 package waf
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/edgegate/edgegate/frontdoor"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/policy"
 )
@@ -45,6 +47,10 @@ func New(cfg *configv1.Config, d policy.Deps) (*Policy, error) {
 		}, func() float64 { return float64(p.cache.Compiles()) }))
 	}
 	for i, l := range cfg.GetListeners() {
+		if l.GetWaf() != nil && frontdoor.IsGRPCOnly(l) {
+			_ = p.Close()
+			return nil, fieldErr(fmt.Sprintf("listeners[%d].waf", i), errors.New("a dedicated native gRPC port has no REST or gRPC-Web door to inspect (native gRPC is never inspected)"))
+		}
 		f, release, err := Compile(l.GetWaf(), fmt.Sprintf("listeners[%d].waf", i), p.cache, p.metrics)
 		if err != nil {
 			_ = p.Close()
