@@ -259,9 +259,14 @@ func (s *ftwServer) send(raw []byte) (code int, body string, res ftwResult, err 
 		return 0, "", res, err
 	}
 	defer func() { _ = c.Close() }()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
 	if _, err := c.Write(raw); err != nil {
 		return 0, "", res, err
+	}
+	// Nothing more is sent: a server waiting for more of a body (a
+	// Content-Length past the data) reads its end at once.
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
 	}
 	br := bufio.NewReader(c)
 	resp, rerr := http.ReadResponse(br, nil)

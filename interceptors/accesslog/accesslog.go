@@ -1,7 +1,8 @@
 // Package accesslog writes one structured log line per call when it ends:
 // time, request id, trace id, door, HTTP method, path and status where
 // there are some, gRPC method, route, upstream cluster and endpoint, gRPC
-// code, duration, bytes in and out, principal, client IP and user agent.
+// code, duration, bytes in and out, principal, client IP and user agent,
+// and the web application firewall's outcome, rule ids and anomaly score.
 // No header value is ever logged, so no secret (authorization, API keys,
 // cookies) can be.
 //
