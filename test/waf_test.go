@@ -261,6 +261,11 @@ func TestWAFReloadReusesRuleSets(t *testing.T) {
 func TestWAFDefaultConfig(t *testing.T) {
 	yaml := strings.Replace(string(config.DefaultYAML), "address: 127.0.0.1:8080", "address: 127.0.0.1:0", 1)
 	gw := StartGateway(t, yaml)
-	r := doHTTP(t, nil, http.MethodGet, "http://"+gw.Addr+"/v1/books?genre=1%27%20OR%20%271%27%3D%271", "", nil)
+	r := doHTTP(t, nil, http.MethodGet, "http://"+gw.Addr+"/v1/books?genre=1'%20OR%20'1'='1", "", nil)
 	wantStatusJSON(t, r, http.StatusForbidden, codes.PermissionDenied, "edgegate: the request was refused by the web application firewall")
+	line := gw.Logs.AccessLine(t, `"http_path":"/v1/books"`)
+	if !strings.Contains(line, `"waf":"blocked"`) || !strings.Contains(line, `942100`) {
+		t.Errorf("access log line: %s", line)
+	}
+	t.Log(line)
 }
