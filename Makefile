@@ -27,12 +27,20 @@ run: build $(BIN)/grpcurl ## build and start the example backends and the gatewa
 	@CONFIG='$(CONFIG)' GATEWAY_ADDR='$(GATEWAY_ADDR)' ./scripts/run.sh
 
 .PHONY: test
-test: test-deps checkgenerate lint ## install what the tests need, check generated code and lint, then run every test
+test: test-deps checkgenerate checkconsole lint ## install what the tests need, check generated code and lint, then run every test
 	$(GO) test -count=1 -race -timeout 45m ./...
 
 .PHONY: test-deps
 test-deps: ## install the programs the tests use when missing (apt-get as root)
 	@./scripts/test-deps.sh
+
+.PHONY: cluster
+cluster: build ## three gateway replicas, Redis, HAProxy (TCP) and the example backends on loopback; Ctrl-C stops all
+	$(GO) run ./scripts/cluster up
+
+.PHONY: cluster-check
+cluster-check: build ## the same cluster under load on every door: one global limit, a rolling restart with 0 failed calls
+	$(GO) run ./scripts/cluster check
 
 .PHONY: bench
 bench: bench-deps protos ## side by side with nginx, HAProxy and a bare grpc-gateway; table in bench/results/
@@ -99,6 +107,30 @@ lint: tools protos ## go vet, gofmt, golangci-lint (.golangci.yml) and buf lint/
 	$(BIN)/buf lint
 	$(BIN)/buf format proto -d --exit-code
 
+BROWSER := tools/browser
+ESBUILD := $(BROWSER)/node_modules/.bin/esbuild
+
+# The console's build and the browser tests' driver: npm packages pinned by
+# tools/browser/package-lock.json (no install scripts, no browser download:
+# the tests use the system Chromium).
+$(ESBUILD): $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: console
+console: $(ESBUILD) ## rebuild the console's embedded assets (console/dist) from tools/browser/console
+	$(ESBUILD) $(BROWSER)/console/console.js --bundle --minify --format=esm --target=es2022 --legal-comments=none --log-level=warning --outfile=console/dist/console.js
+	cp $(BROWSER)/console/index.html $(BROWSER)/console/console.css console/dist/
+
+.PHONY: checkconsole
+checkconsole: console ## fail when console/dist differs from what tools/browser/console builds
+	@git diff --exit-code -- console/dist/ || (echo "console/dist is stale: run make console and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- console/dist/)" || (git status --porcelain -- console/dist/ && echo "console/dist has untracked files: run make console and commit" && exit 1)
+
+.PHONY: console-screenshot
+console-screenshot: test-deps ## take docs/console.png: the console in headless Chromium, as TestConsole drives it
+	EDGEGATE_CONSOLE_SCREENSHOT=$(CURDIR)/docs/console.png $(GO) test -count=1 -run '^TestConsole$$' ./test/
+
 .PHONY: clean
 clean: ## remove build outputs and caches
-	rm -rf bin $(CACHE) tools/npm/node_modules
+	rm -rf bin $(CACHE) tools/npm/node_modules $(BROWSER)/node_modules

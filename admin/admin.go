@@ -1,8 +1,8 @@
 // Package admin is the gateway's admin server, on a listener of its own
 // (loopback by default): /metrics (Prometheus), /healthz (the process is
 // alive), /readyz (ready for traffic), /debug/pprof/, /routes (the route
-// table as JSON) and /config (the configuration in force, secrets
-// redacted).
+// table as JSON), /config (the configuration in force, secrets
+// redacted) and, when given one, the console at /console/.
 package admin
 
 import (
@@ -36,6 +36,9 @@ type Options struct {
 	// Reload, when set, serves POST /reload: 200 when the configuration
 	// was reloaded, 422 with the error when it was rejected.
 	Reload func() error
+	// Console, when set, serves /console/ (the console strips the
+	// prefix itself); / redirects to it.
+	Console http.Handler
 }
 
 // Handler returns the admin HTTP handler.
@@ -80,6 +83,11 @@ func Handler(o Options) http.Handler {
 			}
 			writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 		})
+	}
+	if o.Console != nil {
+		mux.Handle("/console/", o.Console)
+		mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+		mux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
 	}
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

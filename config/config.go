@@ -400,9 +400,7 @@ func check(cfg *configv1.Config) Errors {
 	}
 
 	if r := cfg.GetRedis(); r != nil {
-		if err := checkHostPort(r.GetAddress(), false); err != nil {
-			add("redis.address", "%v", err)
-		}
+		checkRedis(r, add)
 	}
 	for i, c := range cfg.GetClusters() {
 		rp := c.GetRetry()
@@ -509,6 +507,47 @@ func matchKey(m *configv1.RouteMatch) (key, field string) {
 	}
 }
 
+// checkRedis checks that r names exactly one kind of Redis (address,
+// sentinel or cluster) and that every address is host:port.
+func checkRedis(r *configv1.Redis, add func(path, format string, args ...any)) {
+	var kinds []string
+	if r.GetAddress() != "" {
+		kinds = append(kinds, "address")
+		if err := checkHostPort(r.GetAddress(), false); err != nil {
+			add("redis.address", "%v", err)
+		}
+	}
+	if s := r.GetSentinel(); s != nil {
+		kinds = append(kinds, "sentinel")
+		for i, a := range s.GetAddresses() {
+			if err := checkHostPort(a, false); err != nil {
+				add(fmt.Sprintf("redis.sentinel.addresses[%d]", i), "%v", err)
+			}
+		}
+	}
+	if c := r.GetCluster(); c != nil {
+		kinds = append(kinds, "cluster")
+		for i, a := range c.GetAddresses() {
+			if err := checkHostPort(a, false); err != nil {
+				add(fmt.Sprintf("redis.cluster.addresses[%d]", i), "%v", err)
+			}
+		}
+		if r.GetDb() != 0 {
+			add("redis.db", "a Redis Cluster has database 0 only")
+		}
+	}
+	switch len(kinds) {
+	case 0:
+		add("redis", "one of address, sentinel or cluster is required")
+	case 1:
+	default:
+		add("redis."+kinds[1], "only one of address, sentinel or cluster: %s is set too", kinds[0])
+	}
+	if t := r.GetTls(); t != nil && (t.GetCertFile() == "") != (t.GetKeyFile() == "") {
+		add("redis.tls.cert_file", "cert_file and key_file go together")
+	}
+}
+
 func checkHostPort(s string, listener bool) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
@@ -536,6 +575,11 @@ func applyDefaults(cfg *configv1.Config) {
 	for i, r := range cfg.GetRoutes() {
 		if r.GetName() == "" {
 			r.Name = fmt.Sprintf("route-%d", i)
+		}
+	}
+	for i, r := range cfg.GetHttpRoutes() {
+		if r.GetName() == "" {
+			r.Name = fmt.Sprintf("http-%d", i)
 		}
 	}
 	if cfg.Limits == nil {

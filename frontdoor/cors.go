@@ -15,7 +15,10 @@ import (
 // Headers every CORS configuration allows and exposes.
 var (
 	baseAllowedHeaders = []string{"content-type", "authorization", "x-request-id", "x-grpc-web", "x-user-agent", "grpc-timeout", "traceparent", "tracestate"}
-	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id"}
+	// retry-after and www-authenticate: a page reads why the gateway
+	// refused it (a shed, a rate limit, an auth refusal) and when to retry;
+	// x-edgegate-partial: that a composite's answer lacks a leg.
+	baseExposedHeaders = []string{"grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id", "retry-after", "www-authenticate", "x-edgegate-partial"}
 )
 
 // CORS answers preflight requests and marks responses for allowed origins;
@@ -131,6 +134,18 @@ func (c *CORS) handle(w http.ResponseWriter, r *http.Request) bool {
 	}
 	h.Set("Access-Control-Expose-Headers", c.exposeHdrs)
 	return false
+}
+
+// mark adds to w the CORS headers of an answer to r from an allowed
+// origin (none for another origin, or without CORS: c nil), for an answer
+// the handler makes before handle runs.
+func (c *CORS) mark(w http.ResponseWriter, r *http.Request) {
+	if c == nil || isPreflight(r) {
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && c.allowed(origin) {
+		c.handle(w, r)
+	}
 }
 
 // isPreflight reports whether r is a CORS preflight request.

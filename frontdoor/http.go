@@ -48,9 +48,12 @@ type HTTPOptions struct {
 	// MaxHeaderListBytes bounds a request's header list, counted as
 	// HTTP/2 counts one (431 above); 0: no bound.
 	MaxHeaderListBytes int
-	// WAF, when set, inspects every REST and gRPC-Web request, its body
-	// read, before the door serves it.
+	// WAF, when set, inspects every REST, gRPC-Web, static and HTTP route
+	// request, its body read, before it is served.
 	WAF Firewall
+	// Edge is what serves in front of the REST door (edge.go): answer
+	// compression, static mounts and HTTP routes.
+	Edge EdgeOptions
 }
 
 // NewHTTPHandler returns the handler of one listener's HTTP requests: CORS
@@ -76,10 +79,14 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		HTTPMethod: r.Method,
 		HTTPPath:   r.URL.Path,
 	}
+	rw, finish := sseErrors(rw, r)
+	defer finish()
 	w := &statusWriter{ResponseWriter: rw}
 	if msg := framingRefusal(r); msg != "" {
+		h.o.CORS.mark(w, r)
 		h.refuseFraming(w, r, msg)
 	} else if n := headerListSize(r); h.o.MaxHeaderListBytes > 0 && n > h.o.MaxHeaderListBytes {
+		h.o.CORS.mark(w, r)
 		h.refuse(w, r, http.StatusRequestHeaderFieldsTooLarge, status.New(codes.ResourceExhausted,
 			fmt.Sprintf("edgegate: request header list is %d bytes, over the limit of %d (limits.max_header_list_bytes)", n, h.o.MaxHeaderListBytes)))
 	} else {
@@ -148,27 +155,38 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		}
 		if release, ok := h.slot(w, r); ok {
 			defer release()
+			w, done := h.compressed(w, r) // edge.go
+			defer done()
 			w.Header().Set("Content-Type", "application/json")
 			doc := h.o.OpenAPI()
 			w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
 			_, _ = w.Write(doc)
 		}
-	case h.o.REST != nil:
-		if !h.limitBody(w, r) || !h.jsonBody(w, r) {
+	default:
+		// Compression, compressed bodies, static mounts and HTTP routes
+		// (edge.go), then REST.
+		h.serveEdge(w, r.WithContext(callinfo.NewContext(ctx, info)))
+	}
+}
+
+// serveREST serves r, whose context carries its call record, with the REST
+// door, or answers 404 when the listener has none.
+func (h *handler) serveREST(w http.ResponseWriter, r *http.Request) {
+	if h.o.REST == nil {
+		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	if !h.limitBody(w, r) || !h.jsonBody(w, r) {
+		return
+	}
+	if release, ok := h.slot(w, r); ok {
+		defer release()
+		w, inspected, ok := h.inspect(w, r, callinfo.FromContext(r.Context()), nil)
+		if !ok {
 			return
 		}
-		if release, ok := h.slot(w, r); ok {
-			defer release()
-			w, inspected, ok := h.inspect(w, r, info, nil)
-			if !ok {
-				return
-			}
-			defer inspected()
-			ctx = callinfo.NewContext(ctx, info)
-			h.o.REST.ServeHTTP(w, r.WithContext(ctx))
-		}
-	default:
-		Error(w, codes.NotFound, http.StatusNotFound, fmt.Sprintf("edgegate: no route for %s %s", r.Method, r.URL.Path))
+		defer inspected()
+		h.o.REST.ServeHTTP(w, r)
 	}
 }
 

@@ -28,8 +28,11 @@ type ListenerOptions struct {
 	REST    http.Handler
 	GRPCWeb *grpcweb.Door
 	OpenAPI func() []byte
-	// WAF, when set, inspects the REST and gRPC-Web requests.
+	// WAF, when set, inspects the HTTP side's requests.
 	WAF Firewall
+	// Edge is what serves in front of the REST door: compression, static
+	// mounts, HTTP routes.
+	Edge EdgeOptions
 	// AccessLog gets the HTTP doors' lines.
 	AccessLog *accesslog.Logger
 	Log       *slog.Logger
@@ -78,6 +81,7 @@ func NewServer(o ListenerOptions) *Server {
 		BodyTimeout:        hc.GetRequestBodyTimeout().AsDuration(),
 		MaxHeaderListBytes: int(lim.GetMaxHeaderListBytes()),
 		WAF:                o.WAF,
+		Edge:               o.Edge,
 	}
 	if protos[configv1.Protocol_PROTOCOL_REST] {
 		ho.REST = o.REST

@@ -31,7 +31,7 @@ import (
 var (
 	// authorization is forwarded by grpc-gateway itself.
 	alwaysForward = []string{"x-request-id", "traceparent", "tracestate"}
-	alwaysExpose  = []string{"x-request-id", "retry-after", "ratelimit", "ratelimit-policy", "www-authenticate"}
+	alwaysExpose  = []string{"x-request-id", "retry-after", "ratelimit", "ratelimit-policy", "www-authenticate", "x-edgegate-partial"}
 )
 
 // NewREST returns the REST/JSON door of the routed APIs of reg, calling cc

@@ -72,8 +72,11 @@ func (g *Gateway) routesJSON() any {
 		Routes []routeJSON     `json:"routes"`
 		REST   []restRouteJSON `json:"rest"`
 	}{Routes: []routeJSON{}, REST: []restRouteJSON{}}
-	for _, r := range t.Routes() {
+	for _, r := range append(slices.Clone(t.Routes()), t.HTTPRoutes()...) {
 		rj := routeJSON{Name: r.Name, Match: r.Match(), Cluster: r.Cluster, DisableAccessLog: r.DisableAccessLog}
+		if r.Kind == "http" {
+			rj.Cluster = "http:" + r.Cluster
+		}
 		if r.Timeout > 0 {
 			rj.Timeout = r.Timeout.String()
 		}

@@ -20,17 +20,19 @@ import (
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
-	// Compressed calls: the gzip compressor registers itself.
+	// Compressed calls: the gzip and zstd compressors register themselves.
 	_ "google.golang.org/grpc/encoding/gzip"
 
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/frontdoor/grpcweb"
+	"github.com/edgegate/edgegate/frontdoor/httproute"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	authint "github.com/edgegate/edgegate/interceptors/auth"
 	"github.com/edgegate/edgegate/interceptors/tracing"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	_ "github.com/edgegate/edgegate/internal/grpczstd"
 	"github.com/edgegate/edgegate/internal/version"
 	"github.com/edgegate/edgegate/metrics"
 	"github.com/edgegate/edgegate/policy"
@@ -132,6 +134,8 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 	}
 	trusted, err := trustedProxies(cfg)
 	errs = append(errs, err)
+	_, err = consoleListener(cfg)
+	errs = append(errs, err)
 	var tp trace.TracerProvider
 	switch {
 	case o.tpSet:
@@ -198,6 +202,8 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 		grpc.ChainStreamInterceptor(stream...),
 	)...)
 	g.core = router.NewInProcess(chainStream(stream), g.proxy.Handler())
+	g.httpCore = router.NewInProcess(chainStream(stream), httproute.Handler)
+	g.inject, g.drop = popts.Inject, popts.Drop
 	healthpb.RegisterHealthServer(g.server, g.health)
 	if !cfg.GetDisableReflection() {
 		ro := reflection.ServerOptions{
@@ -212,6 +218,9 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 		return err
 	}
 	g.httpDoors.Store(d)
+	if g.edge, err = g.buildEdge(cfg); err != nil {
+		return err
+	}
 	g.metrics.KnowMethods(g.knownMethods(snap))
 	g.rest = restDispatch{g, callinfo.RecordHTTPForwarding(restCurrent{g})}
 	g.grpcWeb = grpcweb.New(grpcweb.Options{
@@ -313,6 +322,9 @@ func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryR
 	if table != nil {
 		reg, err = g.buildSchema(cfg, table, discovered)
 		errs = append(errs, err)
+		if reg != nil {
+			errs = append(errs, g.buildComposites(cfg, table, reg))
+		}
 		retry := retryMethods(cfg, table, reg)
 		specs := make([]upstream.Spec, len(cfg.GetClusters()))
 		for i, c := range cfg.GetClusters() {
@@ -377,6 +389,12 @@ func (g *Gateway) buildDoors(cfg *configv1.Config, snap *router.Snapshot) (*http
 		return nil, &config.FieldError{Path: "schema", Err: err}
 	}
 	d := &httpDoors{rest: rest}
+	if d.edge, err = g.newEdgeRoutes(cfg, snap); err != nil {
+		return nil, err
+	}
+	if d.edge != nil {
+		snap.Policies.OnClose(d.edge.close)
+	}
 	if cfg.GetHttp().GetOpenapiPath() != "" {
 		if d.openapi, err = OpenAPI(cfg, snap.Schema); err != nil {
 			return nil, &config.FieldError{Path: "schema", Err: err}

@@ -11,6 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/edgegate/edgegate/frontdoor"
 	"github.com/edgegate/edgegate/frontdoor/grpcweb"
@@ -33,6 +34,10 @@ type Gateway struct {
 	health    *health.Server
 	rest      http.Handler
 	grpcWeb   *grpcweb.Door
+	edge      frontdoor.EdgeOptions // compression, static mounts, HTTP routes
+	httpCore  *router.InProcess     // the chain, then the HTTP routes' proxy
+	inject    func(context.Context, metadata.MD)
+	drop      []string // identity metadata keys a client may not send
 	accessLog *accesslog.Logger
 	metrics   *metrics.Metrics
 	policies  []policy.Policy
@@ -68,6 +73,7 @@ type Gateway struct {
 type httpDoors struct {
 	rest    http.Handler
 	openapi []byte
+	edge    *edgeRoutes // static mounts and HTTP routes; nil: none
 }
 
 func (g *Gateway) doorsNow() *httpDoors { return g.httpDoors.Load() }

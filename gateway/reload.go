@@ -77,6 +77,16 @@ func (g *Gateway) swap(cfg *configv1.Config, ws watches) error {
 	return nil
 }
 
+// fixedHTTP is the part of cfg's http section fixed at start: all of it
+// but the static mounts, which every snapshot builds anew.
+func fixedHTTP(cfg *configv1.Config) proto.Message {
+	h := proto.CloneOf(cfg.GetHttp())
+	if h != nil {
+		h.Static = nil
+	}
+	return h
+}
+
 // fixedChanges names the settings that differ between a and b but are
 // fixed at start.
 func fixedChanges(a, b *configv1.Config) []string {
@@ -86,7 +96,7 @@ func fixedChanges(a, b *configv1.Config) []string {
 		x, y proto.Message
 	}{
 		{"limits", a.GetLimits(), b.GetLimits()},
-		{"http", a.GetHttp(), b.GetHttp()},
+		{"http", fixedHTTP(a), fixedHTTP(b)},
 		{"admin", a.GetAdmin(), b.GetAdmin()},
 		{"tracing", a.GetTracing(), b.GetTracing()},
 		{"logging", a.GetLogging(), b.GetLogging()},

@@ -1,14 +1,18 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/edgegate/edgegate/aggregate"
 	"github.com/edgegate/edgegate/config"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/router"
@@ -23,11 +27,14 @@ func (g *Gateway) buildSchema(cfg *configv1.Config, table *router.Table, discove
 	for _, c := range cfg.GetClusters() {
 		reflected[c.GetName()] = c.GetReflection() != nil
 	}
+	composites := aggregate.Methods(cfg)
+	compRules, compPaths := aggregate.HTTPRules(cfg, false)
+	rules := cfg.GetSchema().GetHttpRules()
 	in := schema.Input{
 		Compiled:        g.compiled,
-		Rules:           cfg.GetSchema().GetHttpRules(),
+		Rules:           append(slices.Clip(rules), compRules...),
 		DefaultBindings: cfg.GetSchema().GetDefaultBindings(),
-		Routed:          func(m string) bool { return table.Lookup(m) != nil },
+		Routed:          func(m string) bool { return table.Lookup(m) != nil || composites[m] },
 		Pending: func(m string) bool {
 			r := table.Lookup(m)
 			return r != nil && reflected[r.Cluster]
@@ -42,7 +49,29 @@ func (g *Gateway) buildSchema(cfg *configv1.Config, table *router.Table, discove
 	}
 	in.Sets = append(in.Sets, discovered...)
 	reg, err := schema.Build(in)
+	if err == nil && aggregate.HasRESTOnly(cfg) {
+		// The composites without a method: their types are made from
+		// the schema's, then the schema is built again with them.
+		var fd protoreflect.FileDescriptor
+		if fd, err = aggregate.RESTOnlyFile(cfg, reg); err != nil {
+			return nil, err
+		}
+		compRules, compPaths = aggregate.HTTPRules(cfg, true)
+		in.Compiled = append(slices.Clip(in.Compiled), schema.Compiled{File: fd})
+		in.Rules = append(slices.Clip(rules), compRules...)
+		reg, err = schema.Build(in)
+	}
 	if err != nil {
+		var fe *config.FieldError
+		if errors.As(err, &fe) {
+			// A composite's binding is named by its own path.
+			for i, p := range compPaths {
+				rp := fmt.Sprintf("schema.http_rules[%d]", len(rules)+i)
+				if fe.Path == rp || strings.HasPrefix(fe.Path, rp+".") {
+					return nil, &config.FieldError{Path: p, Err: fe.Err}
+				}
+			}
+		}
 		if config.IsFieldError(err) || cfg.GetSchema() == nil {
 			return nil, err
 		}
@@ -87,6 +116,9 @@ func (g *Gateway) knownMethods(snap *router.Snapshot) []string {
 		if r.Kind == "method" {
 			out = append(out, "/"+r.Pattern)
 		}
+	}
+	for _, r := range snap.Table.HTTPRoutes() {
+		out = append(out, router.HTTPMethodPrefix+r.Name)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

@@ -47,7 +47,7 @@ func (g *Gateway) Listen() error {
 		d := frontdoor.NewServer(frontdoor.ListenerOptions{
 			Listener: l, HTTP: g.cfg.GetHttp(), Limits: g.cfg.GetLimits(), TLS: tc,
 			GRPC: g.server, REST: g.rest, GRPCWeb: g.grpcWeb, OpenAPI: func() []byte { return g.doorsNow().openapi },
-			AccessLog: g.accessLog, Log: g.log, WAF: g.newFirewall(i),
+			Edge: g.edge, AccessLog: g.accessLog, Log: g.log, WAF: g.newFirewall(i),
 		})
 		g.listeners = append(g.listeners, ln)
 		g.doors = append(g.doors, d)
@@ -67,6 +67,7 @@ func (g *Gateway) Listen() error {
 				Schema:   g.readySchema,
 				Config:   func() proto.Message { return g.current.Load() },
 				Reload:   g.reloader,
+				Console:  g.consoleHandler(),
 			}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}

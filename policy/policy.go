@@ -22,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -119,20 +120,46 @@ type Build struct {
 	Log *slog.Logger
 
 	routes  []*Set
+	views   []*configv1.Route
 	closers []func()
 }
 
 // NewBuild starts compiling cfg, whose routes get one Set each (in
-// configuration order).
+// configuration order): its gRPC routes (Config.Routes, route i at index
+// i), then its HTTP routes (Config.HttpRoutes, route j at index
+// len(Routes)+j).
 func NewBuild(cfg *configv1.Config, log *slog.Logger, dryRun bool) *Build {
-	b := &Build{Config: cfg, DryRun: dryRun, Log: log, routes: make([]*Set, len(cfg.GetRoutes()))}
+	views := slices.Clone(cfg.GetRoutes())
+	for _, h := range cfg.GetHttpRoutes() {
+		views = append(views, &configv1.Route{
+			Name: h.GetName(), Cluster: h.GetCluster(), Timeout: h.GetTimeout(),
+			DisableAccessLog: h.GetDisableAccessLog(), RateLimits: h.GetRateLimits(),
+			Auth: h.GetAuth(), IpFilter: h.GetIpFilter(),
+		})
+	}
+	b := &Build{Config: cfg, DryRun: dryRun, Log: log, routes: make([]*Set, len(views)), views: views}
 	for i := range b.routes {
 		b.routes[i] = &Set{}
 	}
 	return b
 }
 
-// Put gives route i (its index in Config.Routes) the instance v of k.
+// Routes are the routes a policy compiles for, by index (see NewBuild):
+// the gRPC routes as they are, then each HTTP route as a Route with its
+// name, cluster, timeout, access log switch and policy sections
+// (rate_limits, auth, ip_filter). The caller must not modify them.
+func (b *Build) Routes() []*configv1.Route { return b.views }
+
+// Path is the field path of route i, for errors: "routes[i]", or
+// "http_routes[j]" for an HTTP route.
+func (b *Build) Path(i int) string {
+	if n := len(b.Config.GetRoutes()); i >= n {
+		return fmt.Sprintf("http_routes[%d]", i-n)
+	}
+	return fmt.Sprintf("routes[%d]", i)
+}
+
+// Put gives route i (its index in Routes) the instance v of k.
 func Put[T any](b *Build, route int, k Key[T], v T) {
 	if route < 0 || route >= len(b.routes) {
 		panic(fmt.Sprintf("policy: %s: no route %d", k.name, route))

@@ -50,13 +50,14 @@
 // cannot both spend the last call of a burst. The script takes the time from the Redis server's
 // TIME command, never from the gateway's clock, so replicas with skewed clocks agree. It stores
 // each allowed call's new TAT (microseconds since the epoch, exact in Lua's doubles) under
-// <prefix><key>:<T>-<τ> (T and τ in microseconds, prefix "edgegate:rl:" by default,
+// <prefix>{<key>}:<T>-<τ> (T and τ in microseconds, prefix "edgegate:rl:" by default,
 // [WithKeyPrefix]) with an expiry equal to the time until that TAT is in the past, rounded up to
 // the millisecond: the state removes itself once it no longer matters. A denied call writes
 // nothing.
 //
-// With Redis Cluster, one script may only touch keys of one hash slot: pass client keys that
-// carry a hash tag (for instance "{user:42}") so that all the limits of a key live together.
+// With Redis Cluster, one script may only touch keys of one hash slot: the key between braces is
+// a hash tag, so all the limits of a key live together in one slot, and different keys spread over
+// the Cluster's nodes. (A key holding '}' is tagged with a hash of itself instead.)
 //
 // # Failure
 //

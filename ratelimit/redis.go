@@ -3,7 +3,9 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -103,9 +105,9 @@ func (r *Redis) Allow(ctx context.Context, key string, limits []Limit) (Decision
 	}
 	keys := make([]string, len(ps))
 	args := make([]any, 0, 2*len(ps))
-	buf := make([]byte, 0, len(r.prefix)+len(key)+32)
+	buf := make([]byte, 0, len(r.prefix)+len(key)+34)
 	for i, p := range ps {
-		buf = append(append(buf[:0], r.prefix...), key...)
+		buf = appendTagged(append(buf[:0], r.prefix...), key)
 		buf = append(strconv.AppendInt(append(buf, ':'), p.interval, 10), '-')
 		keys[i] = string(strconv.AppendInt(buf, p.tolerance, 10))
 		args = append(args, p.interval, p.tolerance)
@@ -121,4 +123,19 @@ func (r *Redis) Allow(ctx context.Context, key string, limits []Limit) (Decision
 		return Decision{}, fmt.Errorf("ratelimit: redis: script replied %d values, want %d", len(reply), 2+len(ps))
 	}
 	return decision(reply[1], reply[0] == 1, limits, ps, reply[2:]), nil
+}
+
+// appendTagged appends key to buf as a Redis Cluster hash tag, "{key}", so
+// that every limit of one key is in one hash slot (a Cluster runs a script
+// only on keys of one slot). A key holding a '}' would end the tag early,
+// or leave it empty ("{}"; Redis then hashes the whole name): such a key is
+// appended as "{h}key", h the hex FNV-1a hash of the key, which is the tag.
+func appendTagged(buf []byte, key string) []byte {
+	if strings.IndexByte(key, '}') < 0 {
+		return append(append(append(buf, '{'), key...), '}')
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	buf = strconv.AppendUint(append(buf, '{'), h.Sum64(), 16)
+	return append(append(buf, '}'), key...)
 }

@@ -63,7 +63,7 @@ func TestRedisKeys(t *testing.T) {
 	store := NewRedis(client, WithTimeout(5*time.Second))
 	l := Limit{Requests: 3, Period: 30 * time.Second, Burst: 3} // T 10s, τ 30s
 	allow(t, store, "user:1", l)
-	key := "edgegate:rl:user:1:10000000-30000000"
+	key := "edgegate:rl:{user:1}:10000000-30000000"
 	pttl, err := client.PTTL(ctx, key).Result()
 	if err != nil {
 		t.Fatalf("PTTL %s: %v", key, err)
@@ -101,25 +101,25 @@ func TestRedisKeys(t *testing.T) {
 
 	// A denied call on a new key leaves no key behind.
 	allow(t, store, "user:2", strict1)
-	if n, _ := client.Exists(ctx, "edgegate:rl:user:2:3600000000-3600000000").Result(); n != 1 {
+	if n, _ := client.Exists(ctx, "edgegate:rl:{user:2}:3600000000-3600000000").Result(); n != 1 {
 		t.Errorf("user:2 strict1 key missing")
 	}
 	if d := allow(t, store, "user:2", Limit{Requests: 5, Period: time.Minute}, strict1); d.Allowed {
 		t.Fatalf("user:2 allowed past strict1")
 	}
-	if n, _ := client.Exists(ctx, "edgegate:rl:user:2:12000000-60000000").Result(); n != 0 {
+	if n, _ := client.Exists(ctx, "edgegate:rl:{user:2}:12000000-60000000").Result(); n != 0 {
 		t.Errorf("a denied call created a key for its other limit")
 	}
 
 	// The prefix is configurable.
 	allow(t, NewRedis(client, WithKeyPrefix("other:"), WithTimeout(5*time.Second)), "user:1", l)
-	if n, _ := client.Exists(ctx, "other:user:1:10000000-30000000").Result(); n != 1 {
+	if n, _ := client.Exists(ctx, "other:{user:1}:10000000-30000000").Result(); n != 1 {
 		t.Errorf("key with prefix other: missing")
 	}
 	// State expires by itself.
 	short := Limit{Requests: 1, Period: 20 * time.Millisecond}
 	allow(t, store, "short", short)
-	shortKey := "edgegate:rl:short:20000-20000"
+	shortKey := "edgegate:rl:{short}:20000-20000"
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; ; i++ {
 		n, err := client.Exists(ctx, shortKey).Result()

@@ -111,7 +111,7 @@ func (p *Proxy) Resolve() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		snap, release := p.Acquire()
 		defer release()
-		rt := snap.Table.Lookup(si.FullMethod)
+		rt := snap.Table.lookupCall(ss.Context(), si.FullMethod)
 		if info := callinfo.FromContext(ss.Context()); info != nil && rt != nil {
 			info.SetRoute(rt.Name, rt.Cluster, rt.DisableAccessLog)
 		}
@@ -177,10 +177,11 @@ var streamDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 // Handler returns the grpc.StreamHandler to install as the server's
 // UnknownServiceHandler. It answers UNIMPLEMENTED for a method with no route
 // and UNAVAILABLE, naming the cluster, when the cluster cannot be reached;
-// every other status is the upstream's own.
+// every other status is the upstream's own. A local method of the table
+// (Table.Local) is answered by its own handler instead.
 func (p *Proxy) Handler() grpc.StreamHandler { return p.handle }
 
-func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
+func (p *Proxy) handle(srv any, ss grpc.ServerStream) error {
 	method, ok := grpc.MethodFromServerStream(ss)
 	if !ok {
 		return status.Error(codes.Internal, "edgegate: call has no method")
@@ -191,7 +192,10 @@ func (p *Proxy) handle(_ any, ss grpc.ServerStream) error {
 		var release func()
 		snap, release = p.Acquire()
 		defer release()
-		rt = snap.Table.Lookup(method)
+		rt = snap.Table.lookupAny(method)
+	}
+	if l := snap.Table.Local(method); l != nil {
+		return l.Handler(srv, ss)
 	}
 	if rt == nil {
 		return status.Errorf(codes.Unimplemented, "edgegate: no route for method %s", method)

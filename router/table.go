@@ -1,8 +1,11 @@
 package router
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -52,7 +55,10 @@ type Table struct {
 	services map[string]*Route // by "pkg.Service"
 	packages map[string]*Route // by "pkg"
 	def      *Route
-	routes   []*Route // in configuration order
+	routes   []*Route          // in configuration order
+	local    map[string]*Local
+	http     map[string]*Route // the HTTP routes, by name
+	httpList []*Route          // in configuration order
 }
 
 // Compile builds the route table of cfg, which must have been loaded by
@@ -105,8 +111,74 @@ func Compile(cfg *configv1.Config, b *policy.Build) (*Table, error) {
 		}
 		t.routes = append(t.routes, r)
 	}
+	t.http = make(map[string]*Route, len(cfg.GetHttpRoutes()))
+	for j, hc := range cfg.GetHttpRoutes() {
+		r := &Route{
+			Name: hc.GetName(), Kind: "http", Pattern: HTTPPattern(hc.GetMatch()), Cluster: hc.GetCluster(),
+			Timeout: hc.GetTimeout().AsDuration(), DisableAccessLog: hc.GetDisableAccessLog(),
+		}
+		if b != nil {
+			r.Policies = b.Route(len(cfg.GetRoutes()) + j)
+		}
+		if prev, dup := t.http[r.Name]; dup {
+			return nil, fmt.Errorf("http_routes[%d].name: HTTP route %q is named so already", j, prev.Name)
+		}
+		t.http[r.Name] = r
+		t.httpList = append(t.httpList, r)
+	}
 	return t, nil
 }
+
+// HTTPPattern describes an HTTP route's match for humans:
+// "GET,POST host=a.example path=/legacy/".
+func HTTPPattern(m *configv1.HTTPRouteMatch) string {
+	var parts []string
+	if len(m.GetMethods()) > 0 {
+		parts = append(parts, strings.Join(m.GetMethods(), ","))
+	}
+	if len(m.GetHosts()) > 0 {
+		parts = append(parts, "host="+strings.Join(m.GetHosts(), ","))
+	}
+	if m.GetPathPrefix() != "" {
+		parts = append(parts, "prefix="+m.GetPathPrefix())
+	}
+	if m.GetPathTemplate() != "" {
+		parts = append(parts, "template="+m.GetPathTemplate())
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.GetHeaders())) {
+		parts = append(parts, "header "+k+"="+m.GetHeaders()[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// HTTPMethodPrefix starts the method name of a call through the chain for
+// an HTTP route ("/edgegate.http/" and the route's name); such a call's
+// route is the one WithHTTPRoute names, never a gRPC route.
+const HTTPMethodPrefix = "/edgegate.http/"
+
+type httpRouteKey struct{}
+
+// WithHTTPRoute returns ctx naming the HTTP route of a call the HTTP door
+// runs through the chain (the chain's resolve step reads it).
+func WithHTTPRoute(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, httpRouteKey{}, name)
+}
+
+// lookupCall is the route of a call of fullMethod with context ctx: an
+// HTTP route for an HTTP door's call, else a composite's route or Lookup.
+func (t *Table) lookupCall(ctx context.Context, fullMethod string) *Route {
+	if strings.HasPrefix(fullMethod, HTTPMethodPrefix) {
+		if name, ok := ctx.Value(httpRouteKey{}).(string); ok {
+			return t.http[name]
+		}
+		return nil
+	}
+	return t.lookupAny(fullMethod)
+}
+
+// HTTPRoutes returns the HTTP routes in configuration order. The caller
+// must not modify them.
+func (t *Table) HTTPRoutes() []*Route { return t.httpList }
 
 // Lookup returns the route of fullMethod ("/pkg.Service/Method"; the
 // leading slash is optional), or nil when no route matches. The most specific match wins: the exact method,
@@ -159,7 +231,9 @@ func (t *Table) WriteHTTP(w io.Writer, routes []HTTPRoute) error {
 	fmt.Fprintln(tw, "HTTP\tPATH\t\tMETHOD\t\tCLUSTER\tSOURCE")
 	for _, hr := range routes {
 		cluster := "(no route: 501)"
-		if r := t.Lookup(hr.FullMethod); r != nil {
+		if l := t.Local(hr.FullMethod); l != nil {
+			cluster = "composite " + l.Route.Name
+		} else if r := t.Lookup(hr.FullMethod); r != nil {
 			cluster = r.Cluster
 		}
 		fmt.Fprintf(tw, "%s\t%s\t→\t%s\t→\t%s\t%s\n", hr.Verb, hr.Path, strings.TrimPrefix(hr.FullMethod, "/"), cluster, hr.Source)
@@ -178,6 +252,13 @@ func (t *Table) Write(w io.Writer) error {
 			timeout = r.Timeout.String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Match(), r.Cluster, timeout)
+	}
+	for _, r := range t.httpList {
+		timeout := "-"
+		if r.Timeout > 0 {
+			timeout = r.Timeout.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Match(), "http:"+r.Cluster, timeout)
 	}
 	return tw.Flush()
 }

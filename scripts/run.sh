@@ -147,7 +147,7 @@ until alive && ready; do
 done
 alive
 
-backends="catalog 127.0.0.1:9101, orders 127.0.0.1:9102, users 127.0.0.1:9103, echo 127.0.0.1:9104"
+backends="catalog 127.0.0.1:9101, orders 127.0.0.1:9102, users 127.0.0.1:9103, echo 127.0.0.1:9104, legacy (HTTP) 127.0.0.1:9105"
 if [ -n "${SHOPD_FLAGS:-}" ]; then backends="shopd $SHOPD_FLAGS (the others on their defaults)"; fi
 cat <<EOT
 
@@ -166,7 +166,11 @@ Try, in another terminal:
   curl -s $CURL_TLS-X POST $URL/v1/orders -H 'Content-Type: application/json' -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":2}]}'
   curl -s $CURL_TLS-X POST $URL/v1/orders -H 'Content-Type: application/json' -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":50}]}'
   curl -sN $CURL_TLS-H 'Accept: text/event-stream' $URL/v1/orders/o-1:track
+  curl -s $CURL_TLS'$URL/v1/storefront/shelves/1/books/1?user_id=ada'     # composite: book + author's books + orders, one call
   curl -s $CURL_TLS$URL/openapi.json | head -20
+  curl -s $CURL_TLS--compressed -D - -o /dev/null $URL/openapi.json | grep -i content-encoding
+  curl -s $CURL_TLS$URL/welcome/
+  curl -s $CURL_TLS$URL/legacy/status
   $GRPCURL $GRPC_TLS $GW list
   $GRPCURL $GRPC_TLS -d '{"name":"shelves/1/books/1"}' $GW shop.catalog.v1.CatalogService/GetBook
   $GRPCURL $GRPC_TLS -d '{"parent":"shelves/1"}' $GW shop.catalog.v1.CatalogService/ListBooks

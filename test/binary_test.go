@@ -139,6 +139,12 @@ func TestBinaryCLI(t *testing.T) {
 		!strings.Contains(strings.Join(strings.Fields(out), " "), "GET /v1/{name=shelves/*/books/*} → shop.catalog.v1.CatalogService/GetBook → catalog") {
 		t.Errorf("routes (default config): %d %s", code, out)
 	}
+	// The default config's composite, its REST binding and its legs.
+	if out, code := run("routes"); code != 0 ||
+		!strings.Contains(strings.Join(strings.Fields(out), " "), "GET /v1/storefront/{book=shelves/*/books/*} → shop.storefront.v1.StorefrontService/GetBookPage → composite book-page") ||
+		!strings.Contains(strings.Join(strings.Fields(out), " "), "author_books shop.catalog.v1.CatalogService/ListBooks catalog book optional") {
+		t.Errorf("routes (default config's composite): %d %s", code, out)
+	}
 	// Only the routed services' bindings are listed, with their source.
 	if out, code := run("routes", "-c", good); code != 0 || !strings.Contains(strings.Join(strings.Fields(out), " "), "echo service edgegate.testing.v1.EchoService echo -") ||
 		!strings.Contains(strings.Join(strings.Fields(out), " "), "POST /v1/echo:unary → edgegate.testing.v1.EchoService/Unary → echo compiled") ||

@@ -303,6 +303,21 @@ func (s *notesServer) handle(_ any, ss grpc.ServerStream) error {
 		}
 		delete(s.notes, getString(req, "name"))
 		return out(nil)
+	case "SearchNotes", "TreeNotes":
+		resp := dynamicpb.NewMessage(md.Output())
+		list := resp.Mutable(md.Output().Fields().ByName("notes")).List()
+		match := func(n *dynamicpb.Message) bool {
+			if md.Name() == "SearchNotes" {
+				return strings.Contains(strings.ToLower(getString(n, "title")), strings.ToLower(getString(req, "query")))
+			}
+			return strings.HasPrefix(getString(n, "name"), getString(req, "prefix"))
+		}
+		for _, n := range s.sorted("") {
+			if match(n) {
+				list.Append(protoreflect.ValueOfMessage(n))
+			}
+		}
+		return ss.SendMsg(resp)
 	case "WatchNotes":
 		for _, n := range s.sorted(getString(req, "parent")) {
 			if err := ss.SendMsg(n); err != nil {

@@ -161,6 +161,8 @@ func checkNotesDoors(t *testing.T, gw *Gateway, api *notesAPI, source string) {
 			{"unknown body field", "POST", "/v1/folders/home/notes", `{"titel":"x"}`, 400, map[string]any{"code": 3.0}},
 			{"wrong field type in the query", "GET", "/v1/folders/work/notes?pageSize=many", "", 400, map[string]any{"code": 3.0}},
 			{"no binding", "GET", "/v1/folders/work/tags", "", 404, map[string]any{"code": 5.0}},
+			{"custom verb", "SEARCH", "/v1/notes", `{"query":"pla"}`, 200, map[string]any{"notes.0.title": "Plan", "notes.1": nil}},
+			{"path variable of any depth", "GET", "/v1/tree/folders/work/notes", "", 200, map[string]any{"notes.0.title": "Plan", "notes.1.title": "Lunch", "notes.2": nil}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := doHTTP(t, nil, tc.verb, base+tc.path, tc.body, nil)
@@ -285,8 +287,8 @@ func checkNotesDoors(t *testing.T, gw *Gateway, api *notesAPI, source string) {
 				t.Errorf("/routes lacks %q:\n%s", want, strings.Join(got, "\n"))
 			}
 		}
-		if len(got) != 10 {
-			t.Errorf("/routes has %d REST bindings, want the 10 of the notes API:\n%s", len(got), strings.Join(got, "\n"))
+		if len(got) != 12 {
+			t.Errorf("/routes has %d REST bindings, want the 12 of the notes API:\n%s", len(got), strings.Join(got, "\n"))
 		}
 	})
 }
@@ -535,4 +537,39 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// schema.default_bindings gives a routed method without a binding
+// POST /{package.Service}/{Method} with its request as the JSON body;
+// the gRPC-Web door on the same path is unchanged.
+func TestOwnAPIDefaultBindings(t *testing.T) {
+	api := compileNotes(t, "notes/v1/notes.proto")
+	up := startNotes(t, api, "127.0.0.1:0", true, notesService)
+	gw := StartGateway(t, fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+clusters:
+  - {name: notes, endpoints: [%q], reflection: {}}
+routes:
+  - {match: {package: notes.v1}, cluster: notes}
+schema: {default_bindings: true}
+`, up.addr))
+	base := "http://" + gw.Addr
+	r := doHTTP(t, nil, "POST", base+"/notes.v1.NotesService/Archive", `{"folder":"work"}`, nil)
+	if r.code != 200 || jsonAt(t, r.body, "archived") != 2.0 {
+		t.Fatalf("default binding: %d %s", r.code, r.body)
+	}
+	// An annotated method keeps its own bindings only.
+	if r := doHTTP(t, nil, "POST", base+"/notes.v1.NotesService/GetNote", `{"name":"folders/work/notes/1"}`, nil); r.code != 404 {
+		t.Errorf("annotated method at a default path: %d %s, want 404", r.code, r.body)
+	}
+	resp, err := notesWebClient(api, base, "/notes.v1.NotesService/Archive").CallUnary(Ctx(t, Patience),
+		connect.NewRequest(api.message("notes.v1.ArchiveRequest", map[string]any{"folder": "home"})))
+	if err != nil || resp.Msg.Get(resp.Msg.Descriptor().Fields().ByName("archived")).Int() != 1 {
+		t.Fatalf("gRPC-Web on the same path: %v %v", resp, err)
+	}
+	_, body := adminGet(t, gw, "/routes")
+	if !strings.Contains(body, `"source": "reflection:notes+default"`) {
+		t.Errorf("/routes: %s", body)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,10 +137,10 @@ func loopbackPort(t *testing.T) string {
 }
 
 // shopSetup is a config for run.sh like the embedded default, on ports of
-// the test's: the gateway's listener and admin, and shopd's four backends.
+// the test's: the gateway's listener and admin, and shopd's five backends.
 type shopSetup struct {
 	listen, admin string
-	backends      [4]string // catalog, orders, users, echo
+	backends      [5]string // catalog, orders, users, echo, legacy (HTTP)
 }
 
 func newShopSetup(t *testing.T) *shopSetup {
@@ -166,13 +167,21 @@ routes:
   - {match: {package: shop.orders}, cluster: orders}
   - {match: {service: shop.users.v1.UsersService}, cluster: users}
   - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
-`, s.listen, s.admin, s.backends[0], s.backends[1], s.backends[2], s.backends[3])
+http_clusters:
+  - {name: legacy, endpoints: [%q]}
+http_routes:
+  - {name: legacy, match: {path_prefix: /legacy}, cluster: legacy, strip_prefix: true}
+http:
+  compression: {}
+  static:
+    - {path_prefix: /welcome/, embedded: welcome}
+`, s.listen, s.admin, s.backends[0], s.backends[1], s.backends[2], s.backends[3], s.backends[4])
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return []string{
 		"CONFIG=" + file,
-		fmt.Sprintf("SHOPD_FLAGS=-catalog %s -orders %s -users %s -echo %s", s.backends[0], s.backends[1], s.backends[2], s.backends[3]),
+		fmt.Sprintf("SHOPD_FLAGS=-catalog %s -orders %s -users %s -echo %s -http %s", s.backends[0], s.backends[1], s.backends[2], s.backends[3], s.backends[4]),
 	}
 }
 
@@ -211,6 +220,17 @@ func TestRunScript(t *testing.T) {
 			t.Fatalf("nothing listens on %s: %v", s.listen, err)
 		}
 		_ = c.Close()
+		// The quickstart's offloads: the static page, the HTTP route to
+		// shopd's plain HTTP service, a compressed answer.
+		if r := get(t, "http://"+s.listen+"/welcome/", nil); r.code != http.StatusOK || !strings.Contains(string(r.body), "edgegate") {
+			t.Errorf("/welcome/: HTTP %d %.60q", r.code, r.body)
+		}
+		if r := get(t, "http://"+s.listen+"/legacy/status", nil); r.code != http.StatusOK || !strings.Contains(string(r.body), `"service":"legacy"`) {
+			t.Errorf("/legacy/status: HTTP %d %.60q", r.code, r.body)
+		}
+		if r := get(t, "http://"+s.listen+"/openapi.json", map[string]string{"Accept-Encoding": "gzip"}); r.header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("/openapi.json: HTTP %d, Content-Encoding %q, want gzip", r.code, r.header.Get("Content-Encoding"))
+		}
 		if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}

@@ -269,3 +269,22 @@ func TestWAFDefaultConfig(t *testing.T) {
 	}
 	t.Log(line)
 }
+
+// TestWAFHTTPRoute: a plain HTTP route of a listener with a WAF is
+// inspected too (the listener's WAF): a path traversal in its query is
+// refused with 403 and never reaches the HTTP upstream; a clean request
+// is proxied.
+func TestWAFHTTPRoute(t *testing.T) {
+	up := startHTTPUpstream(t, false)
+	yaml := strings.Replace(httpRouteConfig(up.Addr, ""), "  - address: 127.0.0.1:0\n", "  - address: 127.0.0.1:0\n    waf: {}\n", 1)
+	gw := StartGateway(t, yaml)
+	before := up.hits.Load()
+	r := get(t, "http://"+gw.Addr+"/legacy/file?name=..%2F..%2F..%2F..%2Fetc%2Fpasswd", nil)
+	wantStatusJSON(t, r, http.StatusForbidden, codes.PermissionDenied, "edgegate: the request was refused by the web application firewall")
+	if up.hits.Load() != before {
+		t.Errorf("the refused request reached the HTTP upstream")
+	}
+	if s := decodeSeen(t, get(t, "http://"+gw.Addr+"/legacy/file?name=report.pdf", nil)); s.Path != "/file" {
+		t.Errorf("clean request: upstream saw %+v", s)
+	}
+}

@@ -290,6 +290,17 @@ func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
 	return c, nil
 }
 
+// callOptions are the call options of every call to the cluster of cc:
+// its message limits and the compression of what the gateway sends it.
+func callOptions(cc *configv1.Cluster) []grpc.CallOption {
+	maxMsg := int(cc.GetMaxMessageBytes())
+	opts := []grpc.CallOption{grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)}
+	if c := cc.GetCompression(); c != "" {
+		opts = append(opts, grpc.UseCompressor(c))
+	}
+	return opts
+}
+
 // newConn makes the client connection of sp, idle (nothing is dialled
 // until Connect), and the resolver of its static endpoints (nil for a
 // dns:/// target).
@@ -299,11 +310,10 @@ func newConn(sp Spec, extra []grpc.DialOption) (*grpc.ClientConn, *manual.Resolv
 	if err != nil {
 		return nil, nil, err
 	}
-	maxMsg := int(cc.GetMaxMessageBytes())
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(serviceConfig(sp)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
+		grpc.WithDefaultCallOptions(callOptions(cc)...),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
 				BaseDelay:  250 * time.Millisecond,

@@ -1,7 +1,8 @@
 // Command harness is `make bench`: it measures edgegate side by side with
 // its peers on one machine, in one run, on the same upstream and load —
 // direct (no proxy), nginx grpc_pass, HAProxy proto h2, and a bare
-// grpc-gateway REST proxy — and writes a Markdown table and JSON of the
+// grpc-gateway REST proxy; for the HTTP route row, nginx proxy_pass and
+// HAProxy mode http — and writes a Markdown table and JSON of the
 // medians over several runs to bench/results/.
 //
 // Placement: every proxy is pinned to core 0 (edgegate and the bare
@@ -251,9 +252,9 @@ func run() error {
 	defer func() { _ = os.RemoveAll(dir) }()
 
 	// The upstream: the echo service of shopd, on core 1.
-	echo := freePort()
+	echo, legacy := freePort(), freePort()
 	if _, err := start("upstream", "1", []string{"GOMAXPROCS=1"}, *bin+"/shopd", "-echo", echo,
-		"-catalog", freePort(), "-orders", freePort(), "-users", freePort()); err != nil {
+		"-catalog", freePort(), "-orders", freePort(), "-users", freePort(), "-http", legacy); err != nil {
 		return err
 	}
 	if err := waitPort(echo); err != nil {
@@ -290,6 +291,7 @@ rate_limits: [{name: never, key: [{client_ip: true}], limits: [{requests: 100000
 			admin = freePort()
 			adminCfg = fmt.Sprintf("admin: {address: %q}", admin)
 		}
+		policies := map[bool]string{true: "    auth: {providers: [users]}\n    rate_limits: [never]", false: ""}[gw.extra != ""]
 		cfg := fmt.Sprintf(`
 listeners: [{address: %q}]
 clusters: [{name: echo, endpoints: [%q]}]
@@ -298,9 +300,16 @@ routes:
     match: {service: edgegate.testing.v1.EchoService}
     cluster: echo
 %s
+http_clusters: [{name: legacy, endpoints: [%q]}]
+http_routes:
+  - name: legacy
+    match: {path_prefix: /legacy}
+    cluster: legacy
+    strip_prefix: true
+%s
 %s
 logging: {disable_access_log: %v}
-%s`, addr, echo, map[bool]string{true: "    auth: {providers: [users]}\n    rate_limits: [never]", false: ""}[gw.extra != ""], adminCfg, gw.extra == "", gw.extra)
+%s`, addr, echo, policies, legacy, policies, adminCfg, gw.extra == "", gw.extra)
 		tok := ""
 		if gw.extra != "" {
 			tok = token
@@ -332,6 +341,7 @@ logging: {disable_access_log: %v}
 		}
 	}
 	nginxAddr, haAddr, bareAddr := freePort(), freePort(), freePort()
+	nginxHTTPAddr, haHTTPAddr := freePort(), freePort() // proxy_pass and mode http, for the HTTP route row
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), fmt.Appendf(nil, `
 worker_processes 1;
 daemon off;
@@ -343,12 +353,23 @@ http {
   keepalive_requests 1000000;
   client_body_temp_path %s;
   upstream echo { server %s; keepalive 64; }
+  upstream legacy { server %s; keepalive 64; }
   server {
     listen %s http2;
     location / { grpc_pass grpc://echo; }
   }
+  server {
+    listen %s http2;
+    location /legacy/ {
+      proxy_pass http://legacy/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_buffering off;
+    }
+  }
 }
-`, dir, dir, echo, nginxAddr), 0o600); err != nil {
+`, dir, dir, echo, legacy, nginxAddr, nginxHTTPAddr), 0o600); err != nil {
 		return err
 	}
 	np, err := start("nginx", "0", nil, "nginx", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
@@ -369,7 +390,15 @@ frontend fe
   default_backend be
 backend be
   server s1 %s proto h2
-`, haAddr, echo), 0o600); err != nil {
+frontend fe_http
+  bind %s proto h2
+  option forwardfor
+  http-request replace-path /legacy(/.*)? \1
+  default_backend be_http
+backend be_http
+  http-reuse always
+  server s1 %s
+`, haAddr, echo, haHTTPAddr, legacy), 0o600); err != nil {
 		return err
 	}
 	hp, err := start("haproxy", "0", nil, "haproxy", "-db", "-f", filepath.Join(dir, "haproxy.cfg"))
@@ -380,7 +409,7 @@ backend be
 	if err != nil {
 		return err
 	}
-	for _, a := range []string{nginxAddr, haAddr, bareAddr} {
+	for _, a := range []string{nginxAddr, haAddr, bareAddr, nginxHTTPAddr, haHTTPAddr} {
 		if err := waitPort(a); err != nil {
 			return err
 		}
@@ -388,6 +417,10 @@ backend be
 	grpcTargets := append([]target{{peer: "direct", addr: echo}}, targets...)
 	grpcTargets = append(grpcTargets, target{peer: "nginx", addr: nginxAddr, proc: np}, target{peer: "haproxy", addr: haAddr, proc: hp})
 	restTargets := append(slices.Clone(targets), dynamicREST, target{peer: "grpc-gateway", addr: bareAddr, proc: bp})
+	// The HTTP route row: a plain HTTP request through edgegate's HTTP
+	// route (default chain, and with auth and a rate limit), nginx
+	// proxy_pass and HAProxy mode http, to shopd's HTTP service.
+	httpTargets := append(slices.Clone(targets), target{peer: "nginx", addr: nginxHTTPAddr, proc: np}, target{peer: "haproxy", addr: haHTTPAddr, proc: hp})
 
 	doors := []struct {
 		name    string
@@ -398,10 +431,14 @@ backend be
 		{"grpc", grpcTargets, ghz, checkGRPC},
 		{"rest", restTargets, vegetaOf(restCall), checkREST},
 		{"grpc-web", targets, vegetaOf(webCall), checkWeb},
+		{"http", httpTargets, vegetaOf(httpCall), checkHTTP},
 	}
 	var rows []*row // the rows measured, no others
 	for _, w := range workloads() {
 		for _, d := range doors {
+			if d.name == "http" && w.name != "unary 100 B" {
+				continue // one row: a small request and answer
+			}
 			for _, t := range d.targets {
 				if *only != "" && !strings.Contains(d.name+" "+w.name+" "+t.peer, *only) {
 					continue
@@ -736,6 +773,30 @@ func webCall(t target, w workload) (call, error) {
 	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
 	frame = append(frame, msg...)
 	return newCall(t, "/"+w.method, frame, "Content-Type", "application/grpc-web+proto", "X-Grpc-Web", "1"), err
+}
+
+// httpCall posts the request as JSON to the plain HTTP service behind the
+// HTTP route (its answer: a small JSON document).
+func httpCall(t target, w workload) (call, error) {
+	body, err := protojson.Marshal(w.req)
+	return newCall(t, "/legacy/echo", body, "Content-Type", "application/json"), err
+}
+
+// checkHTTP makes vegeta's call of the HTTP route: the answer must be the
+// plain HTTP service's.
+func checkHTTP(t target, w workload) error {
+	body, _, err := post(t, w, httpCall)
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return fmt.Errorf("not JSON: %w: %.200q", err, body)
+	}
+	if m["service"] != "legacy" || m["path"] != "/echo" {
+		return fmt.Errorf("not the HTTP service's answer to /echo: %.200q", body)
+	}
+	return nil
 }
 
 // vegetaOf is the load of an HTTP door: vegeta making mk's call.
@@ -1129,6 +1190,11 @@ func budgets(all []Result) string {
 			return r[0].P99 <= r[1].P99+1, fmt.Sprintf("%.3f ms vs %.3f ms", r[0].P99, r[1].P99)
 		})
 	}
+	budget("HTTP route CPU/call ≤ nginx proxy_pass (default chain)", []string{"http edgegate+chain", "http edgegate", "http nginx", "http haproxy"}, func(r []Result) (bool, string) {
+		egc, eg, ng, ha := r[0], r[1], r[2], r[3]
+		return egc.CPUPerCall <= ng.CPUPerCall,
+			fmt.Sprintf("edgegate+chain %.1f µs, edgegate bare %.1f µs, nginx %.1f µs, HAProxy %.1f µs: ratio %.2f", egc.CPUPerCall, eg.CPUPerCall, ng.CPUPerCall, ha.CPUPerCall, egc.CPUPerCall/ng.CPUPerCall)
+	})
 	budget("idle RSS ≤ 40 MiB", []string{"grpc edgegate"}, func(r []Result) (bool, string) {
 		return r[0].IdleRSSKiB <= 40*1024, fmt.Sprintf("%.1f MiB", float64(r[0].IdleRSSKiB)/1024)
 	})

@@ -281,6 +281,12 @@ func routes(args []string, stdout, stderr io.Writer) int {
 	if err := t.WriteHTTP(stdout, hr); err != nil {
 		return 1
 	}
+	if len(cfg.GetComposites()) > 0 {
+		fmt.Fprintln(stdout)
+		if err := t.WriteLocal(stdout); err != nil {
+			return 1
+		}
+	}
 	return 0
 }
 

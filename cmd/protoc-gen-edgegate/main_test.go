@@ -24,6 +24,7 @@ import (
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 	ordersv1 "github.com/edgegate/edgegate/gen/shop/orders/v1"
+	storefrontv1 "github.com/edgegate/edgegate/gen/shop/storefront/v1"
 	usersv1 "github.com/edgegate/edgegate/gen/shop/users/v1"
 )
 
@@ -82,13 +83,15 @@ func TestRepoProtos(t *testing.T) {
 		testingv1.File_edgegate_testing_v1_echo_proto,
 		catalogv1.File_shop_catalog_v1_catalog_proto,
 		ordersv1.File_shop_orders_v1_orders_proto,
-		usersv1.File_shop_users_v1_users_proto)
+		usersv1.File_shop_users_v1_users_proto,
+		storefrontv1.File_shop_storefront_v1_storefront_proto)
 	out := run(t, req, "compiled")
 	want := []string{
 		"compiled/compiled.go",
 		"edgegate/testing/v1/echo.edgegate.go",
 		"shop/catalog/v1/catalog.edgegate.go",
 		"shop/orders/v1/orders.edgegate.go",
+		"shop/storefront/v1/storefront.edgegate.go",
 		"shop/users/v1/users.edgegate.go",
 	}
 	var names []string

@@ -1,7 +1,8 @@
 // Command shopd runs the example backends of the edgegate quickstart: the
 // shop's catalog, orders and users services and the echo test service, each
 // on its own address (as separate upstream clusters), each with gRPC health
-// and server reflection.
+// and server reflection; and a plain HTTP service (examples/legacy), the
+// backend of the default config's HTTP route.
 package main
 
 import (
@@ -10,9 +11,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -20,6 +23,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/edgegate/edgegate/examples/echo"
+	"github.com/edgegate/edgegate/examples/legacy"
 	"github.com/edgegate/edgegate/examples/shop"
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
@@ -32,6 +36,7 @@ func main() {
 	ordersAddr := flag.String("orders", "127.0.0.1:9102", "address of the orders service")
 	usersAddr := flag.String("users", "127.0.0.1:9103", "address of the users service")
 	echoAddr := flag.String("echo", "127.0.0.1:9104", "address of the echo test service")
+	httpAddr := flag.String("http", "127.0.0.1:9105", "address of the plain HTTP service")
 	flag.Parse()
 
 	backends := []struct {
@@ -43,7 +48,7 @@ func main() {
 		{"users", *usersAddr, func(s *grpc.Server) { usersv1.RegisterUsersServiceServer(s, shop.NewUsers()) }},
 		{"echo", *echoAddr, func(s *grpc.Server) { testingv1.RegisterEchoServiceServer(s, &echo.Server{Name: "shopd-echo"}) }},
 	}
-	errc := make(chan error, len(backends))
+	errc := make(chan error, len(backends)+1)
 	var servers []*grpc.Server
 	for _, b := range backends {
 		ln, err := net.Listen("tcp", b.addr)
@@ -59,6 +64,14 @@ func main() {
 		slog.Info("backend listening", "service", b.name, "address", ln.Addr().String())
 		go func() { errc <- s.Serve(ln) }()
 	}
+	hln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shopd: http: %v\n", err)
+		os.Exit(1)
+	}
+	hs := &http.Server{Handler: legacy.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	slog.Info("backend listening", "service", "legacy (HTTP)", "address", hln.Addr().String())
+	go func() { errc <- hs.Serve(hln) }()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	select {
@@ -69,4 +82,5 @@ func main() {
 	for _, s := range servers {
 		s.GracefulStop()
 	}
+	_ = hs.Shutdown(context.Background())
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,6 +99,37 @@ func (o *Orders) GetOrder(_ context.Context, req *ordersv1.GetOrderRequest) (*or
 		return nil, notFound("order", req.GetOrderId())
 	}
 	return proto.CloneOf(ord), nil
+}
+
+// ListOrders lists the orders of one user, newest first: at most
+// page_size (default 10).
+func (o *Orders) ListOrders(_ context.Context, req *ordersv1.ListOrdersRequest) (*ordersv1.ListOrdersResponse, error) {
+	if req.GetUserId() == "" {
+		return nil, badRequest("user_id", "required")
+	}
+	size := int(req.GetPageSize())
+	if size <= 0 {
+		size = 10
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []*ordersv1.Order
+	for _, ord := range o.orders {
+		if ord.GetUserId() == req.GetUserId() {
+			out = append(out, proto.CloneOf(ord))
+		}
+	}
+	slices.SortFunc(out, func(a, b *ordersv1.Order) int { return orderNumber(b) - orderNumber(a) })
+	if len(out) > size {
+		out = out[:size]
+	}
+	return &ordersv1.ListOrdersResponse{Orders: out}, nil
+}
+
+// orderNumber is the N of an order id "o-N".
+func orderNumber(o *ordersv1.Order) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(o.GetOrderId(), "o-"))
+	return n
 }
 
 // UploadLineItems adds the streamed items to the order named by the first

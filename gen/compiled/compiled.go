@@ -10,5 +10,6 @@ import (
 	_ "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
 	_ "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 	_ "github.com/edgegate/edgegate/gen/shop/orders/v1"
+	_ "github.com/edgegate/edgegate/gen/shop/storefront/v1"
 	_ "github.com/edgegate/edgegate/gen/shop/users/v1"
 )

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf16"
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
@@ -354,12 +353,12 @@ func Forward(principalKey, claimsKey string) func(ctx context.Context, md metada
 			return
 		}
 		id := p.ID
-		if asciiJSON(id) != id { // not printable ASCII: percent-encoded
+		if grpcwire.ASCIIJSON(id) != id { // not printable ASCII: percent-encoded
 			id = grpcwire.EncodeMessage(id)
 		}
 		md[principalKey] = []string{id}
 		if p.ClaimsJSON != "" {
-			md[claimsKey] = []string{asciiJSON(p.ClaimsJSON)}
+			md[claimsKey] = []string{grpcwire.ASCIIJSON(p.ClaimsJSON)}
 			return
 		}
 		claims := p.Claims
@@ -367,38 +366,7 @@ func Forward(principalKey, claimsKey string) func(ctx context.Context, md metada
 			claims = map[string]any{"provider": p.Provider, "kind": p.Kind, "scopes": p.Scopes}
 		}
 		if b, err := json.Marshal(claims); err == nil {
-			md[claimsKey] = []string{asciiJSON(string(b))}
+			md[claimsKey] = []string{grpcwire.ASCIIJSON(string(b))}
 		}
 	}
-}
-
-// asciiJSON is the JSON text s with every character outside printable
-// ASCII written as a \uXXXX escape (a UTF-16 surrogate pair beyond the
-// BMP): the same JSON value, sendable as gRPC metadata, which carries
-// printable ASCII only. Inside JSON text such characters can only be in
-// strings, where the escape means the same.
-func asciiJSON(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] > '~' {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= ' ' && r <= '~':
-			b.WriteRune(r)
-		case r > 0xffff:
-			r1, r2 := utf16.EncodeRune(r)
-			fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
-		default:
-			fmt.Fprintf(&b, "\\u%04x", r)
-		}
-	}
-	return b.String()
 }

@@ -70,12 +70,12 @@ func (a *Interceptor) Compile(b *policy.Build) error {
 		}
 		providers[ap.GetName()] = pr // nil after an error: still a known name
 	}
-	for i, r := range cfg.GetRoutes() {
+	for i, r := range b.Routes() {
 		ra := r.GetAuth()
 		if ra == nil {
 			continue
 		}
-		p := fmt.Sprintf("routes[%d].auth", i)
+		p := b.Path(i) + ".auth"
 		pol := &Policy{
 			AllowAnonymous: ra.GetAllowAnonymous(),
 			RequiredScopes: ra.GetRequiredScopes(),

@@ -117,34 +117,48 @@ func isPrintable(v string) bool {
 // sent, here as in Of.
 func Headers(peerAddr string, client netip.Addr, f callinfo.Forwarding, trusted []netip.Prefix, tls bool) metadata.MD {
 	md := make(metadata.MD, 5)
+	// One backing array for the single values, each value a slice of it
+	// with its capacity cut at one, so an append to one never writes into
+	// another.
+	vals := make([]string, 4)
+	one := func(i int, v string) []string {
+		vals[i] = v
+		return vals[i : i+1 : i+1]
+	}
 	ip := peerIP(peerAddr)
 	proxy := ip.IsValid() && in(ip, trusted)
 	if proxy {
 		f.For, f.Proto, f.Host, f.Forwarded = printable(f.For), printable(f.Proto), printable(f.Host), printable(f.Forwarded)
 	}
+	peerStr := ""
 	if ip.IsValid() {
-		xff := ip.String()
+		peerStr = ip.String()
+		xff := peerStr
 		if proxy && len(f.For) > 0 {
 			xff = strings.Join(f.For, ", ") + ", " + xff
 		}
-		md["x-forwarded-for"] = []string{xff}
+		md["x-forwarded-for"] = one(0, xff)
 	}
 	switch {
 	case proxy && len(f.Proto) > 0:
 		md["x-forwarded-proto"] = f.Proto
 	case tls:
-		md["x-forwarded-proto"] = []string{"https"}
+		md["x-forwarded-proto"] = one(1, "https")
 	default:
-		md["x-forwarded-proto"] = []string{"http"}
+		md["x-forwarded-proto"] = one(1, "http")
 	}
 	switch {
 	case proxy && len(f.Host) > 0:
 		md["x-forwarded-host"] = f.Host
 	case f.Authority != "" && isPrintable(f.Authority):
-		md["x-forwarded-host"] = []string{f.Authority}
+		md["x-forwarded-host"] = one(2, f.Authority)
 	}
 	if client.IsValid() {
-		md["x-real-ip"] = []string{client.String()}
+		realIP := peerStr
+		if client != ip {
+			realIP = client.String()
+		}
+		md["x-real-ip"] = one(3, realIP)
 	}
 	if proxy && len(f.Forwarded) > 0 {
 		md["forwarded"] = f.Forwarded

@@ -69,3 +69,14 @@ func TestHeaders(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkHeaders is the cost of a call's forwarding headers from a
+// client that is not a trusted proxy (the common case).
+func BenchmarkHeaders(b *testing.B) {
+	f := callinfo.Forwarding{Authority: "api.example.com"}
+	client := netip.MustParseAddr("192.0.2.7")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Headers("192.0.2.7:40000", client, f, nil, true)
+	}
+}

@@ -95,8 +95,8 @@ func (*Interceptor) Name() string { return "ip_filter" }
 
 // Compile gives every route with an ip_filter its filter.
 func (*Interceptor) Compile(b *policy.Build) error {
-	for i, r := range b.Config.GetRoutes() {
-		f, err := NewFilter(r.GetIpFilter(), fmt.Sprintf("routes[%d].ip_filter", i))
+	for i, r := range b.Routes() {
+		f, err := NewFilter(r.GetIpFilter(), b.Path(i)+".ip_filter")
 		if err != nil {
 			return err
 		}

@@ -7,18 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/edgegate/edgegate/config"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/internal/redisclient"
 	"github.com/edgegate/edgegate/policy"
 	limiter "github.com/edgegate/edgegate/ratelimit"
 )
@@ -35,30 +34,23 @@ type Interceptor struct {
 	d      policy.Deps
 	memory *limiter.Memory
 	redis  *limiter.Redis
-	client *redis.Client
+	client redis.UniversalClient
 }
 
 // New builds the stores of cfg: the in-memory store and, with cfg's redis
-// section, a client of that Redis (it connects when first used).
+// section, a client of that Redis built by redisclient (one server,
+// Sentinel or Cluster; it connects when first used).
 func New(cfg *configv1.Config, d policy.Deps) (*Interceptor, error) {
 	rl := &Interceptor{d: d, memory: limiter.NewMemory()}
 	if r := cfg.GetRedis(); r != nil && !d.DryRun {
 		redis.SetLogger(NewRedisLogger(d.Log, redisLogEvery))
-		rl.client = redis.NewClient(&redis.Options{
-			Addr:     r.GetAddress(),
-			Password: os.Getenv(r.GetPasswordEnv()),
-			DB:       int(r.GetDb()),
-			// A check never waits long: the store's own timeout bounds it,
-			// and no retry may stretch it.
-			MaxRetries:            -1,
-			ContextTimeoutEnabled: true,
-			DialTimeout:           r.GetTimeout().AsDuration() * 4,
-			ReadTimeout:           r.GetTimeout().AsDuration(),
-			WriteTimeout:          r.GetTimeout().AsDuration(),
-			MaintNotificationsConfig: &maintnotifications.Config{
-				Mode: maintnotifications.ModeDisabled,
-			},
-		})
+		// A check never waits long: the store's own timeout bounds it, and
+		// no retry may stretch it (redisclient's defaults).
+		client, err := redisclient.New(r, d.Log)
+		if err != nil {
+			return nil, err
+		}
+		rl.client = client
 		rl.redis = limiter.NewRedis(rl.client, limiter.WithTimeout(r.GetTimeout().AsDuration()))
 	}
 	return rl, nil
@@ -133,12 +125,12 @@ func (rl *Interceptor) Compile(b *policy.Build) error {
 		p.Scope = hex.EncodeToString(sum[:6])
 		byName[p.Name] = p.Compile()
 	}
-	for i, r := range cfg.GetRoutes() {
+	for i, r := range b.Routes() {
 		var ps []*Policy
 		for j, name := range r.GetRateLimits() {
 			p, ok := byName[name]
 			if !ok {
-				bad(fmt.Sprintf("routes[%d].rate_limits[%d]", i, j), "unknown rate limit policy %q", name)
+				bad(fmt.Sprintf("%s.rate_limits[%d]", b.Path(i), j), "unknown rate limit policy %q", name)
 				continue
 			}
 			ps = append(ps, p)

@@ -26,6 +26,10 @@ const (
 	DoorGRPC    = "grpc"
 	DoorGRPCWeb = "grpc-web"
 	DoorREST    = "rest"
+	DoorHTTP    = "http" // a plain HTTP route
+	// DoorComposite is a leg of a composite endpoint: a call the gateway
+	// makes itself, through the chain, for a call that came in by a door.
+	DoorComposite = "composite"
 )
 
 // Info is the record of one call. Its plain fields are written before the
@@ -152,14 +156,14 @@ func (i *Info) Enter() {
 
 // EndChain marks the chain's end of the call, after the chain wrote its
 // last field. It reports whether the caller is the one to write the
-// call's log line: always for native gRPC; for an HTTP door, when the door
+// call's log line: always for native gRPC and a composite's leg; for an HTTP door, when the door
 // has already answered (gRPC-Web can answer before the chain's goroutine
 // ends).
 func (i *Info) EndChain() (last bool) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.chainEnded = true
-	return i.Door == DoorGRPC || i.httpEnded
+	return i.Door == DoorGRPC || i.Door == DoorComposite || i.httpEnded
 }
 
 // EndHTTP records the HTTP door's answer. It reports whether the caller is

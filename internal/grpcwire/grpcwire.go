@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -217,3 +218,34 @@ var commonKeys = func() map[string]string {
 	}
 	return m
 }()
+
+// ASCIIJSON is the JSON text s with every character outside printable
+// ASCII written as a \uXXXX escape (a UTF-16 surrogate pair beyond the
+// BMP): the same JSON value, sendable as gRPC metadata, which carries
+// printable ASCII only. Inside JSON text such characters can only be in
+// strings, where the escape means the same.
+func ASCIIJSON(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= ' ' && r <= '~':
+			b.WriteRune(r)
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
+}

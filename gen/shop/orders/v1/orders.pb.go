@@ -79,7 +79,7 @@ func (x TrackOrderResponse_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TrackOrderResponse_State.Descriptor instead.
 func (TrackOrderResponse_State) EnumDescriptor() ([]byte, []int) {
-	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{7, 0}
+	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{9, 0}
 }
 
 // LineItem is one book of an order.
@@ -303,6 +303,105 @@ func (x *GetOrderRequest) GetOrderId() string {
 	return ""
 }
 
+// ListOrdersRequest names the user whose orders to list.
+type ListOrdersRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// At most this many orders; default 10.
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrdersRequest) Reset() {
+	*x = ListOrdersRequest{}
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrdersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrdersRequest) ProtoMessage() {}
+
+func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
+func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
+	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListOrdersRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListOrdersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListOrdersResponse is the user's orders, newest first.
+type ListOrdersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Orders        []*Order               `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrdersResponse) Reset() {
+	*x = ListOrdersResponse{}
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrdersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrdersResponse) ProtoMessage() {}
+
+func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
+func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
+	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListOrdersResponse) GetOrders() []*Order {
+	if x != nil {
+		return x.Orders
+	}
+	return nil
+}
+
 // UploadLineItemsRequest carries one item; order_id is read from the first
 // message.
 type UploadLineItemsRequest struct {
@@ -315,7 +414,7 @@ type UploadLineItemsRequest struct {
 
 func (x *UploadLineItemsRequest) Reset() {
 	*x = UploadLineItemsRequest{}
-	mi := &file_shop_orders_v1_orders_proto_msgTypes[4]
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +426,7 @@ func (x *UploadLineItemsRequest) String() string {
 func (*UploadLineItemsRequest) ProtoMessage() {}
 
 func (x *UploadLineItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shop_orders_v1_orders_proto_msgTypes[4]
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +439,7 @@ func (x *UploadLineItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadLineItemsRequest.ProtoReflect.Descriptor instead.
 func (*UploadLineItemsRequest) Descriptor() ([]byte, []int) {
-	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{4}
+	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UploadLineItemsRequest) GetOrderId() string {
@@ -368,7 +467,7 @@ type UploadLineItemsResponse struct {
 
 func (x *UploadLineItemsResponse) Reset() {
 	*x = UploadLineItemsResponse{}
-	mi := &file_shop_orders_v1_orders_proto_msgTypes[5]
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +479,7 @@ func (x *UploadLineItemsResponse) String() string {
 func (*UploadLineItemsResponse) ProtoMessage() {}
 
 func (x *UploadLineItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shop_orders_v1_orders_proto_msgTypes[5]
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +492,7 @@ func (x *UploadLineItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadLineItemsResponse.ProtoReflect.Descriptor instead.
 func (*UploadLineItemsResponse) Descriptor() ([]byte, []int) {
-	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{5}
+	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UploadLineItemsResponse) GetOrder() *Order {
@@ -420,7 +519,7 @@ type TrackOrderRequest struct {
 
 func (x *TrackOrderRequest) Reset() {
 	*x = TrackOrderRequest{}
-	mi := &file_shop_orders_v1_orders_proto_msgTypes[6]
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +531,7 @@ func (x *TrackOrderRequest) String() string {
 func (*TrackOrderRequest) ProtoMessage() {}
 
 func (x *TrackOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shop_orders_v1_orders_proto_msgTypes[6]
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +544,7 @@ func (x *TrackOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackOrderRequest.ProtoReflect.Descriptor instead.
 func (*TrackOrderRequest) Descriptor() ([]byte, []int) {
-	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{6}
+	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TrackOrderRequest) GetOrderId() string {
@@ -466,7 +565,7 @@ type TrackOrderResponse struct {
 
 func (x *TrackOrderResponse) Reset() {
 	*x = TrackOrderResponse{}
-	mi := &file_shop_orders_v1_orders_proto_msgTypes[7]
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +577,7 @@ func (x *TrackOrderResponse) String() string {
 func (*TrackOrderResponse) ProtoMessage() {}
 
 func (x *TrackOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shop_orders_v1_orders_proto_msgTypes[7]
+	mi := &file_shop_orders_v1_orders_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +590,7 @@ func (x *TrackOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackOrderResponse.ProtoReflect.Descriptor instead.
 func (*TrackOrderResponse) Descriptor() ([]byte, []int) {
-	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{7}
+	return file_shop_orders_v1_orders_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TrackOrderResponse) GetState() TrackOrderResponse_State {
@@ -526,7 +625,12 @@ const file_shop_orders_v1_orders_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12.\n" +
 	"\x05items\x18\x02 \x03(\v2\x18.shop.orders.v1.LineItemR\x05items\",\n" +
 	"\x0fGetOrderRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"a\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"I\n" +
+	"\x11ListOrdersRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"C\n" +
+	"\x12ListOrdersResponse\x12-\n" +
+	"\x06orders\x18\x01 \x03(\v2\x15.shop.orders.v1.OrderR\x06orders\"a\n" +
 	"\x16UploadLineItemsRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12,\n" +
 	"\x04item\x18\x02 \x01(\v2\x18.shop.orders.v1.LineItemR\x04item\"g\n" +
@@ -544,11 +648,13 @@ const file_shop_orders_v1_orders_proto_rawDesc = "" +
 	"\fSTATE_PLACED\x10\x01\x12\x10\n" +
 	"\fSTATE_PACKED\x10\x02\x12\x11\n" +
 	"\rSTATE_SHIPPED\x10\x03\x12\x13\n" +
-	"\x0fSTATE_DELIVERED\x10\x042\xb8\x03\n" +
+	"\x0fSTATE_DELIVERED\x10\x042\xb4\x04\n" +
 	"\rOrdersService\x12_\n" +
 	"\vCreateOrder\x12\".shop.orders.v1.CreateOrderRequest\x1a\x15.shop.orders.v1.Order\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/orders\x12d\n" +
-	"\bGetOrder\x12\x1f.shop.orders.v1.GetOrderRequest\x1a\x15.shop.orders.v1.Order\" \x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x90\x02\x01\x12d\n" +
+	"\bGetOrder\x12\x1f.shop.orders.v1.GetOrderRequest\x1a\x15.shop.orders.v1.Order\" \x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x90\x02\x01\x12z\n" +
+	"\n" +
+	"ListOrders\x12!.shop.orders.v1.ListOrdersRequest\x1a\".shop.orders.v1.ListOrdersResponse\"%\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/users/{user_id}/orders\x90\x02\x01\x12d\n" +
 	"\x0fUploadLineItems\x12&.shop.orders.v1.UploadLineItemsRequest\x1a'.shop.orders.v1.UploadLineItemsResponse(\x01\x12z\n" +
 	"\n" +
 	"TrackOrder\x12!.shop.orders.v1.TrackOrderRequest\x1a\".shop.orders.v1.TrackOrderResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/orders/{order_id}:track0\x01B:Z8github.com/edgegate/edgegate/gen/shop/orders/v1;ordersv1b\x06proto3"
@@ -566,40 +672,45 @@ func file_shop_orders_v1_orders_proto_rawDescGZIP() []byte {
 }
 
 var file_shop_orders_v1_orders_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shop_orders_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_shop_orders_v1_orders_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_shop_orders_v1_orders_proto_goTypes = []any{
 	(TrackOrderResponse_State)(0),   // 0: shop.orders.v1.TrackOrderResponse.State
 	(*LineItem)(nil),                // 1: shop.orders.v1.LineItem
 	(*Order)(nil),                   // 2: shop.orders.v1.Order
 	(*CreateOrderRequest)(nil),      // 3: shop.orders.v1.CreateOrderRequest
 	(*GetOrderRequest)(nil),         // 4: shop.orders.v1.GetOrderRequest
-	(*UploadLineItemsRequest)(nil),  // 5: shop.orders.v1.UploadLineItemsRequest
-	(*UploadLineItemsResponse)(nil), // 6: shop.orders.v1.UploadLineItemsResponse
-	(*TrackOrderRequest)(nil),       // 7: shop.orders.v1.TrackOrderRequest
-	(*TrackOrderResponse)(nil),      // 8: shop.orders.v1.TrackOrderResponse
-	(*timestamppb.Timestamp)(nil),   // 9: google.protobuf.Timestamp
+	(*ListOrdersRequest)(nil),       // 5: shop.orders.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),      // 6: shop.orders.v1.ListOrdersResponse
+	(*UploadLineItemsRequest)(nil),  // 7: shop.orders.v1.UploadLineItemsRequest
+	(*UploadLineItemsResponse)(nil), // 8: shop.orders.v1.UploadLineItemsResponse
+	(*TrackOrderRequest)(nil),       // 9: shop.orders.v1.TrackOrderRequest
+	(*TrackOrderResponse)(nil),      // 10: shop.orders.v1.TrackOrderResponse
+	(*timestamppb.Timestamp)(nil),   // 11: google.protobuf.Timestamp
 }
 var file_shop_orders_v1_orders_proto_depIdxs = []int32{
 	1,  // 0: shop.orders.v1.Order.items:type_name -> shop.orders.v1.LineItem
-	9,  // 1: shop.orders.v1.Order.create_time:type_name -> google.protobuf.Timestamp
+	11, // 1: shop.orders.v1.Order.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 2: shop.orders.v1.CreateOrderRequest.items:type_name -> shop.orders.v1.LineItem
-	1,  // 3: shop.orders.v1.UploadLineItemsRequest.item:type_name -> shop.orders.v1.LineItem
-	2,  // 4: shop.orders.v1.UploadLineItemsResponse.order:type_name -> shop.orders.v1.Order
-	0,  // 5: shop.orders.v1.TrackOrderResponse.state:type_name -> shop.orders.v1.TrackOrderResponse.State
-	9,  // 6: shop.orders.v1.TrackOrderResponse.time:type_name -> google.protobuf.Timestamp
-	3,  // 7: shop.orders.v1.OrdersService.CreateOrder:input_type -> shop.orders.v1.CreateOrderRequest
-	4,  // 8: shop.orders.v1.OrdersService.GetOrder:input_type -> shop.orders.v1.GetOrderRequest
-	5,  // 9: shop.orders.v1.OrdersService.UploadLineItems:input_type -> shop.orders.v1.UploadLineItemsRequest
-	7,  // 10: shop.orders.v1.OrdersService.TrackOrder:input_type -> shop.orders.v1.TrackOrderRequest
-	2,  // 11: shop.orders.v1.OrdersService.CreateOrder:output_type -> shop.orders.v1.Order
-	2,  // 12: shop.orders.v1.OrdersService.GetOrder:output_type -> shop.orders.v1.Order
-	6,  // 13: shop.orders.v1.OrdersService.UploadLineItems:output_type -> shop.orders.v1.UploadLineItemsResponse
-	8,  // 14: shop.orders.v1.OrdersService.TrackOrder:output_type -> shop.orders.v1.TrackOrderResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	2,  // 3: shop.orders.v1.ListOrdersResponse.orders:type_name -> shop.orders.v1.Order
+	1,  // 4: shop.orders.v1.UploadLineItemsRequest.item:type_name -> shop.orders.v1.LineItem
+	2,  // 5: shop.orders.v1.UploadLineItemsResponse.order:type_name -> shop.orders.v1.Order
+	0,  // 6: shop.orders.v1.TrackOrderResponse.state:type_name -> shop.orders.v1.TrackOrderResponse.State
+	11, // 7: shop.orders.v1.TrackOrderResponse.time:type_name -> google.protobuf.Timestamp
+	3,  // 8: shop.orders.v1.OrdersService.CreateOrder:input_type -> shop.orders.v1.CreateOrderRequest
+	4,  // 9: shop.orders.v1.OrdersService.GetOrder:input_type -> shop.orders.v1.GetOrderRequest
+	5,  // 10: shop.orders.v1.OrdersService.ListOrders:input_type -> shop.orders.v1.ListOrdersRequest
+	7,  // 11: shop.orders.v1.OrdersService.UploadLineItems:input_type -> shop.orders.v1.UploadLineItemsRequest
+	9,  // 12: shop.orders.v1.OrdersService.TrackOrder:input_type -> shop.orders.v1.TrackOrderRequest
+	2,  // 13: shop.orders.v1.OrdersService.CreateOrder:output_type -> shop.orders.v1.Order
+	2,  // 14: shop.orders.v1.OrdersService.GetOrder:output_type -> shop.orders.v1.Order
+	6,  // 15: shop.orders.v1.OrdersService.ListOrders:output_type -> shop.orders.v1.ListOrdersResponse
+	8,  // 16: shop.orders.v1.OrdersService.UploadLineItems:output_type -> shop.orders.v1.UploadLineItemsResponse
+	10, // 17: shop.orders.v1.OrdersService.TrackOrder:output_type -> shop.orders.v1.TrackOrderResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_shop_orders_v1_orders_proto_init() }
@@ -613,7 +724,7 @@ func file_shop_orders_v1_orders_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shop_orders_v1_orders_proto_rawDesc), len(file_shop_orders_v1_orders_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	OrdersService_CreateOrder_FullMethodName     = "/shop.orders.v1.OrdersService/CreateOrder"
 	OrdersService_GetOrder_FullMethodName        = "/shop.orders.v1.OrdersService/GetOrder"
+	OrdersService_ListOrders_FullMethodName      = "/shop.orders.v1.OrdersService/ListOrders"
 	OrdersService_UploadLineItems_FullMethodName = "/shop.orders.v1.OrdersService/UploadLineItems"
 	OrdersService_TrackOrder_FullMethodName      = "/shop.orders.v1.OrdersService/TrackOrder"
 )
@@ -41,6 +42,8 @@ type OrdersServiceClient interface {
 	CreateOrder(ctx context.Context, in *CreateOrderRequest, opts ...grpc.CallOption) (*Order, error)
 	// GetOrder returns one order.
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*Order, error)
+	// ListOrders lists the orders of one user, newest first.
+	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
 	// UploadLineItems adds the streamed items to an order (client streaming).
 	UploadLineItems(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadLineItemsRequest, UploadLineItemsResponse], error)
 	// TrackOrder streams the shipping states of an order (server streaming).
@@ -69,6 +72,16 @@ func (c *ordersServiceClient) GetOrder(ctx context.Context, in *GetOrderRequest,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Order)
 	err := c.cc.Invoke(ctx, OrdersService_GetOrder_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ordersServiceClient) ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrdersResponse)
+	err := c.cc.Invoke(ctx, OrdersService_ListOrders_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +133,8 @@ type OrdersServiceServer interface {
 	CreateOrder(context.Context, *CreateOrderRequest) (*Order, error)
 	// GetOrder returns one order.
 	GetOrder(context.Context, *GetOrderRequest) (*Order, error)
+	// ListOrders lists the orders of one user, newest first.
+	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
 	// UploadLineItems adds the streamed items to an order (client streaming).
 	UploadLineItems(grpc.ClientStreamingServer[UploadLineItemsRequest, UploadLineItemsResponse]) error
 	// TrackOrder streams the shipping states of an order (server streaming).
@@ -139,6 +154,9 @@ func (UnimplementedOrdersServiceServer) CreateOrder(context.Context, *CreateOrde
 }
 func (UnimplementedOrdersServiceServer) GetOrder(context.Context, *GetOrderRequest) (*Order, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetOrder not implemented")
+}
+func (UnimplementedOrdersServiceServer) ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrders not implemented")
 }
 func (UnimplementedOrdersServiceServer) UploadLineItems(grpc.ClientStreamingServer[UploadLineItemsRequest, UploadLineItemsResponse]) error {
 	return status.Error(codes.Unimplemented, "method UploadLineItems not implemented")
@@ -203,6 +221,24 @@ func _OrdersService_GetOrder_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrdersService_ListOrders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrdersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrdersServiceServer).ListOrders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrdersService_ListOrders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrdersServiceServer).ListOrders(ctx, req.(*ListOrdersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _OrdersService_UploadLineItems_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(OrdersServiceServer).UploadLineItems(&grpc.GenericServerStream[UploadLineItemsRequest, UploadLineItemsResponse]{ServerStream: stream})
 }
@@ -235,6 +271,10 @@ var OrdersService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetOrder",
 			Handler:    _OrdersService_GetOrder_Handler,
+		},
+		{
+			MethodName: "ListOrders",
+			Handler:    _OrdersService_ListOrders_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
