@@ -55,7 +55,7 @@ type Table struct {
 	services map[string]*Route // by "pkg.Service"
 	packages map[string]*Route // by "pkg"
 	def      *Route
-	routes   []*Route          // in configuration order
+	routes   []*Route // in configuration order
 	local    map[string]*Local
 	http     map[string]*Route // the HTTP routes, by name
 	httpList []*Route          // in configuration order
