@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/http"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -66,6 +67,13 @@ func (f *firewall) Inspect(w http.ResponseWriter, r *http.Request, info *callinf
 	fw := f.p.For(f.listener, set)
 	if fw == nil {
 		return w, func() {}, true
+	}
+	if body == nil && info.Door != callinfo.DoorGRPCWeb {
+		var err error
+		if body, err = frontdoor.BufferBody(r); err != nil {
+			frontdoor.Error(w, codes.InvalidArgument, http.StatusBadRequest, "edgegate: reading the request body: "+err.Error())
+			return nil, nil, false
+		}
 	}
 	m := snap.Schema.Method(method)
 	req := waf.Request{Body: body, Stream: m != nil && m.Desc.IsStreamingServer()}
