@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/edgegate/edgegate/frontdoor/compress"
+	"github.com/edgegate/edgegate/internal/callinfo"
 )
 
 // EdgeOptions are the HTTP offloads in front of the REST door.
@@ -37,6 +38,11 @@ func (h *handler) serveEdge(w http.ResponseWriter, r *http.Request) {
 		if next := e.Route(r); next != nil {
 			if release, ok := h.slot(w, r); ok {
 				defer release()
+				w, inspected, ok := h.inspect(w, r, callinfo.FromContext(r.Context()), nil)
+				if !ok {
+					return
+				}
+				defer inspected()
 				next.ServeHTTP(w, r)
 			}
 			return

@@ -48,6 +48,9 @@ type HTTPOptions struct {
 	// MaxHeaderListBytes bounds a request's header list, counted as
 	// HTTP/2 counts one (431 above); 0: no bound.
 	MaxHeaderListBytes int
+	// WAF, when set, inspects every REST, gRPC-Web, static and HTTP route
+	// request, its body read, before it is served.
+	WAF Firewall
 	// Edge is what serves in front of the REST door (edge.go): answer
 	// compression, static mounts and HTTP routes.
 	Edge EdgeOptions
@@ -135,6 +138,11 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, info *callinfo.I
 		}
 		if release, ok := h.slot(w, r); ok {
 			defer release()
+			w, inspected, ok := h.inspect(w, r, info, frames)
+			if !ok {
+				return
+			}
+			defer inspected()
 			h.o.GRPCWeb.Serve(w, r.WithContext(ctx), frames)
 		}
 	case strings.HasPrefix(ct, "application/grpc"):
@@ -173,6 +181,11 @@ func (h *handler) serveREST(w http.ResponseWriter, r *http.Request) {
 	}
 	if release, ok := h.slot(w, r); ok {
 		defer release()
+		w, inspected, ok := h.inspect(w, r, callinfo.FromContext(r.Context()), nil)
+		if !ok {
+			return
+		}
+		defer inspected()
 		h.o.REST.ServeHTTP(w, r)
 	}
 }

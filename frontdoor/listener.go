@@ -28,6 +28,8 @@ type ListenerOptions struct {
 	REST    http.Handler
 	GRPCWeb *grpcweb.Door
 	OpenAPI func() []byte
+	// WAF, when set, inspects the HTTP side's requests.
+	WAF Firewall
 	// Edge is what serves in front of the REST door: compression, static
 	// mounts, HTTP routes.
 	Edge EdgeOptions
@@ -78,6 +80,7 @@ func NewServer(o ListenerOptions) *Server {
 		MaxInFlight:        int64(hc.GetMaxInFlight()),
 		BodyTimeout:        hc.GetRequestBodyTimeout().AsDuration(),
 		MaxHeaderListBytes: int(lim.GetMaxHeaderListBytes()),
+		WAF:                o.WAF,
 		Edge:               o.Edge,
 	}
 	if protos[configv1.Protocol_PROTOCOL_REST] {

@@ -87,6 +87,17 @@ func NewREST(c *configv1.REST, cc grpc.ClientConnInterface, reg *schema.Registry
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptSlash),
 	)
 	d.raw = runtime.NewServeMux(runtime.WithRoutingErrorHandler(func(context.Context, *runtime.ServeMux, runtime.Marshaler, http.ResponseWriter, *http.Request, int) {}))
+	d.methods = runtime.NewServeMux(runtime.WithRoutingErrorHandler(func(context.Context, *runtime.ServeMux, runtime.Marshaler, http.ResponseWriter, *http.Request, int) {}))
+	for _, b := range reg.Bindings() {
+		full := b.Method.Full
+		if err := d.methods.HandlePath(b.Verb, b.Path, func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+			if m, ok := w.(*methodOnly); ok {
+				m.method = full
+			}
+		}); err != nil {
+			return nil, fmt.Errorf("REST binding %s %s: %w", b.Verb, b.Path, err)
+		}
+	}
 	for _, s := range reg.Services() {
 		if generated(s) {
 			if err := s.REST(context.Background(), d.mux, cc); err != nil {
@@ -158,6 +169,20 @@ func (r *REST) AcceptsRawBody(req *http.Request) bool {
 	return rec.code == http.StatusNoContent
 }
 
+// MethodOf returns the method ("/pkg.Service/Method") of the binding req
+// is for; "" when no binding matches.
+func (r *REST) MethodOf(req *http.Request) string {
+	rec := &methodOnly{statusOnly: statusOnly{h: http.Header{}}}
+	r.d.methods.ServeHTTP(rec, req)
+	return rec.method
+}
+
+// methodOnly records the method of the binding a request matched.
+type methodOnly struct {
+	statusOnly
+	method string
+}
+
 // statusOnly records only the status of an answer.
 type statusOnly struct {
 	h    http.Header
@@ -205,6 +230,7 @@ func (r registryResolver) FindExtensionByNumber(message protoreflect.FullName, f
 type restDoor struct {
 	mux           *runtime.ServeMux
 	raw           *runtime.ServeMux // the bindings that take a raw body
+	methods       *runtime.ServeMux // every binding, to find a request's method
 	json          restJSON
 	expose        map[string]bool // response metadata keys that become headers
 	serverStreams map[string]bool // full methods of the server-streaming bindings

@@ -28,14 +28,25 @@ import (
 
 // benchGateway starts an echo upstream and a gateway with a shared-port
 // listener (all doors) and a dedicated gRPC listener, access log off.
-func benchGateway(b *testing.B) *Gateway {
+func benchGateway(b *testing.B) *Gateway { return benchGatewayConfig(b, "", "") }
+
+// benchGatewayWith is benchGateway with more keys of the shared listener
+// (a YAML flow map's, ", waf: {}").
+func benchGatewayWith(b *testing.B, shared string) *Gateway {
 	b.Helper()
-	return benchGatewayRoute(b, "")
+	return benchGatewayConfig(b, shared, "")
 }
 
 // benchGatewayRoute is benchGateway with more keys of the echo route
 // (YAML flow mapping entries, e.g. "cache: {ttl: 1h}").
 func benchGatewayRoute(b *testing.B, route string) *Gateway {
+	b.Helper()
+	return benchGatewayConfig(b, "", route)
+}
+
+// benchGatewayConfig is benchGateway with more keys of the shared
+// listener (", waf: {}") and of the echo route ("cache: {ttl: 1h}").
+func benchGatewayConfig(b *testing.B, shared, route string) *Gateway {
 	b.Helper()
 	if route != "" {
 		route = ", " + route
@@ -50,7 +61,7 @@ func benchGatewayRoute(b *testing.B, route string) *Gateway {
 	b.Cleanup(up.Stop)
 	cfg, err := config.Load("bench.yaml", fmt.Appendf(nil, `
 listeners:
-  - {name: shared, address: 127.0.0.1:0}
+  - {name: shared, address: 127.0.0.1:0%s}
   - {name: dedicated, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC]}
 clusters:
   - {name: echo, endpoints: [%q]}
@@ -58,7 +69,7 @@ routes:
   - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo%s}
 logging: {disable_access_log: true}
 admin: {disable: true}
-`, ln.Addr().String(), route))
+`, shared, ln.Addr().String(), route))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/edgegate/edgegate/frontdoor"
+	"github.com/edgegate/edgegate/frontdoor/waf"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
 	"github.com/edgegate/edgegate/interceptors/auth"
@@ -34,6 +35,7 @@ func newPolicies(cfg *configv1.Config, d policy.Deps) ([]policy.Policy, error) {
 	ps.add(ipfilter.New(cfg, d))                 // IP allow and block lists
 	ps.add(auth.New(cfg, d, frontdoor.TLSState)) // authentication, then authorization
 	ps.add(ratelimit.New(cfg, d))                // client rate limits (keys may use the principal)
+	ps.add(waf.New(cfg, d))                      // web application firewall (HTTP side only: no interceptor)
 	ps.add(cache.New(cfg, d))                    // response cache: a hit is authorized and counted, then answered here
 	return ps.list, ps.err
 }
@@ -114,7 +116,9 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 		clientip.StreamServerInterceptor(d.trusted, overTLS),
 	}
 	for _, p := range d.policies {
-		stream = append(stream, p.StreamServerInterceptor())
+		if i := p.StreamServerInterceptor(); i != nil { // nil: an HTTP-side policy
+			stream = append(stream, i)
+		}
 	}
 	unary = append(unary, o.unary...)
 	stream = append(stream, o.stream...)

@@ -141,6 +141,16 @@ func (d restDispatch) AcceptsRawBody(r *http.Request) bool {
 	return ok && raw.AcceptsRawBody(r)
 }
 
+// MethodOf returns the method of the binding r is for in the REST door
+// in force; "" when none.
+func (d restDispatch) MethodOf(r *http.Request) string {
+	m, ok := d.g.doorsNow().rest.(interface{ MethodOf(*http.Request) string })
+	if !ok {
+		return ""
+	}
+	return m.MethodOf(r)
+}
+
 // restCurrent serves a request with the REST handler in force.
 type restCurrent struct{ g *Gateway }
 

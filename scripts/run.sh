@@ -163,6 +163,7 @@ Try, in another terminal:
   curl -s $CURL_TLS$URL/v1/shelves/1/books/1
   curl -si $CURL_TLS$URL/v1/shelves/1/books/1 | grep -i '^cache-status'   # within 5s: edgegate; hit
   curl -s $CURL_TLS'$URL/v1/books?genre=GENRE_SCIENCE&tags=physics'
+  curl -s $CURL_TLS'$URL/v1/books?genre=1%27%20OR%20%271%27%3D%271'     # SQL injection: 403 from the WAF
   curl -s $CURL_TLS-X POST $URL/v1/orders -H 'Content-Type: application/json' -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":2}]}'
   curl -s $CURL_TLS-X POST $URL/v1/orders -H 'Content-Type: application/json' -d '{"user_id":"ada","items":[{"book":"shelves/1/books/1","quantity":50}]}'
   curl -sN $CURL_TLS-H 'Accept: text/event-stream' $URL/v1/orders/o-1:track

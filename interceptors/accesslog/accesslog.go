@@ -1,7 +1,8 @@
 // Package accesslog writes one structured log line per call when it ends:
 // time, request id, trace id, door, HTTP method, path and status where
 // there are some, gRPC method, route, upstream cluster and endpoint, gRPC
-// code, duration, bytes in and out, principal, client IP and user agent.
+// code, duration, bytes in and out, principal, client IP and user agent,
+// and the web application firewall's outcome, rule ids and anomaly score.
 // No header value is ever logged, so no secret (authorization, API keys,
 // cookies) can be.
 //
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -81,7 +83,7 @@ func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int)
 	if !failed && l.sample < 1 && rand.Float64() >= l.sample { //nolint:gosec // G404: log sampling needs no unpredictability, only speed
 		return
 	}
-	attrs := make([]slog.Attr, 0, 22)
+	attrs := make([]slog.Attr, 0, 25)
 	str := func(k, v string) {
 		if v != "" {
 			attrs = append(attrs, slog.String(k, v))
@@ -117,6 +119,9 @@ func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int)
 		attrs = append(attrs, slog.String("peer", info.Peer), slog.String("client_ip", ip))
 	}
 	str("user_agent", info.UserAgent)
+	if info.WAFOutcome != "" {
+		attrs = append(attrs, slog.String("waf", info.WAFOutcome), slog.String("waf_rules", joinInts(info.WAFRules)), slog.Int("waf_score", info.WAFScore))
+	}
 	if info.Err != nil {
 		attrs = append(attrs, slog.String("error", status.Convert(info.Err).Message()))
 	}
@@ -128,6 +133,18 @@ func (l *Logger) Write(ctx context.Context, info *callinfo.Info, httpStatus int)
 		}
 	}
 	l.log.LogAttrs(ctx, slog.LevelInfo, Message, attrs...)
+}
+
+// joinInts is ids, comma-separated.
+func joinInts(ids []int) string {
+	b := make([]byte, 0, 8*len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(id), 10)
+	}
+	return string(b)
 }
 
 func hostOf(addr string) string {

@@ -78,6 +78,12 @@ type Info struct {
 	// clientip; nil: none).
 	ClientForwarding Forwarding
 	ForwardHeaders   metadata.MD
+	// WAFRules are the ids of the web application firewall's rules that
+	// matched the request, WAFScore its inbound anomaly score, WAFOutcome
+	// what the WAF did ("" when it did not inspect the request).
+	WAFRules   []int
+	WAFScore   int
+	WAFOutcome string
 
 	BytesIn  atomic.Int64 // message bytes received from the client
 	BytesOut atomic.Int64 // message bytes sent to the client
@@ -139,6 +145,11 @@ func (i *Info) SetCache(s string) { i.Cache = s }
 // SetEndpoint records the upstream address that served the call (the
 // proxy).
 func (i *Info) SetEndpoint(addr string) { i.Endpoint = addr }
+
+// SetWAF records the web application firewall's verdict (package waf).
+func (i *Info) SetWAF(rules []int, score int, outcome string) {
+	i.WAFRules, i.WAFScore, i.WAFOutcome = rules, score, outcome
+}
 
 // SetErr records how the chain's handler ended (package accesslog).
 func (i *Info) SetErr(err error) { i.Err = err }
