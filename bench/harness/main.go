@@ -292,6 +292,17 @@ rate_limits: [{name: never, key: [{client_ip: true}], limits: [{requests: 100000
 			adminCfg = fmt.Sprintf("admin: {address: %q}", admin)
 		}
 		policies := map[bool]string{true: "    auth: {providers: [users]}\n    rate_limits: [never]", false: ""}[gw.extra != ""]
+		// The HTTP route of the HTTP row; a baseline build may predate
+		// HTTP routes, so its config goes without them (and it gets no
+		// HTTP row).
+		httpRoute := fmt.Sprintf(`http_clusters: [{name: legacy, endpoints: [%q]}]
+http_routes:
+  - name: legacy
+    match: {path_prefix: /legacy}
+    cluster: legacy
+    strip_prefix: true
+%s
+`, legacy, policies)
 		cfg := fmt.Sprintf(`
 listeners: [{address: %q}]
 clusters: [{name: echo, endpoints: [%q]}]
@@ -300,16 +311,9 @@ routes:
     match: {service: edgegate.testing.v1.EchoService}
     cluster: echo
 %s
-http_clusters: [{name: legacy, endpoints: [%q]}]
-http_routes:
-  - name: legacy
-    match: {path_prefix: /legacy}
-    cluster: legacy
-    strip_prefix: true
-%s
-%s
+%s%s
 logging: {disable_access_log: %v}
-%s`, addr, echo, policies, legacy, policies, adminCfg, gw.extra == "", gw.extra)
+%s`, addr, echo, policies, httpRoute, adminCfg, gw.extra == "", gw.extra)
 		tok := ""
 		if gw.extra != "" {
 			tok = token
@@ -322,7 +326,11 @@ logging: {disable_access_log: %v}
 		}
 		for _, b := range builds {
 			file := filepath.Join(dir, b.peer+".yaml")
-			if err := os.WriteFile(file, []byte(strings.Replace(cfg, addr, b.addr, 1)), 0o600); err != nil {
+			c := strings.Replace(cfg, addr, b.addr, 1)
+			if strings.HasSuffix(b.peer, "@base") {
+				c = strings.Replace(c, httpRoute, "", 1)
+			}
+			if err := os.WriteFile(file, []byte(c), 0o600); err != nil {
 				return err
 			}
 			p, err := start(b.peer, "0", []string{"GOMAXPROCS=1"}, b.bin, "serve", "-c", file)
@@ -420,7 +428,13 @@ backend be_http
 	// The HTTP route row: a plain HTTP request through edgegate's HTTP
 	// route (default chain, and with auth and a rate limit), nginx
 	// proxy_pass and HAProxy mode http, to shopd's HTTP service.
-	httpTargets := append(slices.Clone(targets), target{peer: "nginx", addr: nginxHTTPAddr, proc: np}, target{peer: "haproxy", addr: haHTTPAddr, proc: hp})
+	var httpTargets []target
+	for _, t := range targets {
+		if !strings.HasSuffix(t.peer, "@base") {
+			httpTargets = append(httpTargets, t)
+		}
+	}
+	httpTargets = append(httpTargets, target{peer: "nginx", addr: nginxHTTPAddr, proc: np}, target{peer: "haproxy", addr: haHTTPAddr, proc: hp})
 
 	doors := []struct {
 		name    string
