@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
-	catalogv1 "github.com/edgegate/edgegate/gen/shop/catalog/v1"
 )
 
 // Report is what Check measured.
@@ -275,27 +274,19 @@ func (c *Cluster) Check(ctx context.Context, o CheckOptions) (Report, error) {
 	return rep, rerr
 }
 
-// checkSharedCache calls CatalogService/GetBook (a NO_SIDE_EFFECTS
-// method, cached on the replicas' catalog route) on the first replica,
-// then on each other one directly, and counts from their metrics the
-// ones that answered it from the cache: the Redis tier the replicas share.
+// checkSharedCache asks for one book (CatalogService/GetBook, a
+// NO_SIDE_EFFECTS method cached on the replicas' catalog route) over REST
+// of the first replica, then of each other one directly, and counts from
+// their metrics the ones that answered it from the cache: the Redis tier
+// the replicas share.
 func (c *Cluster) checkSharedCache(ctx context.Context, rep *Report) error {
 	before, err := c.scrapeAll(ctx)
 	if err != nil {
 		return err
 	}
-	const name = "shelves/1/books/1"
 	for i, r := range c.Replicas {
-		conn, err := grpc.NewClient(r.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return err
-		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = catalogv1.NewCatalogServiceClient(conn).GetBook(cctx, &catalogv1.GetBookRequest{Name: name})
-		cancel()
-		_ = conn.Close()
-		if err != nil {
-			return fmt.Errorf("localcluster: GetBook on %s: %w", r.Name, err)
+		if code, body := get(ctx, "http://"+r.Addr+"/v1/shelves/1/books/1"); code != http.StatusOK {
+			return fmt.Errorf("localcluster: GET /v1/shelves/1/books/1 on %s: HTTP %d %s", r.Name, code, body)
 		}
 		if i > 0 {
 			rep.CacheAsked++
