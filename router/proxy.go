@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/internal/grpcwire"
 	"github.com/edgegate/edgegate/policy"
 	"github.com/edgegate/edgegate/schema"
 	"github.com/edgegate/edgegate/upstream"
@@ -548,7 +549,7 @@ func forwardMetadata(in metadata.MD, reqID string, skipped func(key string)) met
 // slice of those that are (nil for none, and for every value of a key that
 // is not a gRPC key); ok is false when something was left out.
 func sendable(k string, vs []string) (_ []string, ok bool) {
-	if !validKey(k) {
+	if !grpcwire.ValidKey(k) {
 		return nil, false
 	}
 	if strings.HasSuffix(k, "-bin") {
@@ -574,18 +575,6 @@ func sendable(k string, vs []string) (_ []string, ok bool) {
 		return nil, false
 	}
 	return kept, false
-}
-
-// validKey reports whether k is a gRPC metadata key: [0-9a-z-_.]+.
-func validKey(k string) bool {
-	for i := 0; i < len(k); i++ {
-		switch c := k[i]; {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
-			return false
-		}
-	}
-	return k != ""
 }
 
 // printable reports whether v is printable ASCII (0x20–0x7E), what a

@@ -44,6 +44,7 @@ import (
 	"github.com/edgegate/edgegate/cache"
 	"github.com/edgegate/edgegate/config"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
+	"github.com/edgegate/edgegate/internal/grpcwire"
 	"github.com/edgegate/edgegate/internal/redisclient"
 	"github.com/edgegate/edgegate/policy"
 )
@@ -195,7 +196,7 @@ func (p *Interceptor) Compile(b *policy.Build) error {
 		}
 		for j, v := range c.GetVary() {
 			v = strings.ToLower(v)
-			if !metadataKey(v) {
+			if !grpcwire.ValidKey(v) {
 				bad(fmt.Sprintf("%s.vary[%d]", path, j), "%q is not a metadata key ([0-9a-z-_.])", c.GetVary()[j])
 				continue
 			}
@@ -216,18 +217,6 @@ func (p *Interceptor) Compile(b *policy.Build) error {
 		policy.Put(b, i, key, r)
 	}
 	return errors.Join(errs...)
-}
-
-// metadataKey reports whether k is a gRPC metadata key.
-func metadataKey(k string) bool {
-	for i := 0; i < len(k); i++ {
-		switch c := k[i]; {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
-			return false
-		}
-	}
-	return k != ""
 }
 
 // collectors are the cache's metrics.

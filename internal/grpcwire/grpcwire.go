@@ -249,3 +249,15 @@ func ASCIIJSON(s string) string {
 	}
 	return b.String()
 }
+
+// ValidKey reports whether k is a gRPC metadata key: [0-9a-z-_.]+.
+func ValidKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return k != ""
+}
