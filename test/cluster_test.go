@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegate/edgegate/internal/localcluster"
+	"github.com/edgegate/edgegate/examples/localcluster"
 )
 
 // TestLocalCluster is `make cluster-check`, shortened: three replicas of

@@ -1,5 +1,5 @@
 // Command cluster runs the local replica set of `make cluster` (package
-// internal/localcluster): a redis-server, the example backends, three
+// examples/localcluster): a redis-server, the example backends, three
 // gateway replicas of bin/edgegate and HAProxy in front of them, all on
 // loopback.
 //
@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/edgegate/edgegate/internal/localcluster"
+	"github.com/edgegate/edgegate/examples/localcluster"
 )
 
 func main() {
