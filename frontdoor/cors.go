@@ -79,7 +79,7 @@ func (c *CORS) admits(r *http.Request) bool {
 // default ports made explicit.
 func sameOrigin(origin string, r *http.Request) bool {
 	scheme := "http"
-	if TLSState(r.Context()) != nil {
+	if OverTLS(r.Context()) {
 		scheme = "https"
 	}
 	host, ok := strings.CutPrefix(strings.ToLower(origin), scheme+"://")

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -113,7 +112,7 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 		d.tracer.StreamServerInterceptor(),
 		m.StreamServerInterceptor(),
 		d.accessLog.StreamServerInterceptor(),
-		clientip.StreamServerInterceptor(d.trusted, overTLS),
+		clientip.StreamServerInterceptor(d.trusted, frontdoor.OverTLS),
 	}
 	for _, p := range d.policies {
 		if i := p.StreamServerInterceptor(); i != nil { // nil: an HTTP-side policy
@@ -124,9 +123,6 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 	stream = append(stream, o.stream...)
 	return unary, stream
 }
-
-// overTLS reports whether a call came in over TLS, on any door.
-func overTLS(ctx context.Context) bool { return frontdoor.TLSState(ctx) != nil }
 
 // chainStream combines interceptors into one, the first outermost: the same
 // order grpc.ChainStreamInterceptor gives them, for the in-process calls of

@@ -233,9 +233,6 @@ func run() error {
 		}
 	}
 	if *baseline != "" {
-		if *profile != "" {
-			return errors.New("-baseline and -profile cannot be used together")
-		}
 		if err := buildBaseline(*baseline); err != nil {
 			return err
 		}
@@ -318,15 +315,23 @@ logging: {disable_access_log: %v}
 		if gw.extra != "" {
 			tok = token
 		}
-		builds := []struct{ peer, bin, addr string }{{gw.name, *bin + "/edgegate", addr}}
+		type build struct{ peer, bin, addr, admin string }
+		builds := []build{{gw.name, *bin + "/edgegate", addr, admin}}
 		if gw.dynamic {
 			builds[0].bin = *bin + "/edgegate-nocompiled"
 		} else if *baseline != "" {
-			builds = append(builds, struct{ peer, bin, addr string }{gw.name + "@base", *bin + "/edgegate-base", freePort()})
+			b := build{gw.name + "@base", *bin + "/edgegate-base", freePort(), ""}
+			if admin != "" { // profiled too, on its own admin port
+				b.admin = freePort()
+			}
+			builds = append(builds, b)
 		}
 		for _, b := range builds {
 			file := filepath.Join(dir, b.peer+".yaml")
 			c := strings.Replace(cfg, addr, b.addr, 1)
+			if admin != "" {
+				c = strings.Replace(c, admin, b.admin, 1)
+			}
 			if strings.HasSuffix(b.peer, "@base") {
 				c = strings.Replace(c, httpRoute, "", 1)
 			}
@@ -340,7 +345,7 @@ logging: {disable_access_log: %v}
 			if err := waitPort(b.addr); err != nil {
 				return fmt.Errorf("%s: %w", b.peer, err)
 			}
-			t := target{peer: b.peer, addr: b.addr, proc: p, token: tok, admin: admin}
+			t := target{peer: b.peer, addr: b.addr, proc: p, token: tok, admin: b.admin}
 			if gw.dynamic {
 				dynamicREST = t
 				continue
