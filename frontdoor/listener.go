@@ -10,6 +10,7 @@ import (
 	"github.com/edgegate/edgegate/frontdoor/grpcweb"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 	"github.com/edgegate/edgegate/interceptors/accesslog"
+	"github.com/edgegate/edgegate/internal/h2srv"
 )
 
 // ListenerOptions are what one listener's server is built from.
@@ -21,8 +22,10 @@ type ListenerOptions struct {
 	Limits   *configv1.ServerLimits
 	// TLS, when set, terminates TLS on every connection.
 	TLS *tls.Config
-	// GRPC is the core server, for native gRPC.
-	GRPC *grpc.Server
+	// GRPC is the core server, for native gRPC; Native the native door
+	// of a listener whose native_engine is the relay.
+	GRPC   *grpc.Server
+	Native *NativeDoor
 	// REST and GRPCWeb are the doors; OpenAPI the spec served at the
 	// openapi path.
 	REST    http.Handler
@@ -58,7 +61,7 @@ func IsGRPCOnly(l *configv1.Listener) bool {
 func NewServer(o ListenerOptions) *Server {
 	lim := o.Limits
 	if IsGRPCOnly(o.Listener) {
-		return &Server{
+		s := &Server{
 			GRPC:                 o.GRPC,
 			SniffTimeout:         lim.GetConnectionTimeout().AsDuration(),
 			MaxHeaderBlockBytes:  int(lim.GetMaxHeaderBlockBytes()),
@@ -67,6 +70,8 @@ func NewServer(o ListenerOptions) *Server {
 			TLS:                  o.TLS,
 			Log:                  o.Log,
 		}
+		s.useRelay(o)
+		return s
 	}
 	protos := map[configv1.Protocol]bool{}
 	for _, p := range o.Listener.GetProtocols() {
@@ -125,6 +130,31 @@ func NewServer(o ListenerOptions) *Server {
 	}
 	if protos[configv1.Protocol_PROTOCOL_GRPC] {
 		s.GRPC = o.GRPC
+		s.useRelay(o)
 	}
 	return s
+}
+
+// UsesRelay reports whether a listener's native gRPC is served by the
+// relay.
+func UsesRelay(l *configv1.Listener) bool {
+	return l.GetNativeEngine() == configv1.NativeEngine_NATIVE_ENGINE_RELAY
+}
+
+// useRelay puts the relay in grpc.Server's place when the listener asks
+// for it, with the same limits.
+func (s *Server) useRelay(o ListenerOptions) {
+	if !UsesRelay(o.Listener) || o.Native == nil {
+		return
+	}
+	lim := o.Limits
+	s.GRPC = nil
+	s.Relay = &h2srv.Server{
+		Handler:              o.Native,
+		MaxConcurrentStreams: lim.GetMaxConcurrentStreams(),
+		MaxHeaderBlockBytes:  int(lim.GetMaxHeaderBlockBytes()),
+		MaxPrematureResets:   int(lim.GetMaxPrematureResets()),
+		IdleTimeout:          lim.GetKeepalive().GetMaxConnectionIdle().AsDuration(),
+		Log:                  o.Log,
+	}
 }

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
+
+	"github.com/edgegate/edgegate/internal/h2srv"
 )
 
 // Server serves every door on one listener. Each connection is classified
@@ -51,6 +53,12 @@ type Server struct {
 	// GRPC serves native gRPC connections; nil when the listener has no
 	// gRPC door (such connections then reach HTTP, which refuses them).
 	GRPC *grpc.Server
+	// Relay, when set, serves native gRPC connections in GRPC's place:
+	// the gateway's own HTTP/2 server (package internal/h2srv) with the
+	// native door (NativeDoor) as its handler. It enforces the header
+	// block and Rapid Reset bounds itself, so its connections are not
+	// watched by guardConn.
+	Relay *h2srv.Server
 	// HTTP serves the rest; its Handler is the HTTP door. Nil for a
 	// dedicated gRPC port, where every HTTP/2 connection goes to GRPC and
 	// an HTTP/1 one is closed.
@@ -142,21 +150,30 @@ func (s *Server) StopAccepting() {
 // grpc.Server.GracefulStop.)
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.StopAccepting()
-	if s.HTTP == nil {
-		return nil
+	var rerr error
+	var wg sync.WaitGroup
+	if s.Relay != nil {
+		// The relay's connections get GOAWAY and end with their streams.
+		wg.Go(func() { rerr = s.Relay.Shutdown(ctx) })
 	}
-	err := s.HTTP.Shutdown(ctx)
-	if err != nil {
-		_ = s.HTTP.Close()
+	var err error
+	if s.HTTP != nil {
+		if err = s.HTTP.Shutdown(ctx); err != nil {
+			_ = s.HTTP.Close()
+		}
 	}
-	return err
+	wg.Wait()
+	return errors.Join(err, rerr)
 }
 
-// Close closes every connection of the HTTP side at once.
+// Close closes every connection of the HTTP side and of the relay at once.
 func (s *Server) Close() {
 	s.StopAccepting()
 	if s.HTTP != nil {
 		_ = s.HTTP.Close()
+	}
+	if s.Relay != nil {
+		_ = s.Relay.Close()
 	}
 }
 
@@ -220,7 +237,7 @@ func (s *Server) route(c net.Conn) {
 		c = tc
 	}
 	sn := &sniffer{c: c, br: bufio.NewReaderSize(c, 4096), maxBlock: s.maxHeaderBlock(), maxStreams: s.MaxConcurrentStreams}
-	k, err := sn.sniff(s.GRPC != nil && s.HTTP == nil)
+	k, err := sn.sniff((s.GRPC != nil || s.Relay != nil) && s.HTTP == nil)
 	_ = c.SetReadDeadline(time.Time{})
 	if err != nil {
 		s.debug("connection closed before its first request", c, err)
@@ -240,6 +257,12 @@ func (s *Server) route(c net.Conn) {
 			return
 		}
 		s.httpLn.push(rc)
+		return
+	}
+	if k == kindGRPC && s.Relay != nil {
+		// The sniffer acknowledged the client's first SETTINGS frames and
+		// sent its own: the relay carries on from there.
+		_ = s.Relay.ServeConn(context.Background(), rc, h2srv.ConnOptions{SettingsAcked: sn.acked, SettingsSent: true})
 		return
 	}
 	g := newGuardConn(rc, c, sn, s.maxPrematureResets())

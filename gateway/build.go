@@ -204,14 +204,24 @@ func (g *Gateway) build(cfg *configv1.Config, o *options) error {
 	g.core = router.NewInProcess(chainStream(stream), g.proxy.Handler())
 	g.httpCore = router.NewInProcess(chainStream(stream), httproute.Handler)
 	g.inject, g.drop = popts.Inject, popts.Drop
-	healthpb.RegisterHealthServer(g.server, g.health)
-	if !cfg.GetDisableReflection() {
-		ro := reflection.ServerOptions{
-			Services:           &reflectionServices{server: g.server, proxy: g.proxy},
-			DescriptorResolver: schemaResolver{g.proxy},
+	// The gateway's own services, on grpc.Server and on the native door
+	// of the listeners that use the relay.
+	own := &frontdoor.Services{}
+	g.native = &frontdoor.NativeDoor{
+		Stream: chainStream(stream), Unary: chainUnary(unary), Handler: g.proxy.Handler(), Services: own,
+		MaxMessageBytes: int(lim.GetMaxMessageBytes()),
+		IsUnary:         func(m string) bool { return g.proxy.Snapshot().Schema.IsUnary(m) },
+	}
+	for _, r := range []grpc.ServiceRegistrar{g.server, own} {
+		healthpb.RegisterHealthServer(r, g.health)
+		if !cfg.GetDisableReflection() {
+			ro := reflection.ServerOptions{
+				Services:           &reflectionServices{server: g.server, proxy: g.proxy},
+				DescriptorResolver: schemaResolver{g.proxy},
+			}
+			reflectionv1.RegisterServerReflectionServer(r, reflection.NewServerV1(ro))
+			reflectionv1alpha.RegisterServerReflectionServer(r, reflection.NewServer(ro))
 		}
-		reflectionv1.RegisterServerReflectionServer(g.server, reflection.NewServerV1(ro))
-		reflectionv1alpha.RegisterServerReflectionServer(g.server, reflection.NewServer(ro))
 	}
 	d, err := g.buildDoors(cfg, snap)
 	if err != nil {

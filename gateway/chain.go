@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -130,6 +131,24 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 func chainStream(ints []grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		return ints[0](srv, ss, info, next(ints, 1, info, handler))
+	}
+}
+
+// chainUnary combines unary interceptors into one, the first outermost, as
+// grpc.ChainUnaryInterceptor does: for the gateway's own unary methods on
+// the native door.
+func chainUnary(ints []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return ints[0](ctx, req, info, nextUnary(ints, 1, info, handler))
+	}
+}
+
+func nextUnary(ints []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
+	if i == len(ints) {
+		return final
+	}
+	return func(ctx context.Context, req any) (any, error) {
+		return ints[i](ctx, req, info, nextUnary(ints, i+1, info, final))
 	}
 }
 

@@ -31,6 +31,7 @@ type Gateway struct {
 	log       *slog.Logger
 	proxy     *router.Proxy
 	server    *grpc.Server
+	native    *frontdoor.NativeDoor // native gRPC on the listeners that use the relay
 	health    *health.Server
 	rest      http.Handler
 	grpcWeb   *grpcweb.Door

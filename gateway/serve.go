@@ -46,7 +46,7 @@ func (g *Gateway) Listen() error {
 		}
 		d := frontdoor.NewServer(frontdoor.ListenerOptions{
 			Listener: l, HTTP: g.cfg.GetHttp(), Limits: g.cfg.GetLimits(), TLS: tc,
-			GRPC: g.server, REST: g.rest, GRPCWeb: g.grpcWeb, OpenAPI: func() []byte { return g.doorsNow().openapi },
+			GRPC: g.server, Native: g.native, REST: g.rest, GRPCWeb: g.grpcWeb, OpenAPI: func() []byte { return g.doorsNow().openapi },
 			Edge: g.edge, AccessLog: g.accessLog, Log: g.log, WAF: g.newFirewall(i),
 		})
 		g.listeners = append(g.listeners, ln)

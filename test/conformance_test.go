@@ -95,6 +95,10 @@ listeners:
   - {name: shared-tls, address: 127.0.0.1:0, %[2]s}
   - {name: grpc, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC]}
   - {name: grpc-tls, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC], %[2]s}
+  - {name: relay, address: 127.0.0.1:0, native_engine: NATIVE_ENGINE_RELAY}
+  - {name: relay-tls, address: 127.0.0.1:0, native_engine: NATIVE_ENGINE_RELAY, %[2]s}
+  - {name: relay-grpc, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC], native_engine: NATIVE_ENGINE_RELAY}
+  - {name: relay-grpc-tls, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC], native_engine: NATIVE_ENGINE_RELAY, %[2]s}
 clusters: [{name: echo, endpoints: [%[1]q]}]
 routes: [{match: {default: true}, cluster: echo}]
 logging: {disable_access_log: true}
@@ -111,6 +115,10 @@ logging: {disable_access_log: true}
 		{"shared TLS", true, 140, 5},
 		{"PROTOCOL_GRPC h2c", false, 113, 1},
 		{"PROTOCOL_GRPC TLS", true, 113, 1},
+		{"relay shared h2c", false, 140, 5},
+		{"relay shared TLS", true, 140, 5},
+		{"relay PROTOCOL_GRPC h2c", false, 140, 5},
+		{"relay PROTOCOL_GRPC TLS", true, 140, 5},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			passed, total, failures := h2spec(t, addrs[i].String(), c.tls, c.wait)
@@ -148,8 +156,11 @@ func TestInterop(t *testing.T) {
 	gw := StartGateway(t, fmt.Sprintf(`
 listeners:
   - {name: shared, address: 127.0.0.1:0}
-  - {name: shared-tls, address: 127.0.0.1:0, tls: {certificates: [{cert_file: %q, key_file: %q}]}}
-clusters: [{name: interop, endpoints: [%q]}]
+  - {name: shared-tls, address: 127.0.0.1:0, tls: {certificates: [{cert_file: %[1]q, key_file: %[2]q}]}}
+  - {name: relay, address: 127.0.0.1:0, native_engine: NATIVE_ENGINE_RELAY}
+  - {name: relay-tls, address: 127.0.0.1:0, native_engine: NATIVE_ENGINE_RELAY, tls: {certificates: [{cert_file: %[1]q, key_file: %[2]q}]}}
+  - {name: relay-grpc, address: 127.0.0.1:0, native_engine: NATIVE_ENGINE_RELAY, protocols: [PROTOCOL_GRPC]}
+clusters: [{name: interop, endpoints: [%[3]q]}]
 routes: [{match: {default: true}, cluster: interop}]
 logging: {disable_access_log: true}
 `, certFile, keyFile, backend))
@@ -157,12 +168,12 @@ logging: {disable_access_log: true}
 	cases := []string{"empty_unary", "large_unary", "client_streaming", "server_streaming", "ping_pong", "empty_stream",
 		"timeout_on_sleeping_server", "cancel_after_begin", "cancel_after_first_response", "status_code_and_message",
 		"special_status_message", "custom_metadata", "unimplemented_method", "unimplemented_service"}
-	for i, mode := range []string{"h2c", "TLS"} {
+	for i, mode := range []string{"h2c", "TLS", "relay h2c", "relay TLS", "relay PROTOCOL_GRPC h2c"} {
 		_, gwPort, _ := strings.Cut(addrs[i].String(), ":")
 		for _, tc := range cases {
 			t.Run(mode+"/"+tc, func(t *testing.T) {
 				args := []string{"--server_host=127.0.0.1", "--server_port=" + gwPort, "--test_case=" + tc}
-				if mode == "TLS" {
+				if strings.HasSuffix(mode, "TLS") {
 					args = append(args, "--use_tls", "--use_test_ca", "--ca_file="+caFile, "--server_host_override=gateway.test")
 				}
 				cmd := exec.Command(client, args...)

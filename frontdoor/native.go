@@ -1,0 +1,529 @@
+package frontdoor
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/edgegate/edgegate/internal/callmeta"
+	"github.com/edgegate/edgegate/internal/grpcwire"
+	"github.com/edgegate/edgegate/internal/h2srv"
+	"github.com/edgegate/edgegate/router"
+)
+
+// NativeDoor serves native gRPC on the relay (package internal/h2srv, the
+// gateway's own HTTP/2 server): each stream becomes a grpc.ServerStream of
+// raw frames that passes the chain, as a call through grpc.Server does,
+// then the proxy, or one of the gateway's own services. There is no
+// per-message goroutine hop on the way: the stream's goroutine reads the
+// client's DATA, runs the chain and the handler, and writes the answer.
+//
+// What grpc.Server does for a call, the door does the same way: the
+// incoming metadata (pseudo-headers and gRPC's own headers left out but
+// :authority, user-agent and content-type; -bin values decoded),
+// grpc-timeout as the call's deadline, compressed requests decompressed
+// (the registered compressors: gzip, zstd), the message size limit,
+// response headers when the first message or SendHeader goes, trailers
+// (or one trailers-only HEADERS frame) with the status when the handler
+// returns.
+type NativeDoor struct {
+	// Stream is the stream chain (combined), Unary the unary one: the
+	// chains grpc.Server runs.
+	Stream grpc.StreamServerInterceptor
+	Unary  grpc.UnaryServerInterceptor
+	// Handler serves a method that is not one of Services': the proxy.
+	Handler grpc.StreamHandler
+	// Services are the gateway's own services (health, reflection).
+	Services *Services
+	// MaxMessageBytes bounds a message either way; 0: 4 MiB.
+	MaxMessageBytes int
+	// IsUnary reports whether method answers with one message; such an
+	// answer is written in one go at the end (headers, message,
+	// trailers) instead of flushed message by message. Nil: none.
+	IsUnary func(method string) bool
+}
+
+var _ h2srv.Handler = (*NativeDoor)(nil)
+
+// Services are the gateway's own gRPC services as the native door serves
+// them: a grpc.ServiceRegistrar the gateway registers them on, beside
+// grpc.Server.
+type Services struct {
+	methods map[string]ownMethod
+}
+
+type ownMethod struct {
+	impl   any
+	unary  *grpc.MethodDesc
+	stream *grpc.StreamDesc
+}
+
+var _ grpc.ServiceRegistrar = (*Services)(nil)
+
+// RegisterService implements grpc.ServiceRegistrar.
+func (s *Services) RegisterService(sd *grpc.ServiceDesc, impl any) {
+	if s.methods == nil {
+		s.methods = map[string]ownMethod{}
+	}
+	for i := range sd.Methods {
+		s.methods["/"+sd.ServiceName+"/"+sd.Methods[i].MethodName] = ownMethod{impl: impl, unary: &sd.Methods[i]}
+	}
+	for i := range sd.Streams {
+		s.methods["/"+sd.ServiceName+"/"+sd.Streams[i].StreamName] = ownMethod{impl: impl, stream: &sd.Streams[i]}
+	}
+}
+
+const defaultMaxMessage = 4 << 20
+
+// ServeStream implements h2srv.Handler.
+func (d *NativeDoor) ServeStream(st *h2srv.Stream) {
+	s := &nativeStream{st: st, door: d, method: st.Path()}
+	ctype, md, err := s.incoming()
+	switch {
+	case st.Method() != "POST":
+		notGRPC(st, "405", "edgegate: this port serves gRPC: a request must be a POST\n")
+		return
+	case !isNativeGRPC(ctype):
+		notGRPC(st, "415", fmt.Sprintf("edgegate: this port serves gRPC: content-type %q is not application/grpc\n", ctype))
+		return
+	}
+	ctx := s.context(md)
+	var cancel context.CancelFunc = func() {}
+	if err == nil {
+		var d time.Duration
+		var ok bool
+		if d, ok, err = grpcwire.ParseTimeout(s.timeout); ok && err == nil {
+			ctx, cancel = context.WithTimeout(ctx, d)
+		}
+	}
+	defer cancel()
+	s.ctx = ctx
+	if err == nil {
+		err = s.checkEncoding()
+	}
+	if err == nil {
+		err = d.dispatch(s)
+	}
+	s.finish(err)
+}
+
+// notGRPC answers a request that is not a gRPC call with an HTTP status
+// and a line of text (grpc-go resets such a stream; an answer tells a
+// client that came to the wrong port what happened).
+func notGRPC(st *h2srv.Stream, code, msg string) {
+	head := st.Method() == "HEAD"
+	if err := st.WriteHeaders([]hpack.HeaderField{
+		{Name: ":status", Value: code},
+		{Name: "content-type", Value: "text/plain; charset=utf-8"},
+		{Name: "content-length", Value: fmt.Sprint(len(msg))},
+	}, head); err != nil || head {
+		return
+	}
+	if _, err := io.WriteString(st, msg); err == nil {
+		_ = st.WriteTrailers(nil)
+	}
+}
+
+// dispatch runs the call's chain and handler: an own method's (the unary
+// or stream chain, as grpc.Server), else the proxy behind the stream
+// chain.
+func (d *NativeDoor) dispatch(s *nativeStream) error {
+	if !strings.HasPrefix(s.method, "/") || strings.Count(s.method, "/") < 2 {
+		return status.Errorf(codes.Unimplemented, "malformed method name: %q", s.method)
+	}
+	if d.Services != nil {
+		if m, ok := d.Services.methods[s.method]; ok {
+			if m.unary != nil {
+				return d.serveUnary(s, m)
+			}
+			info := &grpc.StreamServerInfo{FullMethod: s.method, IsClientStream: m.stream.ClientStreams, IsServerStream: m.stream.ServerStreams}
+			if d.Stream == nil {
+				return m.stream.Handler(m.impl, s)
+			}
+			return d.Stream(m.impl, s, info, m.stream.Handler)
+		}
+	}
+	if d.Stream == nil {
+		return d.Handler(nil, s)
+	}
+	return d.Stream(nil, s, &grpc.StreamServerInfo{FullMethod: s.method, IsClientStream: true, IsServerStream: true}, d.Handler)
+}
+
+func (d *NativeDoor) serveUnary(s *nativeStream, m ownMethod) error {
+	dec := func(v any) error {
+		if err := s.RecvMsg(v); err != nil {
+			if errors.Is(err, io.EOF) {
+				return status.Error(codes.Internal, "edgegate: unary call ended without a request message")
+			}
+			return err
+		}
+		return nil
+	}
+	var ic grpc.UnaryServerInterceptor
+	if d.Unary != nil {
+		ic = d.Unary
+	}
+	reply, err := m.unary.Handler(m.impl, s.ctx, dec, ic)
+	if err != nil {
+		return err
+	}
+	return s.SendMsg(reply)
+}
+
+func (d *NativeDoor) maxMessage() int {
+	if d.MaxMessageBytes > 0 {
+		return d.MaxMessageBytes
+	}
+	return defaultMaxMessage
+}
+
+// nativeStream is one call on the native door: the chain's
+// grpc.ServerStream.
+type nativeStream struct {
+	st     *h2srv.Stream
+	door   *NativeDoor
+	ctx    context.Context
+	method string
+
+	timeout  string // grpc-timeout
+	encoding string // grpc-encoding
+	decomp   encoding.Compressor
+
+	callmeta.Meta
+	wrote  bool // the response's HEADERS went
+	corked bool // a unary answer: its writes leave together, at the end
+	hdr    [5]byte
+}
+
+// incoming reads the request's headers: its content type and metadata,
+// and the gRPC headers the door acts on.
+func (s *nativeStream) incoming() (ctype string, md metadata.MD, err error) {
+	fields := s.st.Header()
+	md = make(metadata.MD, len(fields))
+	for _, f := range fields {
+		k := f.Name
+		switch k {
+		case ":authority":
+			md[k] = append(md[k], f.Value)
+			continue
+		case "content-type":
+			ctype = f.Value
+		case "grpc-timeout":
+			s.timeout = f.Value
+			continue
+		case "grpc-encoding":
+			s.encoding = f.Value
+			continue
+		case "user-agent", "grpc-accept-encoding":
+		case "te", "connection", "content-length":
+			continue
+		default:
+			if k == "" || k[0] == ':' || strings.HasPrefix(k, "grpc-") {
+				continue
+			}
+		}
+		v := f.Value
+		if strings.HasSuffix(k, "-bin") {
+			b, derr := grpcwire.DecodeBin(v)
+			if derr != nil {
+				err = status.Errorf(codes.Internal, "edgegate: malformed binary metadata %q: %v", k, derr)
+				continue
+			}
+			v = string(b)
+		}
+		md[k] = append(md[k], v)
+	}
+	return ctype, md, err
+}
+
+// context is the call's context: the stream's, with its metadata, its peer
+// (and TLS state), and the stream as grpc's ServerTransportStream.
+func (s *nativeStream) context(md metadata.MD) context.Context {
+	ctx := metadata.NewIncomingContext(s.st.Context(), md)
+	c := s.st.Conn()
+	p := &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()}
+	if cs := connTLS(c); cs != nil {
+		p.AuthInfo = credentials.TLSInfo{State: *cs, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
+		ctx = context.WithValue(ctx, tlsStateKey{}, cs)
+	}
+	ctx = peer.NewContext(ctx, p)
+	return grpc.NewContextWithServerTransportStream(ctx, callmeta.TransportStream{S: s})
+}
+
+// connTLS is the TLS state of c, read once per connection.
+func connTLS(c net.Conn) *tls.ConnectionState {
+	if cs, ok := connState(c); ok {
+		return &cs
+	}
+	return nil
+}
+
+func (s *nativeStream) checkEncoding() error {
+	if s.encoding == "" || s.encoding == "identity" {
+		return nil
+	}
+	if s.decomp = encoding.GetCompressor(s.encoding); s.decomp == nil {
+		return status.Errorf(codes.Unimplemented, "grpc: Decompressor is not installed for grpc-encoding %q", s.encoding)
+	}
+	return nil
+}
+
+func (s *nativeStream) Context() context.Context { return s.ctx }
+func (s *nativeStream) Method() string           { return s.method }
+
+func (s *nativeStream) SetTrailer(md metadata.MD) { s.Meta.SetTrailer(md) }
+
+// SendHeader sends the response's headers now (with md and what was set).
+func (s *nativeStream) SendHeader(md metadata.MD) error {
+	s.Mu.Lock()
+	err := s.AddHeaderLocked(md)
+	if err == nil {
+		s.HeaderSent = true
+	}
+	s.Mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.writeHeaders()
+}
+
+// writeHeaders writes the response's HEADERS once; the header metadata is
+// final once HeaderSent is set. A unary answer's first write corks the
+// connection until the trailers: headers, message and trailers then
+// leave in one write (nothing waits in between but flow control, which
+// flushes).
+func (s *nativeStream) writeHeaders() error {
+	if s.wrote {
+		return nil
+	}
+	s.wrote = true
+	if s.door.IsUnary != nil && s.door.IsUnary(s.method) {
+		s.st.Cork()
+		s.corked = true
+	}
+	s.Mu.Lock()
+	s.HeaderSent = true
+	h := s.Header
+	s.Mu.Unlock()
+	fields := append(make([]hpack.HeaderField, 0, 2+len(h)),
+		hpack.HeaderField{Name: ":status", Value: "200"},
+		hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+	fields = appendMetadata(fields, h)
+	return s.st.WriteHeaders(fields, false)
+}
+
+// RecvMsg reads the client's next message into m: a *router.Frame keeps
+// its bytes, anything else is a protobuf message (own services).
+func (s *nativeStream) RecvMsg(m any) error {
+	if _, err := io.ReadFull(s.st, s.hdr[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return io.EOF
+		}
+		return s.readError(err)
+	}
+	n := int(binary.BigEndian.Uint32(s.hdr[1:]))
+	max := s.door.maxMessage()
+	if n > max {
+		return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", n, max)
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(n)
+	if _, err := io.ReadFull(s.st, *buf); err != nil {
+		pool.Put(buf)
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return s.readError(err)
+	}
+	data := mem.BufferSlice{mem.NewBuffer(buf, pool)}
+	if s.hdr[0]&1 != 0 {
+		var err error
+		if data, err = s.decompress(data, max); err != nil {
+			return err
+		}
+	}
+	if f, ok := m.(*router.Frame); ok {
+		f.SetBuffers(data)
+		return nil
+	}
+	defer data.Free()
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return status.Errorf(codes.Internal, "edgegate: cannot decode into %T", m)
+	}
+	if err := proto.Unmarshal(data.Materialize(), pm); err != nil {
+		return status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
+	}
+	return nil
+}
+
+// readError is the status of a request that could not be read: the
+// stream's end (the client reset it, or the connection ended), else a
+// request cut off within a message.
+func (s *nativeStream) readError(err error) error {
+	if cerr := s.st.Context().Err(); cerr != nil {
+		return status.FromContextError(cerr).Err()
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return status.Error(codes.Internal, "edgegate: the request ended within a message")
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+func (s *nativeStream) decompress(data mem.BufferSlice, max int) (mem.BufferSlice, error) {
+	defer data.Free()
+	if s.decomp == nil {
+		return nil, status.Error(codes.Internal, "grpc: compressed flag set with identity or empty encoding")
+	}
+	r, err := s.decomp.Decompress(data.Reader())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "grpc: failed to decompress the received message: %v", err)
+	}
+	out, err := mem.ReadAll(io.LimitReader(r, int64(max)+1), mem.DefaultBufferPool())
+	if err != nil {
+		out.Free()
+		return nil, status.Errorf(codes.Internal, "grpc: failed to decompress the received message: %v", err)
+	}
+	if out.Len() > max {
+		out.Free()
+		return nil, status.Errorf(codes.ResourceExhausted, "grpc: received message after decompression larger than max %d", max)
+	}
+	return out, nil
+}
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// SendMsg sends a response message: a *router.Frame as its bytes, else a
+// protobuf message marshalled.
+func (s *nativeStream) SendMsg(m any) error {
+	var data mem.BufferSlice
+	if f, ok := m.(*router.Frame); ok {
+		data = f.TakeBuffers()
+	} else {
+		pm, ok := m.(proto.Message)
+		if !ok {
+			return status.Errorf(codes.Internal, "edgegate: cannot encode %T", m)
+		}
+		b, err := proto.Marshal(pm)
+		if err != nil {
+			return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
+		}
+		data = mem.BufferSlice{mem.SliceBuffer(b)}
+	}
+	defer data.Free()
+	n := data.Len()
+	if max := s.door.maxMessage(); n > max {
+		return status.Errorf(codes.ResourceExhausted, "grpc: trying to send message larger than max (%d vs. %d)", n, max)
+	}
+	if err := s.writeHeaders(); err != nil {
+		return err
+	}
+	bp := writeBufs.Get().(*[]byte)
+	b := append((*bp)[:0], 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(b[1:], uint32(n))
+	for _, x := range data {
+		b = append(b, x.ReadOnlyData()...)
+	}
+	_, err := s.st.Write(b)
+	*bp = b
+	writeBufs.Put(bp)
+	if err != nil {
+		return s.writeError(err)
+	}
+	return nil
+}
+
+func (s *nativeStream) writeError(err error) error {
+	if cerr := s.st.Context().Err(); cerr != nil {
+		return status.FromContextError(cerr).Err()
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+// finish ends the call with err's status: the trailers, or when nothing
+// was sent, one trailers-only HEADERS frame.
+func (s *nativeStream) finish(err error) {
+	if s.corked {
+		defer s.st.Uncork()
+	}
+	_, tlr := s.Meta.End()
+	st := status.Convert(err)
+	if err != nil && s.st.Context().Err() != nil {
+		return // the client went away (reset or connection end): nothing to write
+	}
+	if !s.wrote {
+		s.wrote = true
+		fields := append(make([]hpack.HeaderField, 0, 6+len(s.Header)+len(tlr)),
+			hpack.HeaderField{Name: ":status", Value: "200"},
+			hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+		fields = appendMetadata(fields, s.Header)
+		fields = appendStatus(fields, st)
+		fields = appendMetadata(fields, tlr)
+		_ = s.st.WriteHeaders(fields, true)
+		return
+	}
+	fields := appendStatus(make([]hpack.HeaderField, 0, 3+len(tlr)), st)
+	fields = appendMetadata(fields, tlr)
+	_ = s.st.WriteTrailers(fields)
+}
+
+func appendStatus(fields []hpack.HeaderField, st *status.Status) []hpack.HeaderField {
+	fields = append(fields, hpack.HeaderField{Name: "grpc-status", Value: codeString(st.Code())})
+	if m := st.Message(); m != "" {
+		fields = append(fields, hpack.HeaderField{Name: "grpc-message", Value: grpcwire.EncodeMessage(m)})
+	}
+	if p := st.Proto(); len(p.GetDetails()) > 0 {
+		if b, err := proto.Marshal(p); err == nil {
+			fields = append(fields, hpack.HeaderField{Name: "grpc-status-details-bin", Value: base64.RawStdEncoding.EncodeToString(b)})
+		}
+	}
+	return fields
+}
+
+var codeStrings = func() (s [17]string) {
+	for i := range s {
+		s[i] = fmt.Sprint(i)
+	}
+	return s
+}()
+
+func codeString(c codes.Code) string {
+	if int(c) < len(codeStrings) {
+		return codeStrings[c]
+	}
+	return fmt.Sprint(uint32(c))
+}
+
+// appendMetadata adds md's keys as header fields, -bin values base64
+// encoded, reserved keys and pseudo-headers left out.
+func appendMetadata(fields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {
+	for k, vs := range md {
+		wire, ok := grpcwire.WireValues(k, vs)
+		if !ok {
+			continue
+		}
+		for _, v := range wire {
+			fields = append(fields, hpack.HeaderField{Name: k, Value: v})
+		}
+	}
+	return fields
+}
