@@ -56,6 +56,8 @@ type Stream struct {
 	unsent    int64 // bytes read and not yet returned by WINDOW_UPDATE
 	finished  bool
 
+	corks int // the handler's corks (Cork and Write's own), released while it waits
+
 	// Send side, under c.mu.
 	state        uint8
 	sendWin      int64
@@ -120,6 +122,20 @@ func (st *Stream) Read(p []byte) (int, error) {
 		if st.rclosed {
 			st.rmu.Unlock()
 			return 0, io.EOF
+		}
+		if st.corks > 0 {
+			// Waiting with a cork would hold back every other writer's
+			// flush: release it for the wait.
+			st.rmu.Unlock()
+			st.parked(func() {
+				st.rmu.Lock()
+				for st.rbuf.n == 0 && st.rerr == nil && !st.rclosed {
+					st.rcond.Wait()
+				}
+				st.rmu.Unlock()
+			})
+			st.rmu.Lock()
+			continue
 		}
 		st.rcond.Wait()
 	}
@@ -214,8 +230,8 @@ func (st *Stream) endLocalLocked() {
 // or connection ends meanwhile.
 func (st *Stream) Write(p []byte) (int, error) {
 	c := st.c
-	c.cork()
-	defer c.uncork()
+	st.Cork()
+	defer st.Uncork()
 	written := 0
 	for len(p) > 0 {
 		n, err := st.reserve(len(p))
@@ -241,7 +257,13 @@ func (st *Stream) reserve(want int) (int, error) {
 	c := st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for flushed := false; ; {
+	released := false
+	defer func() {
+		if released {
+			c.pending.Add(int32(st.corks))
+		}
+	}()
+	for {
 		switch {
 		case st.sendErr != nil:
 			return 0, st.sendErr
@@ -254,19 +276,20 @@ func (st *Stream) reserve(want int) (int, error) {
 			c.connSend -= int64(n)
 			return n, nil
 		}
-		if !flushed {
+		if !released {
 			// What is buffered may be what the client waits for before
-			// it returns window: flush before waiting.
+			// it returns window: hold no cork while waiting (the others'
+			// writes must leave meanwhile) and flush.
 			c.mu.Unlock()
+			c.pending.Add(-int32(st.corks))
+			released = true
 			c.flushNow()
 			c.mu.Lock()
-			flushed = true
 			continue
 		}
 		st.waiting = true
 		st.sendCond.Wait()
 		st.waiting = false
-		flushed = false
 	}
 }
 
@@ -299,10 +322,28 @@ func (st *Stream) WriteTrailers(h []hpack.HeaderField) error {
 // other streams of the connection) leaves in as few writes as possible.
 // A Write that must wait for window flushes anyway. Every Cork needs its
 // Uncork.
-func (st *Stream) Cork() { st.c.cork() }
+// Read and Write release the stream's corks while they wait. Cork and
+// Uncork belong to the handler's goroutine.
+func (st *Stream) Cork() {
+	st.corks++
+	st.c.cork()
+}
 
 // Uncork undoes a Cork, flushing when no other writer is left.
-func (st *Stream) Uncork() { st.c.uncork() }
+func (st *Stream) Uncork() {
+	st.corks--
+	st.c.uncork()
+}
+
+// parked runs wait with the stream's corks released.
+func (st *Stream) parked(wait func()) {
+	n := int32(st.corks)
+	if c := st.c; c.pending.Add(-n) == 0 {
+		c.flushNow()
+	}
+	wait()
+	st.c.pending.Add(n)
+}
 
 // Reset ends the stream with RST_STREAM code (unless it already ended):
 // the client's frames on it are dropped, Read and Write return a
