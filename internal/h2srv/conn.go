@@ -86,7 +86,9 @@ func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(c.lim.maxFrame)
 	c.dec = hpack.NewDecoder(4096, c.hb.emit)
-	c.dec.SetMaxStringLength(int(c.lim.maxList))
+	// A string is bounded by the block's wire size (Huffman codes are 5
+	// bits at the shortest); a list too long is answered 431 (headers.go).
+	c.dec.SetMaxStringLength(c.lim.maxBlock * 8 / 5)
 	c.hb.c = c
 	c.bw = bufio.NewWriterSize(netWriter{c}, 32<<10)
 	c.henc = hpack.NewEncoder(&c.hbuf)

@@ -32,15 +32,19 @@ type testServer struct {
 	Addr string
 	TLS  *tls.Config // the client's config, when TLS
 	errs chan error  // ServeConn's results
+	opts ConnOptions // what every connection is served with
 }
 
-func startServer(t testing.TB, s *Server, useTLS bool) *testServer {
+func startServer(t testing.TB, s *Server, useTLS bool, opts ...ConnOptions) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := &testServer{Server: s, Addr: ln.Addr().String(), errs: make(chan error, 1024)}
+	if len(opts) > 0 {
+		ts.opts = opts[0]
+	}
 	var srvTLS *tls.Config
 	if useTLS {
 		cert := selfSigned(t)
@@ -73,7 +77,7 @@ func startServer(t testing.TB, s *Server, useTLS bool) *testServer {
 					}
 					c = tc
 				}
-				ts.errs <- s.ServeConn(ctx, c, ConnOptions{})
+				ts.errs <- s.ServeConn(ctx, c, ts.opts)
 			}()
 		}
 	}()
