@@ -2,7 +2,6 @@ package h2srv
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"runtime"
 	"strings"
@@ -537,4 +536,30 @@ func TestConnOptionsSettingsAcked(t *testing.T) {
 	}
 }
 
-var _ = errors.New
+// With PingInterval, a silent client gets a PING; unanswered for
+// PingTimeout, the connection ends. An answered PING keeps it.
+func TestKeepalivePing(t *testing.T) {
+	ts := startServer(t, &Server{Handler: echo, PingInterval: 100 * time.Millisecond, PingTimeout: 300 * time.Millisecond}, false)
+	isPing := func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && !p.IsAck() }
+	t.Run("answered", func(t *testing.T) {
+		h := dial(t, ts)
+		for range 3 {
+			f, err := h.Frames(patience, isPing)
+			if err != nil {
+				t.Fatalf("no keepalive PING: %v", err)
+			}
+			if err := h.Fr.WritePing(true, f.(*http2.PingFrame).Data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	t.Run("unanswered", func(t *testing.T) {
+		h := dial(t, ts)
+		if _, err := h.Frames(patience, isPing); err != nil {
+			t.Fatalf("no keepalive PING: %v", err)
+		}
+		if !attack.Closed(h.Conn, patience) {
+			t.Error("the connection stayed open without a PING ACK")
+		}
+	})
+}

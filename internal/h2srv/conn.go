@@ -35,8 +35,8 @@ type conn struct {
 	dec      *hpack.Decoder
 	hb       headerBlock
 	skipAcks int
-	opened   int // streams opened
-	resets   int // premature resets
+	opened   int          // streams opened
+	resets   int          // premature resets
 	lastRead atomic.Int64 // unix nanos of the last read from the network
 	// connRecv is the connection window the client may still use; the
 	// reader spends it, handlers' reads give it back (atomic).
@@ -62,6 +62,8 @@ type conn struct {
 	goingAway   bool  // GOAWAY sent: no new streams
 	closing     bool  // close requested
 	handlers    int   // handler goroutines running
+	idle        int   // handler goroutines parked, waiting on work
+	work        chan *Stream
 	queue       []*Stream
 	idleTimer   *time.Timer
 	pingTimer   *time.Timer
@@ -78,6 +80,7 @@ func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
 		log:        s.logger(),
 		skipAcks:   o.SettingsAcked,
 		streams:    make(map[uint32]*Stream),
+		work:       make(chan *Stream, maxIdleHandlers),
 		connSend:   initialWindow,
 		peerWindow: initialWindow,
 	}
@@ -132,14 +135,18 @@ type connError struct {
 	reason string
 }
 
-func (e connError) Error() string { return fmt.Sprintf("h2srv: connection error %v: %s", e.code, e.reason) }
+func (e connError) Error() string {
+	return fmt.Sprintf("h2srv: connection error %v: %s", e.code, e.reason)
+}
 
 func errConn(code http2.ErrCode, format string, a ...any) error {
 	return connError{code, fmt.Sprintf(format, a...)}
 }
 
 // errStream is a stream error: RST_STREAM with code, the connection goes on.
-func errStream(id uint32, code http2.ErrCode) error { return http2.StreamError{StreamID: id, Code: code} }
+func errStream(id uint32, code http2.ErrCode) error {
+	return http2.StreamError{StreamID: id, Code: code}
+}
 
 var errClosedByPeer = errors.New("h2srv: connection closed")
 
@@ -163,6 +170,9 @@ func (c *conn) serve(ctx context.Context) error {
 	c.cancel()
 	c.endStreams()
 	c.wg.Wait()
+	for len(c.work) > 0 { // handed to a goroutine that left at the end
+		(<-c.work).finish()
+	}
 	c.mu.Lock()
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
@@ -532,10 +542,22 @@ func (c *conn) openStream(st *Stream) {
 		return
 	}
 	c.handlers++
+	if c.idle > 0 {
+		// A parked handler goroutine takes it (its stack already grown):
+		// the buffered send cannot block, a slot was counted for it.
+		c.idle--
+		c.mu.Unlock()
+		c.work <- st
+		return
+	}
 	c.wg.Add(1)
 	c.mu.Unlock()
 	go c.runHandlers(st)
 }
+
+// maxIdleHandlers is how many handler goroutines a connection keeps
+// parked for its next streams, rather than starting one per stream.
+const maxIdleHandlers = 4
 
 func (c *conn) runHandlers(st *Stream) {
 	defer c.wg.Done()
@@ -552,10 +574,22 @@ func (c *conn) runHandlers(st *Stream) {
 				st = nil
 			}
 		}
-		if st == nil {
-			c.handlers--
+		if st != nil {
+			c.mu.Unlock()
+			continue
 		}
+		c.handlers--
+		if c.idle >= maxIdleHandlers || c.goingAway {
+			c.mu.Unlock()
+			return
+		}
+		c.idle++
 		c.mu.Unlock()
+		select {
+		case st = <-c.work:
+		case <-c.ctx.Done():
+			return
+		}
 	}
 }
 

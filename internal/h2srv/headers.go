@@ -122,24 +122,7 @@ func (c *conn) headerBlockDone() error {
 	}
 	st := &Stream{c: c, id: id, contentLength: -1, opened: time.Now()}
 	if hb.tooBig {
-		// Answered 431 without a handler; the stream ends on our side.
-		c.register(st, hb.endStream)
-		c.lockW()
-		st.answered = true
-		c.writeHeaderBlock(id, []hpack.HeaderField{{Name: ":status", Value: "431"}}, true)
-		c.unlockW()
-		c.mu.Lock()
-		st.state |= localDone
-		if !hb.endStream {
-			c.closeStreamLocked(st, ResetError{http2.ErrCodeNo})
-			c.mu.Unlock()
-			c.lockW()
-			c.writeRSTStream(id, http2.ErrCodeNo)
-			c.unlockW()
-			return nil
-		}
-		c.removeLocked(st)
-		c.mu.Unlock()
+		c.answer431(st, hb.endStream)
 		return nil
 	}
 	if !st.parseRequest(hb.fields) {
@@ -152,6 +135,18 @@ func (c *conn) headerBlockDone() error {
 	c.register(st, hb.endStream)
 	c.openStream(st)
 	return nil
+}
+
+// answer431 answers a request whose header list is over
+// MaxHeaderListSize with :status 431, without a handler; RST_STREAM
+// NO_ERROR tells the client to send no more of it.
+func (c *conn) answer431(st *Stream, endStream bool) {
+	c.register(st, endStream)
+	c.mu.Lock()
+	st.answered, st.wroteHeaders = true, true
+	c.mu.Unlock()
+	_ = st.writeBlock([]hpack.HeaderField{{Name: ":status", Value: "431"}}, true)
+	st.handlerDone()
 }
 
 // register puts a new stream in the table.

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -194,5 +193,3 @@ func TestEchoTransport(t *testing.T) {
 		cl.CloseIdleConnections()
 	}
 }
-
-var errTimeout = errors.New("timed out")

@@ -1,0 +1,185 @@
+package h2srv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// unaryClient drives unary-shaped exchanges on one connection, frame by
+// frame: HEADERS, DATA of 100 bytes with END_STREAM; it reads the
+// answer's HEADERS, DATA and trailers.
+type unaryClient struct {
+	c      net.Conn
+	fr     *http2.Framer
+	enc    *hpack.Encoder
+	hb     bytes.Buffer
+	fields []hpack.HeaderField
+	body   []byte
+	next   uint32
+	out    bytes.Buffer
+}
+
+func newUnaryClient(b *testing.B, addr string) *unaryClient {
+	b.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u := &unaryClient{c: c, next: 1, body: bytes.Repeat([]byte{'m'}, 100)}
+	u.fr = http2.NewFramer(&u.out, bufio.NewReader(c))
+	u.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	u.enc = hpack.NewEncoder(&u.hb)
+	u.fields = []hpack.HeaderField{
+		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"}, {Name: ":authority", Value: "bench"},
+		{Name: ":path", Value: "/bench.Echo/Unary"}, {Name: "content-type", Value: "application/grpc"}, {Name: "te", Value: "trailers"},
+	}
+	u.out.WriteString(http2.ClientPreface)
+	_ = u.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+	_ = u.fr.WriteWindowUpdate(0, 1<<30)
+	if _, err := c.Write(u.out.Bytes()); err != nil {
+		b.Fatal(err)
+	}
+	u.out.Reset()
+	return u
+}
+
+func (u *unaryClient) call(b *testing.B) {
+	id := u.next
+	u.next += 2
+	u.hb.Reset()
+	for _, f := range u.fields {
+		_ = u.enc.WriteField(f) // indexed after the first call, as a real client's
+	}
+	_ = u.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: u.hb.Bytes(), EndHeaders: true})
+	_ = u.fr.WriteData(id, true, u.body)
+	if _, err := u.c.Write(u.out.Bytes()); err != nil {
+		b.Fatal(err)
+	}
+	u.out.Reset()
+	got := 0
+	for {
+		f, err := u.fr.ReadFrame()
+		if err != nil {
+			b.Fatal(err)
+		}
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			got += len(f.Data())
+			if f.StreamEnded() {
+				b.Fatal("DATA ended the stream: no trailers")
+			}
+		case *http2.MetaHeadersFrame:
+			if f.StreamEnded() {
+				if got != len(u.body) {
+					b.Fatalf("answer of %d bytes", got)
+				}
+				return
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = u.fr.WriteSettingsAck()
+				if _, err := u.c.Write(u.out.Bytes()); err != nil {
+					b.Fatal(err)
+				}
+				u.out.Reset()
+			}
+		case *http2.GoAwayFrame, *http2.RSTStreamFrame:
+			b.Fatalf("%v", f)
+		}
+	}
+}
+
+var grpcStatus = []hpack.HeaderField{{Name: "grpc-status", Value: "0"}}
+var okHeaders = []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}
+
+// unaryHandler answers like a unary gRPC call: headers, the request's
+// body back, trailers, in one flush.
+var unaryHandler = HandlerFunc(func(st *Stream) {
+	var buf [512]byte
+	n, err := io.ReadFull(st, buf[:])
+	if err != io.ErrUnexpectedEOF && err != io.EOF {
+		return
+	}
+	st.Cork()
+	defer st.Uncork()
+	if st.WriteHeaders(okHeaders, false) != nil {
+		return
+	}
+	if _, err := st.Write(buf[:n]); err != nil {
+		return
+	}
+	_ = st.WriteTrailers(grpcStatus)
+})
+
+// BenchmarkUnary measures a unary-shaped exchange on one connection,
+// served by this engine and by x/net's http2.Server with an http.Handler
+// doing the same; the client (a Framer on loopback) is the same.
+func BenchmarkUnary(b *testing.B) {
+	b.Run("h2srv", func(b *testing.B) {
+		ts := startServer(b, &Server{Handler: unaryHandler}, false)
+		u := newUnaryClient(b, ts.Addr)
+		defer u.c.Close()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			u.call(b)
+		}
+	})
+	b.Run("x-net-http2.Server", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		srv := &http2.Server{}
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var buf [512]byte
+			n, _ := io.ReadFull(r.Body, buf[:])
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Trailer", "Grpc-Status")
+			w.WriteHeader(200)
+			_, _ = w.Write(buf[:n])
+			w.Header().Set("Grpc-Status", "0")
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go srv.ServeConn(c, &http2.ServeConnOpts{Context: ctx, Handler: h})
+			}
+		}()
+		u := newUnaryClient(b, ln.Addr().String())
+		defer u.c.Close()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			u.call(b)
+		}
+	})
+}
+
+// BenchmarkUnaryParallel runs the exchange on GOMAXPROCS connections at
+// once, where the engine's writes of several streams share flushes.
+func BenchmarkUnaryParallel(b *testing.B) {
+	ts := startServer(b, &Server{Handler: unaryHandler}, false)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		u := newUnaryClient(b, ts.Addr)
+		defer u.c.Close()
+		for pb.Next() {
+			u.call(b)
+		}
+	})
+}
