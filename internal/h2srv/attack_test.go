@@ -563,3 +563,125 @@ func TestKeepalivePing(t *testing.T) {
 		}
 	})
 }
+
+// A complete exchange (request ended, answer ended) ends without a
+// RST_STREAM, however the handler's return races the reader (the race
+// is narrow: the test catches a regression only now and then; the
+// benchmark's 10^5 exchanges, which fail on any RST_STREAM, more often).
+func TestNoResetAfterCompleteExchange(t *testing.T) {
+	// The quickest handler: it answers the moment it reads io.EOF.
+	ts := startServer(t, &Server{Handler: HandlerFunc(func(st *Stream) {
+		if _, err := io.Copy(io.Discard, st); err == nil {
+			_ = st.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "200"}}, true)
+		}
+	})}, false)
+	h := dial(t, ts)
+	for range 1000 {
+		id, err := h.Open(post("/"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Fr.WriteData(id, true, []byte("unary")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Frames(patience, func(f http2.Frame) bool {
+			hf, ok := f.(*http2.MetaHeadersFrame)
+			return ok && hf.StreamID == id && hf.StreamEnded()
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A PING's ACK comes after anything the server wrote before it.
+	if err := h.Fr.WritePing(false, [8]byte{9}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := h.Frames(patience, func(f http2.Frame) bool {
+		_, rst := f.(*http2.RSTStreamFrame)
+		p, ok := f.(*http2.PingFrame)
+		return rst || ok && p.IsAck()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := f.(*http2.RSTStreamFrame); ok {
+		t.Fatalf("RST_STREAM %v on stream %d after a complete exchange", r.ErrCode, r.StreamID)
+	}
+}
+
+// Handlers that keep running after their stream ended still count: a
+// stream opened while MaxConcurrentStreams of them run waits for one to
+// return, then is served.
+func TestHandlersBounded(t *testing.T) {
+	release := make(chan struct{})
+	var running, most atomic.Int32
+	ts := startServer(t, &Server{MaxConcurrentStreams: 2, Handler: HandlerFunc(func(st *Stream) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		_ = st.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "200"}}, true)
+		if st.Path() == "/linger" {
+			<-release
+		}
+	})}, false)
+	h := dial(t, ts)
+	ended := func(id uint32) {
+		t.Helper()
+		if _, err := h.Frames(patience, func(f http2.Frame) bool {
+			hf, ok := f.(*http2.MetaHeadersFrame)
+			return ok && hf.StreamID == id && hf.StreamEnded()
+		}); err != nil {
+			t.Fatalf("stream %d not answered: %v", id, err)
+		}
+	}
+	for range 2 {
+		id, err := h.Open(get("/linger"), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended(id)
+	}
+	id, err := h.Open(get("/next"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := h.Frames(500*time.Millisecond, func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok }); err == nil {
+		t.Fatalf("answered while two handlers run: %v", f)
+	}
+	close(release)
+	ended(id)
+	if m := most.Load(); m > 2 {
+		t.Errorf("%d handlers ran at once, want at most 2", m)
+	}
+}
+
+// A handler's panic resets its stream (INTERNAL_ERROR); the connection
+// and the server go on.
+func TestHandlerPanic(t *testing.T) {
+	ts := startServer(t, &Server{Handler: HandlerFunc(func(st *Stream) {
+		if st.Path() == "/panic" {
+			panic("handler bug")
+		}
+		echo(st)
+	})}, false)
+	h := dial(t, ts)
+	id, err := h.Open(get("/panic"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantReset(t, h, id, http2.ErrCodeInternal)
+	id, err = h.Open(get("/"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Frames(patience, func(f http2.Frame) bool {
+		hf, ok := f.(*http2.MetaHeadersFrame)
+		return ok && hf.StreamID == id && hf.StreamEnded()
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

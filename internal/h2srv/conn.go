@@ -151,18 +151,17 @@ func errStream(id uint32, code http2.ErrCode) error {
 var errClosedByPeer = errors.New("h2srv: connection closed")
 
 func (c *conn) serve(ctx context.Context) error {
-	c.ctx, c.cancel = context.WithCancel(ctx)
-	stop := context.AfterFunc(c.ctx, func() { _ = c.nc.Close() })
+	cctx, cancel := context.WithCancel(ctx)
+	c.ctx, c.cancel = cctx, cancel
+	stop := context.AfterFunc(cctx, func() { _ = c.nc.Close() })
 	defer stop()
 	c.pending.Add(1) // the reader's cork (netReader releases it to read)
 	err := c.serveFrames()
 	c.uncork()
-	code := http2.ErrCodeNo
 	var ce connError
 	if errors.As(err, &ce) {
-		code = ce.code
 		c.log.Debug("h2srv: connection error", "remote", c.nc.RemoteAddr(), "code", ce.code, "reason", ce.reason)
-		c.writeGoAway(code, ce.reason)
+		c.writeGoAway(ce.code, ce.reason)
 		c.drain()
 		err = ce
 	}
@@ -477,11 +476,11 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		c.giveBack(int64(len(data)))
 		return errStream(id, http2.ErrCodeProtocol)
 	}
+	if f.StreamEnded() {
+		c.remoteEnded(st) // before the handler can see io.EOF
+	}
 	if !st.deliver(data, f.StreamEnded(), nil) {
 		c.giveBack(int64(len(data))) // the stream ended meanwhile
-	}
-	if f.StreamEnded() {
-		c.remoteEnded(st)
 	}
 	return nil
 }
@@ -727,7 +726,7 @@ func (c *conn) onPingTimer() {
 		return
 	}
 	sent := c.pingSent
-	next := c.lim.ping
+	var next time.Duration
 	switch {
 	case !sent.IsZero() && quiet >= now.Sub(sent):
 		if now.Sub(sent) >= c.lim.pingTimeout {

@@ -15,8 +15,7 @@ type headerBlock struct {
 	c         *conn
 	active    bool
 	id        uint32
-	st        *Stream // the stream it opens (nil for trailers and blocks decoded only to keep HPACK in step)
-	trailers  *Stream // the stream it ends (trailers)
+	trailers  *Stream // the stream it ends (trailers); nil: it opens stream id
 	endStream bool
 	wire      int    // bytes on the wire so far, frame headers included
 	size      uint32 // decoded size (RFC 9113: name + value + 32 per field)
@@ -116,8 +115,8 @@ func (c *conn) headerBlockDone() error {
 		if st.contentLength >= 0 && st.received != st.contentLength {
 			return errStream(id, http2.ErrCodeProtocol)
 		}
+		c.remoteEnded(st) // before the handler can see io.EOF
 		st.deliver(nil, true, cloneFields(hb.fields))
-		c.remoteEnded(st)
 		return nil
 	}
 	st := &Stream{c: c, id: id, contentLength: -1, opened: time.Now()}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -150,16 +149,16 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// h2cClient is x/net's HTTP/2 client over plain TCP (or TLS when tc is set).
+// h2Client is net/http's HTTP/2 client (x/net's, bundled), over plain
+// TCP (h2c with prior knowledge) or TLS when tc is set.
 func h2Client(tc *tls.Config) *http.Client {
-	tr := &http2.Transport{AllowHTTP: tc == nil, TLSClientConfig: tc}
+	var protos http.Protocols
 	if tc == nil {
-		tr.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}
+		protos.SetUnencryptedHTTP2(true)
+	} else {
+		protos.SetHTTP2(true)
 	}
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	return &http.Client{Transport: &http.Transport{Protocols: &protos, TLSClientConfig: tc}, Timeout: 10 * time.Second}
 }
 
 func scheme(tc *tls.Config) string {
