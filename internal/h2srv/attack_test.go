@@ -190,6 +190,8 @@ func (b *blocker) ServeStream(st *Stream) {
 	case <-st.Context().Done():
 		return
 	}
+	st.Cork() // the answer stays buffered until the handler is done with it
+	defer st.Uncork()
 	_ = st.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "200"}}, true)
 }
 
@@ -683,5 +685,34 @@ func TestHandlerPanic(t *testing.T) {
 		return ok && hf.StreamID == id && hf.StreamEnded()
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// DATA dropped with its stream (reset before the handler read it) gives
+// its connection window back: a client that filled the window can go on.
+func TestDroppedDataReturnsWindow(t *testing.T) {
+	b := newBlocker() // reads nothing
+	t.Cleanup(func() { close(b.release) })
+	ts := startServer(t, &Server{Handler: b, ConnWindowSize: initialWindow, InitialWindowSize: initialWindow}, false)
+	h := dial(t, ts)
+	id, err := h.Open(post("/"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-b.started
+	for sent := 0; sent < initialWindow; sent += 16383 {
+		if err := h.Fr.WriteData(id, false, make([]byte, min(16383, initialWindow-sent))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	f, err := h.Frames(patience, func(f http2.Frame) bool { wu, ok := f.(*http2.WindowUpdateFrame); return ok && wu.StreamID == 0 })
+	if err != nil {
+		t.Fatalf("no connection WINDOW_UPDATE for the dropped DATA: %v", err)
+	}
+	if inc := f.(*http2.WindowUpdateFrame).Increment; inc != initialWindow {
+		t.Errorf("WINDOW_UPDATE %d, want %d", inc, initialWindow)
 	}
 }

@@ -61,6 +61,7 @@ type conn struct {
 	peerWindow  int64 // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	goingAway   bool  // GOAWAY sent: no new streams
 	closing     bool  // close requested
+	ended       bool  // serve is done: timers stay stopped
 	handlers    int   // handler goroutines running
 	idle        int   // handler goroutines parked, waiting on work
 	work        chan *Stream
@@ -107,6 +108,7 @@ func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
 type netReader struct{ c *conn }
 
 func (r netReader) Read(p []byte) (int, error) {
+	r.c.giveBack(0) // window of dropped DATA, before the client may wait for it
 	r.c.uncork()
 	n, err := r.c.nc.Read(p)
 	r.c.pending.Add(1)
@@ -173,6 +175,7 @@ func (c *conn) serve(ctx context.Context) error {
 		(<-c.work).finish()
 	}
 	c.mu.Lock()
+	c.ended = true
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
 	}
@@ -272,7 +275,7 @@ func (c *conn) serveFrames() error {
 		if closing || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 			return errClosedByPeer
 		}
-		return err
+		return fmt.Errorf("h2srv: reading: %w", err)
 	}
 }
 
@@ -498,11 +501,8 @@ func (c *conn) remoteEnded(st *Stream) {
 // giveBack returns n bytes of connection window to the client, by
 // WINDOW_UPDATE once enough has gathered.
 func (c *conn) giveBack(n int64) {
-	if n <= 0 {
-		return
-	}
 	v := c.connUnsent.Add(n)
-	if v < int64(c.lim.connWindow)/2 {
+	if v <= 0 || v < int64(c.lim.connWindow)/2 {
 		return
 	}
 	if !c.connUnsent.CompareAndSwap(v, 0) {
@@ -514,9 +514,8 @@ func (c *conn) giveBack(n int64) {
 	c.unlockW()
 }
 
-// newStreamLocked registers stream id (mu held) or says why not: a
-// stream error for a refused stream, a connection error for an id the
-// client may not use.
+// checkNewStreamLocked says whether the client may open stream id (mu
+// held): a connection error for an even id or one not above the last.
 func (c *conn) checkNewStreamLocked(id uint32) error {
 	if id%2 == 0 {
 		return errConn(http2.ErrCodeProtocol, "stream id %d is even", id)
@@ -629,7 +628,7 @@ func (c *conn) removeLocked(st *Stream) {
 	}
 	if len(c.streams) == 0 {
 		if c.goingAway {
-			go c.close()
+			go c.closeGracefully()
 		} else {
 			c.armIdleLocked()
 		}
@@ -667,8 +666,28 @@ func (c *conn) goAway() {
 	c.mu.Unlock()
 	c.writeGoAway(http2.ErrCodeNo, "")
 	if idle {
-		c.close()
+		c.closeGracefully()
 	}
+}
+
+// closeGracefully ends the connection after GOAWAY, its streams done:
+// what is buffered is flushed, the write side closed, and the reader
+// reads until the client closes, for a second at most.
+func (c *conn) closeGracefully() {
+	c.mu.Lock()
+	if c.closing || c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.mu.Unlock()
+	c.flushNow()
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		_ = c.nc.Close()
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
 }
 
 // close ends the connection now.
@@ -686,7 +705,7 @@ func (c *conn) armIdle() {
 }
 
 func (c *conn) armIdleLocked() {
-	if c.lim.idle <= 0 || c.closing {
+	if c.lim.idle <= 0 || c.closing || c.ended {
 		return
 	}
 	if c.idleTimer == nil {
@@ -721,7 +740,7 @@ func (c *conn) onPingTimer() {
 	now := time.Now()
 	quiet := now.Sub(time.Unix(0, c.lastRead.Load()))
 	c.mu.Lock()
-	if c.closing || c.pingTimer == nil {
+	if c.closing || c.ended || c.pingTimer == nil {
 		c.mu.Unlock()
 		return
 	}
@@ -748,7 +767,7 @@ func (c *conn) onPingTimer() {
 		c.pingSent = time.Time{}
 		next = c.lim.ping - quiet
 	}
-	if !c.closing {
+	if !c.closing && !c.ended {
 		c.pingTimer.Reset(next)
 	}
 	c.mu.Unlock()

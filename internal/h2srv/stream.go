@@ -201,24 +201,32 @@ func (st *Stream) writeBlock(h []hpack.HeaderField, endStream bool) error {
 	c := st.c
 	if endStream {
 		c.mu.Lock()
-		if st.state&localDone != 0 {
-			c.mu.Unlock()
+		ended := st.state&localDone != 0
+		c.mu.Unlock()
+		if ended {
 			return errStreamEnded
 		}
-		st.endLocalLocked()
-		c.mu.Unlock()
 	}
 	c.lockW()
 	c.writeHeaderBlock(st.id, h, endStream)
 	err := c.werr
 	c.unlockW()
+	if endStream {
+		// After the frame is in the buffer: a graceful close that the
+		// stream's end allows flushes it first.
+		c.mu.Lock()
+		st.endLocalLocked()
+		c.mu.Unlock()
+	}
 	return err
 }
 
 // endLocalLocked records our END_STREAM (c.mu held).
 func (st *Stream) endLocalLocked() {
 	st.state |= localDone
-	st.sendErr = errStreamEnded
+	if st.sendErr == nil {
+		st.sendErr = errStreamEnded
+	}
 	if st.state == closed {
 		st.c.removeLocked(st)
 	}
@@ -308,12 +316,18 @@ func (st *Stream) WriteTrailers(h []hpack.HeaderField) error {
 		c.mu.Unlock()
 		return st.writeBlock(h, true)
 	}
-	st.endLocalLocked()
+	if st.state&localDone != 0 {
+		c.mu.Unlock()
+		return errStreamEnded
+	}
 	c.mu.Unlock()
 	c.lockW()
 	c.writeData(st.id, true, nil)
 	err := c.werr
 	c.unlockW()
+	c.mu.Lock()
+	st.endLocalLocked()
+	c.mu.Unlock()
 	return err
 }
 
