@@ -31,6 +31,22 @@ func dial(t *testing.T, ts *testServer, settings ...http2.Setting) *attack.H2 {
 	return h
 }
 
+// openWithData opens a POST stream and sends n bytes of DATA on it, in
+// frames of the default maximum size.
+func openWithData(t *testing.T, h *attack.H2, n int) uint32 {
+	t.Helper()
+	id, err := h.Open(post("/"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sent := 0; sent < n; sent += 16 << 10 {
+		if err := h.Fr.WriteData(id, false, make([]byte, min(16<<10, n-sent))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return id
+}
+
 func get(path string) []hpack.HeaderField { return attack.Request("GET", "test", path, "") }
 
 func post(path string) []hpack.HeaderField {
@@ -48,6 +64,18 @@ func wantGoAway(t *testing.T, h *attack.H2, code http2.ErrCode) *http2.GoAwayFra
 		t.Fatalf("GOAWAY %v %q, want %v", ga.ErrCode, ga.DebugData(), code)
 	}
 	return ga
+}
+
+// wantEnded waits for the HEADERS that end stream id (the answer's, or
+// its trailers).
+func wantEnded(t *testing.T, h *attack.H2, id uint32) {
+	t.Helper()
+	if _, err := h.Frames(patience, func(f http2.Frame) bool {
+		hf, ok := f.(*http2.MetaHeadersFrame)
+		return ok && hf.StreamID == id && hf.StreamEnded()
+	}); err != nil {
+		t.Fatalf("stream %d not answered: %v", id, err)
+	}
 }
 
 // wantReset waits for RST_STREAM on id with code.
@@ -344,13 +372,7 @@ func TestDataBeyondWindow(t *testing.T) {
 	t.Run("stream", func(t *testing.T) {
 		ts := startServer(t, &Server{Handler: b, InitialWindowSize: 16 << 10}, false)
 		h := dial(t, ts)
-		id, err := h.Open(post("/"), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.Fr.WriteData(id, false, make([]byte, 16<<10)); err != nil {
-			t.Fatal(err)
-		}
+		id := openWithData(t, h, 16<<10)
 		if err := h.Fr.WriteData(id, false, []byte{1}); err != nil {
 			t.Fatal(err)
 		}
@@ -359,17 +381,8 @@ func TestDataBeyondWindow(t *testing.T) {
 	t.Run("connection", func(t *testing.T) {
 		ts := startServer(t, &Server{Handler: b, ConnWindowSize: initialWindow}, false)
 		h := dial(t, ts)
-		for range 2 {
-			id, err := h.Open(post("/"), false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for range 3 {
-				if err := h.Fr.WriteData(id, false, make([]byte, 12000)); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		openWithData(t, h, 36000)
+		openWithData(t, h, 36000)
 		wantGoAway(t, h, http2.ErrCodeFlowControl)
 	})
 }
@@ -397,13 +410,7 @@ func TestSlowHandlerBlocksClient(t *testing.T) {
 	s := &slowReader{read: make(chan int), got: make(chan int)}
 	ts := startServer(t, &Server{Handler: s, InitialWindowSize: 16 << 10}, false)
 	h := dial(t, ts)
-	id, err := h.Open(post("/"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Fr.WriteData(id, false, make([]byte, 16<<10)); err != nil {
-		t.Fatal(err)
-	}
+	id := openWithData(t, h, 16<<10)
 	isUpdate := func(f http2.Frame) bool {
 		wu, ok := f.(*http2.WindowUpdateFrame)
 		return ok && wu.StreamID == id
@@ -448,12 +455,7 @@ func TestShutdown(t *testing.T) {
 	}
 	wantReset(t, h, late, http2.ErrCodeRefusedStream)
 	close(b.release)
-	if _, err := h.Frames(patience, func(f http2.Frame) bool {
-		hf, ok := f.(*http2.MetaHeadersFrame)
-		return ok && hf.StreamID == id && hf.StreamEnded()
-	}); err != nil {
-		t.Fatalf("the open stream was not answered: %v", err)
-	}
+	wantEnded(t, h, id)
 	if !attack.Closed(h.Conn, patience) {
 		t.Error("the connection stayed open")
 	}
@@ -586,12 +588,7 @@ func TestNoResetAfterCompleteExchange(t *testing.T) {
 		if err := h.Fr.WriteData(id, true, []byte("unary")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.Frames(patience, func(f http2.Frame) bool {
-			hf, ok := f.(*http2.MetaHeadersFrame)
-			return ok && hf.StreamID == id && hf.StreamEnded()
-		}); err != nil {
-			t.Fatal(err)
-		}
+		wantEnded(t, h, id)
 	}
 	// A PING's ACK comes after anything the server wrote before it.
 	if err := h.Fr.WritePing(false, [8]byte{9}); err != nil {
@@ -631,21 +628,12 @@ func TestHandlersBounded(t *testing.T) {
 		}
 	})}, false)
 	h := dial(t, ts)
-	ended := func(id uint32) {
-		t.Helper()
-		if _, err := h.Frames(patience, func(f http2.Frame) bool {
-			hf, ok := f.(*http2.MetaHeadersFrame)
-			return ok && hf.StreamID == id && hf.StreamEnded()
-		}); err != nil {
-			t.Fatalf("stream %d not answered: %v", id, err)
-		}
-	}
 	for range 2 {
 		id, err := h.Open(get("/linger"), true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ended(id)
+		wantEnded(t, h, id)
 	}
 	id, err := h.Open(get("/next"), true)
 	if err != nil {
@@ -655,7 +643,7 @@ func TestHandlersBounded(t *testing.T) {
 		t.Fatalf("answered while two handlers run: %v", f)
 	}
 	close(release)
-	ended(id)
+	wantEnded(t, h, id)
 	if m := most.Load(); m > 2 {
 		t.Errorf("%d handlers ran at once, want at most 2", m)
 	}
@@ -680,12 +668,7 @@ func TestHandlerPanic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Frames(patience, func(f http2.Frame) bool {
-		hf, ok := f.(*http2.MetaHeadersFrame)
-		return ok && hf.StreamID == id && hf.StreamEnded()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	wantEnded(t, h, id)
 }
 
 // DATA dropped with its stream (reset before the handler read it) gives
@@ -695,16 +678,8 @@ func TestDroppedDataReturnsWindow(t *testing.T) {
 	t.Cleanup(func() { close(b.release) })
 	ts := startServer(t, &Server{Handler: b, ConnWindowSize: initialWindow, InitialWindowSize: initialWindow}, false)
 	h := dial(t, ts)
-	id, err := h.Open(post("/"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := openWithData(t, h, initialWindow)
 	<-b.started
-	for sent := 0; sent < initialWindow; sent += 16383 {
-		if err := h.Fr.WriteData(id, false, make([]byte, min(16383, initialWindow-sent))); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := h.Fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
 		t.Fatal(err)
 	}

@@ -64,5 +64,5 @@
 // request headers are validated (pseudo-headers, lowercase names,
 // connection-specific fields, te, content-length against the DATA).
 // h2spec 2.2.1 passes 145 of 145 against the package's test handler,
-// h2c and TLS (TestH2spec).
+// h2c and TLS (TestH2specEngine in test/).
 package h2srv
