@@ -691,3 +691,48 @@ func TestDroppedDataReturnsWindow(t *testing.T) {
 		t.Errorf("WINDOW_UPDATE %d, want %d", inc, initialWindow)
 	}
 }
+
+// TryWrite sends what the windows allow and returns at once; Write then
+// sends the rest as the client returns window.
+func TestTryWrite(t *testing.T) {
+	sent := make(chan int, 1)
+	ts := startServer(t, &Server{Handler: HandlerFunc(func(st *Stream) {
+		if st.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "200"}}, false) != nil {
+			return
+		}
+		body := make([]byte, 100<<10)
+		n, err := st.TryWrite(body)
+		sent <- n
+		if err != nil {
+			return
+		}
+		if _, err := st.Write(body[n:]); err != nil {
+			return
+		}
+		_ = st.WriteTrailers(nil)
+	})}, false)
+	h := dial(t, ts)
+	id, err := h.Open(get("/"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := <-sent; n != initialWindow {
+		t.Fatalf("TryWrite sent %d, want the client's window %d", n, initialWindow)
+	}
+	if err := h.Fr.WriteWindowUpdate(0, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fr.WriteWindowUpdate(id, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	if _, err := h.Frames(patience, func(f http2.Frame) bool {
+		d, ok := f.(*http2.DataFrame)
+		if ok {
+			got += len(d.Data())
+		}
+		return ok && d.StreamEnded()
+	}); err != nil || got != 100<<10 {
+		t.Fatalf("%d bytes, want %d: %v", got, 100<<10, err)
+	}
+}

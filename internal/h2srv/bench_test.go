@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -178,4 +179,31 @@ func BenchmarkUnaryParallel(b *testing.B) {
 			u.call(b)
 		}
 	})
+}
+
+// BenchmarkBody sends 4 MiB up and back on one stream through net/http's
+// HTTP/2 client, for several receive windows of the server (what
+// InitialWindowSize's default was chosen from).
+func BenchmarkBody(b *testing.B) {
+	body := bytes.Repeat([]byte{'b'}, 4<<20)
+	for _, w := range []uint32{64 << 10, 256 << 10, 1 << 20, 4 << 20} {
+		b.Run("window="+strconv.Itoa(int(w>>10))+"KiB", func(b *testing.B) {
+			ts := startServer(b, &Server{Handler: echo, InitialWindowSize: w, ConnWindowSize: max(w, DefaultConnWindowSize)}, false)
+			cl := h2Client(nil)
+			defer cl.CloseIdleConnections()
+			b.SetBytes(int64(2 * len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := cl.Post("http://"+ts.Addr+"/", "application/octet-stream", bytes.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if err != nil || n != int64(len(body)) {
+					b.Fatalf("%d bytes back: %v", n, err)
+				}
+			}
+		})
+	}
 }

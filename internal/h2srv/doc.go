@@ -40,7 +40,9 @@
 // client's stream and connection windows allow and blocks until they
 // reopen, so a slow reader slows its writer; a client that reads nothing
 // at all stops the connection's writes in the socket, and nothing
-// buffers beyond the writer's fixed buffer.
+// buffers beyond the writer's fixed buffer. TryWrite sends what the
+// windows allow without waiting, for a relay whose reading goroutine must
+// not block on one slow client.
 //
 // # Limits
 //

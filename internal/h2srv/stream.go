@@ -236,14 +236,35 @@ func (st *Stream) endLocalLocked() {
 // on the stream's and the connection's send windows (a slow reader slows
 // the writer) and returns a ResetError or ErrConnClosed when the stream
 // or connection ends meanwhile.
-func (st *Stream) Write(p []byte) (int, error) {
+func (st *Stream) Write(p []byte) (int, error) { return st.write(p, true) }
+
+// TryWrite sends as much of p as the stream's and the connection's send
+// windows allow now, without waiting for more, and returns how much it
+// sent (an error as Write). A relay's reading goroutine can write what
+// the windows allow at once and leave the rest to the stream's
+// goroutine; TryWrite never waits, so it may be called from a goroutine
+// other than the handler's, though not at the same time as Write.
+func (st *Stream) TryWrite(p []byte) (int, error) { return st.write(p, false) }
+
+func (st *Stream) write(p []byte, wait bool) (int, error) {
 	c := st.c
-	st.Cork()
-	defer st.Uncork()
+	if wait {
+		st.Cork() // released while reserve waits
+		defer st.Uncork()
+	} else {
+		c.cork()
+		defer c.uncork()
+	}
 	written := 0
 	for len(p) > 0 {
-		n, err := st.reserve(len(p))
-		if err != nil {
+		var n int
+		var err error
+		if wait {
+			n, err = st.reserve(len(p))
+		} else {
+			n, err = st.take(len(p))
+		}
+		if err != nil || n == 0 {
 			return written, err
 		}
 		c.lockW()
@@ -259,6 +280,33 @@ func (st *Stream) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// take takes window for up to want bytes (at most a frame), none when
+// the windows are closed.
+func (st *Stream) take(want int) (int, error) {
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return st.takeLocked(want)
+}
+
+func (st *Stream) takeLocked(want int) (int, error) {
+	c := st.c
+	switch {
+	case st.sendErr != nil:
+		return 0, st.sendErr
+	case !st.wroteHeaders:
+		return 0, errNoHeaders
+	}
+	avail := min(st.sendWin, c.connSend)
+	if avail <= 0 {
+		return 0, nil
+	}
+	n := int(min(avail, int64(want), int64(c.peerFrame.Load())))
+	st.sendWin -= int64(n)
+	c.connSend -= int64(n)
+	return n, nil
+}
+
 // reserve waits until the stream and connection windows allow some of
 // want bytes and takes them (at most a frame).
 func (st *Stream) reserve(want int) (int, error) {
@@ -272,17 +320,8 @@ func (st *Stream) reserve(want int) (int, error) {
 		}
 	}()
 	for {
-		switch {
-		case st.sendErr != nil:
-			return 0, st.sendErr
-		case !st.wroteHeaders:
-			return 0, errNoHeaders
-		}
-		if avail := min(st.sendWin, c.connSend); avail > 0 {
-			n := int(min(avail, int64(want), int64(c.peerFrame.Load())))
-			st.sendWin -= int64(n)
-			c.connSend -= int64(n)
-			return n, nil
+		if n, err := st.takeLocked(want); n > 0 || err != nil {
+			return n, err
 		}
 		if !released {
 			// What is buffered may be what the client waits for before
