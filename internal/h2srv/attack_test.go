@@ -736,3 +736,46 @@ func TestTryWrite(t *testing.T) {
 		t.Fatalf("%d bytes, want %d: %v", got, 100<<10, err)
 	}
 }
+
+// A queued stream (its handler waiting for a running one to return) that
+// the client resets leaves the queue: its handler never runs.
+func TestQueuedStreamReset(t *testing.T) {
+	release := make(chan struct{})
+	paths := make(chan string, 10)
+	ts := startServer(t, &Server{MaxConcurrentStreams: 1, Handler: HandlerFunc(func(st *Stream) {
+		paths <- st.Path()
+		_ = st.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "200"}}, true)
+		if st.Path() == "/linger" {
+			<-release
+		}
+	})}, false)
+	h := dial(t, ts)
+	id, err := h.Open(get("/linger"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnded(t, h, id)
+	queued, err := h.Open(get("/queued"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fr.WriteRSTStream(queued, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	// PING's ACK: the server has read the reset.
+	if err := h.Fr.WritePing(false, [8]byte{7}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Frames(patience, func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && p.IsAck() }); err != nil {
+		t.Fatal(err)
+	}
+	id, err = h.Open(get("/next"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	wantEnded(t, h, id)
+	if got := []string{<-paths, <-paths}; got[1] != "/next" {
+		t.Errorf("handlers ran for %v, want /linger then /next", got)
+	}
+}
