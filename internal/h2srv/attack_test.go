@@ -779,3 +779,23 @@ func TestQueuedStreamReset(t *testing.T) {
 		t.Errorf("handlers ran for %v, want /linger then /next", got)
 	}
 }
+
+// A handler that returns corked (or panics so) does not hold back the
+// connection's flushes: the next stream's answer arrives.
+func TestHandlerReturnsCorked(t *testing.T) {
+	ts := startServer(t, &Server{Handler: HandlerFunc(func(st *Stream) {
+		st.Cork()
+		_ = st.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "200"}}, true)
+		if st.Path() == "/panic" {
+			panic("corked")
+		}
+	})}, false)
+	h := dial(t, ts)
+	for _, path := range []string{"/", "/panic", "/"} {
+		id, err := h.Open(get(path), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEnded(t, h, id)
+	}
+}

@@ -421,6 +421,10 @@ func (st *Stream) Reset(code http2.ErrCode) {
 // (the client need not send the rest of its request).
 func (st *Stream) handlerDone() {
 	c := st.c
+	if n := st.corks; n > 0 { // a handler that returned (or panicked) corked
+		st.corks = 0
+		c.uncorkN(int32(n))
+	}
 	c.mu.Lock()
 	var code http2.ErrCode
 	reset := true

@@ -30,8 +30,11 @@ func (c *conn) unlockW() {
 
 func (c *conn) cork() { c.pending.Add(1) }
 
-func (c *conn) uncork() {
-	if c.pending.Add(-1) != 0 {
+func (c *conn) uncork() { c.uncorkN(1) }
+
+// uncorkN releases n corks, flushing when they were the last writers.
+func (c *conn) uncorkN(n int32) {
+	if c.pending.Add(-n) != 0 {
 		return
 	}
 	c.wmu.Lock()
