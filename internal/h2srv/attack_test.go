@@ -799,3 +799,31 @@ func TestHandlerReturnsCorked(t *testing.T) {
 		wantEnded(t, h, id)
 	}
 }
+
+// With HeaderListTooLarge, a request over MaxHeaderListSize goes to it,
+// with the fields decoded before the limit (pseudo-headers first).
+func TestHeaderListTooLargeHandler(t *testing.T) {
+	var calls atomic.Int32
+	ts := startServer(t, &Server{Handler: HandlerFunc(func(st *Stream) {
+		calls.Add(1)
+		echo(st)
+	}), MaxHeaderListSize: 4096, HeaderListTooLarge: HandlerFunc(func(st *Stream) {
+		_ = st.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "grpc-status", Value: "8"}, {Name: "x-path", Value: st.Path()}}, true)
+	})}, false)
+	h := dial(t, ts)
+	id, err := h.Open(attack.GRPC("test", "/pkg.S/M", "x-big", strings.Repeat("b", 5000)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fr.WriteData(id, true, attack.Message(nil)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := h.Frames(patience, func(f http2.Frame) bool { hf, ok := f.(*http2.MetaHeadersFrame); return ok && hf.StreamID == id })
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf := f.(*http2.MetaHeadersFrame)
+	if hf.Fields[1].Value != "8" || hf.Fields[2].Value != "/pkg.S/M" || calls.Load() != 0 {
+		t.Errorf("answer %v after %d Handler calls, want grpc-status 8 for /pkg.S/M and none", hf.Fields, calls.Load())
+	}
+}

@@ -599,6 +599,10 @@ func (c *conn) runHandler(st *Stream) {
 		}
 		st.handlerDone()
 	}()
+	if st.tooLarge {
+		c.srv.HeaderListTooLarge.ServeStream(st)
+		return
+	}
 	c.srv.Handler.ServeStream(st)
 }
 

@@ -50,7 +50,7 @@
 // the wire size of one header block, frame headers included (a
 // CONTINUATION flood, even of empty frames, ends with GOAWAY
 // ENHANCE_YOUR_CALM), MaxHeaderListSize on the decoded list (answered
-// 431), MaxPrematureResets (Rapid Reset, CVE-2023-44487: GOAWAY
+// by HeaderListTooLarge, or 431), MaxPrematureResets (Rapid Reset, CVE-2023-44487: GOAWAY
 // ENHANCE_YOUR_CALM), MaxReadFrameSize (FRAME_SIZE_ERROR), IdleTimeout
 // and an optional PING keepalive. A connection error is a GOAWAY with its
 // code, after which the server reads and drops for at most a second

@@ -27,9 +27,8 @@ type headerBlock struct {
 func (hb *headerBlock) emit(f hpack.HeaderField) {
 	hb.size += f.Size()
 	if hb.size > hb.c.lim.maxList {
-		hb.tooBig = true
+		hb.tooBig = true // the fields so far are kept (HeaderListTooLarge sees them)
 		hb.c.dec.SetEmitEnabled(false)
-		hb.fields = hb.fields[:0]
 		return
 	}
 	hb.fields = append(hb.fields, f)
@@ -121,7 +120,15 @@ func (c *conn) headerBlockDone() error {
 	}
 	st := &Stream{c: c, id: id, contentLength: -1, opened: time.Now()}
 	if hb.tooBig {
-		c.answer431(st, hb.endStream)
+		if c.srv.HeaderListTooLarge == nil {
+			c.answer431(st, hb.endStream)
+			return nil
+		}
+		st.tooLarge = true
+		st.pseudo(hb.fields)
+		st.header = cloneFields(hb.fields)
+		c.register(st, hb.endStream)
+		c.openStream(st)
 		return nil
 	}
 	if !st.parseRequest(hb.fields) {
@@ -214,6 +221,23 @@ func (st *Stream) parseRequest(fields []hpack.HeaderField) bool {
 		return seen == 1|4 && st.authority != ""
 	}
 	return seen&(1|2|8) == 1|2|8 && st.path != "" && st.method != ""
+}
+
+// pseudo records the pseudo-headers of a header list cut short at
+// MaxHeaderListSize, unvalidated.
+func (st *Stream) pseudo(fields []hpack.HeaderField) {
+	for _, f := range fields {
+		switch f.Name {
+		case ":method":
+			st.method = f.Value
+		case ":scheme":
+			st.scheme = f.Value
+		case ":authority":
+			st.authority = f.Value
+		case ":path":
+			st.path = f.Value
+		}
+	}
 }
 
 func validTrailers(fields []hpack.HeaderField) bool {

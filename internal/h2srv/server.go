@@ -53,12 +53,19 @@ type Server struct {
 	MaxHeaderBlockBytes int
 	// MaxHeaderListSize bounds the decoded header list (RFC 9113's size:
 	// name, value and 32 bytes per field), advertised as
-	// SETTINGS_MAX_HEADER_LIST_SIZE. A request over it is answered
-	// :status 431 and never reaches the Handler. 0: 16 KiB (the size
-	// grpc-go and Go's net/http accept by default is larger, 16 MiB and
-	// 1 MiB; 16 KiB holds any gRPC call's metadata in practice and keeps
-	// a connection's decoding memory small).
+	// SETTINGS_MAX_HEADER_LIST_SIZE. A request over it never reaches the
+	// Handler: HeaderListTooLarge answers it. 0: 16 KiB (grpc-go and Go's
+	// net/http accept more by default, 16 MiB and 1 MiB; 16 KiB holds any
+	// gRPC call's metadata in practice and keeps a connection's decoding
+	// memory small).
 	MaxHeaderListSize uint32
+	// HeaderListTooLarge serves, in place of Handler, a request whose
+	// header list is over MaxHeaderListSize (a gRPC server answers it
+	// RESOURCE_EXHAUSTED in trailers). Its stream's Header holds the
+	// fields decoded before the limit, not validated; the accessors give
+	// the pseudo-headers among them. nil: the request is answered
+	// :status 431.
+	HeaderListTooLarge Handler
 	// MaxPrematureResets bounds Rapid Reset (CVE-2023-44487): streams the
 	// client resets within a second of opening them and before the server
 	// answered. When a connection has more than this many, and they are

@@ -43,6 +43,7 @@ type Stream struct {
 	scheme        string
 	opened        time.Time
 	contentLength int64 // -1: none
+	tooLarge      bool  // its header list was over MaxHeaderListSize
 	received      int64 // DATA payload so far (the reader only)
 
 	// Receive side.
