@@ -1,0 +1,778 @@
+package h2srv
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// conn is one served connection. The reading goroutine (serve) owns the
+// framer, the HPACK decoder and the receive-side accounting; handlers
+// write through the write path (write.go) and wait on the send windows
+// under mu.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	lim limits
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Read side (the reading goroutine only, unless noted).
+	br       *bufio.Reader
+	fr       *http2.Framer
+	dec      *hpack.Decoder
+	hb       headerBlock
+	skipAcks int
+	opened   int          // streams opened
+	resets   int          // premature resets
+	lastRead atomic.Int64 // unix nanos of the last read from the network
+	// connRecv is the connection window the client may still use; the
+	// reader spends it, handlers' reads give it back (atomic).
+	connRecv   atomic.Int64
+	connUnsent atomic.Int64 // consumed bytes not yet returned by WINDOW_UPDATE
+
+	// Write side (write.go).
+	wmu       sync.Mutex
+	pending   atomic.Int32 // writers in or queued for wmu, and corks
+	bw        *bufio.Writer
+	henc      *hpack.Encoder
+	hbuf      headerBuf
+	scratch   [frameHeaderLen + 8]byte
+	werr      error
+	peerFrame atomic.Uint32 // the client's SETTINGS_MAX_FRAME_SIZE
+
+	// mu guards the stream table, the send windows and the states.
+	mu          sync.Mutex
+	streams     map[uint32]*Stream
+	maxClientID uint32
+	connSend    int64 // connection send window
+	peerWindow  int64 // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	goingAway   bool  // GOAWAY sent: no new streams
+	closing     bool  // close requested
+	ended       bool  // serve is done: timers stay stopped
+	handlers    int   // handler goroutines running
+	idle        int   // handler goroutines parked, waiting on work
+	work        chan *Stream
+	queue       []*Stream
+	idleTimer   *time.Timer
+	pingTimer   *time.Timer
+	pingSent    time.Time
+
+	wg sync.WaitGroup // handler goroutines
+}
+
+func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		lim:        s.limits(),
+		log:        s.logger(),
+		skipAcks:   o.SettingsAcked,
+		streams:    make(map[uint32]*Stream),
+		work:       make(chan *Stream, maxIdleHandlers),
+		connSend:   initialWindow,
+		peerWindow: initialWindow,
+	}
+	c.br = bufio.NewReaderSize(netReader{c}, 32<<10)
+	c.fr = http2.NewFramer(nil, c.br)
+	c.fr.SetReuseFrames()
+	c.fr.SetMaxReadFrameSize(c.lim.maxFrame)
+	c.dec = hpack.NewDecoder(4096, c.hb.emit)
+	// A string is bounded by the block's wire size (Huffman codes are 5
+	// bits at the shortest); a list too long is answered 431 (headers.go).
+	c.dec.SetMaxStringLength(c.lim.maxBlock * 8 / 5)
+	c.hb.c = c
+	c.bw = bufio.NewWriterSize(netWriter{c}, 32<<10)
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.peerFrame.Store(minMaxFrameSize)
+	c.connRecv.Store(int64(c.lim.connWindow))
+	return c
+}
+
+// netReader is the reading goroutine's view of the connection: it
+// releases the reader's cork before every read from the network, so that
+// what was written while the reader handled a batch of frames is flushed
+// when the batch ends (the reader would otherwise block holding it).
+type netReader struct{ c *conn }
+
+func (r netReader) Read(p []byte) (int, error) {
+	r.c.giveBack(0) // window of dropped DATA, before the client may wait for it
+	r.c.uncork()
+	n, err := r.c.nc.Read(p)
+	r.c.pending.Add(1)
+	if n > 0 && r.c.lim.ping > 0 {
+		r.c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// netWriter records a write error once and closes the connection, so
+// that the reader and every waiting handler end.
+type netWriter struct{ c *conn }
+
+func (w netWriter) Write(p []byte) (int, error) {
+	n, err := w.c.nc.Write(p)
+	if err != nil && w.c.werr == nil {
+		w.c.werr = err
+		_ = w.c.nc.Close()
+	}
+	return n, err
+}
+
+// connError is a connection error: GOAWAY with code, then the end.
+type connError struct {
+	code   http2.ErrCode
+	reason string
+}
+
+func (e connError) Error() string {
+	return fmt.Sprintf("h2srv: connection error %v: %s", e.code, e.reason)
+}
+
+func errConn(code http2.ErrCode, format string, a ...any) error {
+	return connError{code, fmt.Sprintf(format, a...)}
+}
+
+// errStream is a stream error: RST_STREAM with code, the connection goes on.
+func errStream(id uint32, code http2.ErrCode) error {
+	return http2.StreamError{StreamID: id, Code: code}
+}
+
+var errClosedByPeer = errors.New("h2srv: connection closed")
+
+func (c *conn) serve(ctx context.Context) error {
+	cctx, cancel := context.WithCancel(ctx)
+	c.ctx, c.cancel = cctx, cancel
+	stop := context.AfterFunc(cctx, func() { _ = c.nc.Close() })
+	defer stop()
+	c.pending.Add(1) // the reader's cork (netReader releases it to read)
+	err := c.serveFrames()
+	c.uncork()
+	var ce connError
+	if errors.As(err, &ce) {
+		c.log.Debug("h2srv: connection error", "remote", c.nc.RemoteAddr(), "code", ce.code, "reason", ce.reason)
+		c.writeGoAway(ce.code, ce.reason)
+		c.drain()
+		err = ce
+	}
+	_ = c.nc.Close()
+	c.cancel()
+	c.endStreams()
+	c.wg.Wait()
+	for len(c.work) > 0 { // handed to a goroutine that left at the end
+		(<-c.work).finish()
+	}
+	c.mu.Lock()
+	c.ended = true
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	closing := c.closing
+	c.mu.Unlock()
+	if closing || errors.Is(err, errClosedByPeer) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// drain reads and drops what the client still sends, for a second at
+// most, so that closing the connection does not reset it before the
+// client read the GOAWAY.
+func (c *conn) drain() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	var buf [4 << 10]byte
+	for {
+		if _, err := c.nc.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+func (c *conn) serveFrames() error {
+	// The server preface first: nothing to wait for.
+	settings := []http2.Setting{
+		{ID: http2.SettingMaxConcurrentStreams, Val: c.lim.maxStreams},
+		{ID: http2.SettingInitialWindowSize, Val: c.lim.streamWindow},
+		{ID: http2.SettingMaxFrameSize, Val: c.lim.maxFrame},
+		{ID: http2.SettingMaxHeaderListSize, Val: c.lim.maxList},
+		{ID: http2.SettingEnablePush, Val: 0},
+	}
+	c.lockW()
+	c.writeSettings(settings)
+	if inc := c.lim.connWindow - initialWindow; inc > 0 {
+		c.writeWindowUpdate(0, inc)
+	}
+	c.unlockW()
+
+	var preface [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(c.br, preface[:]); err != nil {
+		return fmt.Errorf("h2srv: reading the client preface: %w", err)
+	}
+	if string(preface[:]) != http2.ClientPreface {
+		return errors.New("h2srv: bad client preface")
+	}
+	c.armIdle()
+	c.armPing()
+	first := true
+	for {
+		f, err := c.fr.ReadFrame()
+		if err == nil {
+			if first {
+				first = false
+				if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+					return errConn(http2.ErrCodeProtocol, "first frame is not SETTINGS")
+				}
+			}
+			err = c.processFrame(f)
+		}
+		if err == nil {
+			continue
+		}
+		var se http2.StreamError
+		switch {
+		case errors.As(err, &se):
+			c.resetStream(se.StreamID, se.Code)
+			continue
+		case errors.Is(err, http2.ErrFrameTooLarge):
+			return errConn(http2.ErrCodeFrameSize, "frame larger than %d bytes", c.lim.maxFrame)
+		}
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			reason := "malformed frame"
+			if d := c.fr.ErrorDetail(); d != nil {
+				reason = d.Error()
+			}
+			return errConn(http2.ErrCode(ce), "%s", reason)
+		}
+		var mine connError
+		if errors.As(err, &mine) {
+			return err
+		}
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			return errClosedByPeer
+		}
+		return fmt.Errorf("h2srv: reading: %w", err)
+	}
+}
+
+func (c *conn) processFrame(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.DataFrame:
+		return c.onData(f)
+	case *http2.HeadersFrame:
+		return c.onHeaders(f)
+	case *http2.ContinuationFrame:
+		return c.onContinuation(f)
+	case *http2.SettingsFrame:
+		return c.onSettings(f)
+	case *http2.WindowUpdateFrame:
+		return c.onWindowUpdate(f)
+	case *http2.PingFrame:
+		if f.StreamID != 0 {
+			return errConn(http2.ErrCodeProtocol, "PING on stream %d", f.StreamID)
+		}
+		if f.IsAck() {
+			c.mu.Lock()
+			c.pingSent = time.Time{}
+			c.mu.Unlock()
+			return nil
+		}
+		c.lockW()
+		c.writePing(true, f.Data)
+		c.unlockW()
+		return nil
+	case *http2.RSTStreamFrame:
+		return c.onReset(f)
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			return errStream(f.StreamID, http2.ErrCodeProtocol)
+		}
+		return nil
+	case *http2.GoAwayFrame:
+		// The client stops opening streams; the open ones finish.
+		return nil
+	case *http2.PushPromiseFrame:
+		return errConn(http2.ErrCodeProtocol, "PUSH_PROMISE from a client")
+	default:
+		return nil // unknown frame types are ignored
+	}
+}
+
+func (c *conn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil // ours, the sniffer's, or an extra one: nothing to do
+	}
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingHeaderTableSize:
+			c.wmu.Lock()
+			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.wmu.Unlock()
+		case http2.SettingInitialWindowSize:
+			return c.setPeerWindow(int64(s.Val))
+		case http2.SettingMaxFrameSize:
+			c.peerFrame.Store(s.Val)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if c.skipAcks > 0 {
+		c.skipAcks--
+		return nil
+	}
+	c.lockW()
+	c.writeSettingsAck()
+	c.unlockW()
+	return nil
+}
+
+// setPeerWindow applies a new SETTINGS_INITIAL_WINDOW_SIZE to every open
+// stream's send window (RFC 9113 §6.9.2).
+func (c *conn) setPeerWindow(v int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delta := v - c.peerWindow
+	c.peerWindow = v
+	for _, st := range c.streams {
+		st.sendWin += delta
+		if st.sendWin > maxWindow {
+			return errConn(http2.ErrCodeFlowControl, "stream %d window over 2^31-1", st.id)
+		}
+		if delta > 0 {
+			st.sendCond.Broadcast()
+		}
+	}
+	return nil
+}
+
+func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.StreamID == 0 {
+		c.connSend += int64(f.Increment)
+		if c.connSend > maxWindow {
+			return errConn(http2.ErrCodeFlowControl, "connection window over 2^31-1")
+		}
+		for _, st := range c.streams {
+			if st.waiting {
+				st.sendCond.Broadcast()
+			}
+		}
+		return nil
+	}
+	st := c.streams[f.StreamID]
+	if st == nil {
+		if c.idleLocked(f.StreamID) {
+			return errConn(http2.ErrCodeProtocol, "WINDOW_UPDATE on idle stream %d", f.StreamID)
+		}
+		return nil
+	}
+	st.sendWin += int64(f.Increment)
+	if st.sendWin > maxWindow {
+		return errStream(f.StreamID, http2.ErrCodeFlowControl)
+	}
+	st.sendCond.Broadcast()
+	return nil
+}
+
+// idleLocked reports whether id is a stream the client has not opened.
+func (c *conn) idleLocked(id uint32) bool {
+	return id > c.maxClientID || id%2 == 0
+}
+
+func (c *conn) onReset(f *http2.RSTStreamFrame) error {
+	c.mu.Lock()
+	st := c.streams[f.StreamID]
+	if st == nil {
+		idle := c.idleLocked(f.StreamID)
+		c.mu.Unlock()
+		if idle {
+			return errConn(http2.ErrCodeProtocol, "RST_STREAM on idle stream %d", f.StreamID)
+		}
+		return nil
+	}
+	premature := !st.answered && time.Since(st.opened) < time.Second
+	c.closeStreamLocked(st, ResetError{f.ErrCode})
+	c.mu.Unlock()
+	if premature {
+		c.resets++
+		if c.lim.maxResets > 0 && c.resets > c.lim.maxResets && 2*c.resets > c.opened {
+			return errConn(http2.ErrCodeEnhanceYourCalm, "too many streams reset before an answer")
+		}
+	}
+	return nil
+}
+
+// resetStream answers a stream error: RST_STREAM code, the stream closed.
+func (c *conn) resetStream(id uint32, code http2.ErrCode) {
+	c.mu.Lock()
+	if st := c.streams[id]; st != nil {
+		st.answered = true
+		c.closeStreamLocked(st, ResetError{code})
+	}
+	c.mu.Unlock()
+	c.lockW()
+	c.writeRSTStream(id, code)
+	c.unlockW()
+}
+
+func (c *conn) onData(f *http2.DataFrame) error {
+	id := f.StreamID
+	n := int64(f.Length)
+	data := f.Data()
+	if n > c.connRecv.Load() {
+		return errConn(http2.ErrCodeFlowControl, "DATA beyond the connection window")
+	}
+	c.connRecv.Add(-n)
+	c.mu.Lock()
+	st := c.streams[id]
+	if st == nil || st.remoteClosed() {
+		idle := st == nil && c.idleLocked(id)
+		c.mu.Unlock()
+		c.giveBack(n)
+		if idle {
+			return errConn(http2.ErrCodeProtocol, "DATA on idle stream %d", id)
+		}
+		return errStream(id, http2.ErrCodeStreamClosed)
+	}
+	c.mu.Unlock()
+	if n > st.recvAvail.Load() {
+		c.giveBack(n)
+		return errStream(id, http2.ErrCodeFlowControl)
+	}
+	st.recvAvail.Add(-n)
+	if pad := n - int64(len(data)); pad > 0 {
+		c.giveBack(pad)
+		st.giveBack(pad)
+	}
+	st.received += int64(len(data))
+	if st.contentLength >= 0 && (st.received > st.contentLength || f.StreamEnded() && st.received != st.contentLength) {
+		c.giveBack(int64(len(data)))
+		return errStream(id, http2.ErrCodeProtocol)
+	}
+	if f.StreamEnded() {
+		c.remoteEnded(st) // before the handler can see io.EOF
+	}
+	if !st.deliver(data, f.StreamEnded(), nil) {
+		c.giveBack(int64(len(data))) // the stream ended meanwhile
+	}
+	return nil
+}
+
+// remoteEnded records the client's END_STREAM on st.
+func (c *conn) remoteEnded(st *Stream) {
+	c.mu.Lock()
+	st.state |= remoteDone
+	if st.state&localDone != 0 {
+		c.removeLocked(st)
+	}
+	c.mu.Unlock()
+}
+
+// giveBack returns n bytes of connection window to the client, by
+// WINDOW_UPDATE once enough has gathered.
+func (c *conn) giveBack(n int64) {
+	v := c.connUnsent.Add(n)
+	if v <= 0 || v < int64(c.lim.connWindow)/2 {
+		return
+	}
+	if !c.connUnsent.CompareAndSwap(v, 0) {
+		return // another caller took it
+	}
+	c.connRecv.Add(v)
+	c.lockW()
+	c.writeWindowUpdate(0, uint32(v))
+	c.unlockW()
+}
+
+// checkNewStreamLocked says whether the client may open stream id (mu
+// held): a connection error for an even id or one not above the last.
+func (c *conn) checkNewStreamLocked(id uint32) error {
+	if id%2 == 0 {
+		return errConn(http2.ErrCodeProtocol, "stream id %d is even", id)
+	}
+	if id <= c.maxClientID {
+		return errConn(http2.ErrCodeProtocol, "stream id %d is not above %d", id, c.maxClientID)
+	}
+	return nil
+}
+
+// openStream starts st (headers validated): its handler runs now, or
+// when one of the connection's running handlers returns.
+func (c *conn) openStream(st *Stream) {
+	c.mu.Lock()
+	c.opened++
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	if c.handlers >= int(c.lim.maxStreams) {
+		c.queue = append(c.queue, st)
+		c.mu.Unlock()
+		return
+	}
+	c.handlers++
+	if c.idle > 0 {
+		// A parked handler goroutine takes it (its stack already grown):
+		// the buffered send cannot block, a slot was counted for it.
+		c.idle--
+		c.mu.Unlock()
+		c.work <- st
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go c.runHandlers(st)
+}
+
+// maxIdleHandlers is how many handler goroutines a connection keeps
+// parked for its next streams, rather than starting one per stream.
+const maxIdleHandlers = 4
+
+func (c *conn) runHandlers(st *Stream) {
+	defer c.wg.Done()
+	for st != nil {
+		c.runHandler(st)
+		c.mu.Lock()
+		st = nil
+		for len(c.queue) > 0 && st == nil {
+			st = c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			if st.state == closed {
+				st.finish()
+				st = nil
+			}
+		}
+		if st != nil {
+			c.mu.Unlock()
+			continue
+		}
+		c.handlers--
+		if c.idle >= maxIdleHandlers || c.goingAway {
+			c.mu.Unlock()
+			return
+		}
+		c.idle++
+		c.mu.Unlock()
+		select {
+		case st = <-c.work:
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) runHandler(st *Stream) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("h2srv: handler panic", "stream", st.id, "panic", r)
+			st.Reset(http2.ErrCodeInternal)
+		}
+		st.handlerDone()
+	}()
+	if st.tooLarge {
+		c.srv.HeaderListTooLarge.ServeStream(st)
+		return
+	}
+	c.srv.Handler.ServeStream(st)
+}
+
+// closeStreamLocked ends st on both sides (a reset, or the connection's
+// end): its readers and writers wake with err.
+func (c *conn) closeStreamLocked(st *Stream, err error) {
+	st.state = closed
+	st.sendErr = err
+	st.sendCond.Broadcast()
+	c.removeLocked(st)
+	st.fail(err)
+	st.cancel()
+}
+
+// removeLocked takes st out of the table once both sides are done.
+func (c *conn) removeLocked(st *Stream) {
+	if c.streams[st.id] != st {
+		return
+	}
+	delete(c.streams, st.id)
+	for i, q := range c.queue {
+		if q == st {
+			c.queue = append(c.queue[:i], c.queue[i+1:]...)
+			st.finish()
+			break
+		}
+	}
+	if len(c.streams) == 0 {
+		if c.goingAway {
+			go c.closeGracefully()
+		} else {
+			c.armIdleLocked()
+		}
+	}
+}
+
+// endStreams fails every stream at the connection's end.
+func (c *conn) endStreams() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.goingAway = true
+	for _, st := range c.streams {
+		c.closeStreamLocked(st, ErrConnClosed)
+	}
+	for _, st := range c.queue {
+		st.finish()
+	}
+	c.queue = nil
+}
+
+// ErrConnClosed is what a stream's Read and Write return once its
+// connection ended.
+var ErrConnClosed = errors.New("h2srv: connection closed")
+
+// goAway sends GOAWAY NO_ERROR (graceful): no new streams; the
+// connection closes when its open streams end.
+func (c *conn) goAway() {
+	c.mu.Lock()
+	if c.goingAway {
+		c.mu.Unlock()
+		return
+	}
+	c.goingAway = true
+	idle := len(c.streams) == 0
+	c.mu.Unlock()
+	c.writeGoAway(http2.ErrCodeNo, "")
+	if idle {
+		c.closeGracefully()
+	}
+}
+
+// closeGracefully ends the connection after GOAWAY, its streams done:
+// what is buffered is flushed, the write side closed, and the reader
+// reads until the client closes, for a second at most.
+func (c *conn) closeGracefully() {
+	c.mu.Lock()
+	if c.closing || c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.mu.Unlock()
+	c.flushNow()
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		_ = c.nc.Close()
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+}
+
+// close ends the connection now.
+func (c *conn) close() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+func (c *conn) armIdle() {
+	c.mu.Lock()
+	c.armIdleLocked()
+	c.mu.Unlock()
+}
+
+func (c *conn) armIdleLocked() {
+	if c.lim.idle <= 0 || c.closing || c.ended {
+		return
+	}
+	if c.idleTimer == nil {
+		c.idleTimer = time.AfterFunc(c.lim.idle, c.onIdle)
+		return
+	}
+	c.idleTimer.Reset(c.lim.idle)
+}
+
+func (c *conn) onIdle() {
+	c.mu.Lock()
+	idle := len(c.streams) == 0 && len(c.queue) == 0
+	c.mu.Unlock()
+	if idle {
+		c.goAway()
+	}
+}
+
+func (c *conn) armPing() {
+	if c.lim.ping <= 0 {
+		return
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	c.pingTimer = time.AfterFunc(c.lim.ping, c.onPingTimer)
+	c.mu.Unlock()
+}
+
+// onPingTimer runs every PingInterval: a PING after a quiet interval, the
+// end when a PING went unanswered for PingTimeout.
+func (c *conn) onPingTimer() {
+	now := time.Now()
+	quiet := now.Sub(time.Unix(0, c.lastRead.Load()))
+	c.mu.Lock()
+	if c.closing || c.ended || c.pingTimer == nil {
+		c.mu.Unlock()
+		return
+	}
+	sent := c.pingSent
+	var next time.Duration
+	switch {
+	case !sent.IsZero() && quiet >= now.Sub(sent):
+		if now.Sub(sent) >= c.lim.pingTimeout {
+			c.mu.Unlock()
+			c.log.Debug("h2srv: keepalive PING unanswered", "remote", c.nc.RemoteAddr())
+			c.close()
+			return
+		}
+		next = c.lim.pingTimeout - now.Sub(sent)
+	case quiet >= c.lim.ping:
+		c.pingSent = now
+		next = c.lim.pingTimeout
+		c.mu.Unlock()
+		c.lockW()
+		c.writePing(false, [8]byte{'h', '2', 's', 'r', 'v'})
+		c.unlockW()
+		c.mu.Lock()
+	default:
+		c.pingSent = time.Time{}
+		next = c.lim.ping - quiet
+	}
+	if !c.closing && !c.ended {
+		c.pingTimer.Reset(next)
+	}
+	c.mu.Unlock()
+}

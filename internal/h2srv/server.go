@@ -1,0 +1,274 @@
+package h2srv
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Defaults of the Server's limits (a zero field takes these).
+const (
+	DefaultMaxConcurrentStreams = 100
+	DefaultMaxHeaderBlockBytes  = 64 << 10
+	DefaultMaxHeaderListSize    = 16 << 10
+	DefaultMaxPrematureResets   = 100
+	DefaultInitialWindowSize    = 1 << 20
+	DefaultConnWindowSize       = 4 << 20
+	DefaultMaxReadFrameSize     = 16 << 10
+	// DefaultPingTimeout is how long a keepalive PING waits for its ACK
+	// when PingInterval is set and PingTimeout is not.
+	DefaultPingTimeout = 20 * time.Second
+)
+
+// Handler serves one stream, on its own goroutine; the stream ends
+// (RST_STREAM CANCEL if the handler neither ended nor reset it) when
+// ServeStream returns.
+type Handler interface{ ServeStream(st *Stream) }
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(st *Stream)
+
+// ServeStream calls f(st).
+func (f HandlerFunc) ServeStream(st *Stream) { f(st) }
+
+// Server serves HTTP/2 connections, handing every request stream to
+// Handler. Its fields are read when a connection starts; change them only
+// before the first ServeConn. A Server is safe for concurrent use.
+type Server struct {
+	// Handler serves every stream. Required.
+	Handler Handler
+	// MaxConcurrentStreams is advertised in SETTINGS and enforced: a
+	// HEADERS frame opening a stream past it is answered RST_STREAM
+	// REFUSED_STREAM. It also bounds the handler goroutines of a
+	// connection (streams whose handler has not returned); a stream
+	// opened while that many run waits for one to return. 0: 100.
+	MaxConcurrentStreams uint32
+	// MaxHeaderBlockBytes bounds one header block on the wire (HEADERS
+	// plus its CONTINUATIONs, 9 bytes of frame header counted per frame,
+	// so that empty CONTINUATIONs count too); past it the connection ends
+	// with GOAWAY ENHANCE_YOUR_CALM (the CONTINUATION flood). 0: 64 KiB.
+	MaxHeaderBlockBytes int
+	// MaxHeaderListSize bounds the decoded header list (RFC 9113's size:
+	// name, value and 32 bytes per field), advertised as
+	// SETTINGS_MAX_HEADER_LIST_SIZE. A request over it never reaches the
+	// Handler: HeaderListTooLarge answers it. 0: 16 KiB (grpc-go and Go's
+	// net/http accept more by default, 16 MiB and 1 MiB; 16 KiB holds any
+	// gRPC call's metadata in practice and keeps a connection's decoding
+	// memory small).
+	MaxHeaderListSize uint32
+	// HeaderListTooLarge serves, in place of Handler, a request whose
+	// header list is over MaxHeaderListSize (a gRPC server answers it
+	// RESOURCE_EXHAUSTED in trailers). Its stream's Header holds the
+	// fields decoded before the limit, not validated; the accessors give
+	// the pseudo-headers among them. nil: the request is answered
+	// :status 431.
+	HeaderListTooLarge Handler
+	// MaxPrematureResets bounds Rapid Reset (CVE-2023-44487): streams the
+	// client resets within a second of opening them and before the server
+	// answered. When a connection has more than this many, and they are
+	// more than half of the streams it opened, it ends with GOAWAY
+	// ENHANCE_YOUR_CALM. 0: 100; negative: no limit.
+	MaxPrematureResets int
+	// InitialWindowSize is the receive window of every stream, advertised
+	// as SETTINGS_INITIAL_WINDOW_SIZE. 0: 1 MiB. (On loopback, 4 MiB up
+	// and back through net/http's client moved at 650-710 MB/s with a
+	// 64 KiB window and 730-780 MB/s with 1 MiB: BenchmarkBody,
+	// 2026-12-01; with a real round trip the window bounds a stream's
+	// throughput to window/RTT.)
+	InitialWindowSize uint32
+	// ConnWindowSize is the connection's receive window: what all the
+	// streams of a connection together may have buffered, so the request
+	// memory one connection can hold. 0: 4 MiB.
+	ConnWindowSize uint32
+	// MaxReadFrameSize is advertised as SETTINGS_MAX_FRAME_SIZE; a bigger
+	// frame ends the connection with FRAME_SIZE_ERROR. 0: 16 KiB.
+	MaxReadFrameSize uint32
+	// IdleTimeout ends a connection that has had no open stream for this
+	// long, with GOAWAY NO_ERROR. 0: none.
+	IdleTimeout time.Duration
+	// PingInterval, when positive, sends a PING after that long without a
+	// frame from the client; no frame within PingTimeout after it (0:
+	// 20 s) ends the connection. 0: no keepalive.
+	PingInterval time.Duration
+	// PingTimeout: see PingInterval.
+	PingTimeout time.Duration
+	// Log receives connection errors (debug level) and handler panics
+	// (error level). nil: nothing is logged.
+	Log *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	shutdown bool
+	done     chan struct{} // closed when conns becomes empty during Shutdown
+}
+
+// ConnOptions carry what a connection sniffer in front of ServeConn
+// already did on the connection.
+type ConnOptions struct {
+	// SettingsAcked is how many of the client's first SETTINGS frames were
+	// already acknowledged by someone else (they are applied, not ACKed
+	// again).
+	SettingsAcked int
+	// SettingsSent: a SETTINGS frame was already sent to the client, so
+	// its ACK may arrive before or without ours. An ACK beyond those
+	// expected is always tolerated; the field is kept for the sniffer's
+	// sake and documents the contract.
+	SettingsSent bool
+}
+
+// ErrServerClosed is returned by ServeConn after Shutdown or Close.
+var ErrServerClosed = errors.New("h2srv: server closed")
+
+// ServeConn serves c until it ends or Shutdown/Close; c is positioned at
+// the client preface ("PRI * HTTP/2.0..."), which ServeConn reads and
+// checks. It returns when the connection is closed and every handler
+// returned: nil when the connection ended cleanly (the client closed it
+// after its streams, GOAWAY after Shutdown or IdleTimeout), else the
+// reason. c is closed on return. ctx's end closes the connection.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn, o ConnOptions) error {
+	cc := newConn(s, c, o)
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		_ = c.Close()
+		return ErrServerClosed
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[cc] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, cc)
+		if len(s.conns) == 0 && s.done != nil {
+			close(s.done)
+			s.done = nil
+		}
+		s.mu.Unlock()
+	}()
+	return cc.serve(ctx)
+}
+
+// Shutdown sends GOAWAY (with the last stream id the connection opened)
+// on every connection, refuses new streams, and waits for the open ones
+// to end (each connection then closes) or for ctx, whose error it returns
+// after closing what is left. ServeConn called after Shutdown returns
+// ErrServerClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	conns := s.snapshotLocked()
+	var done chan struct{}
+	if len(s.conns) > 0 {
+		if s.done == nil {
+			s.done = make(chan struct{})
+		}
+		done = s.done
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.goAway()
+	}
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		_ = s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close ends every connection now (their streams' contexts are
+// canceled); it does not wait for the handlers.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.shutdown = true
+	conns := s.snapshotLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	return nil
+}
+
+func (s *Server) snapshotLocked() []*conn {
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// limits is the Server's configuration with defaults applied.
+type limits struct {
+	maxStreams   uint32
+	maxBlock     int
+	maxList      uint32
+	maxResets    int
+	streamWindow uint32
+	connWindow   uint32
+	maxFrame     uint32
+	idle         time.Duration
+	ping         time.Duration
+	pingTimeout  time.Duration
+}
+
+func (s *Server) limits() limits {
+	l := limits{
+		maxStreams:   or(s.MaxConcurrentStreams, DefaultMaxConcurrentStreams),
+		maxBlock:     s.MaxHeaderBlockBytes,
+		maxList:      or(s.MaxHeaderListSize, DefaultMaxHeaderListSize),
+		maxResets:    s.MaxPrematureResets,
+		streamWindow: min(or(s.InitialWindowSize, DefaultInitialWindowSize), maxWindow),
+		connWindow:   min(or(s.ConnWindowSize, DefaultConnWindowSize), maxWindow),
+		maxFrame:     min(max(or(s.MaxReadFrameSize, DefaultMaxReadFrameSize), minMaxFrameSize), maxMaxFrameSize),
+		idle:         s.IdleTimeout,
+		ping:         s.PingInterval,
+		pingTimeout:  s.PingTimeout,
+	}
+	if l.maxBlock <= 0 {
+		l.maxBlock = DefaultMaxHeaderBlockBytes
+	}
+	if l.maxResets == 0 {
+		l.maxResets = DefaultMaxPrematureResets
+	}
+	if l.connWindow < initialWindow {
+		l.connWindow = initialWindow
+	}
+	if l.pingTimeout <= 0 {
+		l.pingTimeout = DefaultPingTimeout
+	}
+	return l
+}
+
+func or(v, def uint32) uint32 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return discard
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// RFC 9113 constants.
+const (
+	initialWindow   = 65535
+	maxWindow       = 1<<31 - 1
+	minMaxFrameSize = 1 << 14
+	maxMaxFrameSize = 1<<24 - 1
+	frameHeaderLen  = 9
+)
