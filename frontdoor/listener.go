@@ -138,7 +138,7 @@ func NewServer(o ListenerOptions) *Server {
 // UsesRelay reports whether a listener's native gRPC is served by the
 // relay.
 func UsesRelay(l *configv1.Listener) bool {
-	return l.GetNativeEngine() == configv1.NativeEngine_NATIVE_ENGINE_RELAY
+	return l.GetNativeEngine() != configv1.NativeEngine_NATIVE_ENGINE_GRPC_GO
 }
 
 // useRelay puts the relay in grpc.Server's place when the listener asks
@@ -153,8 +153,13 @@ func (s *Server) useRelay(o ListenerOptions) {
 		Handler:              o.Native,
 		MaxConcurrentStreams: lim.GetMaxConcurrentStreams(),
 		MaxHeaderBlockBytes:  int(lim.GetMaxHeaderBlockBytes()),
-		MaxPrematureResets:   int(lim.GetMaxPrematureResets()),
-		IdleTimeout:          lim.GetKeepalive().GetMaxConnectionIdle().AsDuration(),
-		Log:                  o.Log,
+		// As on grpc.Server: header lists up to the block limit reach the
+		// chain, which refuses one over max_header_list_bytes; one over
+		// the block limit is refused here, with the same status.
+		MaxHeaderListSize:  lim.GetMaxHeaderBlockBytes(),
+		HeaderListTooLarge: h2srv.HandlerFunc(headerListTooLarge),
+		MaxPrematureResets: int(lim.GetMaxPrematureResets()),
+		IdleTimeout:        lim.GetKeepalive().GetMaxConnectionIdle().AsDuration(),
+		Log:                o.Log,
 	}
 }

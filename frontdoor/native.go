@@ -143,6 +143,17 @@ func notGRPC(st *h2srv.Stream, code, msg string) {
 	}
 }
 
+// headerListTooLarge answers a call whose header list is over the relay's
+// bound (limits.max_header_block_bytes): RESOURCE_EXHAUSTED, trailers-only.
+func headerListTooLarge(st *h2srv.Stream) {
+	_ = st.WriteHeaders([]hpack.HeaderField{
+		{Name: ":status", Value: "200"},
+		{Name: "content-type", Value: "application/grpc"},
+		{Name: "grpc-status", Value: codeString(codes.ResourceExhausted)},
+		{Name: "grpc-message", Value: "edgegate: request header list over the limit (limits.max_header_block_bytes)"},
+	}, true)
+}
+
 // dispatch runs the call's chain and handler: an own method's (the unary
 // or stream chain, as grpc.Server), else the proxy behind the stream
 // chain.
@@ -460,7 +471,7 @@ func (s *nativeStream) writeError(err error) error {
 }
 
 // finish ends the call with err's status: the trailers, or when nothing
-// was sent, one trailers-only HEADERS frame.
+// was sent and no header metadata set, one trailers-only HEADERS frame.
 func (s *nativeStream) finish(err error) {
 	if s.corked {
 		defer s.st.Uncork()
@@ -470,12 +481,19 @@ func (s *nativeStream) finish(err error) {
 	if err != nil && s.st.Context().Err() != nil {
 		return // the client went away (reset or connection end): nothing to write
 	}
+	if !s.wrote && len(s.Header) > 0 {
+		// Header metadata goes in its own HEADERS frame before the
+		// trailers, as grpc-go's server sends it: clients read it as the
+		// call's header (retry-after on a rate-limited call).
+		if err := s.writeHeaders(); err != nil {
+			return
+		}
+	}
 	if !s.wrote {
 		s.wrote = true
-		fields := append(make([]hpack.HeaderField, 0, 6+len(s.Header)+len(tlr)),
+		fields := append(make([]hpack.HeaderField, 0, 6+len(tlr)),
 			hpack.HeaderField{Name: ":status", Value: "200"},
 			hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
-		fields = appendMetadata(fields, s.Header)
 		fields = appendStatus(fields, st)
 		fields = appendMetadata(fields, tlr)
 		_ = s.st.WriteHeaders(fields, true)

@@ -631,6 +631,15 @@ type replayConn struct {
 	br      *bufio.Reader // nil: read the connection
 }
 
+// CloseWrite half-closes the connection under c, when it can be: the
+// relay's graceful end of a connection.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("edgegate: the connection cannot be half-closed")
+}
+
 func (c *replayConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)

@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -271,14 +272,18 @@ auth_providers: [{name: users, jwt: {jwks_file: %q}}]
 rate_limits: [{name: never, key: [{client_ip: true}], limits: [{requests: 1000000000, period: 1s}]}]
 `, jwks)
 	var targets []target
-	var dynamicREST target // REST from descriptors loaded at run time
+	var dynamicREST target     // REST from descriptors loaded at run time
+	var grpcGoTargets []target // native gRPC on grpc-go's server instead of the relay
 	for _, gw := range []struct {
 		name, extra string
 		dynamic     bool // a binary without the compiled-in API, the echo service from a descriptor set
+		grpcGo      bool // the listener's native_engine is grpc-go's server: a native gRPC row only
 	}{
-		{"edgegate", "", false},
-		{"edgegate+chain", chain, false},
-		{"edgegate+chain descriptors", chain + fmt.Sprintf("schema: {descriptor_sets: [%q]}\n", descriptors), true},
+		{"edgegate", "", false, false},
+		{"edgegate+chain", chain, false, false},
+		{"edgegate+chain descriptors", chain + fmt.Sprintf("schema: {descriptor_sets: [%q]}\n", descriptors), true, false},
+		{"edgegate grpc-go", "", false, true},
+		{"edgegate+chain grpc-go", chain, false, true},
 	} {
 		addr := freePort()
 		// The admin server stays off unless profiling: it would add to
@@ -300,8 +305,12 @@ http_routes:
     strip_prefix: true
 %s
 `, legacy, policies)
+		engine := ""
+		if gw.grpcGo {
+			engine = ", native_engine: NATIVE_ENGINE_GRPC_GO"
+		}
 		cfg := fmt.Sprintf(`
-listeners: [{address: %q}]
+listeners: [{address: %q%s}]
 clusters: [{name: echo, endpoints: [%q]}]
 routes:
   - name: echo
@@ -310,7 +319,7 @@ routes:
 %s
 %s%s
 logging: {disable_access_log: %v}
-%s`, addr, echo, policies, httpRoute, adminCfg, gw.extra == "", gw.extra)
+%s`, addr, engine, echo, policies, httpRoute, adminCfg, gw.extra == "", gw.extra)
 		tok := ""
 		if gw.extra != "" {
 			tok = token
@@ -319,7 +328,7 @@ logging: {disable_access_log: %v}
 		builds := []build{{gw.name, *bin + "/edgegate", addr, admin}}
 		if gw.dynamic {
 			builds[0].bin = *bin + "/edgegate-nocompiled"
-		} else if *baseline != "" {
+		} else if *baseline != "" && !gw.grpcGo {
 			b := build{gw.name + "@base", *bin + "/edgegate-base", freePort(), ""}
 			if admin != "" { // profiled too, on its own admin port
 				b.admin = freePort()
@@ -346,11 +355,14 @@ logging: {disable_access_log: %v}
 				return fmt.Errorf("%s: %w", b.peer, err)
 			}
 			t := target{peer: b.peer, addr: b.addr, proc: p, token: tok, admin: b.admin}
-			if gw.dynamic {
+			switch {
+			case gw.dynamic:
 				dynamicREST = t
-				continue
+			case gw.grpcGo:
+				grpcGoTargets = append(grpcGoTargets, t)
+			default:
+				targets = append(targets, t)
 			}
-			targets = append(targets, t)
 		}
 	}
 	nginxAddr, haAddr, bareAddr := freePort(), freePort(), freePort()
@@ -428,6 +440,7 @@ backend be_http
 		}
 	}
 	grpcTargets := append([]target{{peer: "direct", addr: echo}}, targets...)
+	grpcTargets = append(grpcTargets, grpcGoTargets...)
 	grpcTargets = append(grpcTargets, target{peer: "nginx", addr: nginxAddr, proc: np}, target{peer: "haproxy", addr: haAddr, proc: hp})
 	restTargets := append(slices.Clone(targets), dynamicREST, target{peer: "grpc-gateway", addr: bareAddr, proc: bp})
 	// The HTTP route row: a plain HTTP request through edgegate's HTTP
@@ -1175,6 +1188,10 @@ func budgets(all []Result) string {
 				fmt.Fprintf(&b, "- %s: not measured in this run\n", name)
 				return
 			}
+			if !measured(r) {
+				fmt.Fprintf(&b, "- %s: not measured (%s %s made no calls)\n", name, door, peer)
+				return
+			}
 			rs = append(rs, r)
 		}
 		ok, detail := holds(rs)
@@ -1218,6 +1235,16 @@ func budgets(all []Result) string {
 		return r[0].IdleRSSKiB <= 40*1024, fmt.Sprintf("%.1f MiB", float64(r[0].IdleRSSKiB)/1024)
 	})
 	return b.String()
+}
+
+// measured reports whether a row made calls in both its phases: a row
+// whose every call failed has no figures a budget can be read from.
+func measured(r Result) bool {
+	ok := r.PeakRPS > 0 && r.P50 > 0 && !math.IsNaN(r.P50)
+	if r.Peer != "direct" {
+		ok = ok && r.CPUPerCall > 0 && !math.IsNaN(r.CPUPerCall)
+	}
+	return ok
 }
 
 func cpuModel() string {

@@ -164,7 +164,7 @@ func (c *conn) serve(ctx context.Context) error {
 	if errors.As(err, &ce) {
 		c.log.Debug("h2srv: connection error", "remote", c.nc.RemoteAddr(), "code", ce.code, "reason", ce.reason)
 		c.writeGoAway(ce.code, ce.reason)
-		c.drain()
+		c.drain(ce.code)
 		err = ce
 	}
 	_ = c.nc.Close()
@@ -193,20 +193,21 @@ func (c *conn) serve(ctx context.Context) error {
 	return err
 }
 
-// drain reads and drops what the client still sends, for a second at
-// most, so that closing the connection does not reset it before the
+// drain reads and drops what the client still sends, for a while, so that closing the connection does not reset it before the
 // client read the GOAWAY.
-func (c *conn) drain() {
+func (c *conn) drain(code http2.ErrCode) {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
-	var buf [4 << 10]byte
-	for {
-		if _, err := c.nc.Read(buf[:]); err != nil {
-			return
-		}
+	// At most 1 MiB; an attacker (ENHANCE_YOUR_CALM: a flood, Rapid
+	// Reset) 64 KiB in 100 ms: it is then left with a closed socket, not
+	// a reader that takes its frames.
+	n, d := int64(1<<20), time.Second
+	if code == http2.ErrCodeEnhanceYourCalm {
+		n, d = 64<<10, 100*time.Millisecond
 	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	_, _ = io.CopyN(io.Discard, c.nc, n)
 }
 
 func (c *conn) serveFrames() error {

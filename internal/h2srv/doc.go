@@ -54,8 +54,8 @@
 // ENHANCE_YOUR_CALM), MaxReadFrameSize (FRAME_SIZE_ERROR), IdleTimeout
 // and an optional PING keepalive. A connection error is a GOAWAY with its
 // code, after which the server reads and drops for at most a second
-// before closing, so that the client reads the GOAWAY rather than a
-// reset.
+// and 1 MiB (an attacker's, ENHANCE_YOUR_CALM: 100 ms and 64 KiB) before
+// closing, so that the client reads the GOAWAY rather than a reset.
 //
 // # Conformance
 //

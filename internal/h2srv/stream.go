@@ -57,7 +57,10 @@ type Stream struct {
 	unsent    int64 // bytes read and not yet returned by WINDOW_UPDATE
 	finished  bool
 
-	corks int // the handler's corks (Cork and Write's own), released while it waits
+	// corks are the handler's (Cork), released while Read or Write waits.
+	// Atomic: Read may run on another goroutine than the writer's (a
+	// gRPC stream's RecvMsg and SendMsg).
+	corks atomic.Int32
 
 	// Send side, under c.mu.
 	state        uint8
@@ -124,7 +127,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.rmu.Unlock()
 			return 0, io.EOF
 		}
-		if st.corks > 0 {
+		if st.corks.Load() > 0 {
 			// Waiting with a cork would hold back every other writer's
 			// flush: release it for the wait.
 			st.rmu.Unlock()
@@ -249,13 +252,8 @@ func (st *Stream) TryWrite(p []byte) (int, error) { return st.write(p, false) }
 
 func (st *Stream) write(p []byte, wait bool) (int, error) {
 	c := st.c
-	if wait {
-		st.Cork() // released while reserve waits
-		defer st.Uncork()
-	} else {
-		c.cork()
-		defer c.uncork()
-	}
+	c.cork() // released while reserve waits
+	defer c.uncork()
 	written := 0
 	for len(p) > 0 {
 		var n int
@@ -314,10 +312,12 @@ func (st *Stream) reserve(want int) (int, error) {
 	c := st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Released while waiting: the handler's corks and Write's own.
+	var held int32
 	released := false
 	defer func() {
 		if released {
-			c.pending.Add(int32(st.corks))
+			c.pending.Add(held)
 		}
 	}()
 	for {
@@ -329,7 +329,8 @@ func (st *Stream) reserve(want int) (int, error) {
 			// it returns window: hold no cork while waiting (the others'
 			// writes must leave meanwhile) and flush.
 			c.mu.Unlock()
-			c.pending.Add(-int32(st.corks))
+			held = st.corks.Load() + 1
+			c.pending.Add(-held)
 			released = true
 			c.flushNow()
 			c.mu.Lock()
@@ -377,21 +378,24 @@ func (st *Stream) WriteTrailers(h []hpack.HeaderField) error {
 // A Write that must wait for window flushes anyway. Every Cork needs its
 // Uncork.
 // Read and Write release the stream's corks while they wait. Cork and
-// Uncork belong to the handler's goroutine.
+// Uncork belong to the goroutine that writes the stream; do not hold a
+// cork while another goroutine may be reading it (the accounting of a
+// cork released by a waiting Read and undone meanwhile is then off until
+// the Read returns).
 func (st *Stream) Cork() {
-	st.corks++
+	st.corks.Add(1)
 	st.c.cork()
 }
 
 // Uncork undoes a Cork, flushing when no other writer is left.
 func (st *Stream) Uncork() {
-	st.corks--
+	st.corks.Add(-1)
 	st.c.uncork()
 }
 
 // parked runs wait with the stream's corks released.
 func (st *Stream) parked(wait func()) {
-	n := int32(st.corks)
+	n := st.corks.Load()
 	if c := st.c; c.pending.Add(-n) == 0 {
 		c.flushNow()
 	}
@@ -422,9 +426,8 @@ func (st *Stream) Reset(code http2.ErrCode) {
 // (the client need not send the rest of its request).
 func (st *Stream) handlerDone() {
 	c := st.c
-	if n := st.corks; n > 0 { // a handler that returned (or panicked) corked
-		st.corks = 0
-		c.uncorkN(int32(n))
+	if n := st.corks.Swap(0); n > 0 { // a handler that returned (or panicked) corked
+		c.uncorkN(n)
 	}
 	c.mu.Lock()
 	var code http2.ErrCode

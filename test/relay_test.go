@@ -1,0 +1,298 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding/gzip"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	testingv1 "github.com/edgegate/edgegate/gen/edgegate/testing/v1"
+)
+
+// transcript is what a client saw of a call: enough to tell two servers
+// apart.
+type transcript struct {
+	Code     codes.Code
+	Message  string
+	Details  int
+	Header   map[string][]string
+	Trailer  map[string][]string
+	Messages []string
+}
+
+// comparedMD keeps the metadata a test compares: the echo- keys and the
+// gateway's own (of the request id and the forwarded host, whose values
+// differ per call or per listener, only their presence).
+func comparedMD(md metadata.MD) map[string][]string {
+	out := map[string][]string{}
+	for k, v := range md {
+		switch {
+		case strings.HasSuffix(k, "x-request-id"), strings.HasSuffix(k, "x-forwarded-host"):
+			out[k] = []string{"(set)"} // a value per call, or per listener
+		case strings.HasPrefix(k, "echo-"), strings.HasPrefix(k, "ratelimit"), k == "retry-after":
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func record(hdr, tlr metadata.MD, msgs []*testingv1.EchoResponse, err error) transcript {
+	st := status.Convert(err)
+	tr := transcript{Code: st.Code(), Message: st.Message(), Details: len(st.Details()), Header: comparedMD(hdr), Trailer: comparedMD(tlr)}
+	for _, m := range msgs {
+		tr.Messages = append(tr.Messages, fmt.Sprintf("%d:%s:%d", m.GetIndex(), m.GetMessage(), len(m.GetPayload())))
+	}
+	return tr
+}
+
+// The relay and grpc-go's server answer the same calls the same way:
+// status, message and details, header and trailer metadata (-bin values
+// included), messages, on unary and streaming calls, errors the gateway
+// makes (deadline, no route, message and header list limits, rate limit
+// with its headers), compressed requests, and the gateway's own services
+// (health, reflection). Each case also says what it expects, so that two
+// engines wrong the same way fail too.
+func TestRelayAndGRPCGoAgree(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, fmt.Sprintf(`
+listeners:
+  - {name: grpc-go, address: 127.0.0.1:0, native_engine: NATIVE_ENGINE_GRPC_GO}
+  - {name: relay, address: 127.0.0.1:0, native_engine: NATIVE_ENGINE_RELAY}
+  - {name: relay-dedicated, address: 127.0.0.1:0, native_engine: NATIVE_ENGINE_RELAY, protocols: [PROTOCOL_GRPC]}
+clusters: [{name: echo, endpoints: [%q]}]
+routes:
+  - {name: limited, match: {method: edgegate.testing.v1.EchoService/ClientStream}, cluster: echo, rate_limits: [two]}
+  - {match: {service: edgegate.testing.v1.EchoService}, cluster: echo}
+rate_limits: [{name: two, key: [{header: x-tenant}], limits: [{requests: 2, period: 1m}]}]
+limits: {max_message_bytes: 65536, max_header_list_bytes: 4096}
+logging: {disable_access_log: true}
+`, up.Addr))
+	type call func(t *testing.T, cc *grpc.ClientConn) transcript
+	unary := func(req *testingv1.EchoRequest, md metadata.MD, timeout time.Duration, opts ...grpc.CallOption) call {
+		return func(t *testing.T, cc *grpc.ClientConn) transcript {
+			ctx := metadata.NewOutgoingContext(Ctx(t, Patience), md)
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			var hdr, tlr metadata.MD
+			resp, err := testingv1.NewEchoServiceClient(cc).Unary(ctx, req, append(opts, grpc.Header(&hdr), grpc.Trailer(&tlr))...)
+			var msgs []*testingv1.EchoResponse
+			if err == nil {
+				msgs = append(msgs, resp)
+			}
+			return record(hdr, tlr, msgs, err)
+		}
+	}
+	bin := metadata.Pairs("x-note", "plain", "x-blob-bin", "\x00\xff binary", "x-twice", "a", "x-twice", "b")
+	details, _ := status.New(codes.FailedPrecondition, "not now: 100% ünïcode").WithDetails(&spb.Status{Code: 1})
+	cases := []struct {
+		name string
+		call call
+		want func(tr transcript) error
+	}{
+		{"unary with metadata", unary(&testingv1.EchoRequest{Message: "hi", EchoMetadata: true}, bin, 0), func(tr transcript) error {
+			if tr.Code != codes.OK || len(tr.Messages) != 1 || tr.Header["echo-x-blob-bin"] == nil || !slices.Equal(tr.Trailer["echo-trailer-x-twice"], []string{"a", "b"}) || tr.Header["x-request-id"] == nil {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"unary error with details", unary(&testingv1.EchoRequest{FailWith: details.Proto()}, nil, 0), func(tr transcript) error {
+			if tr.Code != codes.FailedPrecondition || tr.Message != "not now: 100% ünïcode" || tr.Details != 1 {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"deadline", unary(&testingv1.EchoRequest{Delay: durationpb.New(5 * time.Second)}, nil, 200*time.Millisecond), func(tr transcript) error {
+			if tr.Code != codes.DeadlineExceeded {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"message over the limit", unary(&testingv1.EchoRequest{Payload: make([]byte, 100<<10)}, nil, 0), func(tr transcript) error {
+			if tr.Code != codes.ResourceExhausted {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"header list over the limit", unary(&testingv1.EchoRequest{}, metadata.Pairs("x-big", strings.Repeat("x", 8000)), 0), func(tr transcript) error {
+			if tr.Code != codes.ResourceExhausted || !strings.Contains(tr.Message, "max_header_list_bytes") {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"gzip request", unary(&testingv1.EchoRequest{Message: "zipped", Payload: make([]byte, 4000)}, nil, 0, grpc.UseCompressor(gzip.Name)), func(tr transcript) error {
+			if tr.Code != codes.OK || len(tr.Messages) != 1 || tr.Messages[0] != "0:zipped:4000" {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"no route", func(t *testing.T, cc *grpc.ClientConn) transcript {
+			err := cc.Invoke(Ctx(t, Patience), "/no.such.v1.Service/Method", &testingv1.EchoRequest{}, &testingv1.EchoResponse{})
+			return record(nil, nil, nil, err)
+		}, func(tr transcript) error {
+			if tr.Code != codes.Unimplemented {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"server stream", func(t *testing.T, cc *grpc.ClientConn) transcript {
+			s, err := testingv1.NewEchoServiceClient(cc).ServerStream(metadata.NewOutgoingContext(Ctx(t, Patience), bin), &testingv1.EchoRequest{Message: "s", Repeat: 5, EchoMetadata: true})
+			if err != nil {
+				return record(nil, nil, nil, err)
+			}
+			var msgs []*testingv1.EchoResponse
+			for {
+				m, err := s.Recv()
+				if err != nil {
+					if errors.Is(err, io.EOF) {
+						err = nil
+					}
+					hdr, _ := s.Header()
+					return record(hdr, s.Trailer(), msgs, err)
+				}
+				msgs = append(msgs, m)
+			}
+		}, func(tr transcript) error {
+			if tr.Code != codes.OK || len(tr.Messages) != 5 || tr.Header["echo-x-note"] == nil {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"bidi", func(t *testing.T, cc *grpc.ClientConn) transcript {
+			s, err := testingv1.NewEchoServiceClient(cc).Bidi(Ctx(t, Patience))
+			if err != nil {
+				return record(nil, nil, nil, err)
+			}
+			var msgs []*testingv1.EchoResponse
+			for i := range 3 {
+				if err := s.Send(&testingv1.EchoRequest{Message: fmt.Sprint("b", i)}); err != nil {
+					break
+				}
+				m, err := s.Recv()
+				if err != nil {
+					break
+				}
+				msgs = append(msgs, m)
+			}
+			_ = s.CloseSend()
+			_, err = s.Recv()
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			hdr, _ := s.Header()
+			return record(hdr, s.Trailer(), msgs, err)
+		}, func(tr transcript) error {
+			if tr.Code != codes.OK || len(tr.Messages) != 3 {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"client stream, rate limited on the third", func(t *testing.T, cc *grpc.ClientConn) transcript {
+			// x-tenant differs per engine (the test's name), so each
+			// engine gets its own two calls.
+			tenant := metadata.Pairs("x-tenant", t.Name())
+			var last transcript
+			for range 3 {
+				var hdr metadata.MD
+				s, err := testingv1.NewEchoServiceClient(cc).ClientStream(metadata.NewOutgoingContext(Ctx(t, Patience), tenant), grpc.Header(&hdr))
+				if err != nil {
+					return record(nil, nil, nil, err)
+				}
+				for i := range 3 {
+					if s.Send(&testingv1.EchoRequest{Message: fmt.Sprint("c", i)}) != nil {
+						break
+					}
+				}
+				resp, err := s.CloseAndRecv()
+				var msgs []*testingv1.EchoResponse
+				if err == nil {
+					msgs = append(msgs, resp)
+				}
+				last = record(hdr, s.Trailer(), msgs, err)
+				// The remaining time differs between the engines' calls.
+				last.Message, _, _ = strings.Cut(last.Message, ";")
+				delete(last.Header, "ratelimit")
+				delete(last.Header, "retry-after")
+				if hdr.Get("retry-after") != nil {
+					last.Header["retry-after"] = []string{"(set)"}
+				}
+			}
+			return last
+		}, func(tr transcript) error {
+			if tr.Code != codes.ResourceExhausted || tr.Header["retry-after"] == nil || tr.Header["ratelimit-policy"] == nil {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"health", func(t *testing.T, cc *grpc.ClientConn) transcript {
+			r, err := healthpb.NewHealthClient(cc).Check(Ctx(t, Patience), &healthpb.HealthCheckRequest{})
+			return transcript{Code: status.Code(err), Message: r.GetStatus().String()}
+		}, func(tr transcript) error {
+			if tr.Code != codes.OK || tr.Message != "SERVING" {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+		{"reflection", func(t *testing.T, cc *grpc.ClientConn) transcript {
+			s, err := reflectionv1.NewServerReflectionClient(cc).ServerReflectionInfo(Ctx(t, Patience))
+			if err != nil {
+				return record(nil, nil, nil, err)
+			}
+			if err := s.Send(&reflectionv1.ServerReflectionRequest{MessageRequest: &reflectionv1.ServerReflectionRequest_ListServices{}}); err != nil {
+				return record(nil, nil, nil, err)
+			}
+			r, err := s.Recv()
+			tr := record(nil, nil, nil, err)
+			for _, svc := range r.GetListServicesResponse().GetService() {
+				tr.Messages = append(tr.Messages, svc.GetName())
+			}
+			slices.Sort(tr.Messages)
+			return tr
+		}, func(tr transcript) error {
+			if tr.Code != codes.OK || !slices.Contains(tr.Messages, "edgegate.testing.v1.EchoService") || !slices.Contains(tr.Messages, "grpc.health.v1.Health") {
+				return fmt.Errorf("%+v", tr)
+			}
+			return nil
+		}},
+	}
+	addrs := gw.Addrs()
+	engines := []string{"grpc-go", "relay", "relay-dedicated"}
+	conns := make([]*grpc.ClientConn, len(engines))
+	for i := range engines {
+		conns[i] = Dial(t, addrs[i].String())
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := make([]transcript, len(engines))
+			for i, e := range engines {
+				t.Run(e, func(t *testing.T) {
+					got[i] = c.call(t, conns[i])
+					if err := c.want(got[i]); err != nil {
+						t.Errorf("%s: %v", e, err)
+					}
+				})
+			}
+			for i := 1; i < len(engines); i++ {
+				if a, b := fmt.Sprintf("%+v", got[0]), fmt.Sprintf("%+v", got[i]); a != b {
+					t.Errorf("grpc-go and %s differ:\n%s\n%s", engines[i], a, b)
+				}
+			}
+		})
+	}
+}
