@@ -136,7 +136,7 @@ func NewServer(o ListenerOptions) *Server {
 }
 
 // UsesRelay reports whether a listener's native gRPC is served by the
-// relay.
+// relay: unless it asks for grpc-go's server.
 func UsesRelay(l *configv1.Listener) bool {
 	return l.GetNativeEngine() != configv1.NativeEngine_NATIVE_ENGINE_GRPC_GO
 }

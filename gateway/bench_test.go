@@ -63,6 +63,8 @@ func benchGatewayConfig(b *testing.B, shared, route string) *Gateway {
 listeners:
   - {name: shared, address: 127.0.0.1:0%s}
   - {name: dedicated, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC]}
+  - {name: shared-grpc-go, address: 127.0.0.1:0, native_engine: NATIVE_ENGINE_GRPC_GO}
+  - {name: dedicated-grpc-go, address: 127.0.0.1:0, protocols: [PROTOCOL_GRPC], native_engine: NATIVE_ENGINE_GRPC_GO}
 clusters:
   - {name: echo, endpoints: [%q]}
 routes:
@@ -86,11 +88,12 @@ admin: {disable: true}
 }
 
 // BenchmarkNativeGRPC compares a unary call through the shared port (the
-// connection sniffed once) with one through a dedicated gRPC port.
+// connection sniffed once) with one through a dedicated gRPC port, each
+// served by the relay (the default) and by grpc-go's server.
 func BenchmarkNativeGRPC(b *testing.B) {
 	g := benchGateway(b)
 	addrs := g.Addrs()
-	for i, name := range []string{"shared-port", "dedicated-port"} {
+	for i, name := range []string{"shared-port", "dedicated-port", "shared-port-grpc-go", "dedicated-port-grpc-go"} {
 		b.Run(name, func(b *testing.B) {
 			conn, err := grpc.NewClient(addrs[i].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
