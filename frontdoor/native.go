@@ -301,8 +301,6 @@ func (s *nativeStream) checkEncoding() error {
 func (s *nativeStream) Context() context.Context { return s.ctx }
 func (s *nativeStream) Method() string           { return s.method }
 
-func (s *nativeStream) SetTrailer(md metadata.MD) { s.Meta.SetTrailer(md) }
-
 // SendHeader sends the response's headers now (with md and what was set).
 func (s *nativeStream) SendHeader(md metadata.MD) error {
 	s.Mu.Lock()
@@ -449,7 +447,8 @@ func (s *nativeStream) SendMsg(m any) error {
 		return err
 	}
 	bp := writeBufs.Get().(*[]byte)
-	b := append((*bp)[:0], 0, 0, 0, 0, 0)
+	b := (*bp)[:0]
+	b = append(b, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(b[1:], uint32(n))
 	for _, x := range data {
 		b = append(b, x.ReadOnlyData()...)
@@ -476,7 +475,7 @@ func (s *nativeStream) finish(err error) {
 	if s.corked {
 		defer s.st.Uncork()
 	}
-	_, tlr := s.Meta.End()
+	_, tlr := s.End()
 	st := status.Convert(err)
 	if err != nil && s.st.Context().Err() != nil {
 		return // the client went away (reset or connection end): nothing to write

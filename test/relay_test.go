@@ -118,7 +118,13 @@ logging: {disable_access_log: true}
 			}
 			return nil
 		}},
-		{"deadline", unary(&testingv1.EchoRequest{Delay: durationpb.New(5 * time.Second)}, nil, 200*time.Millisecond), func(tr transcript) error {
+		{"deadline", func(t *testing.T, cc *grpc.ClientConn) transcript {
+			// The client's deadline and the gateway's end the call at the
+			// same moment: whether the gateway's header arrives first is
+			// a race, so only the status is compared.
+			tr := unary(&testingv1.EchoRequest{Delay: durationpb.New(5 * time.Second)}, nil, 200*time.Millisecond)(t, cc)
+			return transcript{Code: tr.Code, Message: tr.Message}
+		}, func(tr transcript) error {
 			if tr.Code != codes.DeadlineExceeded {
 				return fmt.Errorf("%+v", tr)
 			}
