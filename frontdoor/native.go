@@ -27,6 +27,7 @@ import (
 	"github.com/edgegate/edgegate/internal/callmeta"
 	"github.com/edgegate/edgegate/internal/grpcwire"
 	"github.com/edgegate/edgegate/internal/h2srv"
+	"github.com/edgegate/edgegate/internal/stack"
 	"github.com/edgegate/edgegate/router"
 )
 
@@ -96,6 +97,7 @@ const defaultMaxMessage = 4 << 20
 
 // ServeStream implements h2srv.Handler.
 func (d *NativeDoor) ServeStream(st *h2srv.Stream) {
+	stack.Grow() // once, before the chain and the proxy make the stack deep
 	s := &nativeStream{st: st, door: d, method: st.Path()}
 	ctype, md, err := s.incoming()
 	switch {

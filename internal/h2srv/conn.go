@@ -65,6 +65,7 @@ type conn struct {
 	handlers    int   // handler goroutines running
 	idle        int   // handler goroutines parked, waiting on work
 	work        chan *Stream
+	flushReq    chan struct{} // flushSoon's requests to the flusher
 	queue       []*Stream
 	idleTimer   *time.Timer
 	pingTimer   *time.Timer
@@ -82,6 +83,7 @@ func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
 		skipAcks:   o.SettingsAcked,
 		streams:    make(map[uint32]*Stream),
 		work:       make(chan *Stream, maxIdleHandlers),
+		flushReq:   make(chan struct{}, 1),
 		connSend:   initialWindow,
 		peerWindow: initialWindow,
 	}
@@ -157,6 +159,8 @@ func (c *conn) serve(ctx context.Context) error {
 	c.ctx, c.cancel = cctx, cancel
 	stop := context.AfterFunc(cctx, func() { _ = c.nc.Close() })
 	defer stop()
+	c.wg.Add(1)
+	go c.flusher()
 	c.pending.Add(1) // the reader's cork (netReader releases it to read)
 	err := c.serveFrames()
 	c.uncork()
@@ -164,9 +168,11 @@ func (c *conn) serve(ctx context.Context) error {
 	if errors.As(err, &ce) {
 		c.log.Debug("h2srv: connection error", "remote", c.nc.RemoteAddr(), "code", ce.code, "reason", ce.reason)
 		c.writeGoAway(ce.code, ce.reason)
+		c.flushNow()
 		c.drain(ce.code)
 		err = ce
 	}
+	c.flushNow()
 	_ = c.nc.Close()
 	c.cancel()
 	c.endStreams()
@@ -556,7 +562,7 @@ func (c *conn) openStream(st *Stream) {
 
 // maxIdleHandlers is how many handler goroutines a connection keeps
 // parked for its next streams, rather than starting one per stream.
-const maxIdleHandlers = 4
+const maxIdleHandlers = 16
 
 func (c *conn) runHandlers(st *Stream) {
 	defer c.wg.Done()

@@ -6,7 +6,7 @@
 // # Goroutines
 //
 // A connection has one reading goroutine (ServeConn's) and one goroutine
-// per stream running the Handler; up to four of those are kept parked
+// per stream running the Handler; up to sixteen of those are kept parked
 // per connection for the next streams, so a stream seldom starts a
 // goroutine or grows a stack. There is no writer goroutine. Streams past
 // the running handlers' limit (MaxConcurrentStreams) wait in a queue that
