@@ -8,7 +8,10 @@
 //
 // Each binary is started as `BIN serve -c CONFIG` with GOMAXPROCS=1, in
 // turn, one sample of each per round, against an echo upstream and an HTTP
-// upstream this command serves on loopback. -config bench is the config of
+// upstream this command serves on loopback; it gets one echo call (-call)
+// once its listener accepts, as bench/harness makes before it reads the
+// idle RSS. Before each start the binary is dropped from the page cache
+// (see evict). -config bench is the config of
 // the "grpc edgegate" row of `make bench` (bench/harness); -config min a
 // listener, one cluster and one route. -pages N also prints, for the first
 // binary, the N packages whose code is most resident (from
@@ -18,6 +21,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -38,6 +42,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/edgegate/edgegate/bench/internal/procs"
 	"github.com/edgegate/edgegate/examples/echo"
@@ -49,6 +54,7 @@ var (
 	samples    = flag.Int("samples", 5, "samples of each binary")
 	wait       = flag.Duration("wait", 3*time.Second, "how long after its listener accepts a sample is read")
 	pages      = flag.Int("pages", 0, "print the N packages of the first binary's most resident code")
+	call       = flag.Bool("call", true, "make one unary echo call through the gateway first, as bench/harness does before it reads the idle RSS")
 )
 
 func main() {
@@ -90,7 +96,7 @@ func run(bins []string) error {
 			}
 		}
 	}
-	fmt.Printf("config %s, GOMAXPROCS=1, read %v after the listener accepts, %d samples each (median, RSS range); KiB\n\n", *configFlag, *wait, *samples)
+	fmt.Printf("config %s, GOMAXPROCS=1, one echo call: %v, read %v after the listener accepts, %d samples each (median, RSS range); KiB\n\n", *configFlag, *call, *wait, *samples)
 	fmt.Println("| binary | RSS | range | anon | file | text | rodata+pclntab | data | libs |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for i, bin := range bins {
@@ -135,6 +141,20 @@ func serveUpstreams() (grpcAddr, httpAddr string, err error) {
 	})}
 	go func() { _ = hs.Serve(h) }()
 	return g.Addr().String(), h.Addr().String(), nil
+}
+
+// echoCall makes one unary call of the echo service through the gateway
+// at addr.
+func echoCall(addr string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = testingv1.NewEchoServiceClient(conn).Unary(ctx, &testingv1.EchoRequest{Message: "rss"})
+	return err
 }
 
 // config returns the config to start a gateway listening on addr with;
@@ -211,6 +231,11 @@ func sample(bin, dir, upstream, legacy string, byPackage bool) (breakdown, []pkg
 	if *configFlag == "min" || *configFlag == "bench" {
 		if err := procs.WaitPort(addr); err != nil {
 			return breakdown{}, nil, fmt.Errorf("%w\n%s", err, out.String())
+		}
+	}
+	if *call {
+		if err := echoCall(addr); err != nil {
+			return breakdown{}, nil, fmt.Errorf("echo call: %w\n%s", err, out.String())
 		}
 	}
 	time.Sleep(*wait) // the idle state being measured: nothing to wait on

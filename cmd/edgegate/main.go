@@ -419,9 +419,10 @@ func serve(args []string, stderr io.Writer) int {
 // The load makes most of the start's garbage (protovalidate builds a CEL
 // environment of every protobuf file in the binary, dropped after the
 // load); collected often, what the load keeps packs into fewer pages:
-// 1.6 MiB less idle RSS for some 10 more collections, 20 ms, at start
-// (go run ./bench/rss, 2026-12-01).
-const loadGCPercent = 25
+// 2 MiB less idle RSS (heap spans the start's garbage left part-used) for
+// some 10 more collections, 30–50 ms of CPU, at start (go run ./bench/rss
+// and GODEBUG=gctrace=1, 2026-12-01).
+const loadGCPercent = 10
 
 // lowerGCPercent sets the collector's target to p unless it is lower
 // already (or off), and returns the function that sets it back.
