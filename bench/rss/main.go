@@ -11,7 +11,7 @@
 // upstream this command serves on loopback; it gets one echo call (-call)
 // once its listener accepts, as bench/harness makes before it reads the
 // idle RSS. Before each start the binary is dropped from the page cache
-// (see evict). -config bench is the config of
+// (procs.Evict). -config bench is the config of
 // the "grpc edgegate" row of `make bench` (bench/harness); -config min a
 // listener, one cluster and one route. -pages N also prints, for the first
 // binary, the N packages whose code is most resident (from
@@ -40,7 +40,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -214,7 +213,7 @@ func sample(bin, dir, upstream, legacy string, byPackage bool) (breakdown, []pkg
 			break
 		}
 	}
-	if err := evict(bin); err != nil {
+	if err := procs.Evict(bin); err != nil {
 		return breakdown{}, nil, err
 	}
 	cmd := exec.Command(bin, "serve", "-c", file)
@@ -252,30 +251,6 @@ func sample(bin, dir, upstream, legacy string, byPackage bool) (breakdown, []pkg
 	}
 	p, err := residentCode(cmd.Process.Pid, exe)
 	return b, p, err
-}
-
-// evict drops the file bin from the page cache, so that every sample reads
-// it as a process started after boot does. How much of a file a fault maps
-// depends on how its pages came into the cache: a binary the linker has
-// just written maps up to 5 MiB more of its read-only data than the same
-// binary read from disk (measured 2026-12-01).
-func evict(bin string) error {
-	path, err := exec.LookPath(bin)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = f.Close() }()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("evict %s: %w", path, err)
-	}
-	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
-		return fmt.Errorf("evict %s: %w", path, err)
-	}
-	return nil
 }
 
 // readSmaps sums the resident memory of pid's mappings by kind; exe is the
