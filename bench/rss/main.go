@@ -49,7 +49,7 @@ import (
 )
 
 var (
-	configFlag = flag.String("config", "bench", "min, bench, or a config file (used as it is)")
+	configFlag = flag.String("config", "bench", "min, bench, or a config file (used as it is: no call, read -wait after the start)")
 	samples    = flag.Int("samples", 5, "samples of each binary")
 	wait       = flag.Duration("wait", 3*time.Second, "how long after its listener accepts a sample is read")
 	pages      = flag.Int("pages", 0, "print the N packages of the first binary's most resident code")
@@ -227,12 +227,13 @@ func sample(bin, dir, upstream, legacy string, byPackage bool) (breakdown, []pkg
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
 	}()
-	if *configFlag == "min" || *configFlag == "bench" {
+	ours := *configFlag == "min" || *configFlag == "bench" // a FILE's listener is its own
+	if ours {
 		if err := procs.WaitPort(addr); err != nil {
 			return breakdown{}, nil, fmt.Errorf("%w\n%s", err, out.String())
 		}
 	}
-	if *call {
+	if *call && ours {
 		if err := echoCall(addr); err != nil {
 			return breakdown{}, nil, fmt.Errorf("echo call: %w\n%s", err, out.String())
 		}
