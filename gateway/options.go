@@ -64,8 +64,9 @@ func WithReloader(f func() error) Option {
 }
 
 // WithRuntime makes the gateway set the process's garbage collector from
-// the config's runtime section, at start and on every reload. The
-// edgegate command uses it; a program that embeds the gateway tunes its own
+// the config's runtime section, at start and on every reload, and return
+// the memory its start freed to the OS once it serves. The edgegate
+// command uses it; a program that embeds the gateway tunes its own
 // runtime.
 func WithRuntime() Option {
 	return func(o *options) { o.runtime = true }

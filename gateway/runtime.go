@@ -56,3 +56,10 @@ func applyRuntime(cfg *configv1.Config, log *slog.Logger) {
 		log.Info("runtime: garbage collector set", attrs...)
 	}
 }
+
+// releaseStartup returns to the OS, once the gateway serves, the memory
+// its start freed: the config's parsing and validation and the build's
+// garbage. The collector would keep it: at gc_percent 400 the heap's goal
+// is five times what lives, and the scavenger returns only what exceeds
+// the goal. It costs one collection (a few milliseconds) at start.
+func releaseStartup() { debug.FreeOSMemory() }

@@ -1,10 +1,16 @@
 package gateway
 
 import (
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"runtime/metrics"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgegate/edgegate/config"
 	configv1 "github.com/edgegate/edgegate/gen/edgegate/config/v1"
 )
 
@@ -41,4 +47,51 @@ func TestRuntimeSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With WithRuntime, the gateway returns what its start freed to the OS
+// once it serves: a forced collection (debug.FreeOSMemory) follows Serve.
+func TestServeReleasesStartupMemory(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	cfg, err := config.Load("runtime.yaml", []byte(`
+listeners: [{address: "127.0.0.1:0"}]
+clusters: [{name: echo, endpoints: ["127.0.0.1:1"]}]
+routes: [{match: {service: edgegate.testing.v1.EchoService}, cluster: echo}]
+logging: {disable_access_log: true}
+admin: {disable: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithRuntime())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := forcedGCs()
+	served := make(chan error, 1)
+	go func() { served <- g.Serve() }()
+	defer func() {
+		g.Stop()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for forcedGCs() == before {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("no forced collection after Serve")
+		}
+	}
+}
+
+// forcedGCs is the number of collections the program forced so far.
+func forcedGCs() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

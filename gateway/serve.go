@@ -127,6 +127,9 @@ func (g *Gateway) Serve() error {
 		d := doors[i]
 		go func() { errc <- d.Serve(ln) }()
 	}
+	if g.runtime {
+		releaseStartup()
+	}
 	var first error
 	for range lns {
 		if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) && first == nil {
