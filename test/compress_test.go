@@ -85,24 +85,7 @@ var rawClient = &http.Client{
 
 func postEcho(t *testing.T, url string, body []byte, hdr map[string]string) httpResult {
 	t.Helper()
-	req, err := http.NewRequestWithContext(Ctx(t, 10*time.Second), http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := rawClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return httpResult{resp.StatusCode, resp.Header, b}
+	return doHTTP(t, rawClient, http.MethodPost, url, string(body), hdr)
 }
 
 func hasVary(h http.Header) bool {

@@ -75,23 +75,7 @@ http:
 
 func get(t *testing.T, url string, hdr map[string]string) httpResult {
 	t.Helper()
-	req, err := http.NewRequestWithContext(Ctx(t, 10*time.Second), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := rawClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return httpResult{resp.StatusCode, resp.Header, b}
+	return doHTTP(t, rawClient, http.MethodGet, url, "", hdr)
 }
 
 // TestStaticMount: files, index.html, MIME types, Cache-Control, ETag and
