@@ -2,13 +2,13 @@ package frontdoor
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +16,6 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
@@ -191,11 +190,7 @@ func (d *NativeDoor) serveUnary(s *nativeStream, m ownMethod) error {
 		}
 		return nil
 	}
-	var ic grpc.UnaryServerInterceptor
-	if d.Unary != nil {
-		ic = d.Unary
-	}
-	reply, err := m.unary.Handler(m.impl, s.ctx, dec, ic)
+	reply, err := m.unary.Handler(m.impl, s.ctx, dec, d.Unary)
 	if err != nil {
 		return err
 	}
@@ -268,26 +263,26 @@ func (s *nativeStream) incoming() (ctype string, md metadata.MD, err error) {
 	return ctype, md, err
 }
 
-// context is the call's context: the stream's, with its metadata, its peer
-// (and TLS state), and the stream as grpc's ServerTransportStream.
+// context is the call's context: the stream's (which carries the
+// connection's peer and TLS state, see relayContext), with the call's
+// metadata and the stream as grpc's ServerTransportStream.
 func (s *nativeStream) context(md metadata.MD) context.Context {
 	ctx := metadata.NewIncomingContext(s.st.Context(), md)
-	c := s.st.Conn()
-	p := &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()}
-	if cs := connTLS(c); cs != nil {
-		p.AuthInfo = credentials.TLSInfo{State: *cs, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
-		ctx = context.WithValue(ctx, tlsStateKey{}, cs)
-	}
-	ctx = peer.NewContext(ctx, p)
 	return grpc.NewContextWithServerTransportStream(ctx, callmeta.TransportStream{S: s})
 }
 
-// connTLS is the TLS state of c, read once per connection.
-func connTLS(c net.Conn) *tls.ConnectionState {
+// relayContext is the context the relay serves connection c with, which
+// every stream's context derives from: c's peer, and its TLS state (as
+// grpc.Server's AuthInfo, and for TLSState), worked out once for the
+// connection rather than per call.
+func relayContext(c net.Conn) context.Context {
+	ctx := context.Background()
+	p := &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()}
 	if cs, ok := connState(c); ok {
-		return &cs
+		p.AuthInfo = tlsInfo(cs)
+		ctx = context.WithValue(ctx, tlsStateKey{}, &cs)
 	}
-	return nil
+	return peer.NewContext(ctx, p)
 }
 
 func (s *nativeStream) checkEncoding() error {
@@ -518,19 +513,9 @@ func appendStatus(fields []hpack.HeaderField, st *status.Status) []hpack.HeaderF
 	return fields
 }
 
-var codeStrings = func() (s [17]string) {
-	for i := range s {
-		s[i] = fmt.Sprint(i)
-	}
-	return s
-}()
-
-func codeString(c codes.Code) string {
-	if int(c) < len(codeStrings) {
-		return codeStrings[c]
-	}
-	return fmt.Sprint(uint32(c))
-}
+// codeString is c as grpc-status carries it (strconv.Itoa does not
+// allocate for the codes there are).
+func codeString(c codes.Code) string { return strconv.Itoa(int(c)) }
 
 // appendMetadata adds md's keys as header fields, -bin values base64
 // encoded, reserved keys and pseudo-headers left out.

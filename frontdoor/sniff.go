@@ -262,7 +262,7 @@ func (s *Server) route(c net.Conn) {
 	if k == kindGRPC && s.Relay != nil {
 		// The sniffer acknowledged the client's first SETTINGS frames and
 		// sent its own: the relay carries on from there.
-		_ = s.Relay.ServeConn(context.Background(), rc, h2srv.ConnOptions{SettingsAcked: sn.acked, SettingsSent: true})
+		_ = s.Relay.ServeConn(relayContext(c), rc, h2srv.ConnOptions{SettingsAcked: sn.acked, SettingsSent: true})
 		return
 	}
 	g := newGuardConn(rc, c, sn, s.maxPrematureResets())

@@ -80,9 +80,15 @@ func (Creds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error)
 		}
 	}
 	if cs, ok := connState(c); ok {
-		return c, credentials.TLSInfo{State: cs, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
+		return c, tlsInfo(cs), nil
 	}
 	return c, nil, nil
+}
+
+// tlsInfo is a TLS connection's state as a call's AuthInfo, on grpc.Server
+// and on the relay.
+func tlsInfo(cs tls.ConnectionState) credentials.TLSInfo {
+	return credentials.TLSInfo{State: cs, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
 }
 
 // ClientHandshake is not used on the server side.
