@@ -110,10 +110,10 @@ func (d *NativeDoor) ServeStream(st *h2srv.Stream) {
 	ctx := s.context(md)
 	var cancel context.CancelFunc = func() {}
 	if err == nil {
-		var d time.Duration
+		var timeout time.Duration
 		var ok bool
-		if d, ok, err = grpcwire.ParseTimeout(s.timeout); ok && err == nil {
-			ctx, cancel = context.WithTimeout(ctx, d)
+		if timeout, ok, err = grpcwire.ParseTimeout(s.timeout); ok && err == nil {
+			ctx, cancel = context.WithTimeout(ctx, timeout)
 		}
 	}
 	defer cancel()
