@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/edgegate/edgegate/internal/callinfo"
@@ -289,18 +288,16 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, unary bool, rt *Rou
 	if p.o.Inject != nil {
 		p.o.Inject(ctx, out)
 	}
-	ctx = metadata.NewOutgoingContext(ctx, out)
-
 	if unary {
-		return p.forwardUnary(ctx, ss, method, cl, info)
+		return p.forwardUnary(ctx, ss, method, out, cl, info)
 	}
 	start := time.Now()
-	var pr peer.Peer
-	cs, err := cl.Conn().NewStream(ctx, streamDesc, method, grpc.Peer(&pr))
+	cs, err := cl.NewStream(ctx, method, out)
 	if err != nil {
-		p.done(cl, info, &pr, err, start)
+		p.done(cl, info, "", err, start)
 		return p.upstreamError(ctx, err, cl, method)
 	}
+	defer cs.Close()
 
 	// Client → upstream runs on its own goroutine; upstream → client on
 	// this one. A failure on the client side is stored before the upstream
@@ -315,7 +312,7 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, unary bool, rt *Rou
 	}()
 
 	err = toClient(cs, ss, info)
-	p.done(cl, info, &pr, err, start)
+	p.done(cl, info, cs.Endpoint(), err, start)
 	if e := clientErr.Load(); e != nil {
 		return status.Convert(*e).Err()
 	}
@@ -327,11 +324,10 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, unary bool, rt *Rou
 }
 
 // forwardUnary forwards a call of a known unary method as a unary call:
-// the request message read, then one upstream call on this goroutine. A
-// stream would add two goroutines per call (one copying the client's
-// messages, one grpc-go's, watching the context). As grpc-go's own unary
+// the request message read, then one upstream call on this goroutine (no
+// goroutine copying the client's messages). As grpc-go's own unary
 // handling does, it reads one request message and no more.
-func (p *Proxy) forwardUnary(ctx context.Context, ss grpc.ServerStream, method string, cl *upstream.Cluster, info *callinfo.Info) error {
+func (p *Proxy) forwardUnary(ctx context.Context, ss grpc.ServerStream, method string, md metadata.MD, cl *upstream.Cluster, info *callinfo.Info) error {
 	req := &Frame{}
 	if err := ss.RecvMsg(req); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -341,38 +337,33 @@ func (p *Proxy) forwardUnary(ctx context.Context, ss grpc.ServerStream, method s
 	}
 	n := int64(req.Len())
 	start := time.Now()
-	var hdr, tlr metadata.MD
-	var pr peer.Peer
-	resp := &Frame{}
-	err := cl.Conn().Invoke(ctx, method, req, resp, grpc.Header(&hdr), grpc.Trailer(&tlr), grpc.Peer(&pr))
-	p.done(cl, info, &pr, err, start)
+	res, err := cl.Invoke(ctx, method, md, req.TakeBuffers())
+	p.done(cl, info, res.Endpoint, err, start)
 	if info != nil {
 		info.BytesIn.Add(n)
 	}
-	if hdr != nil {
-		if herr := ss.SendHeader(ResponseMetadata(hdr)); herr != nil {
-			resp.Free()
+	if res.Header != nil {
+		if herr := ss.SendHeader(ResponseMetadata(res.Header)); herr != nil {
+			res.Message.Free()
 			return herr
 		}
 	}
 	if err != nil {
-		ss.SetTrailer(tlr)
+		ss.SetTrailer(res.Trailer)
 		return p.upstreamError(ctx, err, cl, method)
 	}
+	resp := &Frame{}
+	resp.SetBuffers(res.Message)
 	if err := sendToClient(ss, resp, info); err != nil {
 		return err
 	}
-	ss.SetTrailer(tlr)
+	ss.SetTrailer(res.Trailer)
 	return nil
 }
 
 // done records the end of an upstream call: its endpoint in the call's
 // record, and the UpstreamDone hook.
-func (p *Proxy) done(cl *upstream.Cluster, info *callinfo.Info, pr *peer.Peer, err error, start time.Time) {
-	endpoint := ""
-	if pr.Addr != nil {
-		endpoint = pr.Addr.String()
-	}
+func (p *Proxy) done(cl *upstream.Cluster, info *callinfo.Info, endpoint string, err error, start time.Time) {
 	if info != nil {
 		info.SetEndpoint(endpoint)
 	}
@@ -386,18 +377,18 @@ func (p *Proxy) done(cl *upstream.Cluster, info *callinfo.Info, pr *peer.Peer, e
 // half-closes (then it half-closes the upstream and returns nil) or fails
 // (it returns the error). When the upstream call has ended, it stops and
 // returns nil: the upstream's status reaches the client by toClient.
-func toUpstream(ss grpc.ServerStream, cs grpc.ClientStream, info *callinfo.Info) error {
+func toUpstream(ss grpc.ServerStream, cs *upstream.Stream, info *callinfo.Info) error {
 	f := &Frame{}
 	for {
 		if err := ss.RecvMsg(f); err != nil {
 			if errors.Is(err, io.EOF) {
-				return cs.CloseSend()
+				_ = cs.CloseSend()
+				return nil
 			}
 			return err
 		}
 		n := int64(f.Len())
-		if err := cs.SendMsg(f); err != nil {
-			f.Free()
+		if err := cs.Send(f.TakeBuffers()); err != nil {
 			return nil
 		}
 		if info != nil {
@@ -408,10 +399,10 @@ func toUpstream(ss grpc.ServerStream, cs grpc.ClientStream, info *callinfo.Info)
 
 // toClient sends the upstream's headers and messages to the client until
 // the upstream call ends: nil when it ended OK, else its error.
-func toClient(cs grpc.ClientStream, ss grpc.ServerStream, info *callinfo.Info) error {
+func toClient(cs *upstream.Stream, ss grpc.ServerStream, info *callinfo.Info) error {
 	// Headers first, as soon as the upstream sends them: a server stream
 	// that waits before its first message still shows its headers. nil
-	// means a trailers-only answer (or a failure), seen by RecvMsg below.
+	// means a trailers-only answer (or a failure), seen by Recv below.
 	md, _ := cs.Header()
 	if md != nil {
 		if err := ss.SendHeader(ResponseMetadata(md)); err != nil {
@@ -420,12 +411,14 @@ func toClient(cs grpc.ClientStream, ss grpc.ServerStream, info *callinfo.Info) e
 	}
 	f := &Frame{}
 	for {
-		if err := cs.RecvMsg(f); err != nil {
+		m, err := cs.Recv()
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
+		f.SetBuffers(m)
 		if err := sendToClient(ss, f, info); err != nil {
 			return err
 		}
@@ -459,6 +452,9 @@ func sendToClient(ss grpc.ServerStream, f *Frame, info *callinfo.Info) error {
 func (p *Proxy) upstreamError(ctx context.Context, err error, cl *upstream.Cluster, method string) error {
 	if cerr := contextError(ctx); cerr != nil {
 		return cerr
+	}
+	if re, ok := errors.AsType[*upstream.ResetError](err); ok {
+		return re // the native door resets the client's stream with its code
 	}
 	st := status.Convert(err)
 	if st.Code() == codes.Unavailable && isTransportFailure(st.Message()) {

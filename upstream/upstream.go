@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	// Client-side health checking (healthCheckConfig) registers itself.
 	_ "google.golang.org/grpc/health"
 	"google.golang.org/grpc/keepalive"
@@ -45,6 +46,15 @@ type Cluster struct {
 	max      int64
 	inFlight atomic.Int64
 	outliers *outliers // nil without outlier detection
+
+	// The routed calls' own transport (call.go, conns.go).
+	frames     *conns
+	retries    *retries
+	scheme     string // http or https
+	authority  string // what grpc-go's client sent as :authority
+	compressor encoding.Compressor
+	maxMsg     int
+	endpoints  []string
 }
 
 // Report tells the cluster how a call to endpoint ended (outlier
@@ -67,6 +77,7 @@ func (c *Cluster) close() error {
 	if c.outliers != nil {
 		c.outliers.close()
 	}
+	c.frames.close()
 	return c.conn.Close()
 }
 
@@ -281,6 +292,10 @@ func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
 	conn.Connect()
 	cc := sp.Config
 	c := &Cluster{name: cc.GetName(), conn: conn, key: key, max: int64(cc.GetMaxConcurrentCalls())}
+	if err := c.initFrames(sp); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	if od := cc.GetOutlierDetection(); od != nil && r != nil {
 		c.outliers = newOutliers(r, cc.GetEndpoints(), od)
 		if sp.Log != nil {

@@ -1,0 +1,406 @@
+package h2client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+	"golang.org/x/net/http2/hpack"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startHTTP2 serves h with x/net/http2's server (h2c) on loopback: an
+// implementation independent of this package.
+func startHTTP2(t *testing.T, h http.Handler, conf *http2.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf == nil {
+		conf = &http2.Server{}
+	}
+	srv := &http.Server{Handler: h2c.NewHandler(h, conf), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+func dial(t *testing.T, addr string, o Options) *Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewConn(nc, o)
+	t.Cleanup(func() { _ = c.Close(); <-c.Done() })
+	select {
+	case <-c.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no SETTINGS from the server")
+	}
+	return c
+}
+
+func request(path string, extra ...string) []hpack.HeaderField {
+	h := []hpack.HeaderField{
+		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+		{Name: ":path", Value: path}, {Name: ":authority", Value: "test"},
+		{Name: "te", Value: "trailers"},
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		h = append(h, hpack.HeaderField{Name: extra[i], Value: extra[i+1]})
+	}
+	return h
+}
+
+func field(h []hpack.HeaderField, name string) string {
+	for _, f := range h {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// echo answers with the request body, the request's x-in header as
+// x-out, and a trailer.
+func echo(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Trailer", "x-trailer")
+	w.Header().Set("x-out", r.Header.Get("x-in"))
+	w.WriteHeader(200)
+	_, _ = io.Copy(w, r.Body)
+	w.Header().Set("x-trailer", "done")
+}
+
+func TestRoundTrip(t *testing.T) {
+	addr := startHTTP2(t, http.HandlerFunc(echo), nil)
+	c := dial(t, addr, Options{})
+	for _, size := range []int{0, 5, 16 << 10, 3 << 20} {
+		body := bytes.Repeat([]byte("x"), size)
+		st, err := c.NewStream(context.Background(), request("/echo", "x-in", "hello"), false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The request is written while the response is read: more than
+		// the windows in both directions.
+		werr := make(chan error, 1)
+		go func() { werr <- st.Write([]byte("pre"), body, true) }()
+		h, ended, err := st.Header()
+		if err != nil || ended || field(h, ":status") != "200" || field(h, "x-out") != "hello" {
+			t.Fatalf("size %d: header %v ended %v err %v", size, h, ended, err)
+		}
+		got, err := io.ReadAll(st)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if err := <-werr; err != nil {
+			t.Fatalf("size %d: write: %v", size, err)
+		}
+		if !bytes.Equal(got, append([]byte("pre"), body...)) {
+			t.Fatalf("size %d: echoed %d bytes", size, len(got))
+		}
+		if v := field(st.Trailer(), "x-trailer"); v != "done" {
+			t.Fatalf("size %d: trailer %v", size, st.Trailer())
+		}
+		st.Close()
+	}
+	if open, _ := c.Load(); open != 0 {
+		t.Fatalf("%d streams still open", open)
+	}
+}
+
+func TestConcurrentStreamsOneConnection(t *testing.T) {
+	addr := startHTTP2(t, http.HandlerFunc(echo), &http2.Server{MaxConcurrentStreams: 4})
+	c := dial(t, addr, Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Go(func() {
+			msg := strings.Repeat(string(rune('a'+i%26)), 1000+i)
+			st, err := c.NewStream(context.Background(), request("/echo"), false, true)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer st.Close()
+			err = st.Write(nil, []byte(msg), true)
+			st.Uncork()
+			if err != nil {
+				errs <- err
+				return
+			}
+			got, err := io.ReadAll(st)
+			if err != nil || string(got) != msg {
+				errs <- errors.New("wrong echo")
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// rawServer accepts one connection and hands the test its framer, after
+// the preface and an exchange of SETTINGS.
+func rawServer(t *testing.T, serve func(fr *http2.Framer, dec *hpack.Decoder)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { _ = ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		preface := make([]byte, len(clientPreface))
+		if _, err := io.ReadFull(nc, preface); err != nil {
+			return
+		}
+		fr := http2.NewFramer(nc, nc)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		_ = fr.WriteSettings()
+		serve(fr, nil)
+	}()
+	return ln.Addr().String()
+}
+
+// readUntil reads frames until one of type typ on stream id (0: any).
+func readUntil(fr *http2.Framer, typ http2.FrameType) (http2.Frame, error) {
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+			_ = fr.WriteSettingsAck()
+		}
+		if f.Header().Type == typ {
+			return f, nil
+		}
+	}
+}
+
+func TestGoAwayRefusesStreamsItDidNotProcess(t *testing.T) {
+	addr := rawServer(t, func(fr *http2.Framer, _ *hpack.Decoder) {
+		if _, err := readUntil(fr, http2.FrameHeaders); err != nil {
+			return
+		}
+		_ = fr.WriteGoAway(0, http2.ErrCodeNo, []byte("bye"))
+		_, _ = readUntil(fr, 0xff) // until the client closes
+	})
+	c := dial(t, addr, Options{})
+	st, err := c.NewStream(context.Background(), request("/x"), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, _, err = st.Header()
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("Header after GOAWAY(last 0): %v, want ErrRefused", err)
+	}
+	if _, err := c.NewStream(context.Background(), request("/y"), true, false); !errors.Is(err, ErrRefused) {
+		t.Fatalf("NewStream after GOAWAY: %v, want ErrRefused", err)
+	}
+	if c.Usable() {
+		t.Fatal("a connection that got GOAWAY is still usable")
+	}
+}
+
+func TestResets(t *testing.T) {
+	codes := make(chan http2.ErrCode, 2)
+	addr := rawServer(t, func(fr *http2.Framer, _ *hpack.Decoder) {
+		// Stream 1 refused, stream 3 reset with INTERNAL_ERROR, stream 5
+		// canceled by the client: its RST_STREAM code reaches us.
+		for _, code := range []http2.ErrCode{http2.ErrCodeRefusedStream, http2.ErrCodeInternal} {
+			f, err := readUntil(fr, http2.FrameHeaders)
+			if err != nil {
+				return
+			}
+			_ = fr.WriteRSTStream(f.Header().StreamID, code)
+		}
+		if _, err := readUntil(fr, http2.FrameHeaders); err != nil {
+			return
+		}
+		f, err := readUntil(fr, http2.FrameRSTStream)
+		if err != nil {
+			return
+		}
+		codes <- f.(*http2.RSTStreamFrame).ErrCode
+		_, _ = readUntil(fr, 0xff)
+	})
+	c := dial(t, addr, Options{})
+	st, _ := c.NewStream(context.Background(), request("/a"), true, false)
+	if _, _, err := st.Header(); !errors.Is(err, ErrRefused) {
+		t.Fatalf("REFUSED_STREAM: %v, want ErrRefused", err)
+	}
+	st.Close()
+	st, _ = c.NewStream(context.Background(), request("/b"), true, false)
+	var se *StreamError
+	if _, _, err := st.Header(); !errors.As(err, &se) || se.Code != http2.ErrCodeInternal || !se.Remote || errors.Is(err, ErrRefused) {
+		t.Fatalf("INTERNAL_ERROR: %v", err)
+	}
+	st.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := c.NewStream(ctx, request("/c"), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, _, err := st.Header(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled: %v", err)
+	}
+	st.Close()
+	if got := <-codes; got != http2.ErrCodeCancel {
+		t.Fatalf("the server saw RST_STREAM %v, want CANCEL", got)
+	}
+}
+
+// A response bigger than the windows reaches a reader that reads slowly,
+// and the server is held to the windows meanwhile: it never has more
+// than a stream window outstanding.
+func TestFlowControlHoldsTheServer(t *testing.T) {
+	const window = 64 << 10
+	written := make(chan int, 1)
+	addr := startHTTP2(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := 0
+		chunk := bytes.Repeat([]byte("y"), 4096)
+		for range 256 { // 1 MiB
+			k, err := w.Write(chunk)
+			n += k
+			if err != nil {
+				break
+			}
+			w.(http.Flusher).Flush()
+		}
+		written <- n
+	}), nil)
+	c := dial(t, addr, Options{InitialWindowSize: window, ConnWindowSize: window})
+	st, err := c.NewStream(context.Background(), request("/big"), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.Header(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing read yet: the server is stuck at the window.
+	buf := make([]byte, 1000)
+	if _, err := io.ReadFull(st, buf); err != nil {
+		t.Fatal(err)
+	}
+	st.rmu.Lock()
+	held := st.rbuf.Len()
+	st.rmu.Unlock()
+	if held > window {
+		t.Fatalf("the stream holds %d bytes, more than its window %d", held, window)
+	}
+	rest, err := io.ReadAll(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rest) + len(buf); n != 1<<20 || <-written != 1<<20 {
+		t.Fatalf("read %d bytes of 1 MiB", n)
+	}
+}
+
+func TestStreamLimitWaits(t *testing.T) {
+	release := make(chan struct{})
+	addr := startHTTP2(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+	}), &http2.Server{MaxConcurrentStreams: 1})
+	c := dial(t, addr, Options{})
+	// The server's SETTINGS have arrived (dial waits for Ready); its
+	// limit is in force.
+	first, err := c.NewStream(context.Background(), request("/hold"), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.NewStream(ctx, request("/next"), true, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a second stream past the limit: %v, want it to wait until its deadline", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		st, err := c.NewStream(context.Background(), request("/next"), true, false)
+		if err == nil {
+			_, _, err = st.Header()
+			st.Close()
+		}
+		got <- err
+	}()
+	close(release)
+	if _, _, err := first.Header(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(first)
+	first.Close()
+	if err := <-got; err != nil {
+		t.Fatalf("the waiting stream: %v", err)
+	}
+}
+
+func TestKeepaliveEndsADeadConnection(t *testing.T) {
+	addr := rawServer(t, func(fr *http2.Framer, _ *hpack.Decoder) {
+		// Reads everything, answers nothing (no PING ACK).
+		for {
+			if _, err := fr.ReadFrame(); err != nil {
+				return
+			}
+		}
+	})
+	c := dial(t, addr, Options{PingInterval: 20 * time.Millisecond, PingTimeout: 50 * time.Millisecond, PermitWithoutStream: true})
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a connection whose PINGs go unanswered did not end")
+	}
+	var ce *ConnError
+	if !errors.As(c.Err(), &ce) {
+		t.Fatalf("Err = %v", c.Err())
+	}
+}
+
+func TestTrailersOnly(t *testing.T) {
+	addr := startHTTP2(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("grpc-status", "12")
+		w.WriteHeader(200)
+	}), nil)
+	c := dial(t, addr, Options{})
+	st, err := c.NewStream(context.Background(), request("/x"), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h, ended, err := st.Header()
+	if err != nil || !ended || field(h, "grpc-status") != "12" {
+		t.Fatalf("header %v ended %v err %v", h, ended, err)
+	}
+	if n, err := st.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+		t.Fatalf("Read after a trailers-only answer: %d, %v", n, err)
+	}
+	if field(st.Trailer(), "grpc-status") != "12" {
+		t.Fatalf("trailer %v", st.Trailer())
+	}
+}
