@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -476,6 +477,15 @@ func (s *nativeStream) finish(err error) {
 	st := status.Convert(err)
 	if err != nil && s.st.Context().Err() != nil {
 		return // the client went away (reset or connection end): nothing to write
+	}
+	if r, ok := errors.AsType[interface {
+		error
+		ResetCode() uint32
+	}](err); ok {
+		// The upstream reset the call (RST_STREAM): so does the door,
+		// with the upstream's code.
+		s.st.Reset(http2.ErrCode(r.ResetCode()))
+		return
 	}
 	if !s.wrote && len(s.Header) > 0 {
 		// Header metadata goes in its own HEADERS frame before the

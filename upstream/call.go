@@ -729,6 +729,9 @@ type ResetError struct {
 func (e *ResetError) Error() string              { return e.st.Err().Error() }
 func (e *ResetError) GRPCStatus() *status.Status { return e.st }
 
+// ResetCode is the upstream's RST_STREAM code.
+func (e *ResetError) ResetCode() uint32 { return e.Code }
+
 // resetCode is grpc-go's mapping of an HTTP/2 error code to a status.
 func resetCode(c http2.ErrCode) codes.Code {
 	switch c {
