@@ -80,6 +80,32 @@ func wantEnded(t *testing.T, h *attack.H2, id uint32) {
 	}
 }
 
+// unary sends a POST with a short body and waits for its answer; it
+// returns the stream's id.
+func unary(t *testing.T, h *attack.H2) uint32 {
+	t.Helper()
+	id, err := h.Open(post("/"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fr.WriteData(id, true, []byte("unary")); err != nil {
+		t.Fatal(err)
+	}
+	wantEnded(t, h, id)
+	return id
+}
+
+// isAck reports whether f is a PING or SETTINGS ACK.
+func isAck(f http2.Frame) bool {
+	switch f := f.(type) {
+	case *http2.PingFrame:
+		return f.IsAck()
+	case *http2.SettingsFrame:
+		return f.IsAck()
+	}
+	return false
+}
+
 // wantReset waits for RST_STREAM on id with code.
 func wantReset(t *testing.T, h *attack.H2, id uint32, code http2.ErrCode) {
 	t.Helper()
@@ -642,14 +668,7 @@ func TestNoResetAfterCompleteExchange(t *testing.T) {
 	})}, false)
 	h := dial(t, ts)
 	for range 1000 {
-		id, err := h.Open(post("/"), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.Fr.WriteData(id, true, []byte("unary")); err != nil {
-			t.Fatal(err)
-		}
-		wantEnded(t, h, id)
+		unary(t, h)
 	}
 	// A PING's ACK comes after anything the server wrote before it.
 	if err := h.Fr.WritePing(false, [8]byte{9}); err != nil {
@@ -922,14 +941,7 @@ func TestControlFrameFlood(t *testing.T) {
 		t.Run(fl.name, func(t *testing.T) {
 			before := heapInuse()
 			h := dial(t, ts)
-			closed, err := h.Open(post("/"), false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := h.Fr.WriteData(closed, true, []byte("first")); err != nil {
-				t.Fatal(err)
-			}
-			wantEnded(t, h, closed)
+			closed := unary(t, h)
 			open, err := h.Open(post("/"), false) // the echo handler waits for its body
 			if err != nil {
 				t.Fatal(err)
@@ -946,19 +958,11 @@ func TestControlFrameFlood(t *testing.T) {
 			})
 			acks := 0
 			f, err := h.Frames(patience, func(f http2.Frame) bool {
-				switch f := f.(type) {
-				case *http2.PingFrame:
-					if f.IsAck() {
-						acks++
-					}
-				case *http2.SettingsFrame:
-					if f.IsAck() {
-						acks++
-					}
-				case *http2.GoAwayFrame:
-					return true
+				if isAck(f) {
+					acks++
 				}
-				return false
+				_, ok := f.(*http2.GoAwayFrame)
+				return ok
 			})
 			if err != nil {
 				t.Fatalf("no GOAWAY: %v", err)
@@ -989,15 +993,16 @@ func TestControlFrameFlood(t *testing.T) {
 func TestControlFramesWithinLimit(t *testing.T) {
 	ts := startServer(t, &Server{Handler: echo}, false)
 	h := dial(t, ts)
-	pings := 0
+	answers := 1 // PINGs and SETTINGS to answer: dial sent the first SETTINGS
 	for i := range 900 {
 		var err error
 		switch i % 3 {
 		case 0:
 			err = h.Fr.WritePing(false, [8]byte{byte(i)})
-			pings++
+			answers++
 		case 1:
 			err = h.Fr.WriteSettings()
+			answers++
 		default:
 			err = h.Fr.WritePriority(uint32(2*i+1), http2.PriorityParam{Weight: 15})
 		}
@@ -1011,11 +1016,10 @@ func TestControlFramesWithinLimit(t *testing.T) {
 	}
 	acks := 0
 	if _, err := h.Frames(patience, func(f http2.Frame) bool {
+		if isAck(f) {
+			acks++
+		}
 		switch f := f.(type) {
-		case *http2.PingFrame:
-			if f.IsAck() {
-				acks++
-			}
 		case *http2.GoAwayFrame:
 			t.Fatalf("GOAWAY %v %q", f.ErrCode, f.DebugData())
 		case *http2.MetaHeadersFrame:
@@ -1025,8 +1029,8 @@ func TestControlFramesWithinLimit(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("request after the burst not answered: %v", err)
 	}
-	if acks != pings {
-		t.Errorf("%d PINGs answered, want %d", acks, pings)
+	if acks != answers {
+		t.Errorf("%d PINGs and SETTINGS answered, want %d", acks, answers)
 	}
 }
 
