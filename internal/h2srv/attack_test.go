@@ -490,11 +490,15 @@ func TestSlowHandlerBlocksClient(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		ack  bool // the client acknowledges the drain PING (else the server stops waiting for it)
+		ack  bool // the client acknowledges the drain PING (else the server stops waiting for it, after a second)
 	}{{"PING acknowledged", true}, {"PING unanswered", false}} {
 		t.Run(c.name, func(t *testing.T) {
 			b := newBlocker()
-			ts := startServer(t, &Server{Handler: b}, false)
+			srv := &Server{Handler: b}
+			if c.ack {
+				srv.drainWait = time.Hour // the ACK, not the wait, must bring the second GOAWAY
+			}
+			ts := startServer(t, srv, false)
 			h := dial(t, ts)
 			id, err := h.Open(get("/"), true)
 			if err != nil {

@@ -759,7 +759,7 @@ func (c *conn) goAway() {
 		return
 	}
 	c.draining = true
-	c.drainTimer = time.AfterFunc(drainPingWait, c.finalGoAway)
+	c.drainTimer = time.AfterFunc(c.lim.drainWait, c.finalGoAway)
 	c.mu.Unlock()
 	c.lockW()
 	c.writeGoAwayFrame(maxStreamID, http2.ErrCodeNo, "")

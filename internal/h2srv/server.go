@@ -126,6 +126,10 @@ type Server struct {
 	// (error level). nil: nothing is logged.
 	Log *slog.Logger
 
+	// drainWait is how long a graceful close waits for its PING's ACK
+	// (0: drainPingWait); tests set it.
+	drainWait time.Duration
+
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutdown bool
@@ -251,6 +255,7 @@ type limits struct {
 	pingTimeout  time.Duration
 	maxControl   int
 	writeTimeout time.Duration
+	drainWait    time.Duration
 }
 
 func (s *Server) limits() limits {
@@ -267,6 +272,7 @@ func (s *Server) limits() limits {
 		pingTimeout:  s.PingTimeout,
 		maxControl:   s.MaxControlFrames,
 		writeTimeout: s.WriteTimeout,
+		drainWait:    s.drainWait,
 	}
 	if l.maxBlock <= 0 {
 		l.maxBlock = DefaultMaxHeaderBlockBytes
@@ -285,6 +291,9 @@ func (s *Server) limits() limits {
 	}
 	if l.writeTimeout == 0 {
 		l.writeTimeout = DefaultWriteTimeout
+	}
+	if l.drainWait <= 0 {
+		l.drainWait = drainPingWait
 	}
 	return l
 }
