@@ -2,7 +2,9 @@ package h2srv
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -78,6 +80,32 @@ func wantEnded(t *testing.T, h *attack.H2, id uint32) {
 	}
 }
 
+// unary sends a POST with a short body and waits for its answer; it
+// returns the stream's id.
+func unary(t *testing.T, h *attack.H2) uint32 {
+	t.Helper()
+	id, err := h.Open(post("/"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fr.WriteData(id, true, []byte("unary")); err != nil {
+		t.Fatal(err)
+	}
+	wantEnded(t, h, id)
+	return id
+}
+
+// isAck reports whether f is a PING or SETTINGS ACK.
+func isAck(f http2.Frame) bool {
+	switch f := f.(type) {
+	case *http2.PingFrame:
+		return f.IsAck()
+	case *http2.SettingsFrame:
+		return f.IsAck()
+	}
+	return false
+}
+
 // wantReset waits for RST_STREAM on id with code.
 func wantReset(t *testing.T, h *attack.H2, id uint32, code http2.ErrCode) {
 	t.Helper()
@@ -144,32 +172,7 @@ func TestContinuationFlood(t *testing.T) {
 // requests keep being answered.
 func TestRapidReset(t *testing.T) {
 	ts := startServer(t, &Server{Handler: echo, MaxPrematureResets: 50}, false)
-	stop := make(chan struct{})
-	var calls, failed atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		cl := h2Client(nil)
-		defer cl.CloseIdleConnections()
-		for i := 0; i < 10000; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			resp, err := cl.Post("http://"+ts.Addr+"/", "text/plain", strings.NewReader("ping"))
-			if err != nil {
-				failed.Add(1)
-				continue
-			}
-			b, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if string(b) != "ping" {
-				failed.Add(1)
-				continue
-			}
-			calls.Add(1)
-		}
-	})
+	served := normalCalls(t, ts)
 	h := dial(t, ts)
 	go func() {
 		for range 10000 {
@@ -187,16 +190,63 @@ func TestRapidReset(t *testing.T) {
 	if ga.LastStreamID > 2*2*60 {
 		t.Errorf("GOAWAY only after stream %d", ga.LastStreamID)
 	}
-	// A request on the other connection completes after the GOAWAY.
-	n := calls.Load()
-	deadline := time.Now().Add(patience)
-	for calls.Load() <= n+1 && time.Now().Before(deadline) && failed.Load() == 0 {
-		runtime.Gosched()
-	}
-	close(stop)
-	wg.Wait()
-	if calls.Load() <= n || failed.Load() != 0 {
-		t.Errorf("normal requests: %d answered, %d failed", calls.Load(), failed.Load())
+	served()
+}
+
+// normalCalls sends requests, one after the other, on a connection of
+// their own, until the function it returns is called: that waits for
+// one more request to be answered, stops, and fails the test if any
+// request failed (a server under attack on another connection must go
+// on serving this one).
+func normalCalls(t *testing.T, ts *testServer) (served func()) {
+	t.Helper()
+	stop := make(chan struct{})
+	answered := make(chan struct{}, 1)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		cl := h2Client(nil)
+		defer cl.CloseIdleConnections()
+		for range 100000 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := cl.Post("http://"+ts.Addr+"/", "text/plain", strings.NewReader("ping"))
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if string(b) != "ping" {
+				failed.Add(1)
+				continue
+			}
+			select {
+			case answered <- struct{}{}:
+			default:
+			}
+		}
+	})
+	return func() {
+		t.Helper()
+		select {
+		case <-answered: // perhaps from before the call
+		default:
+		}
+		var more bool
+		select {
+		case <-answered:
+			more = true
+		case <-time.After(patience):
+		}
+		close(stop)
+		wg.Wait()
+		if !more || failed.Load() != 0 {
+			t.Errorf("normal requests on another connection: answered since: %v, %d failed", more, failed.Load())
+		}
 	}
 }
 
@@ -432,35 +482,76 @@ func TestSlowHandlerBlocksClient(t *testing.T) {
 	close(s.read)
 }
 
-// Shutdown sends GOAWAY NO_ERROR with the last stream, refuses later
-// streams, lets the open one finish, then the connection closes.
+// Shutdown drains with two GOAWAYs: GOAWAY NO_ERROR naming 2^31-1 and a
+// PING; a stream the client opens before it acknowledges the PING is
+// served; the PING's ACK brings GOAWAY NO_ERROR naming that stream, and
+// a later stream is refused. The open streams finish, then the
+// connection closes.
 func TestShutdown(t *testing.T) {
-	b := newBlocker()
-	ts := startServer(t, &Server{Handler: b}, false)
-	h := dial(t, ts)
-	id, err := h.Open(get("/"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-b.started
-	done := make(chan error, 1)
-	go func() { done <- ts.Shutdown(t.Context()) }()
-	ga := wantGoAway(t, h, http2.ErrCodeNo)
-	if ga.LastStreamID != id {
-		t.Errorf("GOAWAY last stream %d, want %d", ga.LastStreamID, id)
-	}
-	late, err := h.Open(get("/"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantReset(t, h, late, http2.ErrCodeRefusedStream)
-	close(b.release)
-	wantEnded(t, h, id)
-	if !attack.Closed(h.Conn, patience) {
-		t.Error("the connection stayed open")
-	}
-	if err := <-done; err != nil {
-		t.Errorf("Shutdown: %v", err)
+	for _, c := range []struct {
+		name string
+		ack  bool // the client acknowledges the drain PING (else the server stops waiting for it, after a second)
+	}{{"PING acknowledged", true}, {"PING unanswered", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBlocker()
+			srv := &Server{Handler: b}
+			if c.ack {
+				srv.drainWait = time.Hour // the ACK, not the wait, must bring the second GOAWAY
+			}
+			ts := startServer(t, srv, false)
+			h := dial(t, ts)
+			id, err := h.Open(get("/"), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-b.started
+			done := make(chan error, 1)
+			go func() { done <- ts.Shutdown(t.Context()) }()
+			if ga := wantGoAway(t, h, http2.ErrCodeNo); ga.LastStreamID != maxStreamID {
+				t.Errorf("first GOAWAY names stream %d, want %d", ga.LastStreamID, maxStreamID)
+			}
+			f, err := h.Frames(patience, func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && !p.IsAck() })
+			if err != nil {
+				t.Fatalf("no PING after the first GOAWAY: %v", err)
+			}
+			// Opened while the client had only seen the first GOAWAY: served.
+			between, err := h.Open(get("/"), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := <-b.started; got != between {
+				t.Fatalf("handler started for stream %d, want %d", got, between)
+			}
+			if c.ack {
+				if err := h.Fr.WritePing(true, f.(*http2.PingFrame).Data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if ga := wantGoAway(t, h, http2.ErrCodeNo); ga.LastStreamID != between {
+				t.Errorf("second GOAWAY names stream %d, want %d", ga.LastStreamID, between)
+			}
+			late, err := h.Open(get("/"), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantReset(t, h, late, http2.ErrCodeRefusedStream)
+			close(b.release)
+			ended := map[uint32]bool{}
+			if _, err := h.Frames(patience, func(f http2.Frame) bool {
+				if hf, ok := f.(*http2.MetaHeadersFrame); ok && hf.StreamEnded() {
+					ended[hf.StreamID] = true
+				}
+				return ended[id] && ended[between]
+			}); err != nil {
+				t.Fatalf("streams answered %v, want %d and %d: %v", ended, id, between, err)
+			}
+			if !attack.Closed(h.Conn, patience) {
+				t.Error("the connection stayed open")
+			}
+			if err := <-done; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
 	}
 }
 
@@ -581,14 +672,7 @@ func TestNoResetAfterCompleteExchange(t *testing.T) {
 	})}, false)
 	h := dial(t, ts)
 	for range 1000 {
-		id, err := h.Open(post("/"), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.Fr.WriteData(id, true, []byte("unary")); err != nil {
-			t.Fatal(err)
-		}
-		wantEnded(t, h, id)
+		unary(t, h)
 	}
 	// A PING's ACK comes after anything the server wrote before it.
 	if err := h.Fr.WritePing(false, [8]byte{9}); err != nil {
@@ -826,4 +910,239 @@ func TestHeaderListTooLargeHandler(t *testing.T) {
 	if hf.Fields[1].Value != "8" || hf.Fields[2].Value != "/pkg.S/M" || calls.Load() != 0 {
 		t.Errorf("answer %v after %d Handler calls, want grpc-status 8 for /pkg.S/M and none", hf.Fields, calls.Load())
 	}
+}
+
+// floods are the control-frame floods MaxControlFrames ends, each sent
+// after a first request on the connection: send writes one frame, closed
+// is that request's stream (ended), open a stream whose request is not.
+var floods = []struct {
+	name string
+	send func(h *attack.H2, closed, open uint32) error
+}{
+	{"PING", func(h *attack.H2, _, _ uint32) error { return h.Fr.WritePing(false, [8]byte{1}) }},
+	{"SETTINGS", func(h *attack.H2, _, _ uint32) error { return h.Fr.WriteSettings() }},
+	{"PRIORITY", func(h *attack.H2, closed, _ uint32) error {
+		return h.Fr.WritePriority(closed, http2.PriorityParam{Weight: 15})
+	}},
+	{"RST_STREAM on a closed stream", func(h *attack.H2, closed, _ uint32) error {
+		return h.Fr.WriteRSTStream(closed, http2.ErrCodeCancel)
+	}},
+	{"empty DATA", func(h *attack.H2, _, open uint32) error { return h.Fr.WriteData(open, false, nil) }},
+	{"GOAWAY", func(h *attack.H2, _, _ uint32) error { return h.Fr.WriteGoAway(0, http2.ErrCodeNo, nil) }},
+	{"unknown frame type", func(h *attack.H2, _, _ uint32) error { return h.Fr.WriteRawFrame(0xfa, 0, 0, nil) }},
+}
+
+// A flood of PING, SETTINGS, PRIORITY, RST_STREAM on a closed stream,
+// empty DATA, GOAWAY or unknown frames after a first request ends the
+// connection with GOAWAY ENHANCE_YOUR_CALM once the default
+// MaxControlFrames allowance is spent (CVE-2019-9512, -9515, -9518),
+// naming the streams opened so far; the heap stays flat, and another
+// connection's requests keep being answered.
+func TestControlFrameFlood(t *testing.T) {
+	ts := startServer(t, &Server{Handler: echo}, false)
+	served := normalCalls(t, ts)
+	for _, fl := range floods {
+		t.Run(fl.name, func(t *testing.T) {
+			before := heapInuse()
+			h := dial(t, ts)
+			closed := unary(t, h)
+			open, err := h.Open(post("/"), false) // the echo handler waits for its body
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var sent atomic.Int64
+			wg.Go(func() {
+				for range 1 << 20 { // 17 MiB at most: far past the limit
+					if fl.send(h, closed, open) != nil {
+						return // closed by the server
+					}
+					sent.Add(1)
+				}
+			})
+			acks := 0
+			f, err := h.Frames(patience, func(f http2.Frame) bool {
+				if isAck(f) {
+					acks++
+				}
+				_, ok := f.(*http2.GoAwayFrame)
+				return ok
+			})
+			if err != nil {
+				t.Fatalf("no GOAWAY: %v", err)
+			}
+			ga := f.(*http2.GoAwayFrame)
+			if ga.ErrCode != http2.ErrCodeEnhanceYourCalm || ga.LastStreamID != open {
+				t.Errorf("GOAWAY %v %q naming stream %d, want ENHANCE_YOUR_CALM naming %d", ga.ErrCode, ga.DebugData(), ga.LastStreamID, open)
+			}
+			if !attack.Closed(h.Conn, patience) {
+				t.Error("the connection stayed open after GOAWAY")
+			}
+			wg.Wait()
+			t.Logf("%d frames sent, %d answered, before the end", sent.Load(), acks)
+			if acks > 10*DefaultMaxControlFrames {
+				t.Errorf("%d PING or SETTINGS answered before GOAWAY", acks)
+			}
+			if grew := int64(heapInuse()) - int64(before); grew > 4<<20 {
+				t.Errorf("heap grew %d KiB during the flood", grew>>10)
+			}
+		})
+	}
+	served()
+}
+
+// Control frames within the allowance are served: a burst of 900 PINGs,
+// SETTINGS and PRIORITY frames (the default MaxControlFrames is 1000) is
+// answered, and so is the request after it.
+func TestControlFramesWithinLimit(t *testing.T) {
+	ts := startServer(t, &Server{Handler: echo}, false)
+	h := dial(t, ts)
+	answers := 1 // PINGs and SETTINGS to answer: dial sent the first SETTINGS
+	for i := range 900 {
+		var err error
+		switch i % 3 {
+		case 0:
+			err = h.Fr.WritePing(false, [8]byte{byte(i)})
+			answers++
+		case 1:
+			err = h.Fr.WriteSettings()
+			answers++
+		default:
+			err = h.Fr.WritePriority(uint32(2*i+1), http2.PriorityParam{Weight: 15})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, err := h.Open(get("/"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := 0
+	if _, err := h.Frames(patience, func(f http2.Frame) bool {
+		if isAck(f) {
+			acks++
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v %q", f.ErrCode, f.DebugData())
+		case *http2.MetaHeadersFrame:
+			return f.StreamID == id && f.StreamEnded()
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("request after the burst not answered: %v", err)
+	}
+	if acks != answers {
+		t.Errorf("%d PINGs and SETTINGS answered, want %d", acks, answers)
+	}
+}
+
+// The allowance grows with the server's answers: a client that sends a
+// PING for every DATA frame it reads (as grpc-go's bandwidth estimator
+// may) downloads 4 MiB, 256 DATA frames, with MaxControlFrames 10.
+func TestControlFramesEarnedByAnswers(t *testing.T) {
+	w := &bigWriter{size: 4 << 20, done: make(chan error, 1)}
+	ts := startServer(t, &Server{Handler: w, MaxControlFrames: 10}, false)
+	h := dial(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
+	if err := h.Fr.WriteWindowUpdate(0, maxWindow-initialWindow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Open(get("/big"), true); err != nil {
+		t.Fatal(err)
+	}
+	pings, got := 0, 0
+	if _, err := h.Frames(patience, func(f http2.Frame) bool {
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			got += len(f.Data())
+			if err := h.Fr.WritePing(false, [8]byte{byte(pings)}); err != nil {
+				t.Fatal(err)
+			}
+			pings++
+			return f.StreamEnded()
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v %q after %d PINGs", f.ErrCode, f.DebugData(), pings)
+		}
+		return false
+	}); err != nil || got != w.size {
+		t.Fatalf("%d of %d bytes: %v", got, w.size, err)
+	}
+	if err := <-w.done; err != nil {
+		t.Fatal(err)
+	}
+	// Every PING is answered: the last one's ACK, no GOAWAY before it.
+	last := [8]byte{byte(pings - 1)}
+	if _, err := h.Frames(patience, func(f http2.Frame) bool {
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			t.Fatalf("GOAWAY %v %q", ga.ErrCode, ga.DebugData())
+		}
+		p, ok := f.(*http2.PingFrame)
+		return ok && p.IsAck() && p.Data == last && pings > 0
+	}); err != nil {
+		t.Fatalf("the last of %d PINGs was not answered: %v", pings, err)
+	}
+	t.Logf("%d PINGs answered", pings)
+}
+
+// eventually waits up to patience for cond, checking it every few
+// milliseconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", patience, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A client that opens streams with large answers and never reads: once
+// the socket buffers are full, a flush waits WriteTimeout and the
+// connection ends (ServeConn reports the timeout), every handler's Write
+// fails and its goroutine returns; another connection is served
+// meanwhile.
+func TestWriteTimeout(t *testing.T) {
+	const streams = 4
+	w := &bigWriter{size: 256 << 20, done: make(chan error, streams)}
+	ts := startServer(t, &Server{Handler: HandlerFunc(func(st *Stream) {
+		if st.Path() == "/big" {
+			w.ServeStream(st)
+			return
+		}
+		echo(st) // normalCalls'
+	}), WriteTimeout: 200 * time.Millisecond}, false)
+	baseline := runtime.NumGoroutine()
+	served := normalCalls(t, ts)
+	h := dial(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
+	if err := h.Fr.WriteWindowUpdate(0, maxWindow-initialWindow); err != nil {
+		t.Fatal(err)
+	}
+	for range streams {
+		if _, err := h.Open(get("/big"), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	timeout := time.After(patience)
+	for ended := false; !ended; {
+		select {
+		case err := <-ts.errs:
+			ended = errors.Is(err, os.ErrDeadlineExceeded)
+			t.Logf("ServeConn: %v", err)
+		case <-timeout:
+			t.Fatal("the connection of a client that reads nothing did not end with a write timeout")
+		}
+	}
+	for range streams {
+		if err := <-w.done; err == nil {
+			t.Error("a handler's 256 MiB answer succeeded to a client that reads nothing")
+		}
+	}
+	if written := w.written.Load(); written > 64<<20 {
+		t.Errorf("%d MiB accepted from the handlers", written>>20)
+	}
+	served()
+	_ = h.Close()
+	eventually(t, "the goroutines of the ended connections return", func() bool { return runtime.NumGoroutine() <= baseline })
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,9 @@ type conn struct {
 	skipAcks int
 	opened   int          // streams opened
 	resets   int          // premature resets
+	ctlLeft  int          // control frames the client may still send (MaxControlFrames)
+	ctlAt    time.Time    // when the allowance was last refilled by time
+	ctlSeen  uint64       // framesOut at the last refill
 	lastRead atomic.Int64 // unix nanos of the last read from the network
 	// connRecv is the connection window the client may still use; the
 	// reader spends it, handlers' reads give it back (atomic).
@@ -51,6 +55,7 @@ type conn struct {
 	hbuf      headerBuf
 	scratch   [frameHeaderLen + 8]byte
 	werr      error
+	framesOut uint64        // DATA and HEADERS frames written (MaxControlFrames' credit)
 	peerFrame atomic.Uint32 // the client's SETTINGS_MAX_FRAME_SIZE
 
 	// mu guards the stream table, the send windows and the states.
@@ -59,7 +64,8 @@ type conn struct {
 	maxClientID uint32
 	connSend    int64 // connection send window
 	peerWindow  int64 // the client's SETTINGS_INITIAL_WINDOW_SIZE
-	goingAway   bool  // GOAWAY sent: no new streams
+	draining    bool  // the first GOAWAY of a graceful close sent (2^31-1, and a PING)
+	goingAway   bool  // GOAWAY naming the last stream sent: no new streams
 	closing     bool  // close requested
 	ended       bool  // serve is done: timers stay stopped
 	handlers    int   // handler goroutines running
@@ -70,6 +76,7 @@ type conn struct {
 	idleTimer   *time.Timer
 	pingTimer   *time.Timer
 	pingSent    time.Time
+	drainTimer  *time.Timer // the final GOAWAY, when the drain PING goes unanswered
 
 	wg sync.WaitGroup // handler goroutines
 }
@@ -86,7 +93,9 @@ func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
 		flushReq:   make(chan struct{}, 1),
 		connSend:   initialWindow,
 		peerWindow: initialWindow,
+		ctlAt:      time.Now(),
 	}
+	c.ctlLeft = max(c.lim.maxControl, 0)
 	c.br = bufio.NewReaderSize(netReader{c}, 32<<10)
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.SetReuseFrames()
@@ -121,10 +130,14 @@ func (r netReader) Read(p []byte) (int, error) {
 }
 
 // netWriter records a write error once and closes the connection, so
-// that the reader and every waiting handler end.
+// that the reader and every waiting handler end. Every write (a flush of
+// the buffer, or a frame written past it) must end within WriteTimeout.
 type netWriter struct{ c *conn }
 
 func (w netWriter) Write(p []byte) (int, error) {
+	if d := w.c.lim.writeTimeout; d > 0 {
+		_ = w.c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
 	n, err := w.c.nc.Write(p)
 	if err != nil && w.c.werr == nil {
 		w.c.werr = err
@@ -188,8 +201,15 @@ func (c *conn) serve(ctx context.Context) error {
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
+	if c.drainTimer != nil {
+		c.drainTimer.Stop()
+	}
 	closing := c.closing
 	c.mu.Unlock()
+	if werr := c.writeErr(); errors.Is(werr, os.ErrDeadlineExceeded) {
+		c.log.Debug("h2srv: write timeout", "remote", c.nc.RemoteAddr(), "timeout", c.lim.writeTimeout)
+		return fmt.Errorf("h2srv: a write took longer than %v: %w", c.lim.writeTimeout, werr)
+	}
 	if closing || errors.Is(err, errClosedByPeer) || errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -197,6 +217,13 @@ func (c *conn) serve(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return err
+}
+
+// writeErr is the error that ended the connection's writes, if any.
+func (c *conn) writeErr() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.werr
 }
 
 // drain reads and drops what the client still sends, for a while, so that closing the connection does not reset it before the
@@ -302,10 +329,16 @@ func (c *conn) processFrame(f http2.Frame) error {
 		if f.StreamID != 0 {
 			return errConn(http2.ErrCodeProtocol, "PING on stream %d", f.StreamID)
 		}
+		if err := c.spend(); err != nil {
+			return err
+		}
 		if f.IsAck() {
 			c.mu.Lock()
 			c.pingSent = time.Time{}
 			c.mu.Unlock()
+			if f.Data == drainPing {
+				c.finalGoAway()
+			}
 			return nil
 		}
 		c.lockW()
@@ -318,18 +351,56 @@ func (c *conn) processFrame(f http2.Frame) error {
 		if f.StreamDep == f.StreamID {
 			return errStream(f.StreamID, http2.ErrCodeProtocol)
 		}
-		return nil
+		return c.spend()
 	case *http2.GoAwayFrame:
 		// The client stops opening streams; the open ones finish.
-		return nil
+		return c.spend()
 	case *http2.PushPromiseFrame:
 		return errConn(http2.ErrCodeProtocol, "PUSH_PROMISE from a client")
 	default:
-		return nil // unknown frame types are ignored
+		return c.spend() // unknown frame types are ignored
 	}
 }
 
+// spend counts a control frame (see MaxControlFrames) against the
+// connection's allowance: a connection error once it is spent.
+func (c *conn) spend() error {
+	if c.ctlLeft > 0 {
+		c.ctlLeft--
+		return nil
+	}
+	if c.lim.maxControl < 0 {
+		return nil
+	}
+	c.refill()
+	if c.ctlLeft == 0 {
+		return errConn(http2.ErrCodeEnhanceYourCalm, "more than %d control frames", c.lim.maxControl)
+	}
+	c.ctlLeft--
+	return nil
+}
+
+// refill gives back the control-frame allowance earned since the last
+// refill: MaxControlFrames a second (MaxControlFrames at most), and one
+// per DATA or HEADERS frame the server wrote.
+func (c *conn) refill() {
+	c.wmu.Lock()
+	out := c.framesOut
+	c.wmu.Unlock()
+	earned := int(min(out-c.ctlSeen, 1<<30))
+	c.ctlSeen = out
+	now := time.Now()
+	if t := int(min(now.Sub(c.ctlAt), time.Second).Seconds() * float64(c.lim.maxControl)); t > 0 {
+		earned += t
+		c.ctlAt = now
+	}
+	c.ctlLeft = earned
+}
+
 func (c *conn) onSettings(f *http2.SettingsFrame) error {
+	if err := c.spend(); err != nil {
+		return err
+	}
 	if f.IsAck() {
 		return nil // ours, the sniffer's, or an extra one: nothing to do
 	}
@@ -425,7 +496,7 @@ func (c *conn) onReset(f *http2.RSTStreamFrame) error {
 		if idle {
 			return errConn(http2.ErrCodeProtocol, "RST_STREAM on idle stream %d", f.StreamID)
 		}
-		return nil
+		return c.spend() // a stream already closed: nothing to do
 	}
 	premature := !st.answered && time.Since(st.opened) < time.Second
 	c.closeStreamLocked(st, ResetError{f.ErrCode})
@@ -456,6 +527,11 @@ func (c *conn) onData(f *http2.DataFrame) error {
 	id := f.StreamID
 	n := int64(f.Length)
 	data := f.Data()
+	if len(data) == 0 && !f.StreamEnded() {
+		if err := c.spend(); err != nil { // an empty frame moves nothing on
+			return err
+		}
+	}
 	if n > c.connRecv.Load() {
 		return errConn(http2.ErrCodeFlowControl, "DATA beyond the connection window")
 	}
@@ -664,18 +740,50 @@ func (c *conn) endStreams() {
 // connection ended.
 var ErrConnClosed = errors.New("h2srv: connection closed")
 
-// goAway sends GOAWAY NO_ERROR (graceful): no new streams; the
-// connection closes when its open streams end.
+// drainPing is the payload of the PING that follows a graceful close's
+// first GOAWAY.
+var drainPing = [8]byte{'h', '2', 's', 'r', 'v', 'g', 'o', 'a'}
+
+// drainPingWait is how long a graceful close waits for the ACK of its
+// PING before the final GOAWAY.
+const drainPingWait = time.Second
+
+// goAway starts a graceful close (RFC 9113 §6.8): GOAWAY NO_ERROR naming
+// stream 2^31-1 and a PING; the streams the client opens meanwhile are
+// served. The PING's ACK (or drainPingWait without one) sends the final
+// GOAWAY (finalGoAway).
 func (c *conn) goAway() {
 	c.mu.Lock()
-	if c.goingAway {
+	if c.draining || c.goingAway || c.closing || c.ended {
 		c.mu.Unlock()
 		return
 	}
+	c.draining = true
+	c.drainTimer = time.AfterFunc(c.lim.drainWait, c.finalGoAway)
+	c.mu.Unlock()
+	c.lockW()
+	c.writeGoAwayFrame(maxStreamID, http2.ErrCodeNo, "")
+	c.writePing(false, drainPing)
+	c.unlockW()
+}
+
+// finalGoAway ends a graceful close's wait: GOAWAY NO_ERROR naming the
+// last stream the client opened, later streams refused; the connection
+// closes when its open streams end.
+func (c *conn) finalGoAway() {
+	c.mu.Lock()
+	if !c.draining || c.goingAway || c.closing || c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.drainTimer.Stop()
 	c.goingAway = true
+	last := c.maxClientID // with goingAway set: every later stream is refused
 	idle := len(c.streams) == 0
 	c.mu.Unlock()
-	c.writeGoAway(http2.ErrCodeNo, "")
+	c.lockW()
+	c.writeGoAwayFrame(last, http2.ErrCodeNo, "")
+	c.unlockW()
 	if idle {
 		c.closeGracefully()
 	}

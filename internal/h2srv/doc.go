@@ -51,11 +51,30 @@
 // CONTINUATION flood, even of empty frames, ends with GOAWAY
 // ENHANCE_YOUR_CALM), MaxHeaderListSize on the decoded list (answered
 // by HeaderListTooLarge, or 431), MaxPrematureResets (Rapid Reset, CVE-2023-44487: GOAWAY
-// ENHANCE_YOUR_CALM), MaxReadFrameSize (FRAME_SIZE_ERROR), IdleTimeout
-// and an optional PING keepalive. A connection error is a GOAWAY with its
+// ENHANCE_YOUR_CALM), MaxControlFrames (floods of PING, SETTINGS,
+// PRIORITY, RST_STREAM on closed streams, empty DATA, GOAWAY or unknown
+// frames: GOAWAY ENHANCE_YOUR_CALM; the allowance comes back with time
+// and with every DATA or HEADERS frame the server sends),
+// MaxReadFrameSize (FRAME_SIZE_ERROR), WriteTimeout (a flush the client
+// does not take in time ends the connection), IdleTimeout and an
+// optional PING keepalive. A connection error is a GOAWAY with its
 // code, after which the server reads and drops for at most a second
 // and 1 MiB (an attacker's, ENHANCE_YOUR_CALM: 100 ms and 64 KiB) before
 // closing, so that the client reads the GOAWAY rather than a reset.
+//
+// The answers the reader owes (SETTINGS and PING ACKs) are written as
+// the frames are read, not queued: a client that sends them without
+// reading stops the reader in the socket (so its own frames are no
+// longer read) until WriteTimeout ends the connection, and nothing
+// gathers in memory.
+//
+// # Shutdown
+//
+// Shutdown and IdleTimeout close a connection gracefully with two
+// GOAWAYs (RFC 9113 §6.8): GOAWAY NO_ERROR naming stream 2^31-1 and a
+// PING; on the PING's ACK (or after a second without), GOAWAY NO_ERROR
+// naming the last stream the client opened. A stream the client opened
+// before it saw the first GOAWAY is thus served, never refused.
 //
 // # Conformance
 //

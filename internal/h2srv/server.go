@@ -18,6 +18,9 @@ const (
 	DefaultInitialWindowSize    = 1 << 20
 	DefaultConnWindowSize       = 4 << 20
 	DefaultMaxReadFrameSize     = 16 << 10
+	DefaultMaxControlFrames     = 1000
+	// DefaultWriteTimeout bounds one flush (see WriteTimeout).
+	DefaultWriteTimeout = 30 * time.Second
 	// DefaultPingTimeout is how long a keepalive PING waits for its ACK
 	// when PingInterval is set and PingTimeout is not.
 	DefaultPingTimeout = 20 * time.Second
@@ -86,8 +89,32 @@ type Server struct {
 	// MaxReadFrameSize is advertised as SETTINGS_MAX_FRAME_SIZE; a bigger
 	// frame ends the connection with FRAME_SIZE_ERROR. 0: 16 KiB.
 	MaxReadFrameSize uint32
+	// MaxControlFrames bounds the frames a client sends that ask the
+	// server for work without moving a request on: PING and SETTINGS
+	// (ACKs included), PRIORITY, RST_STREAM on a stream no longer open (a
+	// reset of an open one counts toward MaxPrematureResets), DATA with
+	// neither payload nor END_STREAM, GOAWAY and frames of unknown types
+	// (the floods of CVE-2019-9512, -9515 and -9518). A connection may
+	// send this many at once; its allowance comes back at this many a
+	// second (up to this many), and one per DATA or HEADERS frame the
+	// server sends (so a client that PINGs for every DATA frame it reads,
+	// as grpc-go's bandwidth estimator may, never runs out). Past it the connection
+	// ends with GOAWAY ENHANCE_YOUR_CALM. 0: 1000; negative: no limit.
+	MaxControlFrames int
+	// WriteTimeout bounds one flush of the connection's writes: the
+	// socket must take what the writers left in the connection's 32 KiB
+	// buffer (or one DATA frame of the client's SETTINGS_MAX_FRAME_SIZE,
+	// written past it) within this long, or the connection ends, its
+	// streams' Writes fail and their handlers return. A client that
+	// stops reading thus holds a connection's goroutines for this long
+	// at most. A flush waits only for room in the kernel's send buffer,
+	// which drains at the client's pace: 0 is 30 s, in which a poor
+	// GPRS link (10 kbit/s) takes 32 KiB and a mobile link's stall
+	// (handover, tunnel) usually ends (nginx's send_timeout, the same
+	// bound between two writes, is 60 s). Negative: none.
+	WriteTimeout time.Duration
 	// IdleTimeout ends a connection that has had no open stream for this
-	// long, with GOAWAY NO_ERROR. 0: none.
+	// long, with GOAWAY NO_ERROR (as Shutdown does). 0: none.
 	IdleTimeout time.Duration
 	// PingInterval, when positive, sends a PING after that long without a
 	// frame from the client; no frame within PingTimeout after it (0:
@@ -98,6 +125,10 @@ type Server struct {
 	// Log receives connection errors (debug level) and handler panics
 	// (error level). nil: nothing is logged.
 	Log *slog.Logger
+
+	// drainWait is how long a graceful close waits for its PING's ACK
+	// (0: drainPingWait); tests set it.
+	drainWait time.Duration
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -153,11 +184,15 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn, o ConnOptions) error
 	return cc.serve(ctx)
 }
 
-// Shutdown sends GOAWAY (with the last stream id the connection opened)
-// on every connection, refuses new streams, and waits for the open ones
-// to end (each connection then closes) or for ctx, whose error it returns
-// after closing what is left. ServeConn called after Shutdown returns
-// ErrServerClosed.
+// Shutdown drains every connection with two GOAWAYs (RFC 9113 §6.8):
+// first GOAWAY NO_ERROR naming stream 2^31-1, with a PING; then, once the
+// client acknowledged the PING (or after a second without), GOAWAY
+// NO_ERROR naming the last stream the client opened. Streams the client
+// opened before it saw the first are served; streams after the second
+// are refused (RST_STREAM REFUSED_STREAM). Shutdown waits for the open
+// streams to end (each connection then closes) or for ctx, whose error
+// it returns after closing what is left. ServeConn called after Shutdown
+// returns ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
@@ -218,6 +253,9 @@ type limits struct {
 	idle         time.Duration
 	ping         time.Duration
 	pingTimeout  time.Duration
+	maxControl   int
+	writeTimeout time.Duration
+	drainWait    time.Duration
 }
 
 func (s *Server) limits() limits {
@@ -232,6 +270,9 @@ func (s *Server) limits() limits {
 		idle:         s.IdleTimeout,
 		ping:         s.PingInterval,
 		pingTimeout:  s.PingTimeout,
+		maxControl:   s.MaxControlFrames,
+		writeTimeout: s.WriteTimeout,
+		drainWait:    s.drainWait,
 	}
 	if l.maxBlock <= 0 {
 		l.maxBlock = DefaultMaxHeaderBlockBytes
@@ -244,6 +285,15 @@ func (s *Server) limits() limits {
 	}
 	if l.pingTimeout <= 0 {
 		l.pingTimeout = DefaultPingTimeout
+	}
+	if l.maxControl == 0 {
+		l.maxControl = DefaultMaxControlFrames
+	}
+	if l.writeTimeout == 0 {
+		l.writeTimeout = DefaultWriteTimeout
+	}
+	if l.drainWait <= 0 {
+		l.drainWait = drainPingWait
 	}
 	return l
 }
@@ -271,4 +321,5 @@ const (
 	minMaxFrameSize = 1 << 14
 	maxMaxFrameSize = 1<<24 - 1
 	frameHeaderLen  = 9
+	maxStreamID     = 1<<31 - 1
 )

@@ -144,15 +144,20 @@ func (c *conn) writeGoAway(code http2.ErrCode, debug string) {
 	c.mu.Lock()
 	last := c.maxClientID
 	c.mu.Unlock()
+	c.lockW()
+	c.writeGoAwayFrame(last, code, debug)
+	c.unlockW()
+}
+
+// writeGoAwayFrame writes GOAWAY naming last (wmu held).
+func (c *conn) writeGoAwayFrame(last uint32, code http2.ErrCode, debug string) {
 	if len(debug) > 256 {
 		debug = debug[:256]
 	}
-	c.lockW()
 	c.frameHeader(8+len(debug), http2.FrameGoAway, 0, 0)
 	c.write32(last)
 	c.write32(uint32(code))
 	_, _ = c.bw.WriteString(debug)
-	c.unlockW()
 }
 
 func (c *conn) writeData(id uint32, end bool, p []byte) {
@@ -160,6 +165,7 @@ func (c *conn) writeData(id uint32, end bool, p []byte) {
 	if end {
 		fl = http2.FlagDataEndStream
 	}
+	c.framesOut++
 	c.frameHeader(len(p), http2.FrameData, fl, id)
 	_, _ = c.bw.Write(p)
 }
@@ -173,6 +179,7 @@ func (c *conn) writeHeaderBlock(id uint32, h []hpack.HeaderField, end bool) {
 		_ = c.henc.WriteField(f)
 	}
 	block := c.hbuf
+	c.framesOut++
 	limit := int(c.peerFrame.Load())
 	t := http2.FrameHeaders
 	for first := true; first || len(block) > 0; first = false {
