@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/edgegate/edgegate/internal/h2wire"
 )
 
 // conn is one served connection. The reading goroutine (serve) owns the
@@ -47,16 +49,9 @@ type conn struct {
 	connRecv   atomic.Int64
 	connUnsent atomic.Int64 // consumed bytes not yet returned by WINDOW_UPDATE
 
-	// Write side (write.go).
-	wmu       sync.Mutex
-	pending   atomic.Int32 // writers in or queued for wmu, and corks
-	bw        *bufio.Writer
-	henc      *hpack.Encoder
-	hbuf      headerBuf
-	scratch   [frameHeaderLen + 8]byte
-	werr      error
-	framesOut uint64        // DATA and HEADERS frames written (MaxControlFrames' credit)
-	peerFrame atomic.Uint32 // the client's SETTINGS_MAX_FRAME_SIZE
+	// w is the write path (internal/h2wire): every writer copies its
+	// frames into its buffer; the last one out has its flusher flush.
+	w *h2wire.Writer
 
 	// mu guards the stream table, the send windows and the states.
 	mu          sync.Mutex
@@ -71,7 +66,6 @@ type conn struct {
 	handlers    int   // handler goroutines running
 	idle        int   // handler goroutines parked, waiting on work
 	work        chan *Stream
-	flushReq    chan struct{} // flushSoon's requests to the flusher
 	queue       []*Stream
 	idleTimer   *time.Timer
 	pingTimer   *time.Timer
@@ -90,7 +84,6 @@ func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
 		skipAcks:   o.SettingsAcked,
 		streams:    make(map[uint32]*Stream),
 		work:       make(chan *Stream, maxIdleHandlers),
-		flushReq:   make(chan struct{}, 1),
 		connSend:   initialWindow,
 		peerWindow: initialWindow,
 		ctlAt:      time.Now(),
@@ -105,9 +98,7 @@ func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
 	// bits at the shortest); a list too long is answered 431 (headers.go).
 	c.dec.SetMaxStringLength(c.lim.maxBlock * 8 / 5)
 	c.hb.c = c
-	c.bw = bufio.NewWriterSize(netWriter{c}, 32<<10)
-	c.henc = hpack.NewEncoder(&c.hbuf)
-	c.peerFrame.Store(minMaxFrameSize)
+	c.w = h2wire.NewWriter(netWriter{c}, 32<<10, func(error) { _ = nc.Close() })
 	c.connRecv.Store(int64(c.lim.connWindow))
 	return c
 }
@@ -120,30 +111,26 @@ type netReader struct{ c *conn }
 
 func (r netReader) Read(p []byte) (int, error) {
 	r.c.giveBack(0) // window of dropped DATA, before the client may wait for it
-	r.c.uncork()
+	r.c.w.Uncork()
 	n, err := r.c.nc.Read(p)
-	r.c.pending.Add(1)
+	r.c.w.AddPending(1)
 	if n > 0 && r.c.lim.ping > 0 {
 		r.c.lastRead.Store(time.Now().UnixNano())
 	}
 	return n, err
 }
 
-// netWriter records a write error once and closes the connection, so
-// that the reader and every waiting handler end. Every write (a flush of
-// the buffer, or a frame written past it) must end within WriteTimeout.
+// netWriter is the write path's view of the connection: every write (a
+// flush of the buffer, or a frame written past it) must end within
+// WriteTimeout. The first error closes the connection (h2wire's onErr),
+// so that the reader and every waiting handler end.
 type netWriter struct{ c *conn }
 
 func (w netWriter) Write(p []byte) (int, error) {
 	if d := w.c.lim.writeTimeout; d > 0 {
 		_ = w.c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
-	n, err := w.c.nc.Write(p)
-	if err != nil && w.c.werr == nil {
-		w.c.werr = err
-		_ = w.c.nc.Close()
-	}
-	return n, err
+	return w.c.nc.Write(p)
 }
 
 // connError is a connection error: GOAWAY with code, then the end.
@@ -173,19 +160,22 @@ func (c *conn) serve(ctx context.Context) error {
 	stop := context.AfterFunc(cctx, func() { _ = c.nc.Close() })
 	defer stop()
 	c.wg.Add(1)
-	go c.flusher()
-	c.pending.Add(1) // the reader's cork (netReader releases it to read)
+	go func() {
+		defer c.wg.Done()
+		c.w.Flusher(c.ctx.Done())
+	}()
+	c.w.AddPending(1) // the reader's cork (netReader releases it to read)
 	err := c.serveFrames()
-	c.uncork()
+	c.w.Uncork()
 	var ce connError
 	if errors.As(err, &ce) {
 		c.log.Debug("h2srv: connection error", "remote", c.nc.RemoteAddr(), "code", ce.code, "reason", ce.reason)
 		c.writeGoAway(ce.code, ce.reason)
-		c.flushNow()
+		c.w.FlushNow()
 		c.drain(ce.code)
 		err = ce
 	}
-	c.flushNow()
+	c.w.FlushNow()
 	_ = c.nc.Close()
 	c.cancel()
 	c.endStreams()
@@ -221,9 +211,9 @@ func (c *conn) serve(ctx context.Context) error {
 
 // writeErr is the error that ended the connection's writes, if any.
 func (c *conn) writeErr() error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.werr
+	c.w.Lock()
+	defer c.w.Unlock()
+	return c.w.Err()
 }
 
 // drain reads and drops what the client still sends, for a while, so that closing the connection does not reset it before the
@@ -252,12 +242,12 @@ func (c *conn) serveFrames() error {
 		{ID: http2.SettingMaxHeaderListSize, Val: c.lim.maxList},
 		{ID: http2.SettingEnablePush, Val: 0},
 	}
-	c.lockW()
-	c.writeSettings(settings)
+	c.w.Lock()
+	c.w.Settings(settings)
 	if inc := c.lim.connWindow - initialWindow; inc > 0 {
-		c.writeWindowUpdate(0, inc)
+		c.w.WindowUpdate(0, inc)
 	}
-	c.unlockW()
+	c.w.Unlock()
 
 	var preface [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(c.br, preface[:]); err != nil {
@@ -341,9 +331,9 @@ func (c *conn) processFrame(f http2.Frame) error {
 			}
 			return nil
 		}
-		c.lockW()
-		c.writePing(true, f.Data)
-		c.unlockW()
+		c.w.Lock()
+		c.w.Ping(true, f.Data)
+		c.w.Unlock()
 		return nil
 	case *http2.RSTStreamFrame:
 		return c.onReset(f)
@@ -384,9 +374,9 @@ func (c *conn) spend() error {
 // refill: MaxControlFrames a second (MaxControlFrames at most), and one
 // per DATA or HEADERS frame the server wrote.
 func (c *conn) refill() {
-	c.wmu.Lock()
-	out := c.framesOut
-	c.wmu.Unlock()
+	c.w.Lock()
+	out := c.w.FramesOut()
+	c.w.Unlock()
 	earned := int(min(out-c.ctlSeen, 1<<30))
 	c.ctlSeen = out
 	now := time.Now()
@@ -410,13 +400,13 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 		}
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
-			c.wmu.Lock()
-			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
-			c.wmu.Unlock()
+			c.w.Lock()
+			c.w.SetMaxDynamicTableSizeLimit(s.Val)
+			c.w.Unlock()
 		case http2.SettingInitialWindowSize:
 			return c.setPeerWindow(int64(s.Val))
 		case http2.SettingMaxFrameSize:
-			c.peerFrame.Store(s.Val)
+			c.w.PeerFrame.Store(s.Val)
 		}
 		return nil
 	})
@@ -427,9 +417,9 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 		c.skipAcks--
 		return nil
 	}
-	c.lockW()
-	c.writeSettingsAck()
-	c.unlockW()
+	c.w.Lock()
+	c.w.SettingsAck()
+	c.w.Unlock()
 	return nil
 }
 
@@ -518,9 +508,9 @@ func (c *conn) resetStream(id uint32, code http2.ErrCode) {
 		c.closeStreamLocked(st, ResetError{code})
 	}
 	c.mu.Unlock()
-	c.lockW()
-	c.writeRSTStream(id, code)
-	c.unlockW()
+	c.w.Lock()
+	c.w.RSTStream(id, code)
+	c.w.Unlock()
 }
 
 func (c *conn) onData(f *http2.DataFrame) error {
@@ -592,9 +582,9 @@ func (c *conn) giveBack(n int64) {
 		return // another caller took it
 	}
 	c.connRecv.Add(v)
-	c.lockW()
-	c.writeWindowUpdate(0, uint32(v))
-	c.unlockW()
+	c.w.Lock()
+	c.w.WindowUpdate(0, uint32(v))
+	c.w.Unlock()
 }
 
 // checkNewStreamLocked says whether the client may open stream id (mu
@@ -761,10 +751,10 @@ func (c *conn) goAway() {
 	c.draining = true
 	c.drainTimer = time.AfterFunc(c.lim.drainWait, c.finalGoAway)
 	c.mu.Unlock()
-	c.lockW()
-	c.writeGoAwayFrame(maxStreamID, http2.ErrCodeNo, "")
-	c.writePing(false, drainPing)
-	c.unlockW()
+	c.w.Lock()
+	c.w.GoAway(maxStreamID, http2.ErrCodeNo, "")
+	c.w.Ping(false, drainPing)
+	c.w.Unlock()
 }
 
 // finalGoAway ends a graceful close's wait: GOAWAY NO_ERROR naming the
@@ -781,9 +771,9 @@ func (c *conn) finalGoAway() {
 	last := c.maxClientID // with goingAway set: every later stream is refused
 	idle := len(c.streams) == 0
 	c.mu.Unlock()
-	c.lockW()
-	c.writeGoAwayFrame(last, http2.ErrCodeNo, "")
-	c.unlockW()
+	c.w.Lock()
+	c.w.GoAway(last, http2.ErrCodeNo, "")
+	c.w.Unlock()
 	if idle {
 		c.closeGracefully()
 	}
@@ -800,7 +790,7 @@ func (c *conn) closeGracefully() {
 	}
 	c.closing = true
 	c.mu.Unlock()
-	c.flushNow()
+	c.w.FlushNow()
 	cw, ok := c.nc.(interface{ CloseWrite() error })
 	if !ok || cw.CloseWrite() != nil {
 		_ = c.nc.Close()
@@ -878,9 +868,9 @@ func (c *conn) onPingTimer() {
 		c.pingSent = now
 		next = c.lim.pingTimeout
 		c.mu.Unlock()
-		c.lockW()
-		c.writePing(false, [8]byte{'h', '2', 's', 'r', 'v'})
-		c.unlockW()
+		c.w.Lock()
+		c.w.Ping(false, [8]byte{'h', '2', 's', 'r', 'v'})
+		c.w.Unlock()
 		c.mu.Lock()
 	default:
 		c.pingSent = time.Time{}

@@ -100,9 +100,9 @@ func (c *conn) headerBlockDone() error {
 	id := hb.id
 	if hb.refuse != 0 {
 		if hb.refuse == http2.ErrCodeRefusedStream {
-			c.lockW()
-			c.writeRSTStream(id, hb.refuse)
-			c.unlockW()
+			c.w.Lock()
+			c.w.RSTStream(id, hb.refuse)
+			c.w.Unlock()
 			return nil
 		}
 		return errStream(id, hb.refuse)

@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/edgegate/edgegate/internal/h2wire"
 )
 
 // Stream states, as bits: what each side has ended.
@@ -50,7 +52,7 @@ type Stream struct {
 	recvAvail atomic.Int64 // stream window the client may still use
 	rmu       sync.Mutex
 	rcond     sync.Cond
-	rbuf      recvBuf
+	rbuf      h2wire.RecvBuf
 	rclosed   bool  // END_STREAM received
 	rerr      error // reset or connection end
 	trailer   []hpack.HeaderField
@@ -76,7 +78,6 @@ func (st *Stream) init() {
 	st.ctx, st.cancel = context.WithCancel(st.c.ctx)
 	st.rcond.L = &st.rmu
 	st.sendCond.L = &st.c.mu
-	st.rbuf.chunks = st.rbuf.inline[:0]
 	st.recvAvail.Store(int64(st.c.lim.streamWindow))
 }
 
@@ -117,7 +118,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	st.rmu.Lock()
-	for st.rbuf.n == 0 {
+	for st.rbuf.Len() == 0 {
 		if st.rerr != nil {
 			err := st.rerr
 			st.rmu.Unlock()
@@ -133,7 +134,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			st.rmu.Unlock()
 			st.parked(func() {
 				st.rmu.Lock()
-				for st.rbuf.n == 0 && st.rerr == nil && !st.rclosed {
+				for st.rbuf.Len() == 0 && st.rerr == nil && !st.rclosed {
 					st.rcond.Wait()
 				}
 				st.rmu.Unlock()
@@ -143,7 +144,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 		}
 		st.rcond.Wait()
 	}
-	n := st.rbuf.read(p)
+	n := st.rbuf.Read(p)
 	var streamInc int64
 	if !st.rclosed {
 		st.unsent += int64(n)
@@ -155,12 +156,12 @@ func (st *Stream) Read(p []byte) (int, error) {
 	c := st.c
 	if streamInc > 0 {
 		st.recvAvail.Add(streamInc)
-		c.cork()
-		c.lockW()
-		c.writeWindowUpdate(st.id, uint32(streamInc))
-		c.unlockW()
+		c.w.Cork()
+		c.w.Lock()
+		c.w.WindowUpdate(st.id, uint32(streamInc))
+		c.w.Unlock()
 		c.giveBack(int64(n))
-		c.uncork()
+		c.w.Uncork()
 	} else {
 		c.giveBack(int64(n))
 	}
@@ -211,10 +212,10 @@ func (st *Stream) writeBlock(h []hpack.HeaderField, endStream bool) error {
 			return errStreamEnded
 		}
 	}
-	c.lockW()
-	c.writeHeaderBlock(st.id, h, endStream)
-	err := c.werr
-	c.unlockW()
+	c.w.Lock()
+	c.w.HeaderBlock(st.id, h, endStream)
+	err := c.w.Err()
+	c.w.Unlock()
 	if endStream {
 		// After the frame is in the buffer: a graceful close that the
 		// stream's end allows flushes it first.
@@ -252,8 +253,8 @@ func (st *Stream) TryWrite(p []byte) (int, error) { return st.write(p, false) }
 
 func (st *Stream) write(p []byte, wait bool) (int, error) {
 	c := st.c
-	c.cork() // released while reserve waits
-	defer c.uncork()
+	c.w.Cork() // released while reserve waits
+	defer c.w.Uncork()
 	written := 0
 	for len(p) > 0 {
 		var n int
@@ -266,10 +267,10 @@ func (st *Stream) write(p []byte, wait bool) (int, error) {
 		if err != nil || n == 0 {
 			return written, err
 		}
-		c.lockW()
-		c.writeData(st.id, false, p[:n])
-		err = c.werr
-		c.unlockW()
+		c.w.Lock()
+		c.w.Data(st.id, false, p[:n])
+		err = c.w.Err()
+		c.w.Unlock()
 		if err != nil {
 			return written, err
 		}
@@ -300,7 +301,7 @@ func (st *Stream) takeLocked(want int) (int, error) {
 	if avail <= 0 {
 		return 0, nil
 	}
-	n := int(min(avail, int64(want), int64(c.peerFrame.Load())))
+	n := int(min(avail, int64(want), int64(c.w.PeerFrame.Load())))
 	st.sendWin -= int64(n)
 	c.connSend -= int64(n)
 	return n, nil
@@ -317,7 +318,7 @@ func (st *Stream) reserve(want int) (int, error) {
 	released := false
 	defer func() {
 		if released {
-			c.pending.Add(held)
+			c.w.AddPending(held)
 		}
 	}()
 	for {
@@ -330,9 +331,9 @@ func (st *Stream) reserve(want int) (int, error) {
 			// writes must leave meanwhile) and flush.
 			c.mu.Unlock()
 			held = st.corks.Load() + 1
-			c.pending.Add(-held)
+			c.w.AddPending(-held)
 			released = true
-			c.flushNow()
+			c.w.FlushNow()
 			c.mu.Lock()
 			continue
 		}
@@ -362,10 +363,10 @@ func (st *Stream) WriteTrailers(h []hpack.HeaderField) error {
 		return errStreamEnded
 	}
 	c.mu.Unlock()
-	c.lockW()
-	c.writeData(st.id, true, nil)
-	err := c.werr
-	c.unlockW()
+	c.w.Lock()
+	c.w.Data(st.id, true, nil)
+	err := c.w.Err()
+	c.w.Unlock()
 	c.mu.Lock()
 	st.endLocalLocked()
 	c.mu.Unlock()
@@ -384,23 +385,23 @@ func (st *Stream) WriteTrailers(h []hpack.HeaderField) error {
 // the Read returns).
 func (st *Stream) Cork() {
 	st.corks.Add(1)
-	st.c.cork()
+	st.c.w.Cork()
 }
 
 // Uncork undoes a Cork, flushing when no other writer is left.
 func (st *Stream) Uncork() {
 	st.corks.Add(-1)
-	st.c.uncork()
+	st.c.w.Uncork()
 }
 
 // parked runs wait with the stream's corks released.
 func (st *Stream) parked(wait func()) {
 	n := st.corks.Load()
-	if c := st.c; c.pending.Add(-n) == 0 {
-		c.flushNow()
+	if c := st.c; c.w.AddPending(-n) == 0 {
+		c.w.FlushNow()
 	}
 	wait()
-	st.c.pending.Add(n)
+	st.c.w.AddPending(n)
 }
 
 // Reset ends the stream with RST_STREAM code (unless it already ended):
@@ -416,9 +417,9 @@ func (st *Stream) Reset(code http2.ErrCode) {
 	st.answered = true
 	c.closeStreamLocked(st, ResetError{code})
 	c.mu.Unlock()
-	c.lockW()
-	c.writeRSTStream(st.id, code)
-	c.unlockW()
+	c.w.Lock()
+	c.w.RSTStream(st.id, code)
+	c.w.Unlock()
 }
 
 // handlerDone ends what the handler left open: RST_STREAM CANCEL when it
@@ -427,7 +428,7 @@ func (st *Stream) Reset(code http2.ErrCode) {
 func (st *Stream) handlerDone() {
 	c := st.c
 	if n := st.corks.Swap(0); n > 0 { // a handler that returned (or panicked) corked
-		c.uncorkN(n)
+		c.w.UncorkN(n)
 	}
 	c.mu.Lock()
 	var code http2.ErrCode
@@ -445,9 +446,9 @@ func (st *Stream) handlerDone() {
 	}
 	c.mu.Unlock()
 	if reset {
-		c.lockW()
-		c.writeRSTStream(st.id, code)
-		c.unlockW()
+		c.w.Lock()
+		c.w.RSTStream(st.id, code)
+		c.w.Unlock()
 	}
 	st.finish()
 }
@@ -461,7 +462,7 @@ func (st *Stream) deliver(data []byte, end bool, trailers []hpack.HeaderField) b
 	if st.rerr != nil || st.finished {
 		return false
 	}
-	st.rbuf.write(data)
+	st.rbuf.Write(data)
 	if end {
 		st.rclosed = true
 	}
@@ -496,10 +497,10 @@ func (st *Stream) finish() {
 // dropLocked discards the buffered DATA, its connection window owed back
 // to the client (sent with the next WINDOW_UPDATE).
 func (st *Stream) dropLocked() {
-	if n := st.rbuf.n; n > 0 {
+	if n := st.rbuf.Len(); n > 0 {
 		st.c.connUnsent.Add(int64(n))
 	}
-	st.rbuf.reset()
+	st.rbuf.Reset()
 }
 
 // giveBack returns stream window for bytes the handler never sees
@@ -512,70 +513,3 @@ func (st *Stream) giveBack(n int64) {
 
 // remoteClosed reports END_STREAM received or the stream closed (c.mu held).
 func (st *Stream) remoteClosed() bool { return st.state&remoteDone != 0 }
-
-// recvBuf is a stream's received DATA: pooled chunks, so that a stream
-// holds memory only for bytes in flight.
-type recvBuf struct {
-	chunks []*[]byte
-	inline [2]*[]byte
-	r      int // read offset in chunks[0]
-	n      int // bytes held
-}
-
-const chunkSize = 16 << 10
-
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
-
-func (b *recvBuf) write(p []byte) {
-	b.n += len(p)
-	for len(p) > 0 {
-		if len(b.chunks) == 0 || len(*b.chunks[len(b.chunks)-1]) == chunkSize {
-			b.chunks = append(b.chunks, chunkPool.Get().(*[]byte))
-		}
-		last := b.chunks[len(b.chunks)-1]
-		k := min(len(p), chunkSize-len(*last))
-		*last = append(*last, p[:k]...)
-		p = p[k:]
-	}
-}
-
-func (b *recvBuf) read(p []byte) int {
-	n := 0
-	for n < len(p) && len(b.chunks) > 0 {
-		first := b.chunks[0]
-		k := copy(p[n:], (*first)[b.r:])
-		n += k
-		b.r += k
-		if b.r == len(*first) {
-			if len(b.chunks) == 1 && len(*first) < chunkSize {
-				// The only chunk has room left: keep it for what comes next.
-				*first = (*first)[:0]
-				b.r = 0
-				break
-			}
-			b.release(first)
-			b.chunks[0] = nil
-			b.chunks = b.chunks[1:]
-			b.r = 0
-		}
-	}
-	b.n -= n
-	if len(b.chunks) == 0 {
-		b.chunks = b.inline[:0]
-	}
-	return n
-}
-
-func (b *recvBuf) reset() {
-	for i, ch := range b.chunks {
-		b.release(ch)
-		b.chunks[i] = nil
-	}
-	b.chunks = b.inline[:0]
-	b.r, b.n = 0, 0
-}
-
-func (b *recvBuf) release(ch *[]byte) {
-	*ch = (*ch)[:0]
-	chunkPool.Put(ch)
-}

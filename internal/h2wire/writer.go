@@ -47,6 +47,9 @@ type Writer struct {
 	dst     io.Writer
 	onErr   func(error)
 	flush   chan struct{}
+	// framesOut counts the DATA and HEADERS frames written (a server's
+	// allowance of control frames grows with them).
+	framesOut uint64
 
 	// PeerFrame is the peer's SETTINGS_MAX_FRAME_SIZE: header blocks are
 	// split into frames of at most this size.
@@ -157,6 +160,12 @@ func (w *Writer) flushLocked() {
 	}
 }
 
+// Pending is the count of writers inside or queued, and corks.
+func (w *Writer) Pending() int32 { return w.pending.Load() }
+
+// FramesOut is how many DATA and HEADERS frames were written (lock held).
+func (w *Writer) FramesOut() uint64 { return w.framesOut }
+
 // Err is the first write error (lock held).
 func (w *Writer) Err() error { return w.err }
 
@@ -237,6 +246,7 @@ func (w *Writer) Data(id uint32, end bool, p []byte) {
 	if end {
 		fl = http2.FlagDataEndStream
 	}
+	w.framesOut++
 	w.FrameHeader(len(p), http2.FrameData, fl, id)
 	_, _ = w.bw.Write(p)
 }
@@ -248,6 +258,7 @@ func (w *Writer) DataPrefixed(id uint32, end bool, prefix, p []byte) {
 	if end {
 		fl = http2.FlagDataEndStream
 	}
+	w.framesOut++
 	w.FrameHeader(len(prefix)+len(p), http2.FrameData, fl, id)
 	_, _ = w.bw.Write(prefix)
 	_, _ = w.bw.Write(p)
@@ -262,6 +273,7 @@ func (w *Writer) HeaderBlock(id uint32, h []hpack.HeaderField, end bool) {
 		_ = w.henc.WriteField(f)
 	}
 	block := w.hbuf
+	w.framesOut++
 	limit := int(w.PeerFrame.Load())
 	t := http2.FrameHeaders
 	for first := true; first || len(block) > 0; first = false {
