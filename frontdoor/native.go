@@ -364,7 +364,7 @@ func (s *nativeStream) RecvMsg(m any) error {
 	data := mem.BufferSlice{mem.NewBuffer(buf, pool)}
 	if s.hdr[0]&1 != 0 {
 		var err error
-		if data, err = s.decompress(data, max); err != nil {
+		if data, err = grpcwire.Decompress(s.decomp, data, max); err != nil {
 			return err
 		}
 	}
@@ -394,27 +394,6 @@ func (s *nativeStream) readError(err error) error {
 		return status.Error(codes.Internal, "edgegate: the request ended within a message")
 	}
 	return status.Error(codes.Unavailable, err.Error())
-}
-
-func (s *nativeStream) decompress(data mem.BufferSlice, max int) (mem.BufferSlice, error) {
-	defer data.Free()
-	if s.decomp == nil {
-		return nil, status.Error(codes.Internal, "grpc: compressed flag set with identity or empty encoding")
-	}
-	r, err := s.decomp.Decompress(data.Reader())
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "grpc: failed to decompress the received message: %v", err)
-	}
-	out, err := mem.ReadAll(io.LimitReader(r, int64(max)+1), mem.DefaultBufferPool())
-	if err != nil {
-		out.Free()
-		return nil, status.Errorf(codes.Internal, "grpc: failed to decompress the received message: %v", err)
-	}
-	if out.Len() > max {
-		out.Free()
-		return nil, status.Errorf(codes.ResourceExhausted, "grpc: received message after decompression larger than max %d", max)
-	}
-	return out, nil
 }
 
 var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

@@ -355,7 +355,7 @@ func (c *Cluster) requestHeader(ctx context.Context, method string, md metadata.
 		h = append(h, hpack.HeaderField{Name: "grpc-encoding", Value: c.compressor.Name()})
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		h = append(h, hpack.HeaderField{Name: "grpc-timeout", Value: timeoutValue(time.Until(dl))})
+		h = append(h, hpack.HeaderField{Name: "grpc-timeout", Value: grpcwire.FormatTimeout(time.Until(dl))})
 	}
 	for k, vs := range md {
 		wire, ok := grpcwire.WireValues(k, vs)
@@ -372,24 +372,6 @@ func (c *Cluster) requestHeader(ctx context.Context, method string, md metadata.
 // acceptEncoding is what the gateway decompresses (grpc-go's gzip and the
 // zstd of internal/grpczstd).
 const acceptEncoding = "gzip,zstd"
-
-// timeoutValue encodes d as grpc-timeout: at most 8 digits, in the finest
-// unit that fits.
-func timeoutValue(d time.Duration) string {
-	if d <= 0 {
-		return "1n"
-	}
-	const max = 1e8
-	for _, u := range []struct {
-		d    time.Duration
-		unit string
-	}{{time.Nanosecond, "n"}, {time.Microsecond, "u"}, {time.Millisecond, "m"}, {time.Second, "S"}, {time.Minute, "M"}} {
-		if d/u.d < max {
-			return strconv.FormatInt(int64((d+u.d-1)/u.d), 10) + u.unit
-		}
-	}
-	return strconv.FormatInt(int64(d/time.Hour)+1, 10) + "H"
-}
 
 // unary sends req, ends the request and reads the one answer.
 func (a *call) unary(req mem.BufferSlice) error {
@@ -604,30 +586,9 @@ func (a *call) recv() (mem.BufferSlice, error) {
 	}
 	data := mem.BufferSlice{mem.NewBuffer(buf, pool)}
 	if a.prefix[0]&1 != 0 {
-		return a.decompress(data, max)
+		return grpcwire.Decompress(a.decomp, data, max)
 	}
 	return data, nil
-}
-
-func (a *call) decompress(data mem.BufferSlice, max int) (mem.BufferSlice, error) {
-	defer data.Free()
-	if a.decomp == nil {
-		return nil, status.Error(codes.Internal, "grpc: compressed flag set with identity or empty encoding")
-	}
-	r, err := a.decomp.Decompress(data.Reader())
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "grpc: failed to decompress the received message: %v", err)
-	}
-	out, err := mem.ReadAll(io.LimitReader(r, int64(max)+1), mem.DefaultBufferPool())
-	if err != nil {
-		out.Free()
-		return nil, status.Errorf(codes.Internal, "grpc: failed to decompress the received message: %v", err)
-	}
-	if out.Len() > max {
-		out.Free()
-		return nil, status.Errorf(codes.ResourceExhausted, "grpc: received message after decompression larger than max %d", max)
-	}
-	return out, nil
 }
 
 // final is the call's status from its trailers, once the response ended.
