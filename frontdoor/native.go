@@ -334,7 +334,7 @@ func (s *nativeStream) writeHeaders() error {
 	fields := append(make([]hpack.HeaderField, 0, 2+len(h)),
 		hpack.HeaderField{Name: ":status", Value: "200"},
 		hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
-	fields = appendMetadata(fields, h)
+	fields = grpcwire.AppendFields(fields, h)
 	return s.st.WriteHeaders(fields, false)
 }
 
@@ -480,12 +480,12 @@ func (s *nativeStream) finish(err error) {
 			hpack.HeaderField{Name: ":status", Value: "200"},
 			hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
 		fields = appendStatus(fields, st)
-		fields = appendMetadata(fields, tlr)
+		fields = grpcwire.AppendFields(fields, tlr)
 		_ = s.st.WriteHeaders(fields, true)
 		return
 	}
 	fields := appendStatus(make([]hpack.HeaderField, 0, 3+len(tlr)), st)
-	fields = appendMetadata(fields, tlr)
+	fields = grpcwire.AppendFields(fields, tlr)
 	_ = s.st.WriteTrailers(fields)
 }
 
@@ -505,18 +505,3 @@ func appendStatus(fields []hpack.HeaderField, st *status.Status) []hpack.HeaderF
 // codeString is c as grpc-status carries it (strconv.Itoa does not
 // allocate for the codes there are).
 func codeString(c codes.Code) string { return strconv.Itoa(int(c)) }
-
-// appendMetadata adds md's keys as header fields, -bin values base64
-// encoded, reserved keys and pseudo-headers left out.
-func appendMetadata(fields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {
-	for k, vs := range md {
-		wire, ok := grpcwire.WireValues(k, vs)
-		if !ok {
-			continue
-		}
-		for _, v := range wire {
-			fields = append(fields, hpack.HeaderField{Name: k, Value: v})
-		}
-	}
-	return fields
-}

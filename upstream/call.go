@@ -357,16 +357,7 @@ func (c *Cluster) requestHeader(ctx context.Context, method string, md metadata.
 	if dl, ok := ctx.Deadline(); ok {
 		h = append(h, hpack.HeaderField{Name: "grpc-timeout", Value: grpcwire.FormatTimeout(time.Until(dl))})
 	}
-	for k, vs := range md {
-		wire, ok := grpcwire.WireValues(k, vs)
-		if !ok {
-			continue
-		}
-		for _, v := range wire {
-			h = append(h, hpack.HeaderField{Name: k, Value: v})
-		}
-	}
-	return h
+	return grpcwire.AppendFields(h, md)
 }
 
 // acceptEncoding is what the gateway decompresses (grpc-go's gzip and the

@@ -5,9 +5,11 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -53,4 +55,19 @@ func Decompress(comp encoding.Compressor, data mem.BufferSlice, max int) (mem.Bu
 		return nil, status.Errorf(codes.ResourceExhausted, "grpc: received message after decompression larger than max %d", max)
 	}
 	return out, nil
+}
+
+// AppendFields adds md's keys to an HTTP/2 header list, -bin values
+// base64-encoded, reserved keys and pseudo-headers left out (WireValues).
+func AppendFields(fields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {
+	for k, vs := range md {
+		wire, ok := WireValues(k, vs)
+		if !ok {
+			continue
+		}
+		for _, v := range wire {
+			fields = append(fields, hpack.HeaderField{Name: k, Value: v})
+		}
+	}
+	return fields
 }
