@@ -37,7 +37,8 @@ func init() {
 // for a call of method (“/pkg.Service/Method”) with ctx, and done, to be
 // called exactly once when that call ends, with the call's error (nil for
 // OK): it is the balancer's own end of the call (least_request's count of
-// calls in flight).
+// calls in flight). done is reused for later picks once called, so a
+// second call would end another call's pick.
 //
 // Pick waits while the balancer has no ready endpoint yet (it is
 // connecting), until a new picker has one or ctx is done; then it returns
