@@ -353,15 +353,27 @@ func (cc *pickCC) UpdateAddresses(sc balancer.SubConn, addrs []resolver.Address)
 	cc.ClientConn.UpdateAddresses(unwrap(sc), addrs) //nolint:staticcheck // forwarded as it is, for a child balancer that still uses it
 }
 
-// UpdateState hands the child's state to grpc-go first, then its picker
-// to Pick: by the time a pick sees a ready endpoint, the connection's
-// state (Cluster.Ready) says so too.
+// UpdateState hands the child's state to grpc-go and its picker to Pick,
+// in the order that keeps the two agreeing for an observer of
+// Cluster.Ready: a picker of a READY balancer after the connection's
+// state says READY (a pick that got an endpoint finds the cluster ready),
+// any other before it (once the cluster is not ready, picks fail or wait).
 func (cc *pickCC) UpdateState(s balancer.State) {
 	picker := s.Picker
 	if picker != nil {
 		s.Picker = unwrapPicker{picker}
 	}
+	ready := s.ConnectivityState == connectivity.Ready
+	if !ready {
+		cc.publish(picker)
+	}
 	cc.ClientConn.UpdateState(s)
+	if ready {
+		cc.publish(picker)
+	}
+}
+
+func (cc *pickCC) publish(picker balancer.Picker) {
 	if cc.picks != nil {
 		cc.picks.set(picker)
 	}
