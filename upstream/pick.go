@@ -44,8 +44,9 @@ func init() {
 // connecting), until a new picker has one or ctx is done; then it returns
 // ctx's status, DEADLINE_EXCEEDED or CANCELLED. A balancer that has given
 // up on every endpoint (TRANSIENT_FAILURE) fails the pick at once, with its
-// status (UNAVAILABLE “last connection error: …”), as grpc-go fails a call
-// that does not wait for ready. A closed cluster's Pick returns
+// status (UNAVAILABLE and the last connection error, such as “connection
+// error: … connection refused”), as grpc-go fails a call that does not
+// wait for ready. A closed cluster's Pick returns
 // UNAVAILABLE. Pick dials nothing itself, allocates nothing beyond what the
 // balancer's picker does, and is safe for concurrent use.
 func (c *Cluster) Pick(ctx context.Context, method string) (addr string, done func(err error), err error) {
