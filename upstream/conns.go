@@ -229,6 +229,5 @@ func (c *Cluster) initFrames(sp Spec) error {
 		}
 	}
 	c.retries = newRetries(cc.GetRetry(), sp.RetryMethods)
-	c.endpoints = eps
 	return nil
 }

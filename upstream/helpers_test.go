@@ -57,7 +57,7 @@ func (b *backend) callsOf(method string) int {
 
 // startBackend serves an echo server called name on 127.0.0.1, stopped
 // when t ends.
-func startBackend(t *testing.T, name string) *backend {
+func startBackend(t testing.TB, name string) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

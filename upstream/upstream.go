@@ -1,7 +1,8 @@
 // Package upstream keeps one gRPC client connection per upstream cluster:
 // its endpoints (static host:port lists or a dns:/// target), load
 // balancing, TLS, message size limits and keepalive, all from the cluster's
-// configuration.
+// configuration. Cluster.Pick asks the cluster's balancer which endpoint a
+// call goes to, for a caller that makes the call without grpc-go.
 package upstream
 
 import (
@@ -46,6 +47,8 @@ type Cluster struct {
 	max      int64
 	inFlight atomic.Int64
 	outliers *outliers // nil without outlier detection
+	picks    *picks    // the balancer's picker, for Pick
+	pickID   string    // the cluster's id in the pick balancer's config
 
 	// The routed calls' own transport (call.go, conns.go).
 	frames     *conns
@@ -54,7 +57,6 @@ type Cluster struct {
 	authority  string // what grpc-go's client sent as :authority
 	compressor encoding.Compressor
 	maxMsg     int
-	endpoints  []string
 }
 
 // Report tells the cluster how a call to endpoint ended (outlier
@@ -77,6 +79,8 @@ func (c *Cluster) close() error {
 	if c.outliers != nil {
 		c.outliers.close()
 	}
+	c.picks.close()
+	unregister(c.pickID)
 	c.frames.close()
 	return c.conn.Close()
 }
@@ -158,7 +162,7 @@ func New(specs []Spec, reuse *Pool, opts ...grpc.DialOption) (*Pool, error) {
 // dry run (edgegate validate).
 func Check(specs []Spec, opts ...grpc.DialOption) error {
 	for i, sp := range specs {
-		conn, _, err := newConn(sp, opts)
+		conn, _, err := newConn(sp, "", opts)
 		if err != nil {
 			return clusterError(i, sp, err)
 		}
@@ -231,18 +235,25 @@ func (p *Pool) Close() error {
 }
 
 // serviceConfig is the gRPC service config of a cluster: load balancing,
-// health checks, retries of its safe methods and the retry budget.
-func serviceConfig(sp Spec) string {
+// health checks, retries of its safe methods and the retry budget. With a
+// pickID (the cluster's in the pick balancer's registry) the configured
+// balancer is the child of the pick balancer, for Cluster.Pick.
+func serviceConfig(sp Spec, pickID string) string {
 	cc := sp.Config
 	sc := map[string]any{}
+	var lb map[string]any
 	switch cc.GetLoadBalancing() {
 	case configv1.LoadBalancing_LOAD_BALANCING_PICK_FIRST:
-		sc["loadBalancingConfig"] = []any{map[string]any{"pick_first": map[string]any{}}}
+		lb = map[string]any{"pick_first": map[string]any{}}
 	case configv1.LoadBalancing_LOAD_BALANCING_LEAST_REQUEST:
-		sc["loadBalancingConfig"] = []any{map[string]any{"least_request_experimental": map[string]any{"choiceCount": 2}}}
+		lb = map[string]any{"least_request_experimental": map[string]any{"choiceCount": 2}}
 	default:
-		sc["loadBalancingConfig"] = []any{map[string]any{"round_robin": map[string]any{}}}
+		lb = map[string]any{"round_robin": map[string]any{}}
 	}
+	if pickID != "" {
+		lb = pickLBConfig(pickID, lb)
+	}
+	sc["loadBalancingConfig"] = []any{lb}
 	if hc := cc.GetHealthCheck(); hc != nil {
 		sc["healthCheckConfig"] = map[string]any{"serviceName": hc.GetServiceName()}
 	}
@@ -273,7 +284,7 @@ func serviceConfig(sp Spec) string {
 // the cluster apart from its routed calls (server reflection). The caller
 // closes it.
 func Dial(sp Spec, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	conn, _, err := newConn(sp, opts)
+	conn, _, err := newConn(sp, "", opts)
 	if err != nil {
 		return nil, err
 	}
@@ -281,19 +292,25 @@ func Dial(sp Spec, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-// ServiceConfig returns the service config JSON a spec is dialled with.
-func ServiceConfig(sp Spec) string { return serviceConfig(sp) }
+// ServiceConfig returns the service config JSON a spec is dialled with,
+// its balancer as configured (a cluster of New runs it as the child of
+// the balancer that serves Cluster.Pick).
+func ServiceConfig(sp Spec) string { return serviceConfig(sp, "") }
 
 func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
-	conn, r, err := newConn(sp, extra)
+	picks := newPicks()
+	pickID := register(picks)
+	conn, r, err := newConn(sp, pickID, extra)
 	if err != nil {
+		unregister(pickID)
 		return nil, err
 	}
 	conn.Connect()
 	cc := sp.Config
-	c := &Cluster{name: cc.GetName(), conn: conn, key: key, max: int64(cc.GetMaxConcurrentCalls())}
+	c := &Cluster{name: cc.GetName(), conn: conn, key: key, max: int64(cc.GetMaxConcurrentCalls()), picks: picks, pickID: pickID}
 	if err := c.initFrames(sp); err != nil {
 		_ = conn.Close()
+		unregister(pickID)
 		return nil, err
 	}
 	if od := cc.GetOutlierDetection(); od != nil && r != nil {
@@ -318,8 +335,9 @@ func callOptions(cc *configv1.Cluster) []grpc.CallOption {
 
 // newConn makes the client connection of sp, idle (nothing is dialled
 // until Connect), and the resolver of its static endpoints (nil for a
-// dns:/// target).
-func newConn(sp Spec, extra []grpc.DialOption) (*grpc.ClientConn, *manual.Resolver, error) {
+// dns:/// target). A pickID ("": none) runs its balancer under the pick
+// balancer, for the cluster registered with that id.
+func newConn(sp Spec, pickID string, extra []grpc.DialOption) (*grpc.ClientConn, *manual.Resolver, error) {
 	cc := sp.Config
 	creds, err := transportCredentials(cc.GetTls())
 	if err != nil {
@@ -327,7 +345,7 @@ func newConn(sp Spec, extra []grpc.DialOption) (*grpc.ClientConn, *manual.Resolv
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultServiceConfig(serviceConfig(sp)),
+		grpc.WithDefaultServiceConfig(serviceConfig(sp, pickID)),
 		grpc.WithDefaultCallOptions(callOptions(cc)...),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
