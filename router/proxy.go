@@ -252,10 +252,13 @@ func concurrencyError(kind, name string, max int64) error {
 
 func (p *Proxy) forward(ss grpc.ServerStream, method string, unary bool, rt *Route, cl *upstream.Cluster, info *callinfo.Info) error {
 	ctx := ss.Context()
-	var cancel context.CancelFunc
-	if rt.Timeout > 0 {
+	cancel := context.CancelFunc(func() {})
+	switch {
+	case rt.Timeout > 0:
 		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
-	} else {
+	case !unary:
+		// A stream's client side cancels the upstream call when it fails
+		// (a unary call's is read before the call starts).
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()

@@ -472,26 +472,21 @@ func (a *call) readHeader() error {
 		a.headerErr = a.streamError(err)
 		return a.headerErr
 	}
-	md := make(metadata.MD, len(fields))
 	httpStatus, ctype, enc := "", "", ""
 	for _, f := range fields {
 		switch f.Name {
 		case ":status":
 			httpStatus = f.Value
-			continue
 		case "content-type":
 			ctype = f.Value
 		case "grpc-encoding":
 			enc = f.Value
 		}
-		if f.Name == "" || f.Name[0] == ':' {
-			continue
-		}
-		addMetadata(md, f)
 	}
+	md, ws := fromFields(fields)
 	a.header = md
 	if httpStatus != "200" {
-		a.headerErr = httpError(httpStatus, trailersOnly, md)
+		a.headerErr = httpError(httpStatus, trailersOnly, ws)
 		return a.headerErr
 	}
 	if !strings.HasPrefix(ctype, "application/grpc") {
@@ -501,8 +496,8 @@ func (a *call) readHeader() error {
 	if trailersOnly {
 		a.trailersOnly = true
 		delete(md, "content-type")
-		a.trailer = md
-		a.header = nil
+		a.trailer, a.header = md, nil
+		a.fin = ws.status()
 		return nil
 	}
 	if enc != "" && enc != "identity" {
@@ -516,9 +511,9 @@ func (a *call) readHeader() error {
 
 // httpError is grpc-go's status for an answer that is not HTTP 200: its
 // grpc-status when it has one, else the code of the HTTP status.
-func httpError(httpStatus string, trailersOnly bool, md metadata.MD) error {
-	if trailersOnly && len(md["grpc-status"]) > 0 {
-		return statusFrom(md).Err()
+func httpError(httpStatus string, trailersOnly bool, ws wireStatus) error {
+	if trailersOnly && ws.has {
+		return ws.status().Err()
 	}
 	code := codes.Unknown
 	switch httpStatus {
@@ -536,17 +531,44 @@ func httpError(httpStatus string, trailersOnly bool, md metadata.MD) error {
 	return status.Errorf(code, "unexpected HTTP status code received from server: %s", httpStatus)
 }
 
-// addMetadata adds a response header field to md (a -bin value decoded).
-func addMetadata(md metadata.MD, f hpack.HeaderField) {
-	v := f.Value
-	if strings.HasSuffix(f.Name, "-bin") {
-		b, err := grpcwire.DecodeBin(v)
-		if err != nil {
-			return
+// fromFields reads a response header block: its metadata (pseudo-headers
+// and the status fields left out, -bin values decoded; the values share
+// one array) and its status fields.
+func fromFields(fields []hpack.HeaderField) (metadata.MD, wireStatus) {
+	var ws wireStatus
+	md := make(metadata.MD, len(fields))
+	vals := make([]string, 0, len(fields))
+	for _, f := range fields {
+		k := f.Name
+		switch {
+		case k == "" || k[0] == ':':
+			continue
+		case k == "grpc-status":
+			ws.code, ws.has = f.Value, true
+			continue
+		case k == "grpc-message":
+			ws.message = f.Value
+			continue
+		case k == "grpc-status-details-bin":
+			ws.details = f.Value
+			continue
 		}
-		v = string(b)
+		v := f.Value
+		if strings.HasSuffix(k, "-bin") {
+			b, err := grpcwire.DecodeBin(v)
+			if err != nil {
+				continue
+			}
+			v = string(b)
+		}
+		if old, ok := md[k]; ok {
+			md[k] = append(old[:len(old):len(old)], v)
+			continue
+		}
+		vals = append(vals, v)
+		md[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	md[f.Name] = append(md[f.Name], v)
+	return md, ws
 }
 
 // recv reads the next message; io.EOF at the end of the response.
@@ -591,49 +613,46 @@ func (a *call) final() *status.Status {
 }
 
 func (a *call) readFinal() *status.Status {
-	if a.trailersOnly {
-		return statusFrom(a.trailer)
-	}
-	fields := a.st.Trailer()
-	md := make(metadata.MD, len(fields))
-	for _, f := range fields {
-		if f.Name != "" && f.Name[0] != ':' {
-			addMetadata(md, f)
-		}
-	}
+	md, ws := fromFields(a.st.Trailer())
 	a.trailer = md
-	if len(md["grpc-status"]) == 0 {
+	if !ws.has {
 		return status.New(codes.Internal, "server closed the stream without sending trailers")
 	}
-	return statusFrom(md)
+	return ws.status()
 }
 
-// statusFrom reads grpc-status, grpc-message and grpc-status-details-bin
-// (already decoded by addMetadata) and takes them out of md.
-func statusFrom(md metadata.MD) *status.Status {
+// wireStatus is the status fields of a header block, as sent.
+type wireStatus struct {
+	code, message, details string
+	has                    bool // grpc-status was there
+}
+
+// okStatus is every call's status that ended OK without a message.
+var okStatus = status.New(codes.OK, "")
+
+// status is the call's status from its fields: details when they are a
+// google.rpc.Status of the same code.
+func (ws wireStatus) status() *status.Status {
+	if ws.code == "0" && ws.message == "" && ws.details == "" {
+		return okStatus
+	}
 	code := codes.Unknown
-	if v := md["grpc-status"]; len(v) > 0 {
-		n, err := strconv.ParseUint(v[0], 10, 32)
+	if ws.has {
+		n, err := strconv.ParseUint(ws.code, 10, 32)
 		if err != nil {
-			return status.Newf(codes.Internal, "transport: malformed grpc-status: %q", v[0])
+			return status.Newf(codes.Internal, "transport: malformed grpc-status: %q", ws.code)
 		}
 		code = codes.Code(n)
 	}
-	msg := ""
-	if v := md["grpc-message"]; len(v) > 0 {
-		msg = decodeMessage(v[0])
-	}
-	details := md["grpc-status-details-bin"]
-	delete(md, "grpc-status")
-	delete(md, "grpc-message")
-	delete(md, "grpc-status-details-bin")
-	if len(details) > 0 {
-		sp := &spb.Status{}
-		if err := proto.Unmarshal([]byte(details[0]), sp); err == nil && codes.Code(sp.GetCode()) == code {
-			return status.FromProto(sp)
+	if ws.details != "" {
+		if b, err := grpcwire.DecodeBin(ws.details); err == nil {
+			sp := &spb.Status{}
+			if err := proto.Unmarshal(b, sp); err == nil && codes.Code(sp.GetCode()) == code {
+				return status.FromProto(sp)
+			}
 		}
 	}
-	return status.New(code, msg)
+	return status.New(code, decodeMessage(ws.message))
 }
 
 func decodeMessage(v string) string {

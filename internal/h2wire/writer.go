@@ -270,6 +270,9 @@ func (w *Writer) DataPrefixed(id uint32, end bool, prefix, p []byte) {
 func (w *Writer) HeaderBlock(id uint32, h []hpack.HeaderField, end bool) {
 	w.hbuf = w.hbuf[:0]
 	for _, f := range h {
+		if !f.Sensitive && neverIndexed(f.Name) {
+			f.Sensitive = true
+		}
 		_ = w.henc.WriteField(f)
 	}
 	block := w.hbuf
@@ -290,6 +293,24 @@ func (w *Writer) HeaderBlock(id uint32, h []hpack.HeaderField, end bool) {
 		block = block[n:]
 		t = http2.FrameContinuation
 	}
+}
+
+// neverIndexed reports the fields whose values are new on almost every
+// call (a deadline, an id, a counter) or are credentials: they are sent as
+// literals never indexed, so that they do not churn the connection's
+// HPACK table (adding and evicting an entry per call; measured at 12 % of
+// a relayed call's CPU with the default chain, 2026-12-01), and so that
+// one client's credentials never become a table entry that the next
+// caller's headers on a shared upstream connection are compressed
+// against.
+func neverIndexed(name string) bool {
+	switch name {
+	case "grpc-timeout", "grpc-message", "x-request-id", "traceparent", "tracestate",
+		"ratelimit", "retry-after", "date", "content-length",
+		"authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	return false
 }
 
 // SetMaxDynamicTableSizeLimit bounds the encoder's dynamic table by the
