@@ -594,6 +594,12 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		c.resetStream(f.StreamID, http2.ErrCodeFlowControl, &StreamError{Code: http2.ErrCodeFlowControl})
 		return nil
 	}
+	if !st.answered() {
+		// DATA before the response's HEADERS: a malformed response.
+		c.connUnsent.Add(n)
+		c.resetStream(f.StreamID, http2.ErrCodeProtocol, &StreamError{Code: http2.ErrCodeProtocol})
+		return nil
+	}
 	data := f.Data()
 	if pad := n - int64(len(data)); pad > 0 {
 		c.connUnsent.Add(pad)

@@ -353,6 +353,7 @@ func (st *Stream) resetWith(code http2.ErrCode, err error) {
 	c.mu.Lock()
 	if st.removed {
 		c.mu.Unlock()
+		st.fail(err) // ended already: nothing to send, but a waiter may still wait
 		return
 	}
 	c.removeLocked(st)
@@ -410,6 +411,13 @@ func statusOf(fields []hpack.HeaderField) string {
 	return ""
 }
 
+// answered reports whether the response's headers have arrived.
+func (st *Stream) answered() bool {
+	st.rmu.Lock()
+	defer st.rmu.Unlock()
+	return st.gotHeader
+}
+
 // deliver hands the reader's DATA to the stream; false when the stream no
 // longer takes it.
 func (st *Stream) deliver(data []byte, end bool) bool {
@@ -431,7 +439,7 @@ func (st *Stream) deliver(data []byte, end bool) bool {
 // request DATA the server no longer wanted, leaves the response readable).
 func (st *Stream) fail(err error) {
 	st.rmu.Lock()
-	if st.rerr == nil && !st.rclosed {
+	if st.rerr == nil && (!st.rclosed || !st.gotHeader) {
 		st.rerr = err
 		st.dropLocked()
 	}
