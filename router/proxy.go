@@ -178,10 +178,6 @@ func (p *Proxy) Swap(s *Snapshot) *Snapshot {
 	return old
 }
 
-// streamDesc makes every upstream call a bidirectional stream: the proxy
-// does not need to know a method's type to forward it.
-var streamDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
-
 // Handler returns the grpc.StreamHandler to install as the server's
 // UnknownServiceHandler. It answers UNIMPLEMENTED for a method with no route
 // and UNAVAILABLE, naming the cluster, when the cluster cannot be reached;

@@ -40,7 +40,7 @@ func rawUpstream(t *testing.T, serve func(n int, c net.Conn)) string {
 			}
 			conns.Store(c, true)
 			wg.Go(func() {
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				serve(n, c)
 			})
 		}
@@ -144,7 +144,7 @@ func TestRelayPassesUpstreamResets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	id, err := h.Open(grpcFields(gw.Addr), false)
 	if err != nil {
 		t.Fatal(err)

@@ -747,5 +747,5 @@ func retryBackoff(n int) time.Duration {
 		d *= 2
 	}
 	d = min(d, 500*time.Millisecond)
-	return time.Duration(rand.Int64N(int64(d)) + 1)
+	return time.Duration(rand.Int64N(int64(d)) + 1) //nolint:gosec // jitter, not a secret
 }

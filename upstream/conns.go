@@ -71,7 +71,8 @@ func (p *conns) get(ctx context.Context, addr string) (*h2client.Conn, error) {
 				return nil, err
 			}
 			ac.dialing = make(chan struct{})
-			go p.dial(addr, ac)
+			// The dial outlives the call that started it: others wait on it.
+			go p.dial(addr, ac) //nolint:gosec,contextcheck // bounded by the connect timeout, not by one call
 		}
 		wait := ac.dialing
 		p.mu.Unlock()

@@ -14,24 +14,23 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 	"golang.org/x/net/http2/hpack"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// startHTTP2 serves h with x/net/http2's server (h2c) on loopback: an
-// implementation independent of this package.
-func startHTTP2(t *testing.T, h http.Handler, conf *http2.Server) string {
+// startHTTP2 serves h with net/http's HTTP/2 server (unencrypted) on
+// loopback: an implementation independent of this package. maxStreams
+// 0 keeps its default.
+func startHTTP2(t *testing.T, h http.Handler, maxStreams int) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if conf == nil {
-		conf = &http2.Server{}
-	}
-	srv := &http.Server{Handler: h2c.NewHandler(h, conf), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: maxStreams}}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
@@ -85,7 +84,7 @@ func echo(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	addr := startHTTP2(t, http.HandlerFunc(echo), nil)
+	addr := startHTTP2(t, http.HandlerFunc(echo), 0)
 	c := dial(t, addr, Options{})
 	for _, size := range []int{0, 5, 16 << 10, 3 << 20} {
 		body := bytes.Repeat([]byte("x"), size)
@@ -122,7 +121,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestConcurrentStreamsOneConnection(t *testing.T) {
-	addr := startHTTP2(t, http.HandlerFunc(echo), &http2.Server{MaxConcurrentStreams: 4})
+	addr := startHTTP2(t, http.HandlerFunc(echo), 4)
 	c := dial(t, addr, Options{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -170,7 +169,7 @@ func rawServer(t *testing.T, serve func(fr *http2.Framer, dec *hpack.Decoder)) s
 		if err != nil {
 			return
 		}
-		defer nc.Close()
+		defer func() { _ = nc.Close() }()
 		preface := make([]byte, len(clientPreface))
 		if _, err := io.ReadFull(nc, preface); err != nil {
 			return
@@ -292,7 +291,7 @@ func TestFlowControlHoldsTheServer(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 		written <- n
-	}), nil)
+	}), 0)
 	c := dial(t, addr, Options{InitialWindowSize: window, ConnWindowSize: window})
 	st, err := c.NewStream(context.Background(), request("/big"), true, false)
 	if err != nil {
@@ -328,7 +327,7 @@ func TestStreamLimitWaits(t *testing.T) {
 		if r.URL.Path == "/hold" {
 			<-release
 		}
-	}), &http2.Server{MaxConcurrentStreams: 1})
+	}), 1)
 	c := dial(t, addr, Options{})
 	// The server's SETTINGS have arrived (dial waits for Ready); its
 	// limit is in force.
@@ -386,7 +385,7 @@ func TestTrailersOnly(t *testing.T) {
 	addr := startHTTP2(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("grpc-status", "12")
 		w.WriteHeader(200)
-	}), nil)
+	}), 0)
 	c := dial(t, addr, Options{})
 	st, err := c.NewStream(context.Background(), request("/x"), true, false)
 	if err != nil {
@@ -397,7 +396,7 @@ func TestTrailersOnly(t *testing.T) {
 	if err != nil || !ended || field(h, "grpc-status") != "12" {
 		t.Fatalf("header %v ended %v err %v", h, ended, err)
 	}
-	if n, err := st.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+	if n, err := st.Read(make([]byte, 10)); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("Read after a trailers-only answer: %d, %v", n, err)
 	}
 	if field(st.Trailer(), "grpc-status") != "12" {

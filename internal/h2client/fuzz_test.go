@@ -46,7 +46,7 @@ func FuzzConn(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			defer srv.Close()
+			defer func() { _ = srv.Close() }()
 			go func() { _, _ = io.Copy(io.Discard, srv) }() // the client's frames
 			fr := http2.NewFramer(srv, nil)
 			if fr.WriteSettings() != nil {

@@ -131,7 +131,7 @@ func (c *Conn) refusedLocked() error {
 	switch {
 	case c.closed:
 		err := &ConnError{Err: io.EOF, refused: true}
-		if ce, ok := c.err.(*ConnError); ok {
+		if ce, ok := errors.AsType[*ConnError](c.err); ok {
 			cp := *ce
 			cp.refused = true
 			err = &cp
