@@ -362,6 +362,50 @@ func TestContinuationFloodAfterFirstRequest(t *testing.T) {
 	}
 }
 
+// A flood of PINGs after a first request (CVE-2019-9512), which costs the
+// relay a PING ACK each, ends with GOAWAY ENHANCE_YOUR_CALM once past the
+// engine's control-frame allowance, on both ports; normal calls go on.
+func TestPingFloodAfterFirstRequest(t *testing.T) {
+	up := StartEcho(t, "up")
+	gw := StartGateway(t, attackConfig(up.Addr, ""))
+	stop := make(chan struct{})
+	done := normalCalls(t, gw.Addr, stop)
+	for i, addr := range gw.Addrs() {
+		t.Run([]string{"shared", "dedicated"}[i], func(t *testing.T) {
+			h, err := attack.Dial(addr.String(), nil, []http2.Setting{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = h.Close() }()
+			req, _ := proto.Marshal(&testingv1.EchoRequest{Message: "first"})
+			id, err := h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/Unary"), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = h.Fr.WriteData(id, true, attack.Message(req))
+			sent := make(chan int, 1)
+			go func() {
+				n := 0
+				for ; n < 200_000; n++ { // bounded: the allowance is 1,000 at once
+					if h.Fr.WritePing(false, [8]byte{byte(n)}) != nil {
+						break
+					}
+				}
+				sent <- n
+			}()
+			expectGoAway(t, h, http2.ErrCodeEnhanceYourCalm)
+			_ = h.Close()
+			if n := <-sent; n >= 200_000 {
+				t.Errorf("all %d PINGs were taken without the connection ending", n)
+			}
+		})
+	}
+	close(stop)
+	if calls, failed := done(); len(failed) > 0 || calls == 0 {
+		t.Errorf("normal calls during the attack: %d, failed: %v", calls, failed)
+	}
+}
+
 // HTTP/2 Rapid Reset (CVE-2023-44487): a client that opens streams and
 // resets them at once, or sends whole calls in batches and resets them, is
 // sent GOAWAY ENHANCE_YOUR_CALM once its premature resets pass
