@@ -21,7 +21,7 @@ import (
 var shareParts = []struct{ name, prefix string }{
 	{"edgegate (its own code: doors, chain, proxy)", "github.com/edgegate/"},
 	{"grpc-go HTTP/2 transport (framing, HPACK, reader, loopy writer)", "google.golang.org/grpc/internal/transport"},
-	{"grpc-go HTTP/2 transport (framing, HPACK, reader, loopy writer)", "golang.org/x/net/http2"},
+	{"x/net HTTP/2 (Framer, HPACK: the relay's server engine and upstream client)", "golang.org/x/net/http2"},
 	{"grpc-go call layer (streams, balancer, status, metadata)", "google.golang.org/grpc"},
 	{"net/http (the HTTP/2 server of the REST and gRPC-Web doors)", "net/http"},
 	{"net/http (the HTTP/2 server of the REST and gRPC-Web doors)", "vendor/golang.org/x/net"},
