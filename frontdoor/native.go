@@ -228,11 +228,23 @@ type nativeStream struct {
 func (s *nativeStream) incoming() (ctype string, md metadata.MD, err error) {
 	fields := s.st.Header()
 	md = make(metadata.MD, len(fields))
+	// The values share one array: a key's first value is a slice of it
+	// (full, so that a repeated key's append copies instead of
+	// overwriting the next key's value).
+	vals := make([]string, 0, len(fields))
+	add := func(k, v string) {
+		if old, ok := md[k]; ok {
+			md[k] = append(old, v)
+			return
+		}
+		vals = append(vals, v)
+		md[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	for _, f := range fields {
 		k := f.Name
 		switch k {
 		case ":authority":
-			md[k] = append(md[k], f.Value)
+			add(k, f.Value)
 			continue
 		case "content-type":
 			ctype = f.Value
@@ -259,7 +271,7 @@ func (s *nativeStream) incoming() (ctype string, md metadata.MD, err error) {
 			}
 			v = string(b)
 		}
-		md[k] = append(md[k], v)
+		add(k, v)
 	}
 	return ctype, md, err
 }

@@ -562,7 +562,7 @@ func fromFields(fields []hpack.HeaderField) (metadata.MD, wireStatus) {
 			v = string(b)
 		}
 		if old, ok := md[k]; ok {
-			md[k] = append(old[:len(old):len(old)], v)
+			md[k] = append(old, v) // old is full: this copies
 			continue
 		}
 		vals = append(vals, v)
