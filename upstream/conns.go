@@ -44,31 +44,30 @@ type addrConn struct {
 // for it meanwhile fail at once with the last dial's error.
 const redialAfter = 250 * time.Millisecond
 
-var errClosed = errors.New("cluster closed")
+var (
+	errClosed  = errors.New("cluster closed")
+	errDropped = errors.New("the balancer let go of the endpoint while its connection was dialled")
+)
 
 // get returns a usable connection to addr, dialling one if there is none.
 func (p *conns) get(ctx context.Context, addr string) (*h2client.Conn, error) {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, errClosed
-	}
-	ac := p.byAddr[addr]
-	if ac == nil {
-		ac = &addrConn{}
-		p.byAddr[addr] = ac
-	}
+	defer p.mu.Unlock()
 	for {
+		if p.closed {
+			return nil, errClosed
+		}
+		ac := p.byAddr[addr]
+		if ac == nil {
+			ac = &addrConn{}
+			p.byAddr[addr] = ac
+		}
 		if ac.cur != nil && ac.cur.Usable() {
-			c := ac.cur
-			p.mu.Unlock()
-			return c, nil
+			return ac.cur, nil
 		}
 		if ac.dialing == nil {
 			if ac.err != nil && time.Since(ac.failed) < redialAfter {
-				err := ac.err
-				p.mu.Unlock()
-				return nil, err
+				return nil, ac.err
 			}
 			ac.dialing = make(chan struct{})
 			// The dial outlives the call that started it: others wait on it.
@@ -79,19 +78,15 @@ func (p *conns) get(ctx context.Context, addr string) (*h2client.Conn, error) {
 		select {
 		case <-wait:
 		case <-ctx.Done():
+			p.mu.Lock()
 			return nil, ctx.Err()
 		}
 		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return nil, errClosed
-		}
-		if ac.cur == nil || !ac.cur.Usable() {
-			if ac.err != nil && ac.dialing == nil {
-				err := ac.err
-				p.mu.Unlock()
-				return nil, err
-			}
+		switch {
+		case p.byAddr[addr] != ac:
+			return nil, errDropped // picked again, the call goes elsewhere
+		case ac.err != nil && ac.dialing == nil:
+			return nil, ac.err // this dial failed
 		}
 	}
 }
@@ -112,8 +107,10 @@ func (p *conns) dial(addr string, ac *addrConn) {
 	}
 	close(ac.dialing)
 	ac.dialing = nil
-	if p.closed && c != nil {
-		_ = c.Close()
+	if c != nil && (p.closed || p.byAddr[addr] != ac) {
+		// The cluster closed, or dropped addr, while this dial went on.
+		ac.cur = nil
+		go func() { _ = c.Close() }()
 	}
 	if old != nil && old != c {
 		go func() { _ = old.Shutdown(context.Background()) }()
@@ -159,6 +156,23 @@ func (p *conns) connect(ctx context.Context, addr string) (*h2client.Conn, error
 	case <-ctx.Done():
 		_ = c.Close()
 		return nil, fmt.Errorf("connection error: no HTTP/2 SETTINGS from %s within %v", addr, p.timeout)
+	}
+}
+
+// drop lets go of the connection to addr, an endpoint the balancer no
+// longer picks: it closes once its calls have ended (GOAWAY first). A dial
+// in progress for addr closes what it makes.
+func (p *conns) drop(addr string) {
+	p.mu.Lock()
+	ac := p.byAddr[addr]
+	delete(p.byAddr, addr)
+	var c *h2client.Conn
+	if ac != nil {
+		c, ac.cur = ac.cur, nil
+	}
+	p.mu.Unlock()
+	if c != nil {
+		go func() { _ = c.Shutdown(context.Background()) }()
 	}
 }
 

@@ -145,6 +145,10 @@ func (a *doneAdapter) call(err error) {
 type picks struct {
 	cur atomic.Pointer[pickerGen]
 	mu  sync.Mutex // serialises writers
+	// gone, when set, is told the address of every SubConn the balancer
+	// shuts down (an endpoint that left the resolver's state: ejected,
+	// or no longer in DNS), so that its call connection closes too.
+	gone atomic.Pointer[func(addr string)]
 }
 
 // pickerGen is one picker of the balancer (nil: none yet, or the balancer
@@ -331,6 +335,11 @@ func (cc *pickCC) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnO
 	listener := opts.StateListener
 	opts.StateListener = func(s balancer.SubConnState) {
 		sc.state.Store(int32(s.ConnectivityState))
+		if s.ConnectivityState == connectivity.Shutdown && cc.picks != nil {
+			if gone, addr := cc.picks.gone.Load(), sc.addr.Load(); gone != nil && addr != nil {
+				(*gone)(*addr)
+			}
+		}
 		if listener != nil {
 			listener(s)
 		}

@@ -305,7 +305,6 @@ func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
 		unregister(pickID)
 		return nil, err
 	}
-	conn.Connect()
 	cc := sp.Config
 	c := &Cluster{name: cc.GetName(), conn: conn, key: key, max: int64(cc.GetMaxConcurrentCalls()), picks: picks, pickID: pickID}
 	if err := c.initFrames(sp); err != nil {
@@ -313,6 +312,9 @@ func dial(sp Spec, key string, extra []grpc.DialOption) (*Cluster, error) {
 		unregister(pickID)
 		return nil, err
 	}
+	drop := c.frames.drop
+	picks.gone.Store(&drop)
+	conn.Connect()
 	if od := cc.GetOutlierDetection(); od != nil && r != nil {
 		c.outliers = newOutliers(r, cc.GetEndpoints(), od)
 		if sp.Log != nil {
