@@ -324,17 +324,8 @@ func TestContinuationFloodAfterFirstRequest(t *testing.T) {
 	done := normalCalls(t, gw.Addr, stop)
 	for i, addr := range gw.Addrs() {
 		t.Run([]string{"shared", "dedicated"}[i], func(t *testing.T) {
-			h, err := attack.Dial(addr.String(), nil, []http2.Setting{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			h, id := firstRequest(t, addr.String())
 			defer func() { _ = h.Close() }()
-			req, _ := proto.Marshal(&testingv1.EchoRequest{Message: "first"})
-			id, err := h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/Unary"), false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = h.Fr.WriteData(id, true, attack.Message(req))
 			sent := make(chan int64, 1)
 			go func() {
 				var n int64
@@ -362,6 +353,25 @@ func TestContinuationFloodAfterFirstRequest(t *testing.T) {
 	}
 }
 
+// firstRequest opens a raw HTTP/2 connection to addr and sends a whole
+// unary call on it (stream id), so that what follows comes after the
+// connection's first request.
+func firstRequest(t *testing.T, addr string) (*attack.H2, uint32) {
+	t.Helper()
+	h, err := attack.Dial(addr, nil, []http2.Setting{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := proto.Marshal(&testingv1.EchoRequest{Message: "first"})
+	id, err := h.Open(attack.GRPC(addr, "/edgegate.testing.v1.EchoService/Unary"), false)
+	if err != nil {
+		_ = h.Close()
+		t.Fatal(err)
+	}
+	_ = h.Fr.WriteData(id, true, attack.Message(req))
+	return h, id
+}
+
 // A flood of PINGs after a first request (CVE-2019-9512), which costs the
 // relay a PING ACK each, ends with GOAWAY ENHANCE_YOUR_CALM once past the
 // engine's control-frame allowance, on both ports; normal calls go on.
@@ -372,17 +382,8 @@ func TestPingFloodAfterFirstRequest(t *testing.T) {
 	done := normalCalls(t, gw.Addr, stop)
 	for i, addr := range gw.Addrs() {
 		t.Run([]string{"shared", "dedicated"}[i], func(t *testing.T) {
-			h, err := attack.Dial(addr.String(), nil, []http2.Setting{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			h, _ := firstRequest(t, addr.String())
 			defer func() { _ = h.Close() }()
-			req, _ := proto.Marshal(&testingv1.EchoRequest{Message: "first"})
-			id, err := h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/Unary"), false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = h.Fr.WriteData(id, true, attack.Message(req))
 			sent := make(chan int, 1)
 			go func() {
 				n := 0

@@ -259,7 +259,7 @@ func TestRunScript(t *testing.T) {
 		s.listen = held.Addr().String()
 		start := time.Now()
 		r := startScript(t, append(s.env(t), bins...)...)
-		code := r.exit(t, 5*time.Second)
+		code := r.exit(t, Patience)
 		out := r.out.String()
 		if code == 0 {
 			t.Errorf("run.sh exit code 0 with %s taken", s.listen)
@@ -288,7 +288,7 @@ func TestRunScript(t *testing.T) {
 		s := newShopSetup(t)
 		s.backends[1] = held.Addr().String()
 		r := startScript(t, append(s.env(t), bins...)...)
-		code := r.exit(t, 5*time.Second)
+		code := r.exit(t, Patience)
 		out := r.out.String()
 		if code == 0 {
 			t.Errorf("run.sh exit code 0 with %s taken", s.backends[1])

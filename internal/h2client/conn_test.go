@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,15 +21,14 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startHTTP2 serves h with net/http's HTTP/2 server (unencrypted) on
-// loopback: an implementation independent of this package. maxStreams
-// 0 keeps its default.
-func startHTTP2(t *testing.T, h http.Handler, maxStreams int) string {
+// loopback: an implementation independent of this package.
+func startHTTP2(t *testing.T, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: maxStreams}}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() { _ = srv.Serve(ln) }()
@@ -84,7 +84,7 @@ func echo(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	addr := startHTTP2(t, http.HandlerFunc(echo), 0)
+	addr := startHTTP2(t, http.HandlerFunc(echo))
 	c := dial(t, addr, Options{})
 	for _, size := range []int{0, 5, 16 << 10, 3 << 20} {
 		body := bytes.Repeat([]byte("x"), size)
@@ -120,8 +120,12 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// 64 calls at once share one connection, each answered with its own
+// bytes. (Under net/http's default stream limit: with a limit below 64 its
+// server may count a stream the client already saw end, and refuse the
+// next with PROTOCOL_ERROR; TestStreamLimitWaits tests the limit.)
 func TestConcurrentStreamsOneConnection(t *testing.T) {
-	addr := startHTTP2(t, http.HandlerFunc(echo), 4)
+	addr := startHTTP2(t, http.HandlerFunc(echo))
 	c := dial(t, addr, Options{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -142,7 +146,7 @@ func TestConcurrentStreamsOneConnection(t *testing.T) {
 			}
 			got, err := io.ReadAll(st)
 			if err != nil || string(got) != msg {
-				errs <- errors.New("wrong echo")
+				errs <- fmt.Errorf("stream %d: echoed %d bytes of %d (%.10q…), err %w", st.ID(), len(got), len(msg), got, err)
 			}
 		})
 	}
@@ -155,7 +159,7 @@ func TestConcurrentStreamsOneConnection(t *testing.T) {
 
 // rawServer accepts one connection and hands the test its framer, after
 // the preface and an exchange of SETTINGS.
-func rawServer(t *testing.T, serve func(fr *http2.Framer, dec *hpack.Decoder)) string {
+func rawServer(t *testing.T, serve func(fr *http2.Framer, dec *hpack.Decoder), settings ...http2.Setting) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -176,7 +180,7 @@ func rawServer(t *testing.T, serve func(fr *http2.Framer, dec *hpack.Decoder)) s
 		}
 		fr := http2.NewFramer(nc, nc)
 		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-		_ = fr.WriteSettings()
+		_ = fr.WriteSettings(settings...)
 		serve(fr, nil)
 	}()
 	return ln.Addr().String()
@@ -291,7 +295,7 @@ func TestFlowControlHoldsTheServer(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 		written <- n
-	}), 0)
+	}))
 	c := dial(t, addr, Options{InitialWindowSize: window, ConnWindowSize: window})
 	st, err := c.NewStream(context.Background(), request("/big"), true, false)
 	if err != nil {
@@ -321,19 +325,51 @@ func TestFlowControlHoldsTheServer(t *testing.T) {
 	}
 }
 
+// A stream past the server's MAX_CONCURRENT_STREAMS waits for a slot,
+// until its context ends, and goes out once a stream has ended. (A raw
+// server, so that when it counts a stream as ended is exact: net/http's
+// server counts one until its writer goroutine reports the END_STREAM
+// written, which a client may already have read.)
 func TestStreamLimitWaits(t *testing.T) {
-	release := make(chan struct{})
-	addr := startHTTP2(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/hold" {
-			<-release
+	opened := make(chan uint32, 4)
+	answer := make(chan uint32)
+	addr := rawServer(t, func(fr *http2.Framer, _ *hpack.Decoder) {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			var hb bytes.Buffer
+			enc := hpack.NewEncoder(&hb)
+			for {
+				select {
+				case id := <-answer:
+					hb.Reset()
+					_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+					_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
+				case <-done:
+					return
+				}
+			}
+		}()
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if f.Header().Type == http2.FrameHeaders {
+				opened <- f.Header().StreamID
+			}
 		}
-	}), 1)
+	}, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 1})
 	c := dial(t, addr, Options{})
 	// The server's SETTINGS have arrived (dial waits for Ready); its
 	// limit is in force.
 	first, err := c.NewStream(context.Background(), request("/hold"), true, false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer first.Close()
+	if id := <-opened; id != 1 {
+		t.Fatalf("the server saw stream %d first", id)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -349,12 +385,19 @@ func TestStreamLimitWaits(t *testing.T) {
 		}
 		got <- err
 	}()
-	close(release)
+	answer <- 1
 	if _, _, err := first.Header(); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = io.ReadAll(first)
-	first.Close()
+	select {
+	case id := <-opened:
+		if id != 3 {
+			t.Fatalf("the waiting stream opened as %d, want 3", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting stream did not open after the first ended")
+	}
+	answer <- 3
 	if err := <-got; err != nil {
 		t.Fatalf("the waiting stream: %v", err)
 	}
@@ -385,7 +428,7 @@ func TestTrailersOnly(t *testing.T) {
 	addr := startHTTP2(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("grpc-status", "12")
 		w.WriteHeader(200)
-	}), 0)
+	}))
 	c := dial(t, addr, Options{})
 	st, err := c.NewStream(context.Background(), request("/x"), true, false)
 	if err != nil {
