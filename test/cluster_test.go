@@ -25,12 +25,22 @@ func TestLocalCluster(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", shopd, "github.com/edgegate/edgegate/cmd/shopd").CombinedOutput(); err != nil {
 		t.Fatalf("go build shopd: %v\n%s", err, out)
 	}
-	dir := t.TempDir()
-	c, err := localcluster.Start(Ctx(t, time.Minute), localcluster.Options{
-		Dir: dir, Edgegate: filepath.Join(bin, "edgegate"), Shopd: shopd, Limit: 90, Log: testLog{t},
-	})
-	if err != nil {
-		t.Fatal(err)
+	// The cluster's ports are picked free and then handed to its
+	// processes: another test's listener can take one in between. A start
+	// that lost a port that way is made again, on new ports.
+	var c *localcluster.Cluster
+	var err error
+	for attempt := 1; ; attempt++ {
+		c, err = localcluster.Start(Ctx(t, time.Minute), localcluster.Options{
+			Dir: t.TempDir(), Edgegate: filepath.Join(bin, "edgegate"), Shopd: shopd, Limit: 90, Log: testLog{t},
+		})
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("start %d lost a port: %v", attempt, err)
 	}
 	t.Cleanup(c.Stop)
 	rep, err := c.Check(Ctx(t, 3*time.Minute), localcluster.CheckOptions{LimitCalls: 180})

@@ -120,6 +120,16 @@ func (c *Cluster) start(name string, argv ...string) (*proc, error) {
 	return p, nil
 }
 
+// tail is the last n lines of the file at path, on one line.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the cluster's own log
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], " | ")
+}
+
 // stop sends sig and waits for the process to exit (SIGKILL after d).
 func (p *proc) stop(sig syscall.Signal, d time.Duration) {
 	if p == nil {
@@ -286,7 +296,8 @@ func (c *Cluster) waitReady(ctx context.Context, r *Replica) error {
 		if r.p != nil {
 			select {
 			case <-r.p.done:
-				return fmt.Errorf("localcluster: %s exited: %w (see %s)", r.Name, r.p.err, filepath.Join(c.opts.Dir, r.Name+".log"))
+				log := filepath.Join(c.opts.Dir, r.Name+".log")
+				return fmt.Errorf("localcluster: %s exited: %w (%s ends: %s)", r.Name, r.p.err, log, tail(log, 5))
 			default:
 			}
 		}
