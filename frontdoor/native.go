@@ -2,7 +2,6 @@ package frontdoor
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -151,7 +150,7 @@ func headerListTooLarge(st *h2srv.Stream) {
 	_ = st.WriteHeaders([]hpack.HeaderField{
 		{Name: ":status", Value: "200"},
 		{Name: "content-type", Value: "application/grpc"},
-		{Name: "grpc-status", Value: codeString(codes.ResourceExhausted)},
+		{Name: "grpc-status", Value: strconv.Itoa(int(codes.ResourceExhausted))},
 		{Name: "grpc-message", Value: "edgegate: request header list over the limit (limits.max_header_block_bytes)"},
 	}, true)
 }
@@ -491,29 +490,12 @@ func (s *nativeStream) finish(err error) {
 		fields := append(make([]hpack.HeaderField, 0, 6+len(tlr)),
 			hpack.HeaderField{Name: ":status", Value: "200"},
 			hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
-		fields = appendStatus(fields, st)
+		fields = grpcwire.AppendStatus(fields, st)
 		fields = grpcwire.AppendFields(fields, tlr)
 		_ = s.st.WriteHeaders(fields, true)
 		return
 	}
-	fields := appendStatus(make([]hpack.HeaderField, 0, 3+len(tlr)), st)
+	fields := grpcwire.AppendStatus(make([]hpack.HeaderField, 0, 3+len(tlr)), st)
 	fields = grpcwire.AppendFields(fields, tlr)
 	_ = s.st.WriteTrailers(fields)
 }
-
-func appendStatus(fields []hpack.HeaderField, st *status.Status) []hpack.HeaderField {
-	fields = append(fields, hpack.HeaderField{Name: "grpc-status", Value: codeString(st.Code())})
-	if m := st.Message(); m != "" {
-		fields = append(fields, hpack.HeaderField{Name: "grpc-message", Value: grpcwire.EncodeMessage(m)})
-	}
-	if p := st.Proto(); len(p.GetDetails()) > 0 {
-		if b, err := proto.Marshal(p); err == nil {
-			fields = append(fields, hpack.HeaderField{Name: "grpc-status-details-bin", Value: base64.RawStdEncoding.EncodeToString(b)})
-		}
-	}
-	return fields
-}
-
-// codeString is c as grpc-status carries it (strconv.Itoa does not
-// allocate for the codes there are).
-func codeString(c codes.Code) string { return strconv.Itoa(int(c)) }

@@ -133,15 +133,27 @@ func PutMetadata(h http.Header, prefix string, md metadata.MD) {
 // PutStatus adds st to h as the grpc-status, grpc-message and
 // grpc-status-details-bin headers, each key with prefix.
 func PutStatus(h http.Header, prefix string, st *status.Status) {
-	h[prefix+"Grpc-Status"] = []string{strconv.Itoa(int(st.Code()))}
-	if msg := st.Message(); msg != "" {
-		h[prefix+"Grpc-Message"] = []string{EncodeMessage(msg)}
+	code, msg, details := statusValues(st)
+	h[prefix+"Grpc-Status"] = []string{code}
+	if msg != "" {
+		h[prefix+"Grpc-Message"] = []string{msg}
 	}
+	if details != "" {
+		h[prefix+"Grpc-Status-Details-Bin"] = []string{details}
+	}
+}
+
+// statusValues is st as the values of grpc-status, grpc-message
+// (percent-encoded) and grpc-status-details-bin ("" for none).
+func statusValues(st *status.Status) (code, msg, details string) {
+	code = strconv.Itoa(int(st.Code())) // no allocation for the codes there are
+	msg = EncodeMessage(st.Message())
 	if p := st.Proto(); len(p.GetDetails()) > 0 {
 		if b, err := proto.Marshal(p); err == nil {
-			h[prefix+"Grpc-Status-Details-Bin"] = []string{base64.RawStdEncoding.EncodeToString(b)}
+			details = base64.RawStdEncoding.EncodeToString(b)
 		}
 	}
+	return code, msg, details
 }
 
 // IncomingMetadata is the call metadata of HTTP request headers h: every

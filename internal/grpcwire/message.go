@@ -2,15 +2,19 @@ package grpcwire
 
 import (
 	"io"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http2/hpack"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // FormatTimeout encodes d as a grpc-timeout value: at most 8 digits, in
@@ -70,4 +74,61 @@ func AppendFields(fields []hpack.HeaderField, md metadata.MD) []hpack.HeaderFiel
 		}
 	}
 	return fields
+}
+
+// AppendStatus adds st to an HTTP/2 header list as grpc-status,
+// grpc-message and grpc-status-details-bin (the last two when st has
+// them).
+func AppendStatus(fields []hpack.HeaderField, st *status.Status) []hpack.HeaderField {
+	code, msg, details := statusValues(st)
+	fields = append(fields, hpack.HeaderField{Name: "grpc-status", Value: code})
+	if msg != "" {
+		fields = append(fields, hpack.HeaderField{Name: "grpc-message", Value: msg})
+	}
+	if details != "" {
+		fields = append(fields, hpack.HeaderField{Name: "grpc-status-details-bin", Value: details})
+	}
+	return fields
+}
+
+// okStatus is the status of every call that ended OK without a message.
+var okStatus = status.New(codes.OK, "")
+
+// ParseStatus is the status a peer sent as grpc-status, grpc-message and
+// grpc-status-details-bin (the values as sent, "" for an absent one):
+// the details when they are a google.rpc.Status of the same code. An
+// absent grpc-status is UNKNOWN, a malformed one INTERNAL.
+func ParseStatus(code, msg, details string) *status.Status {
+	if code == "0" && msg == "" && details == "" {
+		return okStatus
+	}
+	c := codes.Unknown
+	if code != "" {
+		n, err := strconv.ParseUint(code, 10, 32)
+		if err != nil {
+			return status.Newf(codes.Internal, "transport: malformed grpc-status: %q", code)
+		}
+		c = codes.Code(n)
+	}
+	if details != "" {
+		if b, err := DecodeBin(details); err == nil {
+			sp := &spb.Status{}
+			if err := proto.Unmarshal(b, sp); err == nil && codes.Code(sp.GetCode()) == c {
+				return status.FromProto(sp)
+			}
+		}
+	}
+	return status.New(c, DecodeMessage(msg))
+}
+
+// DecodeMessage undoes EncodeMessage; a value that is not well formed is
+// kept as it is.
+func DecodeMessage(v string) string {
+	if !strings.Contains(v, "%") {
+		return v
+	}
+	if s, err := url.PathUnescape(v); err == nil {
+		return s
+	}
+	return v
 }

@@ -3,6 +3,11 @@ package grpcwire
 import (
 	"testing"
 	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestFormatTimeoutRoundTrips(t *testing.T) {
@@ -19,5 +24,27 @@ func TestFormatTimeoutRoundTrips(t *testing.T) {
 		if d > 0 && (got < d || (d < time.Hour && got-d > d/1e7+time.Nanosecond)) {
 			t.Errorf("FormatTimeout(%v) = %q = %v", d, v, got)
 		}
+	}
+}
+
+// A status written by AppendStatus reads back the same through
+// ParseStatus: code, a message with '%' and non-ASCII bytes, details.
+func TestStatusRoundTrips(t *testing.T) {
+	withDetails, _ := status.New(codes.FailedPrecondition, "50% done: ünïcode").WithDetails(&errdetails.ErrorInfo{Reason: "R"})
+	for _, st := range []*status.Status{status.New(codes.OK, ""), status.New(codes.NotFound, "no such thing"), withDetails} {
+		v := map[string]string{}
+		for _, f := range AppendStatus(nil, st) {
+			v[f.Name] = f.Value
+		}
+		got := ParseStatus(v["grpc-status"], v["grpc-message"], v["grpc-status-details-bin"])
+		if !proto.Equal(got.Proto(), st.Proto()) {
+			t.Errorf("%v read back as %v", st.Proto(), got.Proto())
+		}
+	}
+	if st := ParseStatus("x", "", ""); st.Code() != codes.Internal {
+		t.Errorf("a malformed grpc-status: %v", st)
+	}
+	if st := ParseStatus("", "m", ""); st.Code() != codes.Unknown {
+		t.Errorf("no grpc-status: %v", st)
 	}
 }
