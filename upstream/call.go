@@ -6,21 +6,17 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/edgegate/edgegate/internal/grpcwire"
 	"github.com/edgegate/edgegate/internal/h2client"
@@ -54,34 +50,30 @@ func (c *Cluster) Invoke(ctx context.Context, method string, md metadata.MD, req
 	retry := c.retries.applies(method)
 	res := &Result{}
 	for attempt, transparent := 1, 0; ; {
+		var hdr, tlr metadata.MD
 		call, err := c.open(ctx, method, md, true)
-		if err != nil {
-			if errors.Is(err, h2client.ErrRefused) && transparent < maxTransparent && ctx.Err() == nil {
-				transparent++
-				continue
-			}
-			return res, err
-		}
-		res.Endpoint = call.endpoint
-		err = call.unary(req)
 		if err == nil {
-			res.Header, res.Trailer = call.header, call.trailer
-			res.Message, call.msg = call.msg, nil
+			res.Endpoint = call.endpoint
+			err = call.unary(req)
+			hdr, tlr = call.header, call.trailer
+			if err == nil {
+				res.Message, call.msg = call.msg, nil
+			}
+			call.Close()
 		}
-		call.Close()
 		switch {
 		case err == nil:
 			c.retries.succeeded()
+			res.Header, res.Trailer = hdr, tlr
 			return res, nil
 		case errors.Is(err, h2client.ErrRefused) && transparent < maxTransparent && ctx.Err() == nil:
 			transparent++
-			continue
+		case call != nil && retry && !call.committed && c.retries.again(ctx, err, &attempt):
+		default:
+			// The last attempt's metadata only.
+			res.Header, res.Trailer = hdr, tlr
+			return res, asStatus(err)
 		}
-		if retry && !call.committed && c.retries.again(ctx, err, &attempt) {
-			continue
-		}
-		res.Header, res.Trailer = call.header, call.trailer
-		return res, call.status(err)
 	}
 }
 
@@ -214,7 +206,7 @@ func (s *Stream) retryAfter(call *call, err error) bool {
 	}
 	refused := errors.Is(err, h2client.ErrRefused)
 	if !refused {
-		if !s.retry || !s.cl.retries.again(s.ctx, call.status(err), &s.attempt) {
+		if !s.retry || !s.cl.retries.again(s.ctx, asStatus(err), &s.attempt) {
 			return false
 		}
 	}
@@ -258,7 +250,7 @@ func (s *Stream) Recv() (mem.BufferSlice, error) {
 			s.cl.retries.succeeded()
 			return nil, io.EOF
 		}
-		return nil, call.status(err)
+		return nil, asStatus(err)
 	}
 	return m, nil
 }
@@ -307,18 +299,15 @@ func (c *Cluster) open(ctx context.Context, method string, md metadata.MD, unary
 	if err != nil {
 		return nil, err
 	}
+	var st *h2client.Stream
 	conn, err := c.frames.get(ctx, addr)
-	if err != nil {
-		done(err)
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, status.FromContextError(cerr).Err()
-		}
-		return nil, refused{status.Error(codes.Unavailable, err.Error())}
+	if err == nil {
+		h := c.requestHeader(ctx, method, md)
+		st, err = conn.NewStream(ctx, h, false, unary)
+		headerPool.Put(&h)
 	}
-	h := c.requestHeader(ctx, method, md)
-	st, err := conn.NewStream(ctx, h, false, unary)
-	headerPool.Put(&h)
 	if err != nil {
+		// No connection, or no stream on it: the upstream never saw the call.
 		done(err)
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, status.FromContextError(cerr).Err()
@@ -397,7 +386,7 @@ func (a *call) unary(req mem.BufferSlice) error {
 		if err == nil {
 			return status.Error(codes.Internal, "cardinality violation: expected <EOS> for non server-streaming RPCs, but received another message")
 		}
-		return err
+		return a.streamError(err)
 	}
 	if st := a.final(); st.Code() != codes.OK {
 		m.Free()
@@ -627,42 +616,9 @@ type wireStatus struct {
 	has                    bool // grpc-status was there
 }
 
-// okStatus is every call's status that ended OK without a message.
-var okStatus = status.New(codes.OK, "")
-
-// status is the call's status from its fields: details when they are a
-// google.rpc.Status of the same code.
+// status is the call's status from its fields.
 func (ws wireStatus) status() *status.Status {
-	if ws.code == "0" && ws.message == "" && ws.details == "" {
-		return okStatus
-	}
-	code := codes.Unknown
-	if ws.has {
-		n, err := strconv.ParseUint(ws.code, 10, 32)
-		if err != nil {
-			return status.Newf(codes.Internal, "transport: malformed grpc-status: %q", ws.code)
-		}
-		code = codes.Code(n)
-	}
-	if ws.details != "" {
-		if b, err := grpcwire.DecodeBin(ws.details); err == nil {
-			sp := &spb.Status{}
-			if err := proto.Unmarshal(b, sp); err == nil && codes.Code(sp.GetCode()) == code {
-				return status.FromProto(sp)
-			}
-		}
-	}
-	return status.New(code, decodeMessage(ws.message))
-}
-
-func decodeMessage(v string) string {
-	if !strings.Contains(v, "%") {
-		return v
-	}
-	if s, err := url.PathUnescape(v); err == nil {
-		return s
-	}
-	return v
+	return grpcwire.ParseStatus(ws.code, ws.message, ws.details)
 }
 
 // streamError is the status of a stream that failed: its context's,
@@ -675,17 +631,17 @@ func (a *call) streamError(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	var se *h2client.StreamError
-	if errors.As(err, &se) {
-		st := status.New(resetCode(se.Code), err.Error())
-		if errors.Is(err, h2client.ErrRefused) {
-			return refused{st.Err()}
-		}
-		return &ResetError{Code: uint32(se.Code), st: st}
+	code := codes.Unavailable
+	se, reset := errors.AsType[*h2client.StreamError](err)
+	if reset {
+		code = resetCode(se.Code)
 	}
-	st := status.New(codes.Unavailable, err.Error())
-	if errors.Is(err, h2client.ErrRefused) {
+	st := status.New(code, err.Error())
+	switch {
+	case errors.Is(err, h2client.ErrRefused):
 		return refused{st.Err()}
+	case reset:
+		return &ResetError{Code: uint32(se.Code), st: st}
 	}
 	return st.Err()
 }
@@ -718,8 +674,9 @@ func resetCode(c http2.ErrCode) codes.Code {
 	return codes.Internal
 }
 
-// status is the status of a failed attempt.
-func (a *call) status(err error) error {
+// asStatus is err as a status error: err itself when it is one (its type
+// kept: a ResetError, a refused attempt), else its conversion.
+func asStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}

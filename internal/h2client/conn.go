@@ -551,11 +551,11 @@ func (c *Conn) removeLocked(st *Stream) {
 
 func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	c.mu.Lock()
-	st := c.streams[f.StreamID]
+	st, idle := c.streams[f.StreamID], f.StreamID >= c.nextID
 	c.mu.Unlock()
 	if st == nil {
-		if f.StreamID >= c.peekNextID() {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
+		if idle {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // a stream never opened
 		}
 		return nil // a stream ended here (reset, canceled)
 	}
@@ -569,12 +569,6 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		c.remoteEnded(st)
 	}
 	return nil
-}
-
-func (c *Conn) peekNextID() uint32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nextID
 }
 
 func (c *Conn) onData(f *http2.DataFrame) error {
