@@ -340,12 +340,11 @@ func (g *Gateway) buildSnapshot(cfg *configv1.Config, reuse *upstream.Pool, dryR
 		for i, c := range cfg.GetClusters() {
 			specs[i] = upstream.Spec{Config: c, RetryMethods: retry[c.GetName()], Log: g.log}
 		}
-		dial := grpc.WithDefaultCallOptions(grpc.ForceCodecV2(router.NewCodec()))
 		if dryRun || errors.Join(errs...) != nil {
 			// Checked, not dialled: in a dry run, or when the snapshot
 			// fails anyway (its other errors are reported with these).
-			errs = append(errs, upstream.Check(specs, dial))
-		} else if pool, err = upstream.New(specs, reuse, dial); err != nil {
+			errs = append(errs, upstream.Check(specs))
+		} else if pool, err = upstream.New(specs, reuse); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -1,8 +1,11 @@
-// Package upstream keeps one gRPC client connection per upstream cluster:
-// its endpoints (static host:port lists or a dns:/// target), load
-// balancing, TLS, message size limits and keepalive, all from the cluster's
-// configuration. Cluster.Pick asks the cluster's balancer which endpoint a
-// call goes to, for a caller that makes the call without grpc-go.
+// Package upstream is the gateway's side of its upstream clusters, from
+// each cluster's configuration. A cluster keeps one grpc-go client
+// connection, whose balancer picks the endpoint of every call
+// (Cluster.Pick: load balancing, health checks, outlier ejection, the
+// static host:port list or dns:/// target); the calls themselves go over
+// the gateway's own HTTP/2 client (internal/h2client), one multiplexed
+// connection per endpoint (Invoke, NewStream: TLS, keepalive, message
+// limits, compression, retries).
 package upstream
 
 import (
@@ -38,8 +41,8 @@ import (
 	"github.com/edgegate/edgegate/tlsconf"
 )
 
-// Cluster is one upstream cluster and its connection. It is safe for
-// concurrent use.
+// Cluster is one upstream cluster: its balancer's connection and its
+// calls' connections. It is safe for concurrent use.
 type Cluster struct {
 	name     string
 	conn     *grpc.ClientConn
