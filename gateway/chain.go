@@ -127,11 +127,37 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 
 // chainStream combines interceptors into one, the first outermost: the same
 // order grpc.ChainStreamInterceptor gives them, for the in-process calls of
-// the REST and gRPC-Web doors, which do not pass through grpc.Server.
+// the REST and gRPC-Web doors, which do not pass through grpc.Server. A
+// call allocates one streamChain, not a handler per link.
 func chainStream(ints []grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		return ints[0](srv, ss, info, next(ints, 1, info, handler))
+		c := &streamChain{ints: ints, info: info, final: handler}
+		c.next = c.step
+		return ints[0](srv, ss, info, c.next)
 	}
+}
+
+// streamChain is one call's walk down the interceptors: at is the link
+// running now, and next, the handler each link is given, runs the one
+// after it. A link that calls its handler again (after the first call
+// returned) runs the rest of the chain again, as with grpc-go's chaining.
+type streamChain struct {
+	ints  []grpc.StreamServerInterceptor
+	info  *grpc.StreamServerInfo
+	final grpc.StreamHandler
+	next  grpc.StreamHandler
+	at    int
+}
+
+func (c *streamChain) step(srv any, ss grpc.ServerStream) error {
+	i := c.at + 1
+	if i == len(c.ints) {
+		return c.final(srv, ss)
+	}
+	c.at = i
+	err := c.ints[i](srv, ss, c.info, c.next)
+	c.at = i - 1
+	return err
 }
 
 // chainUnary combines unary interceptors into one, the first outermost, as
@@ -139,24 +165,28 @@ func chainStream(ints []grpc.StreamServerInterceptor) grpc.StreamServerIntercept
 // the native door.
 func chainUnary(ints []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		return ints[0](ctx, req, info, nextUnary(ints, 1, info, handler))
+		c := &unaryChain{ints: ints, info: info, final: handler}
+		c.next = c.step
+		return ints[0](ctx, req, info, c.next)
 	}
 }
 
-func nextUnary(ints []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
-	if i == len(ints) {
-		return final
-	}
-	return func(ctx context.Context, req any) (any, error) {
-		return ints[i](ctx, req, info, nextUnary(ints, i+1, info, final))
-	}
+// unaryChain is streamChain for unary interceptors.
+type unaryChain struct {
+	ints  []grpc.UnaryServerInterceptor
+	info  *grpc.UnaryServerInfo
+	final grpc.UnaryHandler
+	next  grpc.UnaryHandler
+	at    int
 }
 
-func next(ints []grpc.StreamServerInterceptor, i int, info *grpc.StreamServerInfo, final grpc.StreamHandler) grpc.StreamHandler {
-	if i == len(ints) {
-		return final
+func (c *unaryChain) step(ctx context.Context, req any) (any, error) {
+	i := c.at + 1
+	if i == len(c.ints) {
+		return c.final(ctx, req)
 	}
-	return func(srv any, ss grpc.ServerStream) error {
-		return ints[i](srv, ss, info, next(ints, i+1, info, final))
-	}
+	c.at = i
+	resp, err := c.ints[i](ctx, req, c.info, c.next)
+	c.at = i - 1
+	return resp, err
 }
