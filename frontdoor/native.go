@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/edgegate/edgegate/internal/callinfo"
 	"github.com/edgegate/edgegate/internal/callmeta"
 	"github.com/edgegate/edgegate/internal/grpcwire"
 	"github.com/edgegate/edgegate/internal/h2srv"
@@ -280,6 +281,7 @@ func (s *nativeStream) incoming() (ctype string, md metadata.MD, err error) {
 // metadata and the stream as grpc's ServerTransportStream.
 func (s *nativeStream) context(md metadata.MD) context.Context {
 	ctx := metadata.NewIncomingContext(s.st.Context(), md)
+	ctx = callinfo.NewContext(ctx, callinfo.NewNative(md))
 	return grpc.NewContextWithServerTransportStream(ctx, callmeta.TransportStream{S: s})
 }
 
@@ -289,13 +291,24 @@ func (s *nativeStream) context(md metadata.MD) context.Context {
 // connection rather than per call.
 func relayContext(c net.Conn) context.Context {
 	ctx := context.Background()
-	p := &peer.Peer{Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr()}
+	p := &peer.Peer{Addr: newFormattedAddr(c.RemoteAddr()), LocalAddr: c.LocalAddr()}
 	if cs, ok := connState(c); ok {
 		p.AuthInfo = tlsInfo(cs)
 		ctx = context.WithValue(ctx, tlsStateKey{}, &cs)
 	}
 	return peer.NewContext(ctx, p)
 }
+
+// formattedAddr is a connection's peer address with its String formatted
+// once, not on every call that logs or keys on it.
+type formattedAddr struct {
+	net.Addr
+	s string
+}
+
+func newFormattedAddr(a net.Addr) formattedAddr { return formattedAddr{a, a.String()} }
+
+func (a formattedAddr) String() string { return a.s }
 
 func (s *nativeStream) checkEncoding() error {
 	if s.encoding == "" || s.encoding == "identity" {
@@ -363,16 +376,13 @@ func (s *nativeStream) RecvMsg(m any) error {
 	if n > max {
 		return status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", n, max)
 	}
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(n)
-	if _, err := io.ReadFull(s.st, *buf); err != nil {
-		pool.Put(buf)
+	data, err := grpcwire.ReadMessage(s.st, n)
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return s.readError(err)
 	}
-	data := mem.BufferSlice{mem.NewBuffer(buf, pool)}
 	if s.hdr[0]&1 != 0 {
 		var err error
 		if data, err = grpcwire.Decompress(s.decomp, data, max); err != nil {

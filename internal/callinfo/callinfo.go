@@ -95,6 +95,9 @@ type Info struct {
 	// incoming is the call's incoming metadata as the chain's first
 	// interceptor captured it (SetIncoming); read-only.
 	incoming metadata.MD
+	// ownIncoming: incoming is the call's own, which Begin cleans in
+	// place (NewNative).
+	ownIncoming bool
 
 	mu         sync.Mutex
 	entered    bool
@@ -105,6 +108,16 @@ type Info struct {
 // New returns the record of a call that starts now at door.
 func New(door string) *Info {
 	return &Info{Door: door, Start: time.Now()}
+}
+
+// NewNative returns the record of a native gRPC call whose door decoded
+// its incoming metadata into md, which no one else holds: the same map
+// the call's context carries. Begin then cleans md in place instead of
+// copying it.
+func NewNative(md metadata.MD) *Info {
+	i := New(DoorGRPC)
+	i.incoming, i.ownIncoming = md, md != nil
+	return i
 }
 
 // SetRoute records the route the router chose, its cluster, and whether
@@ -222,7 +235,8 @@ func Incoming(ctx context.Context) metadata.MD {
 }
 
 // Begin is the chain's first step for a call of method: it takes the
-// record the HTTP door made, or makes one for a native gRPC call, marks it
+// record the door made (an HTTP door, or the relay's native door with
+// NewNative), or makes one for a native gRPC call, marks it
 // entered, and records the method, the peer and user agent when the door
 // did not, and the incoming metadata without the keys of strip (the
 // identity metadata only the gateway may send upstream, so that neither
@@ -232,8 +246,8 @@ func Incoming(ctx context.Context) metadata.MD {
 // the cleaned metadata.
 func Begin(ctx context.Context, method string, strip []string) (context.Context, *Info) {
 	info := FromContext(ctx)
-	native := info == nil
-	if native {
+	native := info == nil || info.Door == DoorGRPC
+	if info == nil {
 		info = New(DoorGRPC)
 		ctx = NewContext(ctx, info)
 	}
@@ -244,7 +258,10 @@ func Begin(ctx context.Context, method string, strip []string) (context.Context,
 			info.Peer = p.Addr.String()
 		}
 	}
-	md, _ := metadata.FromIncomingContext(ctx) // a copy: ours to change
+	md, own := info.incoming, info.ownIncoming
+	if !own {
+		md, _ = metadata.FromIncomingContext(ctx) // a copy: ours to change
+	}
 	found := false
 	for _, k := range strip {
 		if _, ok := md[k]; ok {
@@ -252,7 +269,7 @@ func Begin(ctx context.Context, method string, strip []string) (context.Context,
 			delete(md, k)
 		}
 	}
-	if found {
+	if found && !own {
 		ctx = metadata.NewIncomingContext(ctx, md)
 	}
 	info.SetIncoming(md)
