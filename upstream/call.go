@@ -577,16 +577,13 @@ func (a *call) recv() (mem.BufferSlice, error) {
 		a.st.Reset(http2.ErrCodeCancel)
 		return nil, status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", n, max)
 	}
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(n)
-	if _, err := io.ReadFull(a.st, *buf); err != nil {
-		pool.Put(buf)
+	data, err := grpcwire.ReadMessage(a.st, n)
+	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, status.Error(codes.Internal, "grpc: the response ended within a message")
 		}
 		return nil, a.streamError(err)
 	}
-	data := mem.BufferSlice{mem.NewBuffer(buf, pool)}
 	if a.prefix[0]&1 != 0 {
 		return grpcwire.Decompress(a.decomp, data, max)
 	}

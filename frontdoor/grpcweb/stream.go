@@ -270,13 +270,10 @@ func (s *stream) RecvMsg(m any) error {
 	if s.max > 0 && int64(n) > int64(s.max) {
 		return status.Errorf(codes.ResourceExhausted, "edgegate: received message larger than max (%d vs. %d)", n, s.max)
 	}
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(int(n))
-	if _, err := io.ReadFull(s.body, *buf); err != nil {
-		pool.Put(buf)
+	data, err := grpcwire.ReadMessage(s.body, int(n))
+	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "edgegate: request body ends inside a message (%d bytes declared)", n)
 	}
-	data := mem.BufferSlice{mem.NewBuffer(buf, pool)}
 	if s.prefix[0]&1 != 0 {
 		plain, err := s.decompress(data)
 		data.Free()

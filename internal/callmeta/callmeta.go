@@ -62,7 +62,9 @@ func (m *Meta) End() (header, trailer metadata.MD) {
 
 // Merge adds md's values to dst, which it makes when nil, and returns dst:
 // metadata.Join, without a new map on every call (the chain sets headers
-// two or three times a call). md is not kept: its value slices are copied.
+// two or three times a call). A key new to dst takes md's value slice
+// itself (capped, so that a later value for the key is appended to a
+// copy): the caller must not change md's values after.
 func Merge(dst, md metadata.MD) metadata.MD {
 	if len(md) == 0 {
 		return dst
@@ -71,7 +73,11 @@ func Merge(dst, md metadata.MD) metadata.MD {
 		dst = make(metadata.MD, len(md)+2)
 	}
 	for k, vs := range md {
-		dst[k] = append(dst[k][:len(dst[k]):len(dst[k])], vs...)
+		if old := dst[k]; len(old) > 0 {
+			dst[k] = append(old[:len(old):len(old)], vs...)
+		} else {
+			dst[k] = vs[:len(vs):len(vs)]
+		}
 	}
 	return dst
 }

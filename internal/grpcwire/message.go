@@ -132,3 +132,25 @@ func DecodeMessage(v string) string {
 	}
 	return v
 }
+
+// ReadMessage reads a message of n bytes from r. A message of 1 KiB or
+// more is read into a buffer of grpc-go's default pool, which freeing it
+// returns; a smaller one into a slice of its own (grpc-go's mem.NewBuffer
+// does not pool those, so a pooled buffer would never come back). On a
+// read error nothing is kept and the error is r's.
+func ReadMessage(r io.Reader, n int) (mem.BufferSlice, error) {
+	if mem.IsBelowBufferPoolingThreshold(n) {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(n)
+	if _, err := io.ReadFull(r, *buf); err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
