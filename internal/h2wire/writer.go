@@ -41,12 +41,16 @@ type Writer struct {
 	pending atomic.Int32
 	bw      *bufio.Writer
 	henc    *hpack.Encoder
-	hbuf    headerBuf
-	scratch [FrameHeaderLen + 8]byte
-	err     error
-	dst     io.Writer
-	onErr   func(error)
-	flush   chan struct{}
+	// sizeUpdate: the encoder may owe the peer a table size update, which
+	// its next field writes (HeaderBlock then leaves the block's first
+	// field to it).
+	sizeUpdate bool
+	hbuf       headerBuf
+	scratch    [FrameHeaderLen + 8]byte
+	err        error
+	dst        io.Writer
+	onErr      func(error)
+	flush      chan struct{}
 	// framesOut counts the DATA and HEADERS frames written (a server's
 	// allowance of control frames grows with them).
 	framesOut uint64
@@ -270,6 +274,20 @@ func (w *Writer) DataPrefixed(id uint32, end bool, prefix, p []byte) {
 func (w *Writer) HeaderBlock(id uint32, h []hpack.HeaderField, end bool) {
 	w.hbuf = w.hbuf[:0]
 	for _, f := range h {
+		switch {
+		case w.sizeUpdate:
+			// The encoder's next field opens the block with the table
+			// size update it owes the peer (RFC 7541 §4.2).
+			w.sizeUpdate = false
+		case f.Sensitive || neverIndexed(f.Name):
+			w.hbuf = appendNeverIndexed(w.hbuf, f.Name, f.Value)
+			continue
+		default:
+			if i := staticField(f.Name, f.Value); i > 0 {
+				w.hbuf = append(w.hbuf, 0x80|i)
+				continue
+			}
+		}
 		if !f.Sensitive && neverIndexed(f.Name) {
 			f.Sensitive = true
 		}
@@ -315,7 +333,10 @@ func neverIndexed(name string) bool {
 
 // SetMaxDynamicTableSizeLimit bounds the encoder's dynamic table by the
 // peer's SETTINGS_HEADER_TABLE_SIZE (lock held).
-func (w *Writer) SetMaxDynamicTableSizeLimit(v uint32) { w.henc.SetMaxDynamicTableSizeLimit(v) }
+func (w *Writer) SetMaxDynamicTableSizeLimit(v uint32) {
+	w.henc.SetMaxDynamicTableSizeLimit(v)
+	w.sizeUpdate = true
+}
 
 // headerBuf is the HPACK encoder's output, reused (lock held).
 type headerBuf []byte
