@@ -28,13 +28,12 @@ func ParseTimeout(v string) (d time.Duration, ok bool, err error) {
 	if v == "" {
 		return 0, false, nil
 	}
-	bad := status.Errorf(codes.InvalidArgument, "edgegate: malformed grpc-timeout %q", v)
 	if len(v) < 2 || len(v) > 9 {
-		return 0, false, bad
+		return 0, false, badTimeout(v)
 	}
 	n, perr := strconv.ParseInt(v[:len(v)-1], 10, 64)
 	if perr != nil || n < 0 {
-		return 0, false, bad
+		return 0, false, badTimeout(v)
 	}
 	var unit time.Duration
 	switch v[len(v)-1] {
@@ -51,12 +50,16 @@ func ParseTimeout(v string) (d time.Duration, ok bool, err error) {
 	case 'n':
 		unit = time.Nanosecond
 	default:
-		return 0, false, bad
+		return 0, false, badTimeout(v)
 	}
 	if n > int64((1<<63-1)/unit) {
 		return 1<<63 - 1, true, nil
 	}
 	return time.Duration(n) * unit, true, nil
+}
+
+func badTimeout(v string) error {
+	return status.Errorf(codes.InvalidArgument, "edgegate: malformed grpc-timeout %q", v)
 }
 
 // EncodeMessage percent-encodes a grpc-message value as the gRPC protocol
