@@ -14,6 +14,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,78 @@ type Metrics struct {
 	mu     sync.RWMutex
 	known  map[string]bool
 	health func() map[string]bool
+
+	calls     sync.Map // callKey → *callSeries
+	upstreams sync.Map // upstreamKey → *upstreamSeries
+}
+
+// callSeries are the series of the calls of one door, method label and
+// route, looked up once and kept: WithLabelValues hashes its labels and
+// locks its vector on every call. The label values are bounded (the
+// package doc), and so are these.
+type callSeries struct {
+	route    string
+	started  prometheus.Counter
+	inFlight prometheus.Gauge
+	duration prometheus.Observer
+	handled  byCode
+}
+
+type callKey struct{ door, method, route string }
+
+// upstreamSeries are the series of one cluster's endpoint.
+type upstreamSeries struct {
+	duration prometheus.Observer
+	calls    byCode
+}
+
+type upstreamKey struct{ cluster, endpoint string }
+
+// byCode is a counter per gRPC code, each looked up on its first use.
+type byCode struct {
+	counters [codes.Unauthenticated + 1]atomic.Pointer[prometheus.Counter]
+}
+
+// get returns code's counter, or nil when it was not looked up yet (put).
+func (b *byCode) get(code codes.Code) prometheus.Counter {
+	if code > codes.Unauthenticated {
+		return nil
+	}
+	if c := b.counters[code].Load(); c != nil {
+		return *c
+	}
+	return nil
+}
+
+// put keeps c as code's counter and returns it.
+func (b *byCode) put(code codes.Code, c prometheus.Counter) prometheus.Counter {
+	if code <= codes.Unauthenticated {
+		b.counters[code].Store(&c)
+	}
+	return c
+}
+
+func (m *Metrics) callSeries(door, method, route string) *callSeries {
+	k := callKey{door, method, route}
+	if s, ok := m.calls.Load(k); ok {
+		return s.(*callSeries)
+	}
+	s, _ := m.calls.LoadOrStore(k, &callSeries{
+		route:    route,
+		started:  m.callsStarted.WithLabelValues(door, method),
+		inFlight: m.inFlight.WithLabelValues(door),
+		duration: m.callDuration.WithLabelValues(door, route),
+	})
+	return s.(*callSeries)
+}
+
+func (m *Metrics) upstreamSeries(cluster, endpoint string) *upstreamSeries {
+	k := upstreamKey{cluster, endpoint}
+	if s, ok := m.upstreams.Load(k); ok {
+		return s.(*upstreamSeries)
+	}
+	s, _ := m.upstreams.LoadOrStore(k, &upstreamSeries{duration: m.upstreamDuration.WithLabelValues(cluster, endpoint)})
+	return s.(*upstreamSeries)
 }
 
 // New returns the collectors, registered with a new registry along with
@@ -204,30 +277,39 @@ func (m *Metrics) UpstreamDone(cluster, endpoint string, code codes.Code, d time
 	if endpoint == "" {
 		endpoint = "none"
 	}
-	m.upstreamCalls.WithLabelValues(cluster, endpoint, code.String()).Inc()
-	m.upstreamDuration.WithLabelValues(cluster, endpoint).Observe(d.Seconds())
+	u := m.upstreamSeries(cluster, endpoint)
+	c := u.calls.get(code)
+	if c == nil {
+		c = u.calls.put(code, m.upstreamCalls.WithLabelValues(cluster, endpoint, code.String()))
+	}
+	c.Inc()
+	u.duration.Observe(d.Seconds())
 }
 
 func (m *Metrics) observe(ctx context.Context, method string, call func(context.Context) error) error {
 	info := callinfo.FromContext(ctx)
-	door := callinfo.DoorGRPC
+	door, route := callinfo.DoorGRPC, ""
 	if info != nil {
-		door = info.Door
+		door, route = info.Door, info.Route
 	}
 	label := m.methodLabel(method)
-	m.callsStarted.WithLabelValues(door, label).Inc()
-	g := m.inFlight.WithLabelValues(door)
-	g.Inc()
+	cs := m.callSeries(door, label, route)
+	cs.started.Inc()
+	cs.inFlight.Inc()
 	start := time.Now()
 	code := codes.Internal // what a panic below becomes
 	defer func() {
-		g.Dec()
-		route := ""
-		if info != nil {
-			route = info.Route
+		cs.inFlight.Dec()
+		end := cs
+		if info != nil && info.Route != route {
+			end = m.callSeries(door, label, info.Route)
 		}
-		m.callsHandled.WithLabelValues(door, label, route, code.String()).Inc()
-		m.callDuration.WithLabelValues(door, route).Observe(time.Since(start).Seconds())
+		c := end.handled.get(code)
+		if c == nil {
+			c = end.handled.put(code, m.callsHandled.WithLabelValues(door, label, end.route, code.String()))
+		}
+		c.Inc()
+		end.duration.Observe(time.Since(start).Seconds())
 	}()
 	err := call(ctx)
 	code = status.Code(err)
