@@ -327,7 +327,8 @@ func (p *Proxy) forward(ss grpc.ServerStream, method string, unary bool, rt *Rou
 // goroutine copying the client's messages). As grpc-go's own unary
 // handling does, it reads one request message and no more.
 func (p *Proxy) forwardUnary(ctx context.Context, ss grpc.ServerStream, method string, md metadata.MD, cl *upstream.Cluster, info *callinfo.Info) error {
-	req := &Frame{}
+	frames := new([2]Frame) // the request and the answer: one allocation
+	req := &frames[0]
 	if err := ss.RecvMsg(req); err != nil {
 		if errors.Is(err, io.EOF) {
 			return status.Errorf(codes.Internal, "edgegate: unary call %s ended without a request message", method)
@@ -351,7 +352,7 @@ func (p *Proxy) forwardUnary(ctx context.Context, ss grpc.ServerStream, method s
 		ss.SetTrailer(res.Trailer)
 		return p.upstreamError(ctx, err, cl, method)
 	}
-	resp := &Frame{}
+	resp := &frames[1]
 	resp.SetBuffers(res.Message)
 	if err := sendToClient(ss, resp, info); err != nil {
 		return err

@@ -302,9 +302,10 @@ func (c *Cluster) open(ctx context.Context, method string, md metadata.MD, unary
 	var st *h2client.Stream
 	conn, err := c.frames.get(ctx, addr)
 	if err == nil {
-		h := c.requestHeader(ctx, method, md)
-		st, err = conn.NewStream(ctx, h, false, unary)
-		headerPool.Put(&h)
+		hp := headerPool.Get().(*[]hpack.HeaderField)
+		*hp = c.requestHeader(ctx, (*hp)[:0], method, md)
+		st, err = conn.NewStream(ctx, *hp, false, unary)
+		headerPool.Put(hp)
 	}
 	if err != nil {
 		// No connection, or no stream on it: the upstream never saw the call.
@@ -326,10 +327,9 @@ func (r refused) GRPCStatus() *status.Status { return status.Convert(r.error) }
 
 var headerPool = sync.Pool{New: func() any { h := make([]hpack.HeaderField, 0, 16); return &h }}
 
-// requestHeader is the header block of a call: what grpc-go's client
-// sends, then md (-bin values base64-encoded).
-func (c *Cluster) requestHeader(ctx context.Context, method string, md metadata.MD) []hpack.HeaderField {
-	h := (*headerPool.Get().(*[]hpack.HeaderField))[:0]
+// requestHeader appends to h the header block of a call: what grpc-go's
+// client sends, then md (-bin values base64-encoded).
+func (c *Cluster) requestHeader(ctx context.Context, h []hpack.HeaderField, method string, md metadata.MD) []hpack.HeaderField {
 	h = append(h,
 		hpack.HeaderField{Name: ":method", Value: "POST"},
 		hpack.HeaderField{Name: ":scheme", Value: c.scheme},
