@@ -36,6 +36,7 @@ import (
 
 	"github.com/edgegate/edgegate/interceptors/clientip"
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/internal/callmeta"
 	limiter "github.com/edgegate/edgegate/ratelimit"
 )
 
@@ -205,7 +206,7 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 			}
 		}
 		if len(policyHdr) > 0 {
-			_ = ss.SetHeader(metadata.Pairs("ratelimit-policy", strings.Join(policyHdr, ", "), "ratelimit", strings.Join(stateHdr, ", ")))
+			_ = callmeta.AddHeaders(ss, "ratelimit-policy", strings.Join(policyHdr, ", "), "ratelimit", strings.Join(stateHdr, ", "))
 		}
 		return handler(srv, ss)
 	}

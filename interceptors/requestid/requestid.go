@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/edgegate/edgegate/internal/callinfo"
+	"github.com/edgegate/edgegate/internal/callmeta"
 )
 
 // Key is the metadata key (and HTTP header) of the request id.
@@ -91,7 +92,7 @@ func UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // response header. It always calls the handler.
 func StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		_ = ss.SetHeader(metadata.Pairs(Key, assign(ss.Context())))
+		_ = callmeta.AddHeaders(ss, Key, assign(ss.Context()))
 		return handler(srv, ss)
 	}
 }

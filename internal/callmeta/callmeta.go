@@ -7,6 +7,8 @@ package callmeta
 import (
 	"sync"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -35,11 +37,49 @@ func (m *Meta) AddHeaderLocked(md metadata.MD) error {
 	if m.HeaderSent || m.Ended {
 		// After the end too: the header was handed on, and Merge would
 		// change it in place (grpc-go refuses it as well).
-		return status.Error(codes.Internal, "edgegate: header already sent")
+		return errHeaderSent
 	}
 	m.Header = Merge(m.Header, md)
 	return nil
 }
+
+// AddHeaders adds to the header the values of kv, pairs of a key (lower
+// case) and a value, without the metadata map SetHeader takes; an error
+// once the header was sent.
+func (m *Meta) AddHeaders(kv ...string) error {
+	m.Mu.Lock()
+	defer m.Mu.Unlock()
+	if m.HeaderSent || m.Ended {
+		return errHeaderSent
+	}
+	if m.Header == nil {
+		m.Header = make(metadata.MD, 4)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		old := m.Header[kv[i]]
+		m.Header[kv[i]] = append(old[:len(old):len(old)], kv[i+1])
+	}
+	return nil
+}
+
+// AddHeaders adds to the header of ss's call the values of kv, pairs of a
+// key (lower case) and a value: by Meta.AddHeaders when ss is a door's
+// stream (or one that only wraps its context), else by one ss.SetHeader.
+func AddHeaders(ss grpc.ServerStream, kv ...string) error {
+	for {
+		w, ok := ss.(*middleware.WrappedServerStream)
+		if !ok {
+			break
+		}
+		ss = w.ServerStream
+	}
+	if a, ok := ss.(interface{ AddHeaders(kv ...string) error }); ok {
+		return a.AddHeaders(kv...)
+	}
+	return ss.SetHeader(metadata.Pairs(kv...))
+}
+
+var errHeaderSent = status.Error(codes.Internal, "edgegate: header already sent")
 
 // SetTrailer adds md to the trailer, until the call ended (as grpc-go
 // ignores a trailer set after the call's end).
