@@ -95,7 +95,10 @@ type deps struct {
 // context, and forwards the rest.
 func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	m := d.metrics
-	unary := []grpc.UnaryServerInterceptor{
+	// The fixed interceptors, walked (walkStream: they call their handler
+	// only before they return); the policies and WithInterceptors' each
+	// get a handler of their own (chainStream).
+	unary := []grpc.UnaryServerInterceptor{walkUnary(
 		recovery.UnaryServerInterceptor(d.log),
 		callinfo.UnaryServerInterceptor(d.strip),
 		limits.UnaryServerInterceptor(d.maxHeader),
@@ -103,8 +106,8 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 		d.tracer.UnaryServerInterceptor(),
 		m.UnaryServerInterceptor(),
 		d.accessLog.UnaryServerInterceptor(),
-	}
-	stream := []grpc.StreamServerInterceptor{
+	)}
+	stream := []grpc.StreamServerInterceptor{walkStream(
 		recovery.StreamServerInterceptor(d.log),
 		callinfo.StreamServerInterceptor(d.strip),
 		limits.StreamServerInterceptor(d.maxHeader),
@@ -114,7 +117,7 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 		m.StreamServerInterceptor(),
 		d.accessLog.StreamServerInterceptor(),
 		clientip.StreamServerInterceptor(d.trusted, frontdoor.OverTLS),
-	}
+	)}
 	for _, p := range d.policies {
 		if i := p.StreamServerInterceptor(); i != nil { // nil: an HTTP-side policy
 			stream = append(stream, i)
@@ -127,21 +130,60 @@ func chain(d deps, o *options) ([]grpc.UnaryServerInterceptor, []grpc.StreamServ
 
 // chainStream combines interceptors into one, the first outermost: the same
 // order grpc.ChainStreamInterceptor gives them, for the in-process calls of
-// the REST and gRPC-Web doors, which do not pass through grpc.Server. A
-// call allocates one streamChain, not a handler per link.
+// the REST and gRPC-Web doors, which do not pass through grpc.Server. Each
+// link gets a handler of its own, so that it may call it at any time: the
+// response cache calls it again after answering, to refresh in the
+// background.
 func chainStream(ints []grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		c := &streamChain{ints: ints, info: info, final: handler}
+		return ints[0](srv, ss, info, next(ints, 1, info, handler))
+	}
+}
+
+func next(ints []grpc.StreamServerInterceptor, i int, info *grpc.StreamServerInfo, final grpc.StreamHandler) grpc.StreamHandler {
+	if i == len(ints) {
+		return final
+	}
+	return func(srv any, ss grpc.ServerStream) error {
+		return ints[i](srv, ss, info, next(ints, i+1, info, final))
+	}
+}
+
+// chainUnary combines unary interceptors into one, the first outermost, as
+// grpc.ChainUnaryInterceptor does: for the gateway's own unary methods on
+// the native door.
+func chainUnary(ints []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return ints[0](ctx, req, info, nextUnary(ints, 1, info, handler))
+	}
+}
+
+func nextUnary(ints []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
+	if i == len(ints) {
+		return final
+	}
+	return func(ctx context.Context, req any) (any, error) {
+		return ints[i](ctx, req, info, nextUnary(ints, i+1, info, final))
+	}
+}
+
+// walkStream combines the gateway's fixed interceptors into one, the first
+// outermost, for a call's price of one allocation rather than a handler
+// per link. It relies on what they all do: call their handler only before
+// they return (once, or again after it returned). A link whose handler
+// may run later, from another goroutine, goes in chainStream instead.
+func walkStream(ints ...grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		c := &streamWalk{ints: ints, info: info, final: handler}
 		c.next = c.step
 		return ints[0](srv, ss, info, c.next)
 	}
 }
 
-// streamChain is one call's walk down the interceptors: at is the link
-// running now, and next, the handler each link is given, runs the one
-// after it. A link that calls its handler again (after the first call
-// returned) runs the rest of the chain again, as with grpc-go's chaining.
-type streamChain struct {
+// streamWalk is one call's walk down walkStream's interceptors: at is the
+// link running now, and next, the handler each link is given, runs the
+// one after it.
+type streamWalk struct {
 	ints  []grpc.StreamServerInterceptor
 	info  *grpc.StreamServerInfo
 	final grpc.StreamHandler
@@ -149,7 +191,7 @@ type streamChain struct {
 	at    int
 }
 
-func (c *streamChain) step(srv any, ss grpc.ServerStream) error {
+func (c *streamWalk) step(srv any, ss grpc.ServerStream) error {
 	i := c.at + 1
 	if i == len(c.ints) {
 		return c.final(srv, ss)
@@ -160,19 +202,17 @@ func (c *streamChain) step(srv any, ss grpc.ServerStream) error {
 	return err
 }
 
-// chainUnary combines unary interceptors into one, the first outermost, as
-// grpc.ChainUnaryInterceptor does: for the gateway's own unary methods on
-// the native door.
-func chainUnary(ints []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+// walkUnary is walkStream for unary interceptors.
+func walkUnary(ints ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		c := &unaryChain{ints: ints, info: info, final: handler}
+		c := &unaryWalk{ints: ints, info: info, final: handler}
 		c.next = c.step
 		return ints[0](ctx, req, info, c.next)
 	}
 }
 
-// unaryChain is streamChain for unary interceptors.
-type unaryChain struct {
+// unaryWalk is streamWalk for unary interceptors.
+type unaryWalk struct {
 	ints  []grpc.UnaryServerInterceptor
 	info  *grpc.UnaryServerInfo
 	final grpc.UnaryHandler
@@ -180,7 +220,7 @@ type unaryChain struct {
 	at    int
 }
 
-func (c *unaryChain) step(ctx context.Context, req any) (any, error) {
+func (c *unaryWalk) step(ctx context.Context, req any) (any, error) {
 	i := c.at + 1
 	if i == len(c.ints) {
 		return c.final(ctx, req)
