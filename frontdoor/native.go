@@ -227,11 +227,18 @@ type nativeStream struct {
 // and the gRPC headers the door acts on.
 func (s *nativeStream) incoming() (ctype string, md metadata.MD, err error) {
 	fields := s.st.Header()
-	md = make(metadata.MD, len(fields))
+	n := len(fields) + 1 // :authority is kept; the other pseudo-headers, first, are not
+	for _, f := range fields {
+		if f.Name == "" || f.Name[0] != ':' {
+			break
+		}
+		n--
+	}
+	md = make(metadata.MD, n)
 	// The values share one array: a key's first value is a slice of it
 	// (full, so that a repeated key's append copies instead of
 	// overwriting the next key's value).
-	vals := make([]string, 0, len(fields))
+	vals := make([]string, 0, n)
 	add := func(k, v string) {
 		if old, ok := md[k]; ok {
 			md[k] = append(old, v)
