@@ -525,8 +525,17 @@ func httpError(httpStatus string, trailersOnly bool, ws wireStatus) error {
 // one array) and its status fields.
 func fromFields(fields []hpack.HeaderField) (metadata.MD, wireStatus) {
 	var ws wireStatus
-	md := make(metadata.MD, len(fields))
-	vals := make([]string, 0, len(fields))
+	n := 0
+	for _, f := range fields {
+		if f.Name != "" && f.Name[0] != ':' && !strings.HasPrefix(f.Name, "grpc-") {
+			n++
+		}
+	}
+	md := make(metadata.MD, n)
+	var vals []string
+	if n > 0 {
+		vals = make([]string, 0, n)
+	}
 	for _, f := range fields {
 		k := f.Name
 		switch {
