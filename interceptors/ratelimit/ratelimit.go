@@ -136,13 +136,27 @@ func (p *Policy) item(i int) string {
 	return p.Name + "." + strconv.Itoa(i)
 }
 
+// key is the store's key of the call's bucket: the policy, its scope and
+// the first half of the SHA-256 of the call's key values, each ended by a
+// zero byte (replicas of every version share it).
 func (p *Policy) key(ctx context.Context, md metadata.MD, info *callinfo.Info) string {
-	h := sha256.New()
+	var in [256]byte
+	b := in[:0]
 	for _, k := range p.Key {
-		h.Write([]byte(k(ctx, md, info)))
-		h.Write([]byte{0})
+		b = append(b, k(ctx, md, info)...)
+		b = append(b, 0)
 	}
-	return p.Name + ":" + p.Scope + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	var hx [32]byte
+	hex.Encode(hx[:], sum[:16])
+	var out strings.Builder
+	out.Grow(len(p.Name) + len(p.Scope) + 2 + len(hx))
+	out.WriteString(p.Name)
+	out.WriteByte(':')
+	out.WriteString(p.Scope)
+	out.WriteByte(':')
+	out.Write(hx[:])
+	return out.String()
 }
 
 // Options are the interceptor's hooks.
@@ -215,11 +229,18 @@ func StreamServerInterceptor(o Options) grpc.StreamServerInterceptor {
 // state is the RateLimit field of a decision: remaining calls and seconds
 // to full reset, per limit.
 func (p *Policy) state(d limiter.Decision) string {
-	items := make([]string, len(d.States))
+	b := make([]byte, 0, 32*len(d.States))
 	for i, s := range d.States {
-		items[i] = fmt.Sprintf("%q;r=%d;t=%d", p.item(i), max(s.Remaining, 0), ceilSeconds(s.Reset))
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendQuote(b, p.item(i))
+		b = append(b, ";r="...)
+		b = strconv.AppendInt(b, max(s.Remaining, 0), 10)
+		b = append(b, ";t="...)
+		b = strconv.AppendInt(b, ceilSeconds(s.Reset), 10)
 	}
-	return strings.Join(items, ", ")
+	return string(b)
 }
 
 func ceilSeconds(d time.Duration) int64 {
