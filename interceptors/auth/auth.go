@@ -380,9 +380,12 @@ func Forward(principalKey, claimsKey string) func(ctx context.Context, md metada
 		if grpcwire.ASCIIJSON(id) != id { // not printable ASCII: percent-encoded
 			id = grpcwire.EncodeMessage(id)
 		}
-		md[principalKey] = []string{id}
+		vals := make([]string, 2) // one array for both keys' values
+		vals[0] = id
+		md[principalKey] = vals[0:1:1]
 		if p.ClaimsJSON != "" {
-			md[claimsKey] = []string{grpcwire.ASCIIJSON(p.ClaimsJSON)}
+			vals[1] = grpcwire.ASCIIJSON(p.ClaimsJSON)
+			md[claimsKey] = vals[1:2:2]
 			return
 		}
 		claims := p.Claims
@@ -390,7 +393,8 @@ func Forward(principalKey, claimsKey string) func(ctx context.Context, md metada
 			claims = map[string]any{"provider": p.Provider, "kind": p.Kind, "scopes": p.Scopes}
 		}
 		if b, err := json.Marshal(claims); err == nil {
-			md[claimsKey] = []string{grpcwire.ASCIIJSON(string(b))}
+			vals[1] = grpcwire.ASCIIJSON(string(b))
+			md[claimsKey] = vals[1:2:2]
 		}
 	}
 }
