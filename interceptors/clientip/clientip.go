@@ -69,6 +69,18 @@ func peerIP(peerAddr string) netip.Addr {
 	return ip.Unmap()
 }
 
+// ipString is ip.String() for the peer address it was parsed from: for
+// IPv4 the address's own host part (netip accepts only the canonical
+// dotted form, so they are equal), without formatting it again.
+func ipString(peerAddr string, ip netip.Addr) string {
+	if ip.Is4() {
+		if h, _, err := net.SplitHostPort(peerAddr); err == nil && !strings.Contains(h, ":") {
+			return h
+		}
+	}
+	return ip.String()
+}
+
 // printable returns the values of vs that are printable ASCII, the only
 // ones gRPC metadata can carry (a value with UTF-8 or a control byte is
 // left out, as grpc-gateway leaves it out of the REST door's metadata):
@@ -132,7 +144,7 @@ func Headers(peerAddr string, client netip.Addr, f callinfo.Forwarding, trusted 
 	}
 	peerStr := ""
 	if ip.IsValid() {
-		peerStr = ip.String()
+		peerStr = ipString(peerAddr, ip)
 		xff := peerStr
 		if proxy && len(f.For) > 0 {
 			xff = strings.Join(f.For, ", ") + ", " + xff
