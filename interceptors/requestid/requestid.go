@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -40,7 +41,12 @@ func newPrefix() string {
 // New returns a new id, unique within the process and, with a random
 // per-process prefix, across processes.
 func New() string {
-	return prefix + strconv.FormatUint(counter.Add(1), 36)
+	var n [13]byte // a uint64 in base 36
+	var b strings.Builder
+	b.Grow(len(prefix) + len(n))
+	b.WriteString(prefix)
+	b.Write(strconv.AppendUint(n[:0], counter.Add(1), 36))
+	return b.String()
 }
 
 // Valid reports whether a client-sent id is usable: 1 to MaxLen printable
