@@ -76,11 +76,17 @@ func (s *Snapshot) Hold() (release func()) {
 // Acquire returns the current snapshot, held for a call until the returned
 // release func is called.
 func (p *Proxy) Acquire() (*Snapshot, func()) {
+	s := p.acquire()
+	return s, s.release
+}
+
+// acquire is Acquire for a caller that calls the snapshot's release itself.
+func (p *Proxy) acquire() *Snapshot {
 	for {
 		s := p.current.Load()
 		s.refs.Add(1)
 		if !s.retired.Load() {
-			return s, s.release
+			return s
 		}
 		s.release() // swapped meanwhile: take the new one
 	}
@@ -100,6 +106,12 @@ func (r *resolved) PolicySet() *policy.Set {
 	return r.route.Policies
 }
 
+// resolvedStream is a call's stream after Resolve, and what it resolved.
+type resolvedStream struct {
+	middleware.WrappedServerStream
+	r resolved
+}
+
 // FromContext returns the snapshot and route that Resolve chose for the
 // call of ctx; route is nil when no route matched, both are nil when
 // Resolve did not run.
@@ -117,14 +129,15 @@ func FromContext(ctx context.Context) (*Snapshot, *Route) {
 // always calls the handler (a call with no route is refused by the proxy).
 func (p *Proxy) Resolve() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, si *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		snap, release := p.Acquire()
-		defer release()
+		snap := p.acquire()
+		defer snap.release()
 		rt := snap.Table.lookupCall(ss.Context(), si.FullMethod)
 		if info := callinfo.FromContext(ss.Context()); info != nil && rt != nil {
 			info.SetRoute(rt.Name, rt.Cluster, rt.DisableAccessLog)
 		}
-		ctx := policy.NewContext(ss.Context(), &resolved{snap: snap, route: rt})
-		return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
+		rs := &resolvedStream{r: resolved{snap: snap, route: rt}} // one allocation for both
+		rs.WrappedServerStream = middleware.WrappedServerStream{ServerStream: ss, WrappedContext: policy.NewContext(ss.Context(), &rs.r)}
+		return handler(srv, &rs.WrappedServerStream)
 	}
 }
 
