@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startHTTP2 serves h with net/http's HTTP/2 server (unencrypted) on
 // loopback: an implementation independent of this package.
-func startHTTP2(t *testing.T, h http.Handler) string {
+func startHTTP2(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,7 +36,7 @@ func startHTTP2(t *testing.T, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-func dial(t *testing.T, addr string, o Options) *Conn {
+func dial(t testing.TB, addr string, o Options) *Conn {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
