@@ -364,13 +364,16 @@ func (st *Stream) resetWith(code http2.ErrCode, err error) {
 	st.fail(err)
 }
 
+// errClosed is what a stream closed before its end fails with.
+var errClosed = &StreamError{Code: http2.ErrCodeCancel}
+
 // Close releases the stream: one that has not ended both ways is reset
 // (CANCEL), what it buffered is dropped.
 func (st *Stream) Close() {
 	if st.stop != nil {
 		st.stop()
 	}
-	st.resetWith(http2.ErrCodeCancel, &StreamError{Code: http2.ErrCodeCancel})
+	st.resetWith(http2.ErrCodeCancel, errClosed)
 	st.rmu.Lock()
 	st.dropLocked()
 	st.rmu.Unlock()
