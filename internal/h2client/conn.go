@@ -601,7 +601,7 @@ func (c *Conn) onHeaders() error {
 		return nil
 	}
 	end := c.hbEnd
-	st.deliverHeaders(c.hdec.Fields(), end)
+	st.deliverHeaders(c.hdec, end)
 	if end {
 		c.remoteEnded(st)
 	}

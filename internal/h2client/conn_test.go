@@ -110,7 +110,8 @@ func TestRoundTrip(t *testing.T) {
 		if !bytes.Equal(got, append([]byte("pre"), body...)) {
 			t.Fatalf("size %d: echoed %d bytes", size, len(got))
 		}
-		if v := field(st.Trailer(), "x-trailer"); v != "done" {
+		_ = append(h, hpack.HeaderField{Name: "x-appended"}) // the caller's to append to: the trailers stay
+		if v := field(st.Trailer(), "x-trailer"); v != "done" || field(st.Trailer(), "x-appended") != "" {
 			t.Fatalf("size %d: trailer %v", size, st.Trailer())
 		}
 		st.Close()

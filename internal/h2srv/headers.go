@@ -107,7 +107,7 @@ func (c *conn) headerBlockDone() error {
 		}
 		st.tooLarge = true
 		st.pseudo(fields)
-		st.header = c.hdec.Fields()
+		st.header = c.hdec.FieldsIn(st.headerRoom[:])
 		c.register(st, hb.endStream)
 		c.openStream(st)
 		return nil
@@ -118,7 +118,7 @@ func (c *conn) headerBlockDone() error {
 	if hb.endStream && st.contentLength > 0 {
 		return errStream(id, http2.ErrCodeProtocol)
 	}
-	st.header = c.hdec.Fields()
+	st.header = c.hdec.FieldsIn(st.headerRoom[:])
 	c.register(st, hb.endStream)
 	c.openStream(st)
 	return nil

@@ -105,10 +105,20 @@ func (d *HeaderDecoder) Scratch() []hpack.HeaderField { return d.fields }
 
 // Fields is a copy of the block's fields, of their exact size, the
 // caller's to keep.
-func (d *HeaderDecoder) Fields() []hpack.HeaderField {
-	out := make([]hpack.HeaderField, len(d.fields))
-	copy(out, d.fields)
-	return out
+func (d *HeaderDecoder) Fields() []hpack.HeaderField { return d.FieldsIn(nil) }
+
+// FieldsIn is Fields copied into buf when they fit (a stream's room for
+// its header fields, so that a stream and its headers are one
+// allocation), else into an allocation of their exact size. The result's
+// capacity is its length: appending to it never writes into the rest of
+// buf.
+func (d *HeaderDecoder) FieldsIn(buf []hpack.HeaderField) []hpack.HeaderField {
+	n := len(d.fields)
+	if n > len(buf) {
+		buf = make([]hpack.HeaderField, n)
+	}
+	copy(buf, d.fields)
+	return buf[:n:n]
 }
 
 // ValidField checks a regular field as RFC 9113 §8.2.1 does: a name of
