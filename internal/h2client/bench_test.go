@@ -3,6 +3,7 @@ package h2client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -54,7 +55,7 @@ var (
 func unaryAnswer(st *h2srv.Stream) {
 	var buf [512]byte
 	n, err := io.ReadFull(st, buf[:])
-	if err != io.ErrUnexpectedEOF && err != io.EOF {
+	if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return
 	}
 	st.Cork()
@@ -94,7 +95,7 @@ func roundTrips(b *testing.B, addr string) {
 		for {
 			k, err := st.Read(buf[n:])
 			n += k
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
