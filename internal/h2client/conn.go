@@ -45,6 +45,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -145,8 +146,11 @@ type Conn struct {
 	w  *h2wire.Writer
 
 	// Read side (the reading goroutine only).
-	br *bufio.Reader
-	fr *http2.Framer
+	br    *bufio.Reader
+	fr    *h2wire.Reader
+	hdec  *h2wire.HeaderDecoder
+	hbID  uint32 // the stream of the header block being read
+	hbEnd bool   // its HEADERS had END_STREAM
 
 	ready     chan struct{} // closed on the server's first SETTINGS
 	readyOnce sync.Once
@@ -203,11 +207,16 @@ func NewConn(nc net.Conn, o Options) *Conn {
 	c.slots.L = &c.mu
 	c.w = h2wire.NewWriter(nc, 32<<10, func(error) { _ = nc.Close() })
 	c.br = bufio.NewReaderSize(netReader{c}, 32<<10)
-	c.fr = http2.NewFramer(nil, c.br)
-	c.fr.SetReuseFrames()
-	c.fr.SetMaxReadFrameSize(o.MaxReadFrameSize)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = o.MaxHeaderListSize
+	fr := http2.NewFramer(nil, c.br)
+	fr.SetReuseFrames()
+	fr.SetMaxReadFrameSize(o.MaxReadFrameSize)
+	c.fr = h2wire.NewReader(fr, c.br)
+	// A block's wire size is bounded by twice its decoded size (a
+	// CONTINUATION flood ends the connection), a string by what that
+	// wire size can hold (Huffman codes are 5 bits at the shortest): a
+	// list too long fails its stream only.
+	maxBlock := int(min(2*uint64(o.MaxHeaderListSize), math.MaxInt32/2))
+	c.hdec = h2wire.NewHeaderDecoder(h2wire.HeaderLimits{MaxList: o.MaxHeaderListSize, MaxBlock: maxBlock, MaxString: maxBlock * 8 / 5})
 	c.connRecv.Store(int64(o.ConnWindowSize))
 
 	c.w.Lock()
@@ -395,12 +404,18 @@ func (c *Conn) sendGoAway(code http2.ErrCode, debug string) {
 	c.w.Unlock()
 }
 
-func (c *Conn) processFrame(f http2.Frame) error {
+func (c *Conn) processFrame(f h2wire.Frame) error {
 	switch f := f.(type) {
 	case *http2.SettingsFrame:
 		return c.onSettings(f)
-	case *http2.MetaHeadersFrame:
-		return c.onHeaders(f)
+	case *h2wire.HeadersFrame:
+		c.hbID, c.hbEnd = f.StreamID, f.StreamEnded()
+		c.hdec.Start()
+		return c.headerFragment(f.Fragment, f.HeadersEnded())
+	case *h2wire.ContinuationFrame:
+		// The framer checks the sequence (CONTINUATION only right after
+		// an unfinished HEADERS or CONTINUATION of the same stream).
+		return c.headerFragment(f.Fragment, f.HeadersEnded())
 	case *http2.DataFrame:
 		return c.onData(f)
 	case *http2.WindowUpdateFrame:
@@ -549,9 +564,27 @@ func (c *Conn) removeLocked(st *Stream) {
 	st.removed = true
 }
 
-func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
+// headerFragment decodes a header block's fragment; the block's end
+// hands it to its stream.
+func (c *Conn) headerFragment(frag []byte, end bool) error {
+	if err := c.hdec.Fragment(frag, end); err != nil {
+		if errors.Is(err, h2wire.ErrBlockTooLarge) {
+			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+		}
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	if !end {
+		return nil
+	}
+	return c.onHeaders()
+}
+
+// onHeaders hands a decoded header block to its stream: the response's
+// headers, or its trailers.
+func (c *Conn) onHeaders() error {
+	id := c.hbID
 	c.mu.Lock()
-	st, idle := c.streams[f.StreamID], f.StreamID >= c.nextID
+	st, idle := c.streams[id], id >= c.nextID
 	c.mu.Unlock()
 	if st == nil {
 		if idle {
@@ -559,16 +592,41 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		return nil // a stream ended here (reset, canceled)
 	}
-	if f.Truncated {
-		c.resetStream(f.StreamID, http2.ErrCodeProtocol, fmt.Errorf("h2client: response header list over %d bytes", c.o.MaxHeaderListSize))
+	if c.hdec.TooBig() {
+		c.resetStream(id, http2.ErrCodeProtocol, fmt.Errorf("h2client: response header list over %d bytes", c.o.MaxHeaderListSize))
 		return nil
 	}
-	end := f.StreamEnded()
-	st.deliverHeaders(f.Fields, end)
+	if !validResponse(c.hdec.Scratch()) {
+		c.resetStream(id, http2.ErrCodeProtocol, &StreamError{Code: http2.ErrCodeProtocol})
+		return nil
+	}
+	end := c.hbEnd
+	st.deliverHeaders(c.hdec, end)
 	if end {
 		c.remoteEnded(st)
 	}
 	return nil
+}
+
+// validResponse checks a response's header block (or trailers) as RFC
+// 9113 §8.2-8.3 asks: valid fields, pseudo-headers first, each once, and
+// only a response's (:status).
+func validResponse(fields []hpack.HeaderField) bool {
+	status, regular := false, false
+	for _, f := range fields {
+		if !f.IsPseudo() {
+			regular = true
+			if !h2wire.ValidField(f) {
+				return false
+			}
+			continue
+		}
+		if regular || f.Name != ":status" || status || !httpguts.ValidHeaderFieldValue(f.Value) {
+			return false
+		}
+		status = true
+	}
+	return true
 }
 
 func (c *Conn) onData(f *http2.DataFrame) error {

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startHTTP2 serves h with net/http's HTTP/2 server (unencrypted) on
 // loopback: an implementation independent of this package.
-func startHTTP2(t *testing.T, h http.Handler) string {
+func startHTTP2(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,7 +36,7 @@ func startHTTP2(t *testing.T, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-func dial(t *testing.T, addr string, o Options) *Conn {
+func dial(t testing.TB, addr string, o Options) *Conn {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -110,7 +110,8 @@ func TestRoundTrip(t *testing.T) {
 		if !bytes.Equal(got, append([]byte("pre"), body...)) {
 			t.Fatalf("size %d: echoed %d bytes", size, len(got))
 		}
-		if v := field(st.Trailer(), "x-trailer"); v != "done" {
+		_ = append(h, hpack.HeaderField{Name: "x-appended"}) // the caller's to append to: the trailers stay
+		if v := field(st.Trailer(), "x-trailer"); v != "done" || field(st.Trailer(), "x-appended") != "" {
 			t.Fatalf("size %d: trailer %v", size, st.Trailer())
 		}
 		st.Close()
@@ -444,5 +445,97 @@ func TestTrailersOnly(t *testing.T) {
 	}
 	if field(st.Trailer(), "grpc-status") != "12" {
 		t.Fatalf("trailer %v", st.Trailer())
+	}
+}
+
+// Response header blocks are decoded by the connection (HEADERS and its
+// CONTINUATIONs): a malformed one (a field name in capitals, a request's
+// pseudo-header, a list over MaxHeaderListSize) resets its stream with
+// PROTOCOL_ERROR and the connection goes on; a good one, in two frames,
+// reaches its stream, and the fields Header returns stay the caller's
+// while the connection decodes the next block into the same table.
+func TestResponseHeaderBlocks(t *testing.T) {
+	resets := make(chan http2.ErrCode, 3)
+	addr := rawServer(t, func(fr *http2.Framer, _ *hpack.Decoder) {
+		var block headerBytes
+		enc := hpack.NewEncoder(&block)
+		encode := func(kv ...string) []byte {
+			block = block[:0]
+			for i := 0; i+1 < len(kv); i += 2 {
+				_ = enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+			}
+			return append([]byte(nil), block...)
+		}
+		bad := [][]byte{
+			encode(":status", "200", "X-Upper", "1"),
+			encode(":status", "200", ":path", "/"),
+			encode(":status", "200", "x-big", strings.Repeat("v", 300)),
+		}
+		for _, b := range bad {
+			f, err := readUntil(fr, http2.FrameHeaders)
+			if err != nil {
+				return
+			}
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.Header().StreamID, BlockFragment: b, EndHeaders: true})
+			rs, err := readUntil(fr, http2.FrameRSTStream)
+			if err != nil {
+				return
+			}
+			resets <- rs.(*http2.RSTStreamFrame).ErrCode
+		}
+		for _, v := range []string{"first", "second"} {
+			f, err := readUntil(fr, http2.FrameHeaders)
+			if err != nil {
+				return
+			}
+			b := encode(":status", "200", "x-answer", v)
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.Header().StreamID, BlockFragment: b[:2]})
+			_ = fr.WriteContinuation(f.Header().StreamID, true, b[2:])
+		}
+		_, _ = readUntil(fr, 0xff)
+	})
+	c := dial(t, addr, Options{MaxHeaderListSize: 200})
+	for i := range 3 {
+		st, err := c.NewStream(context.Background(), request("/bad"), true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = st.Header()
+		if i < 2 {
+			var se *StreamError
+			if !errors.As(err, &se) || se.Code != http2.ErrCodeProtocol || se.Remote {
+				t.Fatalf("block %d: %v, want a PROTOCOL_ERROR reset by the client", i, err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), "over 200 bytes") {
+			t.Fatalf("block over MaxHeaderListSize: %v", err)
+		}
+		if got := <-resets; got != http2.ErrCodeProtocol {
+			t.Fatalf("block %d: the server saw RST_STREAM %v", i, got)
+		}
+		st.Close()
+	}
+	first, err := c.NewStream(context.Background(), request("/good"), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	h1, _, err := first.Header()
+	if err != nil || field(h1, "x-answer") != "first" {
+		t.Fatalf("first: %v %v", h1, err)
+	}
+	second, err := c.NewStream(context.Background(), request("/good"), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	h2, _, err := second.Header()
+	if err != nil || field(h2, "x-answer") != "second" {
+		t.Fatalf("second: %v %v", h2, err)
+	}
+	if field(h1, "x-answer") != "first" || field(h1, ":status") != "200" {
+		t.Fatalf("the first stream's fields changed with the second block: %v", h1)
+	}
+	if !c.Usable() {
+		t.Fatalf("the connection ended: %v", c.Err())
 	}
 }

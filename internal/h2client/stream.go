@@ -34,6 +34,11 @@ type Stream struct {
 	rclosed   bool
 	rerr      error
 	trailer   []hpack.HeaderField
+	// fieldRoom holds the response's header and trailer fields when they
+	// fit (a gRPC answer's do), so that the stream and its fields are one
+	// allocation.
+	fieldRoom [6]hpack.HeaderField
+	roomUsed  int
 	unsent    int64
 	recvAvail atomic.Int64 // stream window the server may still use
 
@@ -364,30 +369,40 @@ func (st *Stream) resetWith(code http2.ErrCode, err error) {
 	st.fail(err)
 }
 
+// errClosed is what a stream closed before its end fails with.
+var errClosed = &StreamError{Code: http2.ErrCodeCancel}
+
 // Close releases the stream: one that has not ended both ways is reset
 // (CANCEL), what it buffered is dropped.
 func (st *Stream) Close() {
 	if st.stop != nil {
 		st.stop()
 	}
-	st.resetWith(http2.ErrCodeCancel, &StreamError{Code: http2.ErrCodeCancel})
+	st.resetWith(http2.ErrCodeCancel, errClosed)
 	st.rmu.Lock()
 	st.dropLocked()
 	st.rmu.Unlock()
 }
 
-// deliverHeaders hands the reader's header block to the stream: the
-// response headers, or its trailers.
-func (st *Stream) deliverHeaders(fields []hpack.HeaderField, end bool) {
+// deliverHeaders hands the reader's header block (d's) to the stream:
+// the response headers, or its trailers.
+func (st *Stream) deliverHeaders(d *h2wire.HeaderDecoder, end bool) {
 	st.rmu.Lock()
 	defer st.rmu.Unlock()
 	if st.rerr != nil {
 		return
 	}
 	if !st.gotHeader {
-		if s := statusOf(fields); len(s) == 3 && s[0] == '1' {
+		if s := statusOf(d.Scratch()); len(s) == 3 && s[0] == '1' {
 			return // informational (1xx): the answer follows
 		}
+	}
+	room := st.fieldRoom[st.roomUsed:]
+	fields := d.FieldsIn(room)
+	if len(fields) <= len(room) {
+		st.roomUsed += len(fields) // in the room; the next block takes what is left
+	}
+	if !st.gotHeader {
 		st.header = fields
 		st.gotHeader = true
 		if end {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/edgegate/edgegate/internal/h2wire"
 )
@@ -34,8 +33,8 @@ type conn struct {
 
 	// Read side (the reading goroutine only, unless noted).
 	br       *bufio.Reader
-	fr       *http2.Framer
-	dec      *hpack.Decoder
+	fr       *h2wire.Reader
+	hdec     *h2wire.HeaderDecoder
 	hb       headerBlock
 	skipAcks int
 	opened   int          // streams opened
@@ -90,14 +89,13 @@ func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
 	}
 	c.ctlLeft = max(c.lim.maxControl, 0)
 	c.br = bufio.NewReaderSize(netReader{c}, 32<<10)
-	c.fr = http2.NewFramer(nil, c.br)
-	c.fr.SetReuseFrames()
-	c.fr.SetMaxReadFrameSize(c.lim.maxFrame)
-	c.dec = hpack.NewDecoder(4096, c.hb.emit)
+	fr := http2.NewFramer(nil, c.br)
+	fr.SetReuseFrames()
+	fr.SetMaxReadFrameSize(c.lim.maxFrame)
+	c.fr = h2wire.NewReader(fr, c.br)
 	// A string is bounded by the block's wire size (Huffman codes are 5
 	// bits at the shortest); a list too long is answered 431 (headers.go).
-	c.dec.SetMaxStringLength(c.lim.maxBlock * 8 / 5)
-	c.hb.c = c
+	c.hdec = h2wire.NewHeaderDecoder(h2wire.HeaderLimits{MaxList: c.lim.maxList, MaxBlock: c.lim.maxBlock, MaxString: c.lim.maxBlock * 8 / 5})
 	c.w = h2wire.NewWriter(netWriter{c}, 32<<10, func(error) { _ = nc.Close() })
 	c.connRecv.Store(int64(c.lim.connWindow))
 	return c
@@ -303,13 +301,13 @@ func (c *conn) serveFrames() error {
 	}
 }
 
-func (c *conn) processFrame(f http2.Frame) error {
+func (c *conn) processFrame(f h2wire.Frame) error {
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return c.onData(f)
-	case *http2.HeadersFrame:
+	case *h2wire.HeadersFrame:
 		return c.onHeaders(f)
-	case *http2.ContinuationFrame:
+	case *h2wire.ContinuationFrame:
 		return c.onContinuation(f)
 	case *http2.SettingsFrame:
 		return c.onSettings(f)

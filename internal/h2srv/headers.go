@@ -1,44 +1,30 @@
 package h2srv
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/edgegate/edgegate/internal/h2wire"
 )
 
 // headerBlock is the header block being read: HEADERS and its
-// CONTINUATIONs, decoded as they arrive.
+// CONTINUATIONs, decoded as they arrive (c.hdec).
 type headerBlock struct {
-	c         *conn
-	active    bool
 	id        uint32
 	trailers  *Stream // the stream it ends (trailers); nil: it opens stream id
 	endStream bool
-	wire      int    // bytes on the wire so far, frame headers included
-	size      uint32 // decoded size (RFC 9113: name + value + 32 per field)
-	tooBig    bool
-	fields    []hpack.HeaderField
 	refuse    http2.ErrCode // non-zero: decode only, then RST_STREAM with it
 }
 
-func (hb *headerBlock) emit(f hpack.HeaderField) {
-	hb.size += f.Size()
-	if hb.size > hb.c.lim.maxList {
-		hb.tooBig = true // the fields so far are kept (HeaderListTooLarge sees them)
-		hb.c.dec.SetEmitEnabled(false)
-		return
-	}
-	hb.fields = append(hb.fields, f)
-}
-
-func (c *conn) onHeaders(f *http2.HeadersFrame) error {
+func (c *conn) onHeaders(f *h2wire.HeadersFrame) error {
 	id := f.StreamID
 	hb := &c.hb
-	*hb = headerBlock{c: c, active: true, id: id, endStream: f.StreamEnded(), fields: hb.fields[:0]}
-	c.dec.SetEmitEnabled(true)
+	*hb = headerBlock{id: id, endStream: f.StreamEnded()}
+	c.hdec.Start()
 	if f.HasPriority() && f.Priority.StreamDep == id {
 		hb.refuse = http2.ErrCodeProtocol
 	}
@@ -67,30 +53,24 @@ func (c *conn) onHeaders(f *http2.HeadersFrame) error {
 		}
 		c.mu.Unlock()
 	}
-	return c.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	return c.headerFragment(f.Fragment, f.HeadersEnded())
 }
 
-func (c *conn) onContinuation(f *http2.ContinuationFrame) error {
+func (c *conn) onContinuation(f *h2wire.ContinuationFrame) error {
 	// The framer checks the sequence (CONTINUATION only right after an
 	// unfinished HEADERS or CONTINUATION of the same stream).
-	return c.headerFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	return c.headerFragment(f.Fragment, f.HeadersEnded())
 }
 
 func (c *conn) headerFragment(frag []byte, end bool) error {
-	hb := &c.hb
-	hb.wire += frameHeaderLen + len(frag)
-	if hb.wire > c.lim.maxBlock {
-		return errConn(http2.ErrCodeEnhanceYourCalm, "header block over %d bytes", c.lim.maxBlock)
-	}
-	if _, err := c.dec.Write(frag); err != nil {
-		return errConn(http2.ErrCodeCompression, "header block: %v", err)
+	if err := c.hdec.Fragment(frag, end); err != nil {
+		if errors.Is(err, h2wire.ErrBlockTooLarge) {
+			return errConn(http2.ErrCodeEnhanceYourCalm, "header block over %d bytes", c.lim.maxBlock)
+		}
+		return errConn(http2.ErrCodeCompression, "%v", err)
 	}
 	if !end {
 		return nil
-	}
-	hb.active = false
-	if err := c.dec.Close(); err != nil {
-		return errConn(http2.ErrCodeCompression, "header block: %v", err)
 	}
 	return c.headerBlockDone()
 }
@@ -98,6 +78,7 @@ func (c *conn) headerFragment(frag []byte, end bool) error {
 func (c *conn) headerBlockDone() error {
 	hb := &c.hb
 	id := hb.id
+	fields, tooBig := c.hdec.Scratch(), c.hdec.TooBig()
 	if hb.refuse != 0 {
 		if hb.refuse == http2.ErrCodeRefusedStream {
 			c.w.Lock()
@@ -108,36 +89,36 @@ func (c *conn) headerBlockDone() error {
 		return errStream(id, hb.refuse)
 	}
 	if st := hb.trailers; st != nil {
-		if hb.tooBig || !validTrailers(hb.fields) {
+		if tooBig || !validTrailers(fields) {
 			return errStream(id, http2.ErrCodeProtocol)
 		}
 		if st.contentLength >= 0 && st.received != st.contentLength {
 			return errStream(id, http2.ErrCodeProtocol)
 		}
 		c.remoteEnded(st) // before the handler can see io.EOF
-		st.deliver(nil, true, cloneFields(hb.fields))
+		st.deliver(nil, true, c.hdec.Fields())
 		return nil
 	}
 	st := &Stream{c: c, id: id, contentLength: -1, opened: time.Now()}
-	if hb.tooBig {
+	if tooBig {
 		if c.srv.HeaderListTooLarge == nil {
 			c.answer431(st, hb.endStream)
 			return nil
 		}
 		st.tooLarge = true
-		st.pseudo(hb.fields)
-		st.header = cloneFields(hb.fields)
+		st.pseudo(fields)
+		st.header = c.hdec.FieldsIn(st.headerRoom[:])
 		c.register(st, hb.endStream)
 		c.openStream(st)
 		return nil
 	}
-	if !st.parseRequest(hb.fields) {
+	if !st.parseRequest(fields) {
 		return errStream(id, http2.ErrCodeProtocol)
 	}
 	if hb.endStream && st.contentLength > 0 {
 		return errStream(id, http2.ErrCodeProtocol)
 	}
-	st.header = cloneFields(hb.fields)
+	st.header = c.hdec.FieldsIn(st.headerRoom[:])
 	c.register(st, hb.endStream)
 	c.openStream(st)
 	return nil
@@ -166,12 +147,6 @@ func (c *conn) register(st *Stream, endStream bool) {
 	}
 	c.streams[st.id] = st
 	c.mu.Unlock()
-}
-
-func cloneFields(f []hpack.HeaderField) []hpack.HeaderField {
-	out := make([]hpack.HeaderField, len(f))
-	copy(out, f)
-	return out
 }
 
 // parseRequest validates a request's header list (RFC 9113 §8.2, §8.3)
@@ -249,16 +224,11 @@ func validTrailers(fields []hpack.HeaderField) bool {
 	return true
 }
 
-// validField checks a regular field: a lowercase token name, a value
-// without CR, LF or NUL, and none of HTTP/1's connection-specific fields.
+// validField checks a regular field (h2wire.ValidField), and that it is
+// none of HTTP/1's connection-specific fields.
 func validField(f hpack.HeaderField) bool {
-	if !httpguts.ValidHeaderFieldName(f.Name) || !httpguts.ValidHeaderFieldValue(f.Value) {
+	if !h2wire.ValidField(f) {
 		return false
-	}
-	for i := 0; i < len(f.Name); i++ {
-		if c := f.Name[i]; 'A' <= c && c <= 'Z' {
-			return false
-		}
 	}
 	switch f.Name {
 	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":

@@ -320,6 +320,5 @@ const (
 	maxWindow       = 1<<31 - 1
 	minMaxFrameSize = 1 << 14
 	maxMaxFrameSize = 1<<24 - 1
-	frameHeaderLen  = 9
 	maxStreamID     = 1<<31 - 1
 )

@@ -47,6 +47,9 @@ type Stream struct {
 	contentLength int64 // -1: none
 	tooLarge      bool  // its header list was over MaxHeaderListSize
 	received      int64 // DATA payload so far (the reader only)
+	// headerRoom holds a request's header list when it fits (most do),
+	// so that the stream and its header list are one allocation.
+	headerRoom [8]hpack.HeaderField
 
 	// Receive side.
 	recvAvail atomic.Int64 // stream window the client may still use
