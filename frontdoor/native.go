@@ -178,7 +178,8 @@ func (d *NativeDoor) dispatch(s *nativeStream) error {
 	if d.Stream == nil {
 		return d.Handler(nil, s)
 	}
-	return d.Stream(nil, s, &grpc.StreamServerInfo{FullMethod: s.method, IsClientStream: true, IsServerStream: true}, d.Handler)
+	s.info = grpc.StreamServerInfo{FullMethod: s.method, IsClientStream: true, IsServerStream: true}
+	return d.Stream(nil, s, &s.info, d.Handler)
 }
 
 func (d *NativeDoor) serveUnary(s *nativeStream, m ownMethod) error {
@@ -221,6 +222,13 @@ type nativeStream struct {
 	wrote  bool // the response's HEADERS went
 	corked bool // a unary answer: its writes leave together, at the end
 	hdr    [5]byte
+
+	// Room of the stream's own, so that a call's stream is one allocation
+	// with: its StreamServerInfo, its grpc.ServerTransportStream, and the
+	// header lists it writes (encoded before WriteHeaders returns).
+	info   grpc.StreamServerInfo
+	ts     callmeta.TransportStream
+	fields [6]hpack.HeaderField
 }
 
 // incoming reads the request's headers: its content type and metadata,
@@ -289,7 +297,8 @@ func (s *nativeStream) incoming() (ctype string, md metadata.MD, err error) {
 func (s *nativeStream) context(md metadata.MD) context.Context {
 	ctx := metadata.NewIncomingContext(s.st.Context(), md)
 	ctx = callinfo.NewContext(ctx, callinfo.NewNative(md))
-	return grpc.NewContextWithServerTransportStream(ctx, callmeta.TransportStream{S: s})
+	s.ts = callmeta.TransportStream{S: s}
+	return grpc.NewContextWithServerTransportStream(ctx, &s.ts)
 }
 
 // relayContext is the context the relay serves connection c with, which
@@ -362,7 +371,7 @@ func (s *nativeStream) writeHeaders() error {
 	s.HeaderSent = true
 	h := s.Header
 	s.Mu.Unlock()
-	fields := append(make([]hpack.HeaderField, 0, 2+len(h)),
+	fields := append(s.fields[:0],
 		hpack.HeaderField{Name: ":status", Value: "200"},
 		hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
 	fields = grpcwire.AppendFields(fields, h)
@@ -504,7 +513,7 @@ func (s *nativeStream) finish(err error) {
 	}
 	if !s.wrote {
 		s.wrote = true
-		fields := append(make([]hpack.HeaderField, 0, 6+len(tlr)),
+		fields := append(s.fields[:0],
 			hpack.HeaderField{Name: ":status", Value: "200"},
 			hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
 		fields = grpcwire.AppendStatus(fields, st)
@@ -512,7 +521,7 @@ func (s *nativeStream) finish(err error) {
 		_ = s.st.WriteHeaders(fields, true)
 		return
 	}
-	fields := grpcwire.AppendStatus(make([]hpack.HeaderField, 0, 3+len(tlr)), st)
+	fields := grpcwire.AppendStatus(s.fields[:0], st)
 	fields = grpcwire.AppendFields(fields, tlr)
 	_ = s.st.WriteTrailers(fields)
 }
