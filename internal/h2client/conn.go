@@ -61,12 +61,6 @@ const (
 	DefaultPingTimeout       = 20 * time.Second
 )
 
-// The protocol's own initial values.
-const (
-	initialWindow = 65535
-	maxWindow     = 1<<31 - 1
-)
-
 // Options configure a connection.
 type Options struct {
 	// InitialWindowSize is every stream's receive window, advertised as
@@ -201,8 +195,8 @@ func NewConn(nc net.Conn, o Options) *Conn {
 		streams:    make(map[uint32]*Stream),
 		nextID:     1,
 		maxStreams: math.MaxUint32,
-		connSend:   initialWindow,
-		peerWindow: initialWindow,
+		connSend:   h2wire.InitialWindow,
+		peerWindow: h2wire.InitialWindow,
 	}
 	c.slots.L = &c.mu
 	c.w = h2wire.NewWriter(nc, 32<<10, func(error) { _ = nc.Close() })
@@ -227,7 +221,7 @@ func NewConn(nc net.Conn, o Options) *Conn {
 		{ID: http2.SettingMaxFrameSize, Val: o.MaxReadFrameSize},
 		{ID: http2.SettingMaxHeaderListSize, Val: o.MaxHeaderListSize},
 	})
-	if inc := o.ConnWindowSize - initialWindow; o.ConnWindowSize > initialWindow {
+	if inc := o.ConnWindowSize - h2wire.InitialWindow; o.ConnWindowSize > h2wire.InitialWindow {
 		c.w.WindowUpdate(0, inc)
 	}
 	c.w.Unlock()
@@ -464,7 +458,7 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 			c.peerWindow = int64(s.Val)
 			for _, st := range c.streams {
 				st.sendWin += delta
-				if st.sendWin > maxWindow {
+				if st.sendWin > h2wire.MaxWindow {
 					c.mu.Unlock()
 					return http2.ConnectionError(http2.ErrCodeFlowControl)
 				}
@@ -516,7 +510,7 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	defer c.mu.Unlock()
 	if f.StreamID == 0 {
 		c.connSend += int64(f.Increment)
-		if c.connSend > maxWindow {
+		if c.connSend > h2wire.MaxWindow {
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
 		for _, st := range c.streams {
@@ -529,7 +523,7 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		return nil
 	}
 	st.sendWin += int64(f.Increment)
-	if st.sendWin > maxWindow {
+	if st.sendWin > h2wire.MaxWindow {
 		go c.resetStream(f.StreamID, http2.ErrCodeFlowControl, &StreamError{Code: http2.ErrCodeFlowControl})
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegate/edgegate/internal/h2wire"
 	"github.com/edgegate/edgegate/test/attack"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -335,8 +336,8 @@ func TestClientNeverReads(t *testing.T) {
 	w := &bigWriter{size: 256 << 20, done: make(chan error, 1)}
 	ts := startServer(t, &Server{Handler: w}, false)
 	before := heapInuse()
-	h := dial(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
-	if err := h.Fr.WriteWindowUpdate(0, maxWindow-initialWindow); err != nil {
+	h := dial(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2wire.MaxWindow})
+	if err := h.Fr.WriteWindowUpdate(0, h2wire.MaxWindow-h2wire.InitialWindow); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.Open(get("/big"), true); err != nil {
@@ -383,10 +384,10 @@ func TestWriteBlocksOnWindow(t *testing.T) {
 		if d, ok := f.(*http2.DataFrame); ok {
 			got += len(d.Data())
 		}
-		return got >= initialWindow
+		return got >= h2wire.InitialWindow
 	})
-	if err != nil || got != initialWindow {
-		t.Fatalf("%d bytes of DATA, want %d: %v", got, initialWindow, err)
+	if err != nil || got != h2wire.InitialWindow {
+		t.Fatalf("%d bytes of DATA, want %d: %v", got, h2wire.InitialWindow, err)
 	}
 	// Nothing more without window (the negative check waits for the
 	// event that would disprove it).
@@ -429,7 +430,7 @@ func TestDataBeyondWindow(t *testing.T) {
 		wantReset(t, h, id, http2.ErrCodeFlowControl)
 	})
 	t.Run("connection", func(t *testing.T) {
-		ts := startServer(t, &Server{Handler: b, ConnWindowSize: initialWindow}, false)
+		ts := startServer(t, &Server{Handler: b, ConnWindowSize: h2wire.InitialWindow}, false)
 		h := dial(t, ts)
 		openWithData(t, h, 36000)
 		openWithData(t, h, 36000)
@@ -760,9 +761,9 @@ func TestHandlerPanic(t *testing.T) {
 func TestDroppedDataReturnsWindow(t *testing.T) {
 	b := newBlocker() // reads nothing
 	t.Cleanup(func() { close(b.release) })
-	ts := startServer(t, &Server{Handler: b, ConnWindowSize: initialWindow, InitialWindowSize: initialWindow}, false)
+	ts := startServer(t, &Server{Handler: b, ConnWindowSize: h2wire.InitialWindow, InitialWindowSize: h2wire.InitialWindow}, false)
 	h := dial(t, ts)
-	id := openWithData(t, h, initialWindow)
+	id := openWithData(t, h, h2wire.InitialWindow)
 	<-b.started
 	if err := h.Fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
 		t.Fatal(err)
@@ -771,8 +772,8 @@ func TestDroppedDataReturnsWindow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no connection WINDOW_UPDATE for the dropped DATA: %v", err)
 	}
-	if inc := f.(*http2.WindowUpdateFrame).Increment; inc != initialWindow {
-		t.Errorf("WINDOW_UPDATE %d, want %d", inc, initialWindow)
+	if inc := f.(*http2.WindowUpdateFrame).Increment; inc != h2wire.InitialWindow {
+		t.Errorf("WINDOW_UPDATE %d, want %d", inc, h2wire.InitialWindow)
 	}
 }
 
@@ -800,8 +801,8 @@ func TestTryWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := <-sent; n != initialWindow {
-		t.Fatalf("TryWrite sent %d, want the client's window %d", n, initialWindow)
+	if n := <-sent; n != h2wire.InitialWindow {
+		t.Fatalf("TryWrite sent %d, want the client's window %d", n, h2wire.InitialWindow)
 	}
 	if err := h.Fr.WriteWindowUpdate(0, 1<<20); err != nil {
 		t.Fatal(err)
@@ -1044,8 +1045,8 @@ func TestControlFramesWithinLimit(t *testing.T) {
 func TestControlFramesEarnedByAnswers(t *testing.T) {
 	w := &bigWriter{size: 4 << 20, done: make(chan error, 1)}
 	ts := startServer(t, &Server{Handler: w, MaxControlFrames: 10}, false)
-	h := dial(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
-	if err := h.Fr.WriteWindowUpdate(0, maxWindow-initialWindow); err != nil {
+	h := dial(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2wire.MaxWindow})
+	if err := h.Fr.WriteWindowUpdate(0, h2wire.MaxWindow-h2wire.InitialWindow); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.Open(get("/big"), true); err != nil {
@@ -1115,8 +1116,8 @@ func TestWriteTimeout(t *testing.T) {
 	}), WriteTimeout: 200 * time.Millisecond}, false)
 	baseline := runtime.NumGoroutine()
 	served := normalCalls(t, ts)
-	h := dial(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
-	if err := h.Fr.WriteWindowUpdate(0, maxWindow-initialWindow); err != nil {
+	h := dial(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2wire.MaxWindow})
+	if err := h.Fr.WriteWindowUpdate(0, h2wire.MaxWindow-h2wire.InitialWindow); err != nil {
 		t.Fatal(err)
 	}
 	for range streams {

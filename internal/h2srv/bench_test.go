@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/edgegate/edgegate/internal/h2wire"
 )
 
 // unaryClient drives unary-shaped exchanges on one connection, frame by
@@ -295,8 +297,8 @@ func BenchmarkDataPath(b *testing.B) {
 		fr := http2.NewFramer(bw, bufio.NewReaderSize(c, 64<<10))
 		fr.SetReuseFrames()
 		_, _ = bw.WriteString(http2.ClientPreface)
-		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
-		_ = fr.WriteWindowUpdate(0, maxWindow-initialWindow)
+		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2wire.MaxWindow})
+		_ = fr.WriteWindowUpdate(0, h2wire.MaxWindow-h2wire.InitialWindow)
 		var hb bytes.Buffer
 		for _, f := range get("/") {
 			_ = hpack.NewEncoder(&hb).WriteField(f)

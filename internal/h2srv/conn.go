@@ -83,8 +83,8 @@ func newConn(s *Server, nc net.Conn, o ConnOptions) *conn {
 		skipAcks:   o.SettingsAcked,
 		streams:    make(map[uint32]*Stream),
 		work:       make(chan *Stream, maxIdleHandlers),
-		connSend:   initialWindow,
-		peerWindow: initialWindow,
+		connSend:   h2wire.InitialWindow,
+		peerWindow: h2wire.InitialWindow,
 		ctlAt:      time.Now(),
 	}
 	c.ctlLeft = max(c.lim.maxControl, 0)
@@ -242,7 +242,7 @@ func (c *conn) serveFrames() error {
 	}
 	c.w.Lock()
 	c.w.Settings(settings)
-	if inc := c.lim.connWindow - initialWindow; inc > 0 {
+	if inc := c.lim.connWindow - h2wire.InitialWindow; inc > 0 {
 		c.w.WindowUpdate(0, inc)
 	}
 	c.w.Unlock()
@@ -430,7 +430,7 @@ func (c *conn) setPeerWindow(v int64) error {
 	c.peerWindow = v
 	for _, st := range c.streams {
 		st.sendWin += delta
-		if st.sendWin > maxWindow {
+		if st.sendWin > h2wire.MaxWindow {
 			return errConn(http2.ErrCodeFlowControl, "stream %d window over 2^31-1", st.id)
 		}
 		if delta > 0 {
@@ -445,7 +445,7 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	defer c.mu.Unlock()
 	if f.StreamID == 0 {
 		c.connSend += int64(f.Increment)
-		if c.connSend > maxWindow {
+		if c.connSend > h2wire.MaxWindow {
 			return errConn(http2.ErrCodeFlowControl, "connection window over 2^31-1")
 		}
 		for _, st := range c.streams {
@@ -463,7 +463,7 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		return nil
 	}
 	st.sendWin += int64(f.Increment)
-	if st.sendWin > maxWindow {
+	if st.sendWin > h2wire.MaxWindow {
 		return errStream(f.StreamID, http2.ErrCodeFlowControl)
 	}
 	st.sendCond.Broadcast()

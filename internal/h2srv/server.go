@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/h2wire"
 )
 
 // Defaults of the Server's limits (a zero field takes these).
@@ -264,9 +266,9 @@ func (s *Server) limits() limits {
 		maxBlock:     s.MaxHeaderBlockBytes,
 		maxList:      or(s.MaxHeaderListSize, DefaultMaxHeaderListSize),
 		maxResets:    s.MaxPrematureResets,
-		streamWindow: min(or(s.InitialWindowSize, DefaultInitialWindowSize), maxWindow),
-		connWindow:   min(or(s.ConnWindowSize, DefaultConnWindowSize), maxWindow),
-		maxFrame:     min(max(or(s.MaxReadFrameSize, DefaultMaxReadFrameSize), minMaxFrameSize), maxMaxFrameSize),
+		streamWindow: min(or(s.InitialWindowSize, DefaultInitialWindowSize), h2wire.MaxWindow),
+		connWindow:   min(or(s.ConnWindowSize, DefaultConnWindowSize), h2wire.MaxWindow),
+		maxFrame:     min(max(or(s.MaxReadFrameSize, DefaultMaxReadFrameSize), h2wire.MinMaxFrameSize), maxMaxFrameSize),
 		idle:         s.IdleTimeout,
 		ping:         s.PingInterval,
 		pingTimeout:  s.PingTimeout,
@@ -280,8 +282,8 @@ func (s *Server) limits() limits {
 	if l.maxResets == 0 {
 		l.maxResets = DefaultMaxPrematureResets
 	}
-	if l.connWindow < initialWindow {
-		l.connWindow = initialWindow
+	if l.connWindow < h2wire.InitialWindow {
+		l.connWindow = h2wire.InitialWindow
 	}
 	if l.pingTimeout <= 0 {
 		l.pingTimeout = DefaultPingTimeout
@@ -316,9 +318,6 @@ var discard = slog.New(slog.DiscardHandler)
 
 // RFC 9113 constants.
 const (
-	initialWindow   = 65535
-	maxWindow       = 1<<31 - 1
-	minMaxFrameSize = 1 << 14
 	maxMaxFrameSize = 1<<24 - 1
 	maxStreamID     = 1<<31 - 1
 )

@@ -42,9 +42,6 @@ type HeaderDecoder struct {
 	fields []hpack.HeaderField
 }
 
-// frameHeaderLen is what a frame header adds to a block's wire size.
-const frameHeaderLen = 9
-
 // keptFields bounds the scratch list kept between blocks.
 const keptFields = 256
 
@@ -81,7 +78,7 @@ func (d *HeaderDecoder) Start() {
 // END_HEADERS. An error (ErrBlockTooLarge, or the block's HPACK is
 // malformed) is the connection's: its HPACK state is lost.
 func (d *HeaderDecoder) Fragment(frag []byte, end bool) error {
-	d.wire += frameHeaderLen + len(frag)
+	d.wire += FrameHeaderLen + len(frag) // a frame header per fragment
 	if d.wire > d.lim.MaxBlock {
 		return fmt.Errorf("%w: over %d bytes", ErrBlockTooLarge, d.lim.MaxBlock)
 	}

@@ -24,6 +24,13 @@ const FrameHeaderLen = 9
 // initial one.
 const MinMaxFrameSize = 16384
 
+// InitialWindow is the flow-control window a connection and its streams
+// start with (RFC 9113 §6.9.2).
+const InitialWindow = 65535
+
+// MaxWindow is the largest flow-control window (RFC 9113 §6.9.1).
+const MaxWindow = 1<<31 - 1
+
 // Writer is the write path of one connection. Every writer takes it with
 // Lock, writes frames into its buffer and leaves with Unlock; the last one
 // to leave asks the flusher (Flusher) for the write(2). Pending counts the
