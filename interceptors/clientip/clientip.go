@@ -58,25 +58,29 @@ func Of(peerAddr string, xff []string, trusted []netip.Prefix) netip.Addr {
 // peerIP is the IP of peerAddr ("ip:port", or a bare IP); invalid when it
 // has none.
 func peerIP(peerAddr string) netip.Addr {
+	_, ip := peerHost(peerAddr)
+	return ip
+}
+
+// peerHost is peerAddr's host part and its IP (invalid when it is none).
+func peerHost(peerAddr string) (string, netip.Addr) {
 	host := peerAddr
 	if h, _, err := net.SplitHostPort(peerAddr); err == nil {
 		host = h
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		return netip.Addr{}
+		return host, netip.Addr{}
 	}
-	return ip.Unmap()
+	return host, ip.Unmap()
 }
 
-// ipString is ip.String() for the peer address it was parsed from: for
-// IPv4 the address's own host part (netip accepts only the canonical
-// dotted form, so they are equal), without formatting it again.
-func ipString(peerAddr string, ip netip.Addr) string {
-	if ip.Is4() {
-		if h, _, err := net.SplitHostPort(peerAddr); err == nil && !strings.Contains(h, ":") {
-			return h
-		}
+// ipString is ip.String() for the host it was parsed from: for IPv4 the
+// host itself (netip accepts only the canonical dotted form, so they are
+// equal), without formatting it again.
+func ipString(host string, ip netip.Addr) string {
+	if ip.Is4() && !strings.Contains(host, ":") {
+		return host
 	}
 	return ip.String()
 }
@@ -137,14 +141,14 @@ func Headers(peerAddr string, client netip.Addr, f callinfo.Forwarding, trusted 
 		vals[i] = v
 		return vals[i : i+1 : i+1]
 	}
-	ip := peerIP(peerAddr)
+	host, ip := peerHost(peerAddr)
 	proxy := ip.IsValid() && in(ip, trusted)
 	if proxy {
 		f.For, f.Proto, f.Host, f.Forwarded = printable(f.For), printable(f.Proto), printable(f.Host), printable(f.Forwarded)
 	}
 	peerStr := ""
 	if ip.IsValid() {
-		peerStr = ipString(peerAddr, ip)
+		peerStr = ipString(host, ip)
 		xff := peerStr
 		if proxy && len(f.For) > 0 {
 			xff = strings.Join(f.For, ", ") + ", " + xff

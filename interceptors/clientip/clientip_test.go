@@ -41,11 +41,11 @@ func TestOf(t *testing.T) {
 func TestIPString(t *testing.T) {
 	for _, peer := range []string{"203.0.113.7:443", "127.0.0.1:1", "[::1]:80", "[::ffff:192.0.2.1]:80",
 		"[fe80::1%eth0]:9", "[2001:db8::1]:8080", "192.0.2.9"} {
-		ip := peerIP(peer)
+		host, ip := peerHost(peer)
 		if !ip.IsValid() {
 			t.Fatalf("%s: no address", peer)
 		}
-		if got, want := ipString(peer, ip), ip.String(); got != want {
+		if got, want := ipString(host, ip), ip.String(); got != want {
 			t.Errorf("ipString(%q) = %q, want %q", peer, got, want)
 		}
 	}
