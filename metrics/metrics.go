@@ -86,11 +86,10 @@ type byCode struct {
 
 // get returns code's counter, or nil when it was not looked up yet (put).
 func (b *byCode) get(code codes.Code) prometheus.Counter {
-	if code > codes.Unauthenticated {
-		return nil
-	}
-	if c := b.counters[code].Load(); c != nil {
-		return *c
+	if code <= codes.Unauthenticated {
+		if c := b.counters[code].Load(); c != nil {
+			return *c
+		}
 	}
 	return nil
 }
