@@ -242,24 +242,12 @@ func (s *nativeStream) incoming() (ctype string, md metadata.MD, err error) {
 		}
 		n--
 	}
-	md = make(metadata.MD, n)
-	// The values share one array: a key's first value is a slice of it
-	// (full, so that a repeated key's append copies instead of
-	// overwriting the next key's value).
-	vals := make([]string, 0, n)
-	add := func(k, v string) {
-		if old, ok := md[k]; ok {
-			md[k] = append(old, v)
-			return
-		}
-		vals = append(vals, v)
-		md[k] = vals[len(vals)-1 : len(vals) : len(vals)]
-	}
+	m := grpcwire.NewFieldsMetadata(n)
 	for _, f := range fields {
 		k := f.Name
 		switch k {
 		case ":authority":
-			add(k, f.Value)
+			m.Add(k, f.Value)
 			continue
 		case "content-type":
 			ctype = f.Value
@@ -286,9 +274,9 @@ func (s *nativeStream) incoming() (ctype string, md metadata.MD, err error) {
 			}
 			v = string(b)
 		}
-		add(k, v)
+		m.Add(k, v)
 	}
-	return ctype, md, err
+	return ctype, m.MD, err
 }
 
 // context is the call's context: the stream's (which carries the

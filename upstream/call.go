@@ -531,11 +531,7 @@ func fromFields(fields []hpack.HeaderField) (metadata.MD, wireStatus) {
 			n++
 		}
 	}
-	md := make(metadata.MD, n)
-	var vals []string
-	if n > 0 {
-		vals = make([]string, 0, n)
-	}
+	md := grpcwire.NewFieldsMetadata(n)
 	for _, f := range fields {
 		k := f.Name
 		switch {
@@ -559,14 +555,9 @@ func fromFields(fields []hpack.HeaderField) (metadata.MD, wireStatus) {
 			}
 			v = string(b)
 		}
-		if old, ok := md[k]; ok {
-			md[k] = append(old, v) // old is full: this copies
-			continue
-		}
-		vals = append(vals, v)
-		md[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		md.Add(k, v)
 	}
-	return md, ws
+	return md.MD, ws
 }
 
 // recv reads the next message; io.EOF at the end of the response.

@@ -61,6 +61,30 @@ func Decompress(comp encoding.Compressor, data mem.BufferSlice, max int) (mem.Bu
 	return out, nil
 }
 
+// FieldsMetadata gathers the values of a header list into call metadata
+// whose values share one array: a key's first value is a slice of it
+// (full, so that a repeated key's append copies instead of overwriting
+// the next key's value). Its zero value is not usable: NewFieldsMetadata.
+type FieldsMetadata struct {
+	MD   metadata.MD
+	vals []string
+}
+
+// NewFieldsMetadata returns a FieldsMetadata sized for n keys.
+func NewFieldsMetadata(n int) FieldsMetadata {
+	return FieldsMetadata{MD: make(metadata.MD, n), vals: make([]string, 0, n)}
+}
+
+// Add adds the value v of key k (lower case, -bin values decoded).
+func (m *FieldsMetadata) Add(k, v string) {
+	if old, ok := m.MD[k]; ok {
+		m.MD[k] = append(old, v)
+		return
+	}
+	m.vals = append(m.vals, v)
+	m.MD[k] = m.vals[len(m.vals)-1 : len(m.vals) : len(m.vals)]
+}
+
 // AppendFields adds md's keys to an HTTP/2 header list, -bin values
 // base64-encoded, reserved keys and pseudo-headers left out (WireValues).
 func AppendFields(fields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {

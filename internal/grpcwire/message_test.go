@@ -48,3 +48,18 @@ func TestStatusRoundTrips(t *testing.T) {
 		t.Errorf("no grpc-status: %v", st)
 	}
 }
+
+// A repeated key's second value is appended to a copy: the next key's
+// value, in the same array, stays as it was.
+func TestFieldsMetadata(t *testing.T) {
+	m := NewFieldsMetadata(2)
+	m.Add("a", "1")
+	m.Add("b", "2")
+	m.Add("a", "3")
+	if got := m.MD["a"]; len(got) != 2 || got[0] != "1" || got[1] != "3" {
+		t.Errorf("a = %q, want [1 3]", got)
+	}
+	if got := m.MD["b"]; len(got) != 1 || got[0] != "2" {
+		t.Errorf("b = %q, want [2]", got)
+	}
+}
