@@ -28,7 +28,7 @@ run: build $(BIN)/grpcurl ## build and start the example backends and the gatewa
 
 .PHONY: test
 test: test-deps checkgenerate checkconsole lint ## install what the tests need, check generated code and lint, then run every test
-	$(GO) test -count=1 -race -timeout 45m ./...
+	$(GO) test -count=1 -race -timeout 20m ./...
 
 .PHONY: test-deps
 test-deps: ## install the programs the tests use when missing (apt-get as root)
@@ -81,7 +81,7 @@ tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-g
 
 .PHONY: protos
 protos: ## fetch third-party .proto sources into .cache/protos (from registry packages)
-	cd tools/npm && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	./scripts/npm-ci.sh tools/npm
 	rm -rf $(PROTOS) && mkdir -p $(PROTOS)/google/api $(PROTOS)/google/rpc
 	cp tools/npm/node_modules/google-proto-files/google/api/{annotations,http,httpbody}.proto $(PROTOS)/google/api/
 	cp tools/npm/node_modules/google-proto-files/google/rpc/{status,error_details,code}.proto $(PROTOS)/google/rpc/
@@ -114,7 +114,7 @@ ESBUILD := $(BROWSER)/node_modules/.bin/esbuild
 # tools/browser/package-lock.json (no install scripts, no browser download:
 # the tests use the system Chromium).
 $(ESBUILD): $(BROWSER)/package.json $(BROWSER)/package-lock.json
-	cd $(BROWSER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	./scripts/npm-ci.sh $(BROWSER)
 	@touch $@
 
 .PHONY: console

@@ -39,6 +39,6 @@ fi
 browser="$(dirname "$0")/../tools/browser"
 if [ ! -d "$browser/node_modules" ] || [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
   echo "test-deps: npm ci in tools/browser"
-  (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  "$(dirname "$0")/npm-ci.sh" "$browser"
 fi
 echo "test-deps: ok"
