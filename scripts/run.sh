@@ -78,10 +78,27 @@ done
 
 tmp=$(mktemp -d)
 pids=() seds=() names=()
+# handles_int PID: PID has set up its SIGINT handler. A background job of
+# this script starts with SIGINT ignored, and the gateway sets its handler
+# only once its config is loaded: a SIGINT before that would be lost, and
+# the wait below would never end. (Linux's /proc; elsewhere, assumed.)
+handles_int() {
+  local caught
+  caught=$(awk '/^SigCgt:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 0
+  [ -z "$caught" ] || (((16#$caught & 2) != 0))
+}
 cleanup() {
   # SIGINT, as Ctrl-C sends it: the gateway skips its drain period (made
-  # for load balancers), and calls in flight still finish.
-  kill -INT "${pids[@]}" 2>/dev/null || true
+  # for load balancers), and calls in flight still finish. A process that
+  # does not handle SIGINT yet gets SIGTERM, which ends it at once.
+  local pid
+  for pid in "${pids[@]}"; do
+    if handles_int "$pid"; then
+      kill -INT "$pid" 2>/dev/null || true
+    else
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
   wait 2>/dev/null || true
   rm -rf "$tmp"
 }
