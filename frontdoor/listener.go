@@ -158,6 +158,7 @@ func (s *Server) useRelay(o ListenerOptions) {
 		// the block limit is refused here, with the same status.
 		MaxHeaderListSize:  lim.GetMaxHeaderBlockBytes(),
 		HeaderListTooLarge: h2srv.HandlerFunc(headerListTooLarge),
+		Timeout:            grpcTimeout,
 		MaxPrematureResets: int(lim.GetMaxPrematureResets()),
 		IdleTimeout:        lim.GetKeepalive().GetMaxConnectionIdle().AsDuration(),
 		Log:                o.Log,

@@ -114,7 +114,11 @@ func (d *NativeDoor) ServeStream(st *h2srv.Stream) {
 		var timeout time.Duration
 		var ok bool
 		if timeout, ok, err = grpcwire.ParseTimeout(s.timeout); ok && err == nil {
-			ctx, cancel = context.WithTimeout(ctx, timeout)
+			if _, bounded := st.Context().Deadline(); !bounded {
+				// The relay's server bounds the stream's own context
+				// (grpcTimeout); one without that hook does not.
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+			}
 		}
 	}
 	defer cancel()
@@ -126,6 +130,20 @@ func (d *NativeDoor) ServeStream(st *h2srv.Stream) {
 		err = d.dispatch(s)
 	}
 	s.finish(err)
+}
+
+// grpcTimeout is the relay's h2srv.Server Timeout: a call's grpc-timeout,
+// the last one as incoming reads it (none when malformed: the door then
+// refuses the call).
+func grpcTimeout(header []hpack.HeaderField) (d time.Duration, ok bool) {
+	v := ""
+	for _, f := range header {
+		if f.Name == "grpc-timeout" {
+			v = f.Value
+		}
+	}
+	d, ok, err := grpcwire.ParseTimeout(v)
+	return d, ok && err == nil
 }
 
 // notGRPC answers a request that is not a gRPC call with an HTTP status
@@ -479,7 +497,7 @@ func (s *nativeStream) finish(err error) {
 	}
 	_, tlr := s.End()
 	st := status.Convert(err)
-	if err != nil && s.st.Context().Err() != nil {
+	if err != nil && errors.Is(s.st.Context().Err(), context.Canceled) {
 		return // the client went away (reset or connection end): nothing to write
 	}
 	if r, ok := errors.AsType[interface {

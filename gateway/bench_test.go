@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	improbable "github.com/improbable-eng/grpc-web/go/grpcweb"
 	"google.golang.org/grpc"
@@ -89,27 +90,50 @@ admin: {disable: true}
 
 // BenchmarkNativeGRPC compares a unary call through the shared port (the
 // connection sniffed once) with one through a dedicated gRPC port, each
-// served by the relay (the default) and by grpc-go's server.
+// served by the relay (the default) and by grpc-go's server. The
+// "-deadline" rows send each call with a deadline (grpc-timeout), as most
+// clients do (ghz: 20 s by default), which the gateway enforces.
 func BenchmarkNativeGRPC(b *testing.B) {
 	g := benchGateway(b)
 	addrs := g.Addrs()
-	for i, name := range []string{"shared-port", "dedicated-port", "shared-port-grpc-go", "dedicated-port-grpc-go"} {
-		b.Run(name, func(b *testing.B) {
-			conn, err := grpc.NewClient(addrs[i].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	for _, r := range []struct {
+		name     string
+		listener int // in benchGateway's order
+		deadline bool
+	}{
+		{"shared-port", 0, false},
+		{"dedicated-port", 1, false},
+		{"shared-port-grpc-go", 2, false},
+		{"dedicated-port-grpc-go", 3, false},
+		{"shared-port-deadline", 0, true},
+		{"shared-port-grpc-go-deadline", 2, true},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			call := func(c testingv1.EchoServiceClient, req *testingv1.EchoRequest) error {
+				ctx := context.Background()
+				if r.deadline {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, 20*time.Second)
+					defer cancel()
+				}
+				_, err := c.Unary(ctx, req)
+				return err
+			}
+			conn, err := grpc.NewClient(addrs[r.listener].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer func() { _ = conn.Close() }()
 			c := testingv1.NewEchoServiceClient(conn)
 			req := &testingv1.EchoRequest{Payload: make([]byte, 100)}
-			if _, err := c.Unary(context.Background(), req); err != nil {
+			if err := call(c, req); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := c.Unary(context.Background(), req); err != nil {
+					if err := call(c, req); err != nil {
 						b.Error(err)
 						return
 					}

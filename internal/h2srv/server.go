@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/edgegate/edgegate/internal/h2wire"
 )
 
@@ -71,6 +73,13 @@ type Server struct {
 	// the pseudo-headers among them. nil: the request is answered
 	// :status 431.
 	HeaderListTooLarge Handler
+	// Timeout, when set, gives how long a request may take, from its
+	// header list (a gRPC call's grpc-timeout); ok false: no bound. The
+	// stream's Context then also ends at that deadline, counted from its
+	// headers' arrival, with context.DeadlineExceeded (a reset or the
+	// connection's end stays context.Canceled). One context per stream
+	// serves both, where a handler's own WithTimeout would add a second.
+	Timeout func(header []hpack.HeaderField) (d time.Duration, ok bool)
 	// MaxPrematureResets bounds Rapid Reset (CVE-2023-44487): streams the
 	// client resets within a second of opening them and before the server
 	// answered. When a connection has more than this many, and they are

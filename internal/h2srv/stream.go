@@ -78,14 +78,27 @@ type Stream struct {
 }
 
 func (st *Stream) init() {
-	st.ctx, st.cancel = context.WithCancel(st.c.ctx)
+	if d, ok := st.timeout(); ok {
+		st.ctx, st.cancel = context.WithTimeout(st.c.ctx, d)
+	} else {
+		st.ctx, st.cancel = context.WithCancel(st.c.ctx)
+	}
 	st.rcond.L = &st.rmu
 	st.sendCond.L = &st.c.mu
 	st.recvAvail.Store(int64(st.c.lim.streamWindow))
 }
 
+// timeout is the request's bound by the Server's Timeout, if any.
+func (st *Stream) timeout() (time.Duration, bool) {
+	if f := st.c.srv.Timeout; f != nil {
+		return f(st.header)
+	}
+	return 0, false
+}
+
 // Context is canceled when the client resets the stream, the connection
-// ends, or the handler returns.
+// ends, or the handler returns (context.Canceled), and at the request's
+// deadline when the Server's Timeout gives one (context.DeadlineExceeded).
 func (st *Stream) Context() context.Context { return st.ctx }
 
 // ID is the stream's id.
