@@ -157,6 +157,14 @@ func DecodeMessage(v string) string {
 	return v
 }
 
+// smallMessage is a small message's buffer slice, its one buffer and
+// that buffer's slice header in one allocation (a SliceBuffer value in the
+// interface would be a second, the slice a third).
+type smallMessage struct {
+	b   mem.SliceBuffer
+	one [1]mem.Buffer
+}
+
 // ReadMessage reads a message of n bytes from r. A message of 1 KiB or
 // more is read into a buffer of grpc-go's default pool, which freeing it
 // returns; a smaller one into a slice of its own (grpc-go's mem.NewBuffer
@@ -164,11 +172,12 @@ func DecodeMessage(v string) string {
 // read error nothing is kept and the error is r's.
 func ReadMessage(r io.Reader, n int) (mem.BufferSlice, error) {
 	if mem.IsBelowBufferPoolingThreshold(n) {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r, b); err != nil {
+		m := &smallMessage{b: make([]byte, n)}
+		if _, err := io.ReadFull(r, m.b); err != nil {
 			return nil, err
 		}
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+		m.one[0] = &m.b
+		return m.one[:], nil
 	}
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(n)

@@ -1,6 +1,9 @@
 package grpcwire
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -61,5 +64,37 @@ func TestFieldsMetadata(t *testing.T) {
 	}
 	if got := m.MD["b"]; len(got) != 1 || got[0] != "2" {
 		t.Errorf("b = %q, want [2]", got)
+	}
+}
+
+// ReadMessage gives a message's bytes below and above grpc-go's pooling
+// threshold; a small one costs two allocations (its bytes, and the
+// buffer slice with its buffer); a short read is the reader's error.
+func TestReadMessage(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 1023, 1024, 64 << 10} {
+		want := bytes.Repeat([]byte{'x'}, n)
+		data, err := ReadMessage(bytes.NewReader(want), n)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if got := data.Materialize(); data.Len() != n || !bytes.Equal(got, want) {
+			t.Errorf("%d bytes: read %d, equal %v", n, data.Len(), bytes.Equal(got, want))
+		}
+		data.Free()
+	}
+	if _, err := ReadMessage(bytes.NewReader(make([]byte, 10)), 100); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short small message: %v, want io.ErrUnexpectedEOF", err)
+	}
+	if _, err := ReadMessage(bytes.NewReader(make([]byte, 10)), 4096); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short large message: %v, want io.ErrUnexpectedEOF", err)
+	}
+	src := make([]byte, 100)
+	r := bytes.NewReader(src)
+	if allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(src)
+		data, _ := ReadMessage(r, len(src))
+		data.Free()
+	}); allocs > 2 {
+		t.Errorf("a 100-byte message: %v allocations, want 2", allocs)
 	}
 }
