@@ -148,6 +148,7 @@ func (s *Server) useRelay(o ListenerOptions) {
 		return
 	}
 	lim := o.Limits
+	ka := lim.GetKeepalive()
 	s.GRPC = nil
 	s.Relay = &h2srv.Server{
 		Handler:              o.Native,
@@ -160,7 +161,15 @@ func (s *Server) useRelay(o ListenerOptions) {
 		HeaderListTooLarge: h2srv.HandlerFunc(headerListTooLarge),
 		Timeout:            grpcTimeout,
 		MaxPrematureResets: int(lim.GetMaxPrematureResets()),
-		IdleTimeout:        lim.GetKeepalive().GetMaxConnectionIdle().AsDuration(),
-		Log:                o.Log,
+		// The keepalive settings grpc.Server takes (gateway's
+		// serverOptions), with the same meaning.
+		IdleTimeout:             ka.GetMaxConnectionIdle().AsDuration(),
+		PingInterval:            ka.GetTime().AsDuration(),
+		PingTimeout:             ka.GetTimeout().AsDuration(),
+		MinPingInterval:         ka.GetMinPingInterval().AsDuration(),
+		PermitPingWithoutStream: ka.GetPermitWithoutStream(),
+		MaxConnectionAge:        ka.GetMaxConnectionAge().AsDuration(),
+		MaxConnectionAgeGrace:   ka.GetMaxConnectionAgeGrace().AsDuration(),
+		Log:                     o.Log,
 	}
 }

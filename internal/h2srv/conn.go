@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -43,6 +44,11 @@ type conn struct {
 	ctlAt    time.Time    // when the allowance was last refilled by time
 	ctlSeen  uint64       // framesOut at the last refill
 	lastRead atomic.Int64 // unix nanos of the last read from the network
+	// MinPingInterval's policy: the client's last PING, the strikes, and
+	// the server's HEADERS and DATA frames out as of that PING.
+	lastPing    time.Time
+	pingStrikes int
+	pingOut     uint64
 	// connRecv is the connection window the client may still use; the
 	// reader spends it, handlers' reads give it back (atomic).
 	connRecv   atomic.Int64
@@ -69,6 +75,7 @@ type conn struct {
 	idleTimer   *time.Timer
 	pingTimer   *time.Timer
 	pingSent    time.Time
+	ageTimer    *time.Timer // MaxConnectionAge, then its grace
 	drainTimer  *time.Timer // the final GOAWAY, when the drain PING goes unanswered
 
 	wg sync.WaitGroup // handler goroutines
@@ -192,6 +199,9 @@ func (c *conn) serve(ctx context.Context) error {
 	if c.drainTimer != nil {
 		c.drainTimer.Stop()
 	}
+	if c.ageTimer != nil {
+		c.ageTimer.Stop()
+	}
 	closing := c.closing
 	c.mu.Unlock()
 	if werr := c.writeErr(); errors.Is(werr, os.ErrDeadlineExceeded) {
@@ -256,6 +266,7 @@ func (c *conn) serveFrames() error {
 	}
 	c.armIdle()
 	c.armPing()
+	c.armAge()
 	first := true
 	for {
 		f, err := c.fr.ReadFrame()
@@ -319,6 +330,11 @@ func (c *conn) processFrame(f h2wire.Frame) error {
 		}
 		if err := c.spend(); err != nil {
 			return err
+		}
+		if !f.IsAck() {
+			if err := c.pingPolicy(); err != nil {
+				return err
+			}
 		}
 		if f.IsAck() {
 			c.mu.Lock()
@@ -829,6 +845,73 @@ func (c *conn) onIdle() {
 	if idle {
 		c.goAway()
 	}
+}
+
+// maxPingStrikes is how many PINGs against MinPingInterval a connection
+// may send (grpc-go's server allows as many); the next one ends it.
+const maxPingStrikes = 2
+
+// pingPolicy counts a client's PING against MinPingInterval (the reader
+// goroutine only).
+func (c *conn) pingPolicy() error {
+	if c.lim.minPing <= 0 {
+		return nil
+	}
+	now := time.Now()
+	last := c.lastPing
+	c.lastPing = now
+	c.w.Lock()
+	out := c.w.FramesOut()
+	c.w.Unlock()
+	if out != c.pingOut { // the server sent HEADERS or DATA since the last PING
+		c.pingOut = out
+		c.pingStrikes = 0
+		return nil
+	}
+	c.mu.Lock()
+	open := len(c.streams) > 0
+	c.mu.Unlock()
+	least := c.lim.minPing
+	if !open && !c.lim.pingIdleOK {
+		least = 2 * time.Hour // no keepalive is due without a stream
+	}
+	if !last.IsZero() && now.Sub(last) < least {
+		c.pingStrikes++
+	}
+	if c.pingStrikes > maxPingStrikes {
+		return errConn(http2.ErrCodeEnhanceYourCalm, "too_many_pings")
+	}
+	return nil
+}
+
+// armAge starts MaxConnectionAge's timer, jittered by up to 10 % either
+// way.
+func (c *conn) armAge() {
+	age := c.lim.maxAge
+	if age <= 0 {
+		return
+	}
+	if j := int64(age / 10); j > 0 {
+		age += time.Duration(rand.Int64N(2*j+1) - j) //nolint:gosec // jitter, not a secret
+	}
+	c.mu.Lock()
+	c.ageTimer = time.AfterFunc(age, c.onAge)
+	c.mu.Unlock()
+}
+
+// onAge ends a connection that reached MaxConnectionAge: a graceful
+// close, then, after MaxConnectionAgeGrace, the end of what is still open.
+func (c *conn) onAge() {
+	c.log.Debug("h2srv: max connection age", "remote", c.nc.RemoteAddr(), "age", c.lim.maxAge)
+	c.goAway()
+	if c.lim.ageGrace <= 0 {
+		return
+	}
+	c.mu.Lock()
+	if !c.ended {
+		c.ageTimer = time.AfterFunc(c.lim.ageGrace, c.close)
+	}
+	c.mu.Unlock()
 }
 
 func (c *conn) armPing() {

@@ -133,6 +133,26 @@ type Server struct {
 	PingInterval time.Duration
 	// PingTimeout: see PingInterval.
 	PingTimeout time.Duration
+	// MinPingInterval, when positive, is the policy a client's PINGs must
+	// keep, as grpc-go's server enforces its keepalive.EnforcementPolicy:
+	// a PING sooner than this after the client's last one (or, while no
+	// stream is open and PermitPingWithoutStream is false, sooner than
+	// two hours after it) is a strike; a HEADERS or DATA frame the server
+	// sent since the last PING clears them; the third strike ends the
+	// connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings", which
+	// grpc-go's clients answer by pinging half as often. 0: no policy
+	// (MaxControlFrames still bounds a flood).
+	MinPingInterval time.Duration
+	// PermitPingWithoutStream: see MinPingInterval.
+	PermitPingWithoutStream bool
+	// MaxConnectionAge, when positive, ends a connection gracefully
+	// (GOAWAY, as Shutdown does) once it is this old, give or take 10 %
+	// so that connections made together do not all end together: the
+	// clients reconnect, and a load balancer in front spreads them again.
+	// MaxConnectionAgeGrace, when positive, is how long its open streams
+	// then get before the connection is closed. 0: no age limit.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
 	// Log receives connection errors (debug level) and handler panics
 	// (error level). nil: nothing is logged.
 	Log *slog.Logger
@@ -267,6 +287,10 @@ type limits struct {
 	maxControl   int
 	writeTimeout time.Duration
 	drainWait    time.Duration
+	minPing      time.Duration
+	pingIdleOK   bool
+	maxAge       time.Duration
+	ageGrace     time.Duration
 }
 
 func (s *Server) limits() limits {
@@ -284,6 +308,10 @@ func (s *Server) limits() limits {
 		maxControl:   s.MaxControlFrames,
 		writeTimeout: s.WriteTimeout,
 		drainWait:    s.drainWait,
+		minPing:      s.MinPingInterval,
+		pingIdleOK:   s.PermitPingWithoutStream,
+		maxAge:       s.MaxConnectionAge,
+		ageGrace:     s.MaxConnectionAgeGrace,
 	}
 	if l.maxBlock <= 0 {
 		l.maxBlock = DefaultMaxHeaderBlockBytes
