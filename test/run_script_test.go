@@ -278,61 +278,51 @@ func TestRunScript(t *testing.T) {
 		t.Logf("run.sh exited %d after %v", code, time.Since(start).Round(time.Millisecond))
 	})
 
-	// A port of shopd's taken: the same, with shopd's error.
-	t.Run("shopd_port_taken", func(t *testing.T) {
-		held, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = held.Close() }()
-		s := newShopSetup(t)
-		s.backends[1] = held.Addr().String()
-		r := startScript(t, append(s.env(t), bins...)...)
-		code := r.exit(t, Patience)
-		out := r.out.String()
-		if code == 0 {
-			t.Errorf("run.sh exit code 0 with %s taken", s.backends[1])
-		}
-		for _, want := range []string{
-			"[shopd] shopd: orders: listen tcp " + s.backends[1] + ": bind: address already in use",
-			"make run: shopd exited (status 1) before the gateway was ready",
-		} {
-			if !strings.Contains(out, want) {
-				t.Errorf("run.sh output lacks %q:\n%s", want, out)
-			}
-		}
-		if strings.Contains(out, "is serving") {
-			t.Errorf("run.sh says the gateway serves:\n%s", out)
-		}
-	})
-
+	// A port of shopd's taken: the same, with shopd's error. Also when
 	// shopd fails while the gateway is still starting, before it has set
-	// up its SIGINT handler (a background job of run.sh starts with SIGINT
-	// ignored): run.sh still stops it and exits. The stand-in gateway
-	// validates with the real one and then only waits, as a gateway
-	// loading its config does.
-	t.Run("shopd_fails_gateway_starting", func(t *testing.T) {
-		held, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = held.Close() }()
-		s := newShopSetup(t)
-		s.backends[1] = held.Addr().String()
-		gateway := strings.TrimPrefix(bins[0], "EDGEGATE=")
-		starting := filepath.Join(t.TempDir(), "edgegate-starting")
-		script := "#!/usr/bin/env bash\nif [ \"$1\" = serve ]; then exec sleep 120; fi\nexec " + gateway + " \"$@\"\n"
-		if err := os.WriteFile(starting, []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		r := startScript(t, append(append(s.env(t), bins...), "EDGEGATE="+starting)...)
-		if code := r.exit(t, Patience); code == 0 {
-			t.Errorf("run.sh exit code 0 with %s taken", s.backends[1])
-		}
-		if out, want := r.out.String(), "make run: shopd exited (status 1) before the gateway was ready"; !strings.Contains(out, want) {
-			t.Errorf("run.sh output lacks %q:\n%s", want, out)
-		}
-	})
+	// up its SIGINT handler (a background job of run.sh starts with
+	// SIGINT ignored): run.sh still stops it and exits. That stand-in
+	// gateway validates with the real one and then only waits, as a
+	// gateway loading its config does.
+	starting := filepath.Join(t.TempDir(), "edgegate-starting")
+	script := "#!/usr/bin/env bash\nif [ \"$1\" = serve ]; then exec sleep 120; fi\nexec " + strings.TrimPrefix(bins[0], "EDGEGATE=") + " \"$@\"\n"
+	if err := os.WriteFile(starting, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		env  []string
+	}{
+		{"shopd_port_taken", nil},
+		{"shopd_fails_gateway_starting", []string{"EDGEGATE=" + starting}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			held, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = held.Close() }()
+			s := newShopSetup(t)
+			s.backends[1] = held.Addr().String()
+			r := startScript(t, append(append(s.env(t), bins...), c.env...)...)
+			code := r.exit(t, Patience)
+			out := r.out.String()
+			if code == 0 {
+				t.Errorf("run.sh exit code 0 with %s taken", s.backends[1])
+			}
+			for _, want := range []string{
+				"[shopd] shopd: orders: listen tcp " + s.backends[1] + ": bind: address already in use",
+				"make run: shopd exited (status 1) before the gateway was ready",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("run.sh output lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, "is serving") {
+				t.Errorf("run.sh says the gateway serves:\n%s", out)
+			}
+		})
+	}
 
 	// A gateway that runs but never gets ready (a cluster no backend
 	// serves): run.sh gives up after STARTUP_TIMEOUT with /readyz's reason.
