@@ -43,6 +43,8 @@ const (
 	DefaultMaxMessageBytes      = 4 << 20
 	DefaultConnectionTimeout    = 10 * time.Second
 	DefaultMaxPrematureResets   = 100
+	DefaultWriteTimeout         = 30 * time.Second
+	DefaultMaxControlFrames     = 1000
 	DefaultMinPingInterval      = 30 * time.Second
 	DefaultMaxConnectionIdle    = 15 * time.Minute
 	DefaultKeepaliveTime        = 2 * time.Hour
@@ -618,6 +620,12 @@ func applyDefaults(cfg *configv1.Config) {
 	setU32(&lim.MaxHeaderBlockBytes, max(4*lim.GetMaxHeaderListBytes(), 64<<10))
 	if lim.MaxPrematureResets == 0 {
 		lim.MaxPrematureResets = DefaultMaxPrematureResets
+	}
+	if lim.WriteTimeout == nil { // 0s is no bound
+		lim.WriteTimeout = durationpb.New(DefaultWriteTimeout)
+	}
+	if lim.MaxControlFrames == 0 {
+		lim.MaxControlFrames = DefaultMaxControlFrames
 	}
 	if lim.Keepalive == nil {
 		lim.Keepalive = &configv1.ServerKeepalive{}

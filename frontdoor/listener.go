@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -141,6 +142,16 @@ func UsesRelay(l *configv1.Listener) bool {
 	return l.GetNativeEngine() != configv1.NativeEngine_NATIVE_ENGINE_GRPC_GO
 }
 
+// writeTimeout is limits.write_timeout as the relay takes it: absent, its
+// default; 0s, none.
+func writeTimeout(lim *configv1.ServerLimits) time.Duration {
+	d := lim.GetWriteTimeout()
+	if d != nil && d.AsDuration() == 0 {
+		return -1
+	}
+	return d.AsDuration()
+}
+
 // useRelay puts the relay in grpc.Server's place when the listener asks
 // for it, with the same limits.
 func (s *Server) useRelay(o ListenerOptions) {
@@ -161,6 +172,8 @@ func (s *Server) useRelay(o ListenerOptions) {
 		HeaderListTooLarge: h2srv.HandlerFunc(headerListTooLarge),
 		Timeout:            grpcTimeout,
 		MaxPrematureResets: int(lim.GetMaxPrematureResets()),
+		MaxControlFrames:   int(lim.GetMaxControlFrames()),
+		WriteTimeout:       writeTimeout(lim),
 		// The keepalive settings grpc.Server takes (gateway's
 		// serverOptions), with the same meaning.
 		IdleTimeout:             ka.GetMaxConnectionIdle().AsDuration(),

@@ -689,3 +689,44 @@ func TestEarlyGoAwayStillAnswered(t *testing.T) {
 		})
 	}
 }
+
+// limits.max_control_frames sets the relay's control-frame allowance: 200
+// PRIORITY frames after a first request end the connection with GOAWAY
+// ENHANCE_YOUR_CALM under an allowance of 20, on both ports, and are
+// taken under the default 1,000 (a PING after them is answered).
+func TestMaxControlFrames(t *testing.T) {
+	up := StartEcho(t, "up")
+	for _, c := range []struct {
+		limits string
+		ends   bool
+	}{{"limits: {max_control_frames: 20}", true}, {"", false}} {
+		gw := StartGateway(t, attackConfig(up.Addr, c.limits))
+		for i, addr := range gw.Addrs() {
+			t.Run(fmt.Sprintf("%s/ends=%v", []string{"shared", "dedicated"}[i], c.ends), func(t *testing.T) {
+				h, id := firstRequest(t, addr.String())
+				defer func() { _ = h.Close() }()
+				for range 200 {
+					if err := h.Fr.WritePriority(id, http2.PriorityParam{Weight: 1}); err != nil {
+						break // the gateway ended the connection
+					}
+				}
+				if c.ends {
+					expectGoAway(t, h, http2.ErrCodeEnhanceYourCalm)
+					return
+				}
+				if err := h.Fr.WritePing(false, [8]byte{9}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := h.Frames(Patience, func(f http2.Frame) bool {
+					if ga, ok := f.(*http2.GoAwayFrame); ok {
+						t.Fatalf("GOAWAY %v %q under the default allowance", ga.ErrCode, ga.DebugData())
+					}
+					p, ok := f.(*http2.PingFrame)
+					return ok && p.IsAck()
+				}); err != nil {
+					t.Fatalf("no PING ACK after 200 PRIORITY frames: %v", err)
+				}
+			})
+		}
+	}
+}
