@@ -383,8 +383,10 @@ func firstRequest(t *testing.T, addr string) (*attack.H2, uint32) {
 }
 
 // A flood of PINGs after a first request (CVE-2019-9512), which costs the
-// relay a PING ACK each, ends with GOAWAY ENHANCE_YOUR_CALM once past the
-// engine's control-frame allowance, on both ports; normal calls go on.
+// relay a PING ACK each, ends with GOAWAY ENHANCE_YOUR_CALM on both ports
+// (with the default limits, at its fourth PING, by min_ping_interval's
+// policy; the control-frame allowance, TestMaxControlFrames, bounds what
+// that policy lets through); normal calls go on.
 func TestPingFloodAfterFirstRequest(t *testing.T) {
 	afterFirstRequest(t, func(t *testing.T, h *attack.H2, _ uint32) {
 		sent := make(chan int, 1)
