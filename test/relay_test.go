@@ -332,81 +332,80 @@ logging: {disable_access_log: true}
 limits: {keepalive: %s}
 `
 	names := []string{"relay", "relay-dedicated", "grpc-go", "grpc-go-dedicated"}
-
-	t.Run("too_many_pings", func(t *testing.T) {
-		gw := StartGateway(t, fmt.Sprintf(listeners, up.Addr, "{min_ping_interval: 1h}"))
+	// eachListener runs f on every listener of a gateway with these
+	// keepalive limits, the listeners in parallel.
+	eachListener := func(t *testing.T, keepalive string, f func(t *testing.T, addr string)) {
+		gw := StartGateway(t, fmt.Sprintf(listeners, up.Addr, keepalive))
 		for i, addr := range gw.Addrs() {
 			t.Run(names[i], func(t *testing.T) {
 				t.Parallel()
-				h, _ := firstRequest(t, addr.String())
-				defer func() { _ = h.Close() }()
-				for n := range 4 { // the first after the answer is free; two strikes; the third ends it
-					if err := h.Fr.WritePing(false, [8]byte{byte(n)}); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if ga := expectGoAway(t, h, http2.ErrCodeEnhanceYourCalm); string(ga.DebugData()) != "too_many_pings" {
-					t.Errorf("GOAWAY debug data %q, want too_many_pings", ga.DebugData())
-				}
+				f(t, addr.String())
 			})
 		}
+	}
+
+	t.Run("too_many_pings", func(t *testing.T) {
+		eachListener(t, "{min_ping_interval: 1h}", func(t *testing.T, addr string) {
+			h, _ := firstRequest(t, addr)
+			defer func() { _ = h.Close() }()
+			for n := range 4 { // the first after the answer is free; two strikes; the third ends it
+				if err := h.Fr.WritePing(false, [8]byte{byte(n)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if ga := expectGoAway(t, h, http2.ErrCodeEnhanceYourCalm); string(ga.DebugData()) != "too_many_pings" {
+				t.Errorf("GOAWAY debug data %q, want too_many_pings", ga.DebugData())
+			}
+		})
 	})
 
 	t.Run("keepalive_ping", func(t *testing.T) {
-		gw := StartGateway(t, fmt.Sprintf(listeners, up.Addr, "{time: 1s, timeout: 1s}"))
-		for i, addr := range gw.Addrs() {
-			t.Run(names[i], func(t *testing.T) {
-				t.Parallel()
-				h, _ := firstRequest(t, addr.String())
-				defer func() { _ = h.Close() }()
-				// Quiet for keepalive.time: the gateway pings; unanswered
-				// for keepalive.timeout, the connection is closed.
-				if _, err := h.Frames(Patience, func(f http2.Frame) bool {
-					p, ok := f.(*http2.PingFrame)
-					return ok && !p.IsAck()
-				}); err != nil {
-					t.Fatalf("no keepalive PING: %v", err)
-				}
-				if !attack.Closed(h.Conn, Patience) {
-					t.Fatal("the connection stayed open with its keepalive PING unanswered")
-				}
-			})
-		}
+		eachListener(t, "{time: 1s, timeout: 1s}", func(t *testing.T, addr string) {
+			h, _ := firstRequest(t, addr)
+			defer func() { _ = h.Close() }()
+			// Quiet for keepalive.time: the gateway pings; unanswered
+			// for keepalive.timeout, the connection is closed.
+			if _, err := h.Frames(Patience, func(f http2.Frame) bool {
+				p, ok := f.(*http2.PingFrame)
+				return ok && !p.IsAck()
+			}); err != nil {
+				t.Fatalf("no keepalive PING: %v", err)
+			}
+			if !attack.Closed(h.Conn, Patience) {
+				t.Fatal("the connection stayed open with its keepalive PING unanswered")
+			}
+		})
 	})
 
 	t.Run("max_connection_age", func(t *testing.T) {
-		gw := StartGateway(t, fmt.Sprintf(listeners, up.Addr, "{max_connection_age: 300ms, max_connection_age_grace: 200ms}"))
-		for i, addr := range gw.Addrs() {
-			t.Run(names[i], func(t *testing.T) {
-				t.Parallel()
-				h, err := attack.Dial(addr.String(), nil, []http2.Setting{})
+		eachListener(t, "{max_connection_age: 300ms, max_connection_age_grace: 200ms}", func(t *testing.T, addr string) {
+			h, err := attack.Dial(addr, nil, []http2.Setting{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = h.Close() }()
+			// A call left open: the grace ends it with the connection.
+			if _, err := h.Open(attack.GRPC(addr, "/edgegate.testing.v1.EchoService/ClientStream"), false); err != nil {
+				t.Fatal(err)
+			}
+			ga, err := h.GoAway(Patience)
+			if err != nil || ga.ErrCode != http2.ErrCodeNo {
+				t.Fatalf("GOAWAY %v (%v), want NO_ERROR", ga, err)
+			}
+			if !attack.Closed(h.Conn, Patience) {
+				t.Fatal("the connection stayed open past max_connection_age_grace")
+			}
+			// A grpc-go client's calls for a second, across three ages
+			// or so, all succeed.
+			c := testingv1.NewEchoServiceClient(Dial(t, addr))
+			for end := time.Now().Add(time.Second); time.Now().Before(end); {
+				ctx, cancel := context.WithTimeout(Ctx(t, Patience), 5*time.Second)
+				_, err := c.Unary(ctx, &testingv1.EchoRequest{Message: "aging"}, grpc.WaitForReady(true))
+				cancel()
 				if err != nil {
-					t.Fatal(err)
+					t.Fatalf("a call while connections age: %v", err)
 				}
-				defer func() { _ = h.Close() }()
-				// A call left open: the grace ends it with the connection.
-				if _, err := h.Open(attack.GRPC(addr.String(), "/edgegate.testing.v1.EchoService/ClientStream"), false); err != nil {
-					t.Fatal(err)
-				}
-				ga, err := h.GoAway(Patience)
-				if err != nil || ga.ErrCode != http2.ErrCodeNo {
-					t.Fatalf("GOAWAY %v (%v), want NO_ERROR", ga, err)
-				}
-				if !attack.Closed(h.Conn, Patience) {
-					t.Fatal("the connection stayed open past max_connection_age_grace")
-				}
-				// A grpc-go client's calls for a second, across three ages
-				// or so, all succeed.
-				c := testingv1.NewEchoServiceClient(Dial(t, addr.String()))
-				for end := time.Now().Add(time.Second); time.Now().Before(end); {
-					ctx, cancel := context.WithTimeout(Ctx(t, Patience), 5*time.Second)
-					_, err := c.Unary(ctx, &testingv1.EchoRequest{Message: "aging"}, grpc.WaitForReady(true))
-					cancel()
-					if err != nil {
-						t.Fatalf("a call while connections age: %v", err)
-					}
-				}
-			})
-		}
+			}
+		})
 	})
 }
