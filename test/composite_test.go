@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -316,8 +315,7 @@ func TestCompositeAllDoors(t *testing.T) {
 // TestCompositeTraceContext: the legs' spans are children of the
 // composite's, in the client's trace, on every door.
 func TestCompositeTraceContext(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	rec, tp := newSpanRecorder()
 	s := startStorefrontOpts(t, 5*time.Second, "", gateway.WithTracerProvider(tp))
 	for i, d := range pageDoors {
 		t.Run(d.name, func(t *testing.T) {
@@ -330,10 +328,8 @@ func TestCompositeTraceContext(t *testing.T) {
 				t.Fatalf("status %v", a.st.Proto())
 			}
 			spans := map[string]tracetest.SpanStub{}
-			for _, sp := range exp.GetSpans() {
-				if sp.SpanContext.TraceID().String() == traceID {
-					spans[sp.Name] = sp
-				}
+			for _, sp := range rec.trace(t, traceID, 4) { // the composite's and its three legs'
+				spans[sp.Name] = sp
 			}
 			comp, ok := spans["shop.storefront.v1.StorefrontService/GetBookPage"]
 			if !ok || comp.Parent.SpanID().String() != "00000000000000aa" {

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/edgegate/edgegate/config"
 	"github.com/edgegate/edgegate/gateway"
@@ -594,8 +592,7 @@ http_routes:
 // route), and the upstream is sent traceparent with the gateway span as
 // parent.
 func TestHTTPRouteTracing(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	spans, tp := newSpanRecorder()
 	up := startHTTPUpstream(t, false)
 	gw := StartGateway(t, httpRouteConfig(up.Addr, ""), gateway.WithTracerProvider(tp))
 	traceID, clientSpan := fmt.Sprintf("%032x", 0xfeed), fmt.Sprintf("%016x", 0xbeef)
@@ -604,15 +601,8 @@ func TestHTTPRouteTracing(t *testing.T) {
 	if len(parts) != 4 || parts[1] != traceID {
 		t.Fatalf("upstream traceparent %q, want trace %s", s.Header.Get("Traceparent"), traceID)
 	}
-	var span *tracetest.SpanStub
-	for _, sp := range exp.GetSpans() {
-		if sp.SpanContext.TraceID().String() == traceID {
-			span = &sp
-		}
-	}
-	if span == nil {
-		t.Fatal("no gateway span")
-	}
+	ended := spans.trace(t, traceID, 1)
+	span := &ended[len(ended)-1]
 	if span.Parent.SpanID().String() != clientSpan || parts[2] != span.SpanContext.SpanID().String() {
 		t.Errorf("span parent %s (want %s), upstream parent %s (want %s)", span.Parent.SpanID(), clientSpan, parts[2], span.SpanContext.SpanID())
 	}

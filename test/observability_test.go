@@ -91,8 +91,7 @@ func TestMetrics(t *testing.T) {
 
 // traceDoors sends one call with a client trace context through each door.
 func TestTracePropagation(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	spans, tp := newSpanRecorder()
 	up := StartEcho(t, "up")
 	gw := StartGateway(t, doorsConfig(up.Addr), gateway.WithTracerProvider(tp))
 	base := "http://" + gw.Addr
@@ -113,15 +112,8 @@ func TestTracePropagation(t *testing.T) {
 		if len(parts) != 4 || parts[1] != traceID {
 			t.Fatalf("%s: upstream traceparent %q, want trace %s", d.name(), got[0], traceID)
 		}
-		var gwSpan *tracetest.SpanStub
-		for _, s := range exp.GetSpans() {
-			if s.SpanContext.TraceID().String() == traceID {
-				gwSpan = &s
-			}
-		}
-		if gwSpan == nil {
-			t.Fatalf("%s: no gateway span in trace %s", d.name(), traceID)
-		}
+		ended := spans.trace(t, traceID, 1)
+		gwSpan := &ended[len(ended)-1]
 		if gwSpan.Parent.SpanID().String() != clientSpan {
 			t.Errorf("%s: gateway span's parent %s, want the client's %s", d.name(), gwSpan.Parent.SpanID(), clientSpan)
 		}
@@ -345,5 +337,55 @@ routes:
 	}
 	if err := <-res; err != nil {
 		t.Fatalf("call in flight during drain: %v", err)
+	}
+}
+
+// spanRecorder keeps the spans that ended, and lets a test wait for those
+// of a trace: a door's span may end after the client has its answer (an
+// HTTP door's ends once the handler returns), so reading the spans at
+// once would race with it.
+type spanRecorder struct {
+	*tracetest.InMemoryExporter
+	ended chan struct{} // a pulse after each span's end, once it is exported
+}
+
+func newSpanRecorder() (*spanRecorder, *sdktrace.TracerProvider) {
+	r := &spanRecorder{InMemoryExporter: tracetest.NewInMemoryExporter(), ended: make(chan struct{}, 1)}
+	// Processors run in order: the exporter has a span before the pulse.
+	return r, sdktrace.NewTracerProvider(sdktrace.WithSyncer(r.InMemoryExporter), sdktrace.WithSpanProcessor(r))
+}
+
+// OnEnd implements sdktrace.SpanProcessor.
+func (r *spanRecorder) OnEnd(sdktrace.ReadOnlySpan) {
+	select {
+	case r.ended <- struct{}{}:
+	default:
+	}
+}
+
+func (*spanRecorder) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (*spanRecorder) Shutdown(context.Context) error                  { return nil }
+func (*spanRecorder) ForceFlush(context.Context) error                { return nil }
+
+// trace waits up to Patience until at least n spans of traceID have
+// ended, and returns them.
+func (r *spanRecorder) trace(t *testing.T, traceID string, n int) []tracetest.SpanStub {
+	t.Helper()
+	timeout := time.After(Patience)
+	for {
+		var spans []tracetest.SpanStub
+		for _, sp := range r.GetSpans() {
+			if sp.SpanContext.TraceID().String() == traceID {
+				spans = append(spans, sp)
+			}
+		}
+		if len(spans) >= n {
+			return spans
+		}
+		select {
+		case <-r.ended:
+		case <-timeout:
+			t.Fatalf("%d of %d spans of trace %s ended within %v", len(spans), n, traceID, Patience)
+		}
 	}
 }
